@@ -1,0 +1,193 @@
+"""Gatehouse admin CLI: a thin adapter over the service functions in service.py.
+
+    python cli.py --help
+
+Settings come from the environment or `.env`, exactly as for the service. Every
+failure prints one line on stderr and exits 1.
+"""
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+import service
+from service import Gatehouse, Settings
+
+T = TypeVar("T")
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Administer a Gatehouse deployment.")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _settings() -> Settings:
+    try:
+        return service.load_settings()
+    except service.ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _run(work: Callable[[Gatehouse], Awaitable[T]], *, auto_migrate: bool | None = None) -> T:
+    """Start a Gatehouse from the settings, run one piece of work, map errors to exit 1."""
+    settings = _settings()
+
+    async def main() -> T:
+        gh = Gatehouse(settings)
+        try:
+            await gh.start(auto_migrate=auto_migrate)
+            return await work(gh)
+        finally:
+            await gh.close()
+
+    try:
+        return asyncio.run(main())
+    except service.ServiceError as exc:
+        raise _fail(exc.message) from None
+    except service.ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:
+        if (mapped := service.as_service_error(exc)) is not None:
+            raise _fail(mapped.message) from None
+        raise
+
+
+def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+def _user_row(user: service.User) -> dict[str, Any]:
+    return service.to_public(user).model_dump(mode="json")
+
+
+async def _user_id(gh: Gatehouse, email: str) -> Any:
+    return (await service.find_user(gh, email=email)).id
+
+
+@app.command()
+def migrate(status: Annotated[bool, typer.Option("--status", help="List applied and pending migrations and drift.")]
+            = False) -> None:
+    """Apply pending database migrations (or show their status)."""
+    if status:
+        state = _run(lambda gh: service.migration_status(gh.engine), auto_migrate=False)
+        for version, name, applied_at in state.applied:
+            typer.echo(f"applied  {version:03d}  {name}  ({applied_at:%Y-%m-%d %H:%M:%S} UTC)")
+        for migration in state.pending:
+            typer.echo(f"pending  {migration.version:03d}  {migration.name}")
+        for diff in state.drift:
+            typer.echo(f"drift    {diff}")
+        if state.drift:
+            raise _fail("the database schema differs from the models")
+        return
+    done = _run(lambda gh: service.migrate(gh.engine), auto_migrate=False)
+    for migration in done:
+        typer.echo(f"applied  {migration.version:03d}  {migration.name}")
+    typer.echo(f"{len(done)} migration(s) applied" if done else "database is up to date")
+
+
+@app.command("create-user")
+def create_user(
+    email: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Give the user the admin role.")] = False,
+    full_name: Annotated[str, typer.Option("--full-name")] = "",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Create a user (prompts for the password)."""
+    password = _read_password(password_stdin)
+    user = _run(lambda gh: service.create_user(gh, email=email, password=password, full_name=full_name,
+                                               role="admin" if admin else "user"))
+    typer.echo(f"created {user.role} {user.email} ({user.id})")
+
+
+@app.command("list-users")
+def list_users(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List every user."""
+    users = [_user_row(u) for u in _run(service.list_users)]
+    if as_json:
+        typer.echo(json.dumps(users, indent=2))
+        return
+    for u in users:
+        state = "active" if u["is_active"] else "inactive"
+        typer.echo(f"{u['id']}  {u['email']:<40} {u['role']:<6} {state:<8} {u['full_name']}")
+
+
+@app.command("set-password")
+def set_password(
+    email: str,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Set a user's password; all their sessions end."""
+    password = _read_password(password_stdin, "New password")
+
+    async def work(gh: Gatehouse) -> None:
+        await service.set_password(gh, user_id=await _user_id(gh, email), new_password=password)
+
+    _run(work)
+    typer.echo(f"password set for {email}; sessions ended")
+
+
+@app.command("set-role")
+def set_role(email: str, role: Annotated[str, typer.Argument(help="user or admin")]) -> None:
+    """Change a user's role."""
+
+    async def work(gh: Gatehouse) -> service.User:
+        return await service.update_user(gh, user_id=await _user_id(gh, email), role=role)
+
+    user = _run(work)
+    typer.echo(f"{user.email} is now {user.role}")
+
+
+def _set_active(email: str, active: bool) -> service.User:
+    async def work(gh: Gatehouse) -> service.User:
+        return await service.update_user(gh, user_id=await _user_id(gh, email), is_active=active)
+
+    return _run(work)
+
+
+@app.command()
+def deactivate(email: str) -> None:
+    """Deactivate a user; their sessions end at once."""
+    user = _set_active(email, False)
+    typer.echo(f"{user.email} deactivated; sessions ended")
+
+
+@app.command()
+def activate(email: str) -> None:
+    """Re-activate a user."""
+    user = _set_active(email, True)
+    typer.echo(f"{user.email} activated")
+
+
+@app.command("delete-user")
+def delete_user(email: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
+    """Delete a user and their sessions."""
+    if not yes:
+        typer.confirm(f"Delete {email} and all their sessions?", abort=True)
+
+    async def work(gh: Gatehouse) -> None:
+        await service.delete_user(gh, user_id=await _user_id(gh, email))
+
+    _run(work)
+    typer.echo(f"deleted {email}")
+
+
+@app.command("revoke-sessions")
+def revoke_sessions(email: str) -> None:
+    """End every session of a user."""
+
+    async def work(gh: Gatehouse) -> int:
+        return await service.revoke_sessions(gh, user_id=await _user_id(gh, email), reason="admin")
+
+    count = _run(work)
+    typer.echo(f"ended {count} session(s) of {email}")
+
+
+if __name__ == "__main__":
+    app()

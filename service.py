@@ -1,0 +1,1783 @@
+"""Gatehouse: a single-file user and auth service.
+
+Accounts, login, rotating refresh tokens, instant revocation and an admin CLI
+(`cli.py`) over the same functions.
+
+Run it:      uvicorn service:app
+Embed it:    host.mount("/auth", service.create_app(Settings(...)))
+Settings:    environment variables or a `.env` file in the working directory
+             (see `Settings`); with none at all it runs on a SQLite file and an
+             in-process cache. Production: PostgreSQL + Redis, many instances.
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import sys
+import tempfile
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import bcrypt
+import email_validator
+import jwt
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordBearer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__version__ = "0.1.0"
+log = logging.getLogger("gatehouse")
+
+
+# Settings ####################################################################
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|m|h|d)[a-z]*\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A rate limit: `limit` events per `period` seconds (limit 0 = off)."""
+
+    limit: int
+    period: float
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.period:g}s" if self.limit else "off"
+
+
+def parse_rate(value: object) -> Rate:
+    """Parse '100/h', '10/15m', '60/minute' or 'off' into a Rate."""
+    if isinstance(value, Rate):
+        return value
+    text = str(value).strip().lower()
+    if text in {"", "0", "off", "none"}:
+        return Rate(0, 1)
+    match = _RATE_RE.match(text)
+    if not match:
+        raise ValueError(f"rate {value!r} is not of the form N/period, e.g. '100/h' or '10/15m'")
+    count, multiple, unit = match.groups()
+    return Rate(int(count), float(int(multiple or 1) * _PERIODS[unit.lower()]))
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+RateSetting = Annotated[Rate, BeforeValidator(parse_rate)]
+_PLACEHOLDER_SECRETS = {"changethis", "changeme", "change-me", "change_me", "secret", "secret-key", "your-secret-key"}
+
+
+class Settings(BaseSettings):
+    """Every setting, read from the environment or `.env`; nothing else reads os.environ."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./gatehouse.db"
+    redis_url: str = ""
+    redis_prefix: str = "gatehouse:"
+    secret_key: SecretStr | None = None
+    secret_key_file: str = "gatehouse.secret"
+    jwt_issuer: str = "gatehouse"
+    jwt_audience: str = "gatehouse"
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(30, ge=1, le=365)
+    refresh_grace_seconds: int = Field(10, ge=0, le=300)
+    bcrypt_rounds: int = Field(12, ge=4, le=17)
+    hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    signup_enabled: bool = True
+    auto_migrate: bool = True
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(10, ge=0)
+    db_pool_timeout: float = Field(5.0, gt=0)
+    db_pool_recycle: int = 1800
+    db_pool_pre_ping: bool = True
+    sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
+    redis_max_connections: int = Field(64, ge=2)
+    redis_timeout: float = Field(1.0, gt=0)
+    cache_ttl_seconds: int = Field(300, ge=1)
+    local_cache_seconds: float = Field(30.0, ge=0)
+    local_cache_max_entries: int = Field(100_000, ge=100)
+    rate_login_failures_account: RateSetting = parse_rate("100/h")
+    rate_login_failures_account_ip: RateSetting = parse_rate("10/15m")
+    rate_auth_ip: RateSetting = parse_rate("30/m")
+    rate_general_ip: RateSetting = parse_rate("1200/m")
+    trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    def problems(self) -> list[str]:
+        """Rules a production deployment must meet, one line per broken rule."""
+        if self.environment != "production":
+            return []
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        hint = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        if not key:
+            return [f"SECRET_KEY is not set; production needs a random value of at least 32 bytes ({hint})"]
+        if key.strip().lower() in _PLACEHOLDER_SECRETS or "changethis" in key.lower():
+            return [f"SECRET_KEY is a placeholder value; {hint}"]
+        if len(key.encode()) < 32:
+            return [f"SECRET_KEY is {len(key.encode())} bytes; production needs at least 32 ({hint})"]
+        return []
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if problems := self.problems():
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return database_url(self.database_url).get_backend_name() == "sqlite"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; ConfigError naming each bad setting."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = ".".join(map(str, error["loc"])).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{field}: {message}" if field else message)
+        raise ConfigError("; ".join(lines)) from None
+
+
+def database_url(raw: str) -> sa.URL:
+    """Accept plain `postgresql://` and `sqlite:///` URLs and pick the async driver."""
+    url = make_url(raw)
+    if url.drivername in {"postgres", "postgresql"}:
+        url = url.set(drivername="postgresql+asyncpg")
+    elif url.drivername == "sqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+    return url
+
+
+def load_secret(settings: Settings) -> bytes:
+    """SECRET_KEY, or in development a generated one persisted so tokens survive restarts."""
+    if settings.secret_key is not None and settings.secret_key.get_secret_value():
+        return settings.secret_key.get_secret_value().encode()
+    path = Path(settings.secret_key_file)
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it first; read theirs
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+            log.warning("SECRET_KEY is not set: generated one in %s (development only)", path)
+    for _ in range(50):
+        secret = path.read_text().strip()
+        if secret:
+            return secret.encode()
+        time.sleep(0.01)  # the creating process has not written it yet
+    raise ConfigError(f"SECRET_KEY_FILE {path} is empty; delete it or set SECRET_KEY")
+
+
+# Errors ######################################################################
+
+
+class ConfigError(Exception):
+    """The configuration cannot work; the message names the setting."""
+
+
+class ServiceError(Exception):
+    """Root of every error the service reports to a caller."""
+
+    status_code: int = 400
+    code: str = "bad_request"
+    message: str = "The request cannot be served."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.code = code or self.code
+        self.headers = headers or {}
+
+
+class InvalidInput(ServiceError):
+    status_code, code, message = 422, "invalid_input", "The request is not valid."
+
+
+class NotAuthenticated(ServiceError):
+    status_code, code, message = 401, "not_authenticated", "Authentication is required."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None):
+        super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
+
+
+class InvalidCredentials(NotAuthenticated):
+    code, message = "invalid_credentials", "Incorrect email or password."
+
+
+class InvalidToken(NotAuthenticated):
+    code, message = "invalid_token", "The token is invalid or has expired."
+
+
+class RefreshTokenReused(NotAuthenticated):
+    code, message = "refresh_token_reused", "This refresh token was already used; the session has been ended."
+
+
+class WrongPassword(ServiceError):
+    status_code, code, message = 400, "wrong_password", "The current password is not correct."
+
+
+class Forbidden(ServiceError):
+    status_code, code, message = 403, "forbidden", "You may not do this."
+
+
+class SignupDisabled(Forbidden):
+    code, message = "signup_disabled", "Registration is closed."
+
+
+class NotFound(ServiceError):
+    status_code, code, message = 404, "not_found", "Not found."
+
+
+class UserNotFound(NotFound):
+    code, message = "user_not_found", "No such user."
+
+
+class EmailTaken(ServiceError):
+    status_code, code, message = 409, "email_taken", "An account with this email already exists."
+
+
+class RateLimited(ServiceError):
+    status_code, code, message = 429, "rate_limited", "Too many requests; try again later."
+
+    def __init__(self, retry_after: float):
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(f"Too many requests; retry in {seconds} s.", headers={"Retry-After": str(seconds)})
+
+
+class DatabaseUnavailable(ServiceError):
+    status_code, code, message = 503, "database_unavailable", "The database is unavailable; try again shortly."
+
+
+_DB_DOWN_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError, TimeoutError)
+
+
+def as_service_error(exc: BaseException) -> ServiceError | None:
+    """The ServiceError an infrastructure exception stands for, if any."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, _DB_DOWN_ERRORS) or (isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated):
+        return DatabaseUnavailable()
+    return None
+
+
+# Database ####################################################################
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(100))
+    full_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    role: Mapped[str] = mapped_column(sa.String(16), default="user")
+    is_active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    version: Mapped[int] = mapped_column(sa.Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginSession(Base):
+    """One row per login; refresh tokens are derived from (id, generation), never stored."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    generation: Mapped[int] = mapped_column(sa.Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    user_agent: Mapped[str] = mapped_column(sa.String(300), default="")
+    ip: Mapped[str] = mapped_column(sa.String(64), default="")
+
+
+def _sqlite_connect(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so BEGIN IMMEDIATE is ours to issue.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a crash
+        cursor.close()
+
+    return on_connect
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # Writers take the write lock up front: a deferred transaction that reads and then
+    # writes can fail with "database is locked" however long the busy timeout is.
+    write = conn.get_execution_options().get("gatehouse_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """The async engine for DATABASE_URL, with the pool settings applied."""
+    url = database_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+                                     pool_timeout=settings.db_pool_timeout)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect(settings.sqlite_busy_timeout_ms))
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        connect_args={"timeout": settings.db_pool_timeout, "command_timeout": 30},
+    )
+
+
+# Migrations: append-only; each is applied once, in order, in one transaction with the
+# rest, and recorded in gatehouse_migrations. Never edit one that has shipped.
+
+MIGRATIONS_TABLE = "gatehouse_migrations"
+_MIGRATION_LOCK_ID = 0x6761746568  # pg_advisory_xact_lock key: "gateh"
+_migrations_meta = sa.MetaData()
+_migrations_table = sa.Table(
+    MIGRATIONS_TABLE,
+    _migrations_meta,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+
+def _m001_users_and_sessions(op: Operations) -> None:
+    op.create_table(
+        "users",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("email", sa.String(320), nullable=False),
+        sa.Column("password_hash", sa.String(100), nullable=False),
+        sa.Column("full_name", sa.String(200), nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_users"),
+        sa.UniqueConstraint("email", name="uq_users_email"),
+    )
+    op.create_table(
+        "sessions",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("refreshed_at", UTCDateTime(), nullable=False),
+        sa.Column("rotated_at", UTCDateTime(), nullable=True),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("revoked_at", UTCDateTime(), nullable=True),
+        sa.Column("revoke_reason", sa.String(32), nullable=True),
+        sa.Column("user_agent", sa.String(300), nullable=False),
+        sa.Column("ip", sa.String(64), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_sessions"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_sessions_user_id_users", ondelete="CASCADE"),
+    )
+    op.create_index("ix_sessions_user_id", "sessions", ["user_id"])
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    upgrade: Callable[[Operations], None]
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "users and sessions", _m001_users_and_sessions),)
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    applied: list[tuple[int, str, datetime]]
+    pending: list[Migration]
+    drift: list[str]
+
+
+def _applied_versions(conn: sa.Connection) -> dict[int, tuple[str, datetime]]:
+    _migrations_meta.create_all(conn, checkfirst=True)
+    rows = conn.execute(sa.select(_migrations_table)).all()
+    return {row.version: (row.name, row.applied_at) for row in rows}
+
+
+def _apply_pending(conn: sa.Connection) -> list[Migration]:
+    applied = _applied_versions(conn)
+    ops = Operations(MigrationContext.configure(conn))
+    done = []
+    for migration in MIGRATIONS:
+        if migration.version in applied:
+            continue
+        migration.upgrade(ops)
+        conn.execute(sa.insert(_migrations_table).values(version=migration.version, name=migration.name,
+                                                        applied_at=utcnow()))
+        done.append(migration)
+    return done
+
+
+def _status(conn: sa.Connection) -> MigrationStatus:
+    applied = _applied_versions(conn)
+    pending = [m for m in MIGRATIONS if m.version not in applied]
+    drift: list[str] = []
+    if not pending:
+        context = MigrationContext.configure(conn, opts={
+            "compare_type": True,
+            "include_name": lambda name, kind, _parent: not (kind == "table" and name == MIGRATIONS_TABLE),
+        })
+        drift = [str(diff) for diff in compare_metadata(context, Base.metadata)]
+    return MigrationStatus([(v, n, at) for v, (n, at) in sorted(applied.items())], pending, drift)
+
+
+async def migrate(engine: AsyncEngine) -> list[Migration]:
+    """Apply pending migrations once, even when several instances start together."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(gatehouse_write=True)
+        async with conn.begin():
+            if engine.dialect.name == "postgresql":
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_ID})
+            done = await conn.run_sync(_apply_pending)
+    for migration in done:
+        log.info("applied migration %03d %s", migration.version, migration.name)
+    return done
+
+
+async def migration_status(engine: AsyncEngine) -> MigrationStatus:
+    """Applied and pending migrations, and any drift between the models and the database."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_status)
+
+
+# Security ####################################################################
+
+_PASSWORD_MIN, _PASSWORD_MAX, _PASSWORD_MAX_BYTES = 8, 256, 1024
+
+
+def _no_bad_text(value: str) -> str:
+    # Lone surrogates cannot be encoded and NUL breaks PostgreSQL text: refuse both as input.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def check_password(password: str) -> str:
+    """Enforce the password policy; the password is used exactly as given."""
+    _no_bad_text(password)
+    if len(password) < _PASSWORD_MIN:
+        raise ValueError(f"password must have at least {_PASSWORD_MIN} characters")
+    if len(password) > _PASSWORD_MAX or len(password.encode()) > _PASSWORD_MAX_BYTES:
+        raise ValueError(f"password must have at most {_PASSWORD_MAX} characters")
+    return password
+
+
+def normalize_email(email: str) -> str:
+    """Validate an email address and return its stored form (lower case)."""
+    _no_bad_text(email)
+    try:
+        info = email_validator.validate_email(email.strip(), check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return info.normalized.lower()
+
+
+def _validated(check: Callable[[str], str], value: str, field: str) -> str:
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {exc}") from None
+
+
+class PasswordHasher:
+    """bcrypt off the event loop, at most `workers` at once.
+
+    Passwords are pre-hashed (HMAC-SHA256, base64) so bcrypt's 72-byte cut never
+    applies: every character of a long password counts.
+    """
+
+    def __init__(self, *, rounds: int, workers: int):
+        self.rounds = rounds
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self._dummy: str | None = None
+        self.queued = 0
+
+    @staticmethod
+    def _prehash(password: str) -> bytes:
+        digest = hmac.new(b"gatehouse/password/v1", password.encode(), hashlib.sha256).digest()
+        return base64.b64encode(digest)
+
+    def _hash_sync(self, password: str) -> str:
+        return bcrypt.hashpw(self._prehash(password), bcrypt.gensalt(self.rounds)).decode()
+
+    def _verify_sync(self, password: str, hashed: str) -> bool:
+        try:
+            return bcrypt.checkpw(self._prehash(password), hashed.encode())
+        except ValueError:
+            return False
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self.queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            self.queued -= 1
+
+    async def hash(self, password: str) -> str:
+        return await self._run(self._hash_sync, password)
+
+    async def verify(self, password: str, hashed: str | None) -> bool:
+        """Check a password; with no hash, spend the same time and return False."""
+        if hashed is None:
+            if self._dummy is None:
+                self._dummy = await self.hash(secrets.token_urlsafe(16))
+            await self._run(self._verify_sync, password, self._dummy)
+            return False
+        return await self._run(self._verify_sync, password, hashed)
+
+    def needs_rehash(self, hashed: str) -> bool:
+        try:
+            return int(hashed.split("$")[2]) != self.rounds
+        except (IndexError, ValueError):
+            return True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _derive(secret: bytes, purpose: str) -> bytes:
+    return hmac.new(secret, f"gatehouse/{purpose}/v1".encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    role: str
+    expires_at: int
+
+
+_REFRESH_RE = re.compile(r"^([0-9a-f]{32})\.(\d{1,9})\.([A-Za-z0-9_-]{43})$")
+
+
+class TokenIssuer:
+    """Access tokens are short JWTs; refresh tokens are HMACs over (session, generation)."""
+
+    ALGORITHM = "HS256"
+
+    def __init__(self, settings: Settings, secret: bytes):
+        self._access_key = _derive(secret, "access-token")
+        self._refresh_key = _derive(secret, "refresh-token")
+        self.issuer, self.audience = settings.jwt_issuer, settings.jwt_audience
+        self.access_ttl = settings.access_token_minutes * 60
+
+    def issue_access(self, *, user_id: uuid.UUID, session_id: uuid.UUID, role: str) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": str(user_id), "sid": str(session_id), "jti": secrets.token_urlsafe(12), "role": role,
+            "typ": "access", "iat": now, "exp": now + self.access_ttl, "iss": self.issuer, "aud": self.audience,
+        }
+        return jwt.encode(claims, self._access_key, algorithm=self.ALGORITHM, headers={"typ": "at+jwt"})
+
+    def decode_access(self, token: str) -> AccessClaims:
+        """Verify an access token's signature, type and claims; raise InvalidToken if any fails."""
+        try:
+            claims = jwt.decode(
+                token, self._access_key, algorithms=[self.ALGORITHM], audience=self.audience, issuer=self.issuer,
+                leeway=5, options={"require": ["exp", "iat", "sub", "sid", "jti", "iss", "aud", "typ"]},
+            )
+            if claims["typ"] != "access":
+                raise InvalidToken("A refresh or other token was sent where an access token is required.")
+            return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), str(claims.get("role")),
+                                int(claims["exp"]))
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("The access token has expired.", code="token_expired") from None
+        except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
+            raise InvalidToken() from None
+
+    def _refresh_mac(self, session_id: uuid.UUID, generation: int) -> str:
+        mac = hmac.new(self._refresh_key, f"{session_id.hex}.{generation}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def issue_refresh(self, session_id: uuid.UUID, generation: int) -> str:
+        return f"{session_id.hex}.{generation}.{self._refresh_mac(session_id, generation)}"
+
+    def parse_refresh(self, token: str) -> tuple[uuid.UUID, int]:
+        """(session id, generation) of a genuine refresh token; InvalidToken otherwise."""
+        match = _REFRESH_RE.match(token or "")
+        if not match:
+            raise InvalidToken("The refresh token is malformed.")
+        session_id, generation = uuid.UUID(match[1]), int(match[2])
+        if not hmac.compare_digest(match[3], self._refresh_mac(session_id, generation)):
+            raise InvalidToken()
+        return session_id, generation
+
+
+# Cache and rate limiting #####################################################
+#
+# Two tiers. A bounded in-process "near cache" answers the common request with no
+# network at all; every write that changes a user or session tells every process to
+# drop its copy (Redis pub/sub with Redis, a signal file next to the database without).
+# Entries carry a version, so a slow reader can never overwrite a newer value.
+
+Entry = tuple[int, Any]  # (version, payload); payload None = known not to exist / revoked
+
+
+class LocalCache:
+    """Bounded LRU of versioned entries with a TTL and an invalidation epoch."""
+
+    def __init__(self, *, max_entries: int, ttl: float):
+        self._data: OrderedDict[str, tuple[float, int, Any]] = OrderedDict()
+        self.max_entries, self.ttl = max_entries, ttl
+        self.epoch = 0
+
+    def get(self, key: str) -> Entry | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[0] < time.monotonic():
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return item[1], item[2]
+
+    def put(self, key: str, version: int, payload: Any, *, epoch: int | None = None) -> None:
+        """Store unless an invalidation arrived since `epoch` or a newer version is held."""
+        if self.ttl <= 0 or (epoch is not None and epoch != self.epoch):
+            return
+        current = self._data.get(key)
+        if current is not None and current[1] > version:
+            return
+        self._data[key] = (time.monotonic() + self.ttl, version, payload)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def evict(self, keys: list[str]) -> None:
+        self.epoch += 1
+        for key in keys:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        self.epoch += 1
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class LocalLimiter:
+    """GCRA rate limiter in process memory, bounded by an LRU of keys."""
+
+    def __init__(self, max_entries: int):
+        self._tat: OrderedDict[str, float] = OrderedDict()
+        self.max_entries = max_entries
+
+    def hit(self, key: str, rate: Rate, cost: int = 1) -> float:
+        """Spend `cost` (0 = only look); seconds to wait, 0.0 when allowed."""
+        now = time.monotonic()
+        interval = rate.period / rate.limit
+        tat = max(self._tat.get(key, now), now)
+        allow_at = tat + max(cost, 1) * interval - rate.period
+        if now < allow_at - 1e-9:
+            return allow_at - now
+        if cost:
+            self._tat[key] = tat + cost * interval
+            self._tat.move_to_end(key)
+            while len(self._tat) > self.max_entries:
+                self._tat.popitem(last=False)
+        return 0.0
+
+
+class Cache:
+    """The cache interface: versioned entries, cross-process invalidation, rate limits."""
+
+    kind = "memory"
+
+    def __init__(self, settings: Settings):
+        self.local = LocalCache(max_entries=settings.local_cache_max_entries, ttl=settings.local_cache_seconds)
+        self.limiter = LocalLimiter(settings.local_cache_max_entries)
+
+    def epoch(self) -> int:
+        """Token to pass to fill(): fills started before an invalidation are dropped."""
+        return self.local.epoch
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def get(self, key: str) -> Entry | None:
+        return self.local.get(key)
+
+    async def fill(self, key: str, version: int, payload: Any, epoch: int | None) -> None:
+        """Cache-aside fill after a database read."""
+        self.local.put(key, version, payload, epoch=epoch)
+
+    async def publish(self, entries: dict[str, Entry]) -> None:
+        """After a write commits: store the new versions and make every process drop its copy."""
+        self.local.evict(list(entries))
+        for key, (version, payload) in entries.items():
+            self.local.put(key, version, payload)
+
+    async def hit(self, key: str, rate: Rate, cost: int = 1) -> float:
+        """Spend from a rate limit; seconds to wait, 0.0 when allowed."""
+        return self.limiter.hit(key, rate, cost) if rate.limit else 0.0
+
+    async def health(self) -> dict[str, str]:
+        return {"status": "ok", "kind": self.kind}
+
+
+class MemoryCache(Cache):
+    """Per-process cache and limits. Other processes on the same database file (the CLI,
+    `--workers N`) are told about writes through a signal file: its identity is checked
+    on every read (one stat call), and a change empties this process's cache."""
+
+    def __init__(self, settings: Settings):
+        super().__init__(settings)
+        url = database_url(settings.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            self.signal_path = Path(f"{url.database}-gatehouse-signal")
+        else:
+            tag = hashlib.sha256(settings.database_url.encode()).hexdigest()[:16]
+            self.signal_path = Path(tempfile.gettempdir()) / f"gatehouse-{tag}-signal"
+        self._stamp = self._read_stamp()
+
+    def _read_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.signal_path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def _check_signal(self) -> None:
+        stamp = self._read_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.local.clear()
+
+    def epoch(self) -> int:
+        self._check_signal()
+        return self.local.epoch
+
+    async def get(self, key: str) -> Entry | None:
+        self._check_signal()
+        return self.local.get(key)
+
+    async def publish(self, entries: dict[str, Entry]) -> None:
+        await super().publish(entries)
+        tmp = self.signal_path.with_name(f"{self.signal_path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        try:
+            tmp.write_text(str(time.time_ns()))
+            os.replace(tmp, self.signal_path)  # a new inode: readers see a change even within one mtime tick
+        except OSError as exc:
+            log.warning("could not write the cache signal file %s: %s", self.signal_path, exc)
+
+
+_LUA_FILL = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local bar = string.find(cur, '|', 1, true)
+  if bar and tonumber(string.sub(cur, 1, bar - 1)) >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
+return 1
+"""
+
+# GCRA: one key per limit holds the theoretical arrival time in ms. ARGV: interval ms,
+# period ms, cost (0 = look only). Returns ms to wait (0 = allowed).
+_LUA_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local allow_at = tat + math.max(cost, 1) * interval - period
+if now < allow_at then return allow_at - now end
+if cost > 0 then
+  local new_tat = tat + cost * interval
+  redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, math.ceil(new_tat - now)))
+end
+return 0
+"""
+
+
+class RedisCache(Cache):
+    """Redis as the shared tier and the invalidation bus, with the near cache in front.
+
+    The near cache is used only while this process is subscribed to the invalidation
+    channel. When Redis fails, reads go to the database and limits to the in-process
+    limiter; a write that could not be announced bumps the key generation on recovery,
+    so no instance keeps trusting an entry from before the outage."""
+
+    kind = "redis"
+
+    def __init__(self, settings: Settings):
+        import redis.asyncio as aioredis
+
+        super().__init__(settings)
+        self._errors = (aioredis.RedisError, OSError, asyncio.TimeoutError)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.redis_max_connections, timeout=settings.redis_timeout,
+            socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout,
+            health_check_interval=30,
+        )
+        self.redis = aioredis.Redis(connection_pool=pool)
+        self.prefix = settings.redis_prefix
+        self.channel = f"{settings.redis_prefix}events"
+        self.ttl = settings.cache_ttl_seconds
+        self._fill = self.redis.register_script(_LUA_FILL)
+        self._gcra = self.redis.register_script(_LUA_GCRA)
+        self._gen = 0
+        self._subscribed = False
+        self._dirty = False
+        self._down_until = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}c:{self._gen}:{key}"
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._available():
+            log.warning("redis unavailable (%s); using the database and in-process limits", exc)
+        self._down_until = time.monotonic() + 1.0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="gatehouse-redis-listener")
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.redis.aclose()
+
+    async def _listen(self) -> None:
+        """Follow the invalidation channel; reconnect forever with a short backoff."""
+        backoff = 0.1
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                self._gen = int(await self.redis.get(f"{self.prefix}gen") or 0)
+                self.local.clear()
+                self._subscribed, backoff = True, 0.1
+                while True:
+                    if self._dirty:
+                        await self._bump_generation()
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        self._on_message(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: stop trusting the near cache, then retry
+                self._subscribed = False
+                self.local.clear()
+                self._failed(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                self._subscribed = False
+                try:
+                    await pubsub.aclose()
+                except Exception:
+                    pass
+
+    def _on_message(self, data: bytes) -> None:
+        message = json.loads(data)
+        if "gen" in message:
+            self._gen = int(message["gen"])
+            self.local.clear()
+        else:
+            self.local.evict(message["evict"])
+
+    async def _bump_generation(self) -> None:
+        self._gen = int(await self.redis.incr(f"{self.prefix}gen"))
+        self.local.clear()
+        await self.redis.publish(self.channel, json.dumps({"gen": self._gen}))
+        self._dirty = False
+        log.warning("redis recovered; cache generation is now %d", self._gen)
+
+    async def get(self, key: str) -> Entry | None:
+        if self._subscribed and (entry := self.local.get(key)) is not None:
+            return entry
+        if not self._available():
+            return None
+        epoch = self.local.epoch
+        try:
+            raw = await self.redis.get(self._key(key))
+        except self._errors as exc:
+            self._failed(exc)
+            return None
+        if raw is None:
+            return None
+        version, _, payload = raw.partition(b"|")
+        entry = (int(version), json.loads(payload))
+        if self._subscribed:
+            self.local.put(key, entry[0], entry[1], epoch=epoch)
+        return entry
+
+    async def fill(self, key: str, version: int, payload: Any, epoch: int | None) -> None:
+        if self._subscribed:
+            self.local.put(key, version, payload, epoch=epoch)
+        if self._available():
+            try:
+                await self._fill(keys=[self._key(key)], args=[version, json.dumps(payload), self.ttl])
+            except self._errors as exc:
+                self._failed(exc)
+
+    async def publish(self, entries: dict[str, Entry]) -> None:
+        self.local.evict(list(entries))
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, (version, payload) in entries.items():
+                    await self._fill(keys=[self._key(key)], args=[version, json.dumps(payload), self.ttl],
+                                     client=pipe)
+                pipe.publish(self.channel, json.dumps({"evict": list(entries)}))
+                await pipe.execute()
+        except self._errors as exc:
+            # The database already holds the truth; make sure no instance trusts old entries.
+            self._dirty = True
+            self._failed(exc)
+
+    async def hit(self, key: str, rate: Rate, cost: int = 1) -> float:
+        if not rate.limit:
+            return 0.0
+        if self._available():
+            interval = rate.period * 1000 / rate.limit
+            try:
+                wait_ms = await self._gcra(keys=[f"{self.prefix}rl:{key}"],
+                                           args=[interval, rate.period * 1000, cost])
+                return float(wait_ms) / 1000
+            except self._errors as exc:
+                self._failed(exc)
+        return self.limiter.hit(key, rate, cost)
+
+    async def health(self) -> dict[str, str]:
+        try:
+            await asyncio.wait_for(self.redis.ping(), timeout=1.0)
+        except Exception as exc:
+            return {"status": "degraded", "kind": self.kind, "detail": type(exc).__name__}
+        state = "ok" if self._subscribed else "degraded"
+        return {"status": state, "kind": self.kind}
+
+
+def create_cache(settings: Settings) -> Cache:
+    return RedisCache(settings) if settings.redis_url else MemoryCache(settings)
+
+
+# Service functions ###########################################################
+
+ROLES = ("user", "admin")
+
+
+class Gatehouse:
+    """Everything the service functions need: engine, cache, hasher and token issuer."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.trusted_proxies = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+        self.engine: AsyncEngine | None = None
+        self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self.cache: Cache = create_cache(settings)
+        self.hasher = PasswordHasher(rounds=settings.bcrypt_rounds, workers=settings.hash_workers)
+        self.tokens: TokenIssuer | None = None
+
+    async def start(self, *, auto_migrate: bool | None = None) -> "Gatehouse":
+        self.tokens = TokenIssuer(self.settings, load_secret(self.settings))
+        self.engine = create_engine(self.settings)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        if self.settings.auto_migrate if auto_migrate is None else auto_migrate:
+            try:
+                await migrate(self.engine)
+            except _DB_DOWN_ERRORS as exc:
+                raise ConfigError(f"DATABASE_URL: cannot reach the database to migrate ({exc})") from exc
+        await self.cache.start()
+        return self
+
+    async def close(self) -> None:
+        await self.cache.close()
+        if self.engine is not None:
+            await self.engine.dispose()
+        self.hasher.close()
+
+    async def __aenter__(self) -> "Gatehouse":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+        """One database transaction; outages become DatabaseUnavailable."""
+        assert self.sessionmaker is not None, "Gatehouse.start() was not awaited"
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                if write:
+                    await session.connection(execution_options={"gatehouse_write": True})
+                yield session
+        except (ServiceError, sa.exc.IntegrityError):
+            raise
+        except Exception as exc:
+            if (mapped := as_service_error(exc)) is not None:
+                raise mapped from exc
+            raise
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is calling, as far as the network can tell."""
+
+    ip: str = "cli"
+    user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: a user snapshot (as cached) and the session."""
+
+    user: dict[str, Any]
+    session_id: uuid.UUID
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return uuid.UUID(self.user["id"])
+
+
+def _user_entry(user: User) -> Entry:
+    return user.version, {
+        "id": str(user.id), "email": user.email, "full_name": user.full_name, "role": user.role,
+        "is_active": user.is_active, "created_at": user.created_at.isoformat(),
+        "updated_at": user.updated_at.isoformat(),
+    }
+
+
+def _session_entry(row: LoginSession | None) -> Entry:
+    if row is None or row.revoked_at is not None:
+        return 1, None  # revoked outranks live: a stale "live" fill can never win
+    return 0, {"uid": str(row.user_id), "exp": row.expires_at.timestamp()}
+
+
+async def _cached(gh: Gatehouse, key: str, load: Callable[[], Awaitable[Entry]]) -> Any:
+    """Cache-aside read of one entry's payload."""
+    entry = await gh.cache.get(key)
+    if entry is not None:
+        return entry[1]
+    epoch = gh.cache.epoch()
+    version, payload = await load()
+    await gh.cache.fill(key, version, payload, epoch)
+    return payload
+
+
+async def _load_user_entry(gh: Gatehouse, user_id: uuid.UUID) -> Entry:
+    async with gh.transaction() as db:
+        user = await db.get(User, user_id)
+    return _user_entry(user) if user else (0, None)
+
+
+async def _load_session_entry(gh: Gatehouse, session_id: uuid.UUID) -> Entry:
+    async with gh.transaction() as db:
+        row = await db.get(LoginSession, session_id)
+    return _session_entry(row)
+
+
+async def _check_rate(gh: Gatehouse, key: str, rate: Rate, cost: int = 1) -> None:
+    wait = await gh.cache.hit(key, rate, cost)
+    if wait > 0:
+        raise RateLimited(wait)
+
+
+async def find_user(gh: Gatehouse, *, email: str) -> User:
+    """The user with this email; UserNotFound otherwise."""
+    email = _validated(normalize_email, email, "email")
+    async with gh.transaction() as db:
+        user = await db.scalar(sa.select(User).where(User.email == email))
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+async def get_user(gh: Gatehouse, *, user_id: uuid.UUID) -> dict[str, Any]:
+    """A user's public fields (cached)."""
+    payload = await _cached(gh, f"u:{user_id}", lambda: _load_user_entry(gh, user_id))
+    if payload is None:
+        raise UserNotFound()
+    return payload
+
+
+async def list_users(gh: Gatehouse) -> list[User]:
+    """Every user, oldest first."""
+    async with gh.transaction() as db:
+        return list(await db.scalars(sa.select(User).order_by(User.created_at, User.id)))
+
+
+async def create_user(gh: Gatehouse, *, email: str, password: str, full_name: str = "", role: str = "user",
+                      self_signup: bool = False, client: Client = Client()) -> User:
+    """Create an account; `self_signup` applies the SIGNUP_ENABLED and per-IP limits."""
+    if self_signup:
+        if not gh.settings.signup_enabled:
+            raise SignupDisabled()
+        await _check_rate(gh, f"auth-ip:{client.ip}", gh.settings.rate_auth_ip)
+    email = _validated(normalize_email, email, "email")
+    password = _validated(check_password, password, "password")
+    full_name = _validated(_no_bad_text, full_name, "full_name").strip()
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of: {', '.join(ROLES)}")
+    password_hash = await gh.hasher.hash(password)
+    try:
+        async with gh.transaction(write=True) as db:
+            user = User(email=email, password_hash=password_hash, full_name=full_name, role=role)
+            db.add(user)
+    except sa.exc.IntegrityError:
+        raise EmailTaken() from None
+    log.info("user created id=%s role=%s", user.id, role)
+    return user
+
+
+
+async def _start_session(gh: Gatehouse, user: User, client: Client, *, rehash: str | None) -> TokenPair:
+    now = utcnow()
+    async with gh.transaction(write=True) as db:
+        row = LoginSession(user_id=user.id, created_at=now, refreshed_at=now, generation=0,
+                           expires_at=now + timedelta(days=gh.settings.refresh_token_days),
+                           user_agent=client.user_agent[:300], ip=client.ip[:64])
+        db.add(row)
+        if rehash is not None:
+            await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
+    await gh.cache.fill(f"s:{row.id}", *_session_entry(row), epoch=None)
+    return _token_pair(gh, user_id=user.id, role=user.role, session_id=row.id, generation=0)
+
+
+def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session_id: uuid.UUID, generation: int) -> TokenPair:
+    assert gh.tokens is not None
+    return TokenPair(
+        access_token=gh.tokens.issue_access(user_id=user_id, session_id=session_id, role=role),
+        refresh_token=gh.tokens.issue_refresh(session_id, generation),
+        expires_in=gh.tokens.access_ttl,
+    )
+
+
+async def authenticate(gh: Gatehouse, *, email: str, password: str, client: Client = Client()) -> TokenPair:
+    """Log in: verify the password and open a session.
+
+    Unknown email, wrong password and inactive account are one error, at one cost."""
+    settings = gh.settings
+    await _check_rate(gh, f"auth-ip:{client.ip}", settings.rate_auth_ip)
+    try:
+        email = normalize_email(email)
+    except ValueError:
+        email = email.strip().lower()[:320]  # still costs a hash check below: no shortcut to tell apart
+    account_key, pair_key = f"login-fail:{email}", f"login-fail:{email}|{client.ip}"
+    await _check_rate(gh, pair_key, settings.rate_login_failures_account_ip, cost=0)
+    await _check_rate(gh, account_key, settings.rate_login_failures_account, cost=0)
+    async with gh.transaction() as db:
+        user = await db.scalar(sa.select(User).where(User.email == email))
+    ok = await gh.hasher.verify(password, user.password_hash if user else None)
+    if not ok or user is None or not user.is_active:
+        await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip)
+        await gh.cache.hit(account_key, settings.rate_login_failures_account)
+        log.info("login failed ip=%s", client.ip)
+        raise InvalidCredentials()
+    rehash = await gh.hasher.hash(password) if gh.hasher.needs_rehash(user.password_hash) else None
+    pair = await _start_session(gh, user, client, rehash=rehash)
+    log.info("login user=%s", user.id)
+    return pair
+
+
+async def refresh_session(gh: Gatehouse, *, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token; a rotated one replayed after the grace window ends the session."""
+    assert gh.tokens is not None
+    session_id, generation = gh.tokens.parse_refresh(refresh_token)
+    now = utcnow()
+    grace = timedelta(seconds=gh.settings.refresh_grace_seconds)
+    reused = False
+    async with gh.transaction(write=True) as db:
+        # The row lock serialises racing refreshes of one token: exactly one rotates.
+        row = await db.get(LoginSession, session_id, with_for_update=True)
+        if row is None or row.revoked_at is not None:
+            raise InvalidToken("The session has ended.", code="session_revoked")
+        if row.expires_at <= now:
+            raise InvalidToken("The session has expired.", code="token_expired")
+        user = await db.get(User, row.user_id)
+        if user is None or not user.is_active:
+            raise InvalidToken("The session has ended.", code="session_revoked")
+        if generation == row.generation:
+            row.generation += 1
+            row.rotated_at = row.refreshed_at = now
+            row.expires_at = now + timedelta(days=gh.settings.refresh_token_days)
+        elif not (generation == row.generation - 1 and row.rotated_at and now - row.rotated_at <= grace):
+            row.revoked_at, row.revoke_reason = now, "refresh_reuse"
+            reused = True
+        current = row.generation
+    if reused:
+        await gh.cache.publish({f"s:{session_id}": _session_entry(None)})
+        log.warning("refresh token reuse: session %s revoked", session_id)
+        raise RefreshTokenReused()
+    return _token_pair(gh, user_id=user.id, role=user.role, session_id=session_id, generation=current)
+
+
+async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, session_id: uuid.UUID | None = None,
+                          keep: uuid.UUID | None = None, reason: str = "logout") -> int:
+    """End one session, or every session of a user but `keep`; the number ended."""
+    stmt = sa.update(LoginSession).where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
+    if session_id is not None:
+        stmt = stmt.where(LoginSession.id == session_id)
+    if keep is not None:
+        stmt = stmt.where(LoginSession.id != keep)
+    async with gh.transaction(write=True) as db:
+        ended = list(await db.scalars(stmt.values(revoked_at=utcnow(), revoke_reason=reason)
+                                      .returning(LoginSession.id)))
+    if ended:
+        await gh.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})
+    return len(ended)
+
+
+async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
+    """The caller behind an access token; its session and account must still be live."""
+    assert gh.tokens is not None
+    claims = gh.tokens.decode_access(token)
+    key = f"s:{claims.session_id}"
+    session = await _cached(gh, key, lambda: _load_session_entry(gh, claims.session_id))
+    if session is not None and session["exp"] <= time.time():
+        session = (await _load_session_entry(gh, claims.session_id))[1]  # cached copy predates a refresh?
+        if session is not None and session["exp"] <= time.time():
+            session = None
+    if session is None or session["uid"] != str(claims.user_id):
+        raise InvalidToken("The session has ended.", code="session_revoked")
+    user = await _cached(gh, f"u:{claims.user_id}", lambda: _load_user_entry(gh, claims.user_id))
+    if user is None or not user["is_active"]:
+        raise InvalidToken("The account is not active.", code="session_revoked")
+    return Principal(user, claims.session_id)
+
+
+async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = None, full_name: str | None = None,
+                      role: str | None = None, is_active: bool | None = None) -> User:
+    """Change a user's fields; deactivation ends every session at once."""
+    changes: dict[str, Any] = {}
+    if email is not None:
+        changes["email"] = _validated(normalize_email, email, "email")
+    if full_name is not None:
+        changes["full_name"] = _validated(_no_bad_text, full_name, "full_name").strip()
+    if role is not None:
+        if role not in ROLES:
+            raise InvalidInput(f"role must be one of: {', '.join(ROLES)}")
+        changes["role"] = role
+    if is_active is not None:
+        changes["is_active"] = is_active
+    try:
+        async with gh.transaction(write=True) as db:
+            user = await db.get(User, user_id, with_for_update=True)
+            if user is None:
+                raise UserNotFound()
+            changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
+            if changes:
+                for name, value in changes.items():
+                    setattr(user, name, value)
+                user.version += 1
+                user.updated_at = utcnow()
+    except sa.exc.IntegrityError:
+        raise EmailTaken() from None
+    if changes:
+        await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
+        if changes.get("is_active") is False:
+            await revoke_sessions(gh, user_id=user.id, reason="deactivated")
+        log.info("user updated id=%s fields=%s", user.id, ",".join(sorted(changes)))
+    return user
+
+
+async def set_password(gh: Gatehouse, *, user_id: uuid.UUID, new_password: str,
+                       current_password: str | None = None, keep_session: uuid.UUID | None = None) -> None:
+    """Set a new password (checking the current one when given) and end the other sessions."""
+    new_password = _validated(check_password, new_password, "new_password")
+    if current_password is not None:
+        async with gh.transaction() as db:
+            user = await db.get(User, user_id)
+        if user is None:
+            raise UserNotFound()
+        if not await gh.hasher.verify(current_password, user.password_hash):
+            raise WrongPassword()
+    new_hash = await gh.hasher.hash(new_password)
+    async with gh.transaction(write=True) as db:
+        user = await db.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise UserNotFound()
+        user.password_hash = new_hash
+        user.version += 1
+        user.updated_at = utcnow()
+    await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
+    await revoke_sessions(gh, user_id=user_id, keep=keep_session, reason="password_changed")
+    log.info("password changed user=%s", user_id)
+
+
+async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID) -> None:
+    """Delete a user and their sessions; every instance stops accepting their tokens."""
+    async with gh.transaction(write=True) as db:
+        user = await db.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise UserNotFound()
+        sessions = list(await db.scalars(sa.select(LoginSession.id).where(LoginSession.user_id == user_id)))
+        await db.execute(sa.delete(LoginSession).where(LoginSession.user_id == user_id))
+        await db.delete(user)
+    entries = {f"s:{sid}": _session_entry(None) for sid in sessions}
+    entries[f"u:{user_id}"] = (user.version + 1, None)
+    await gh.cache.publish(entries)
+    log.info("user deleted id=%s", user_id)
+
+
+async def check_health(gh: Gatehouse) -> tuple[bool, dict[str, Any]]:
+    """Readiness: the database must answer; a degraded cache is reported but not fatal."""
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        async with asyncio.timeout(gh.settings.db_pool_timeout + 1):
+            async with gh.transaction() as db:
+                await db.execute(sa.text("SELECT 1"))
+        checks["database"] = {"status": "ok"}
+    except Exception as exc:
+        ready = False
+        checks["database"] = {"status": "unavailable", "detail": type(exc).__name__}
+    checks["cache"] = await gh.cache.health()
+    return ready, checks
+
+
+# Schemas #####################################################################
+
+CleanStr = Annotated[str, AfterValidator(_no_bad_text)]
+Email = Annotated[str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(normalize_email)]
+Password = Annotated[str, Field(min_length=_PASSWORD_MIN, max_length=_PASSWORD_MAX), AfterValidator(check_password)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # role/is_active smuggled into a body is an error, not ignored
+
+
+class UserRegister(_Input):
+    email: Email
+    password: Password
+    full_name: Annotated[CleanStr, Field(max_length=200)] = ""
+
+
+class LoginIn(_Input):
+    email: Annotated[CleanStr, Field(max_length=320)]
+    password: Annotated[CleanStr, Field(max_length=_PASSWORD_MAX * 4)]
+
+
+class RefreshIn(_Input):
+    refresh_token: Annotated[str, Field(max_length=200)]
+
+
+class UserUpdateMe(_Input):
+    email: Email | None = None
+    full_name: Annotated[CleanStr, Field(max_length=200)] | None = None
+
+
+class PasswordChange(_Input):
+    current_password: Annotated[CleanStr, Field(max_length=_PASSWORD_MAX * 4)]
+    new_password: Password
+
+
+class UserPublic(BaseModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Literal["user", "admin"]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, Any] = {}
+
+
+def to_public(user: User | dict[str, Any]) -> UserPublic:
+    return UserPublic.model_validate(user if isinstance(user, dict) else _user_entry(user)[1])
+
+
+def _tokens_out(pair: TokenPair) -> TokenOut:
+    return TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+
+
+# Dependencies ################################################################
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="auth/login", auto_error=False)
+
+
+def get_gatehouse(request: Request) -> Gatehouse:
+    return request.app.state.gatehouse
+
+
+GatehouseDep = Annotated[Gatehouse, Depends(get_gatehouse)]
+
+
+def client_ip(request: Request, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """The socket peer, or the first untrusted X-Forwarded-For hop when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not trusted or not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
+
+
+def get_client(request: Request, gh: GatehouseDep) -> Client:
+    return Client(ip=client_ip(request, gh.trusted_proxies), user_agent=request.headers.get("user-agent", "")[:300])
+
+
+ClientDep = Annotated[Client, Depends(get_client)]
+
+
+async def limit_client(gh: GatehouseDep, client: ClientDep) -> None:
+    """The general per-client rate limit."""
+    await _check_rate(gh, f"ip:{client.ip}", gh.settings.rate_general_ip)
+
+
+async def current_principal(gh: GatehouseDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    if not token:
+        raise NotAuthenticated()
+    return await resolve_access_token(gh, token)
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+# Routes ######################################################################
+
+_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422, 429, 503)}
+auth_router = APIRouter(prefix="/auth", tags=["auth"], responses=_ERRORS)
+users_router = APIRouter(prefix="/users", tags=["users"], responses=_ERRORS)
+health_router = APIRouter(prefix="/health", tags=["health"])
+
+
+@auth_router.post("/register", status_code=201, response_model=UserPublic)
+async def register(body: UserRegister, gh: GatehouseDep, client: ClientDep) -> UserPublic:
+    """Create an account."""
+    user = await create_user(gh, email=body.email, password=body.password, full_name=body.full_name,
+                             self_signup=True, client=client)
+    return to_public(user)
+
+
+_LOGIN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": LoginIn.model_json_schema()},
+            "application/x-www-form-urlencoded": {"schema": {
+                "type": "object", "required": ["username", "password"],
+                "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+            }},
+        },
+    }
+}
+
+
+async def _read_login(request: Request) -> LoginIn:
+    """Credentials from a JSON body or an OAuth2 password form."""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            data: Any = {"email": form.get("username"), "password": form.get("password")}
+        else:
+            data = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise ServiceError("The body is not valid JSON.", code="malformed_json") from None
+    try:
+        return LoginIn.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+
+
+@auth_router.post("/login", response_model=TokenOut, openapi_extra=_LOGIN_BODY)
+async def login(request: Request, response: Response, gh: GatehouseDep, client: ClientDep) -> TokenOut:
+    """Log in with email and password (JSON, or the OAuth2 form's username/password)."""
+    creds = await _read_login(request)
+    pair = await authenticate(gh, email=creds.email, password=creds.password, client=client)
+    response.headers["Cache-Control"] = "no-store"
+    return _tokens_out(pair)
+
+
+@auth_router.post("/refresh", response_model=TokenOut)
+async def refresh(body: RefreshIn, response: Response, gh: GatehouseDep) -> TokenOut:
+    """Exchange a refresh token for a new pair (the old one is spent)."""
+    pair = await refresh_session(gh, refresh_token=body.refresh_token)
+    response.headers["Cache-Control"] = "no-store"
+    return _tokens_out(pair)
+
+
+@auth_router.post("/logout", status_code=204)
+async def logout(principal: CurrentUser, gh: GatehouseDep) -> None:
+    """End this session; its tokens stop working at once."""
+    await revoke_sessions(gh, user_id=principal.user_id, session_id=principal.session_id)
+
+
+@auth_router.post("/logout-all", status_code=204)
+async def logout_all(principal: CurrentUser, gh: GatehouseDep) -> None:
+    """End every session of the current user."""
+    await revoke_sessions(gh, user_id=principal.user_id)
+
+
+@users_router.get("/me", response_model=UserPublic)
+async def read_me(principal: CurrentUser) -> UserPublic:
+    """The current user."""
+    return to_public(principal.user)
+
+
+@users_router.patch("/me", response_model=UserPublic)
+async def update_me(body: UserUpdateMe, principal: CurrentUser, gh: GatehouseDep) -> UserPublic:
+    """Change your own name or email."""
+    user = await update_user(gh, user_id=principal.user_id, email=body.email, full_name=body.full_name)
+    return to_public(user)
+
+
+@users_router.post("/me/password", status_code=204)
+async def change_password(body: PasswordChange, principal: CurrentUser, gh: GatehouseDep) -> None:
+    """Change your password; every other session ends."""
+    await set_password(gh, user_id=principal.user_id, new_password=body.new_password,
+                       current_password=body.current_password, keep_session=principal.session_id)
+
+
+@health_router.get("/live", response_model=HealthOut)
+async def live() -> HealthOut:
+    """The process is up."""
+    return HealthOut(status="ok")
+
+
+@health_router.get("/ready", response_model=HealthOut, responses={503: {"model": HealthOut}})
+async def ready(gh: GatehouseDep) -> JSONResponse:
+    """The database answers (503 otherwise); the cache's state is reported."""
+    ok, checks = await check_health(gh)
+    body = HealthOut(status="ok" if ok else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+# App factory #################################################################
+
+_HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
+               415: "unsupported_media_type", 429: "rate_limited"}
+
+
+def _error_response(status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+                    details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status_code, headers=headers)
+
+
+async def _on_service_error(_request: Request, exc: Exception) -> JSONResponse:
+    mapped = as_service_error(exc)
+    if mapped is None:
+        log.exception("unhandled error", exc_info=exc)
+        return _error_response(500, "internal_error", "An internal error occurred.")
+    return _error_response(mapped.status_code, mapped.code, mapped.message, headers=mapped.headers)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _error_response(400, "malformed_json", "The body is not valid JSON.")
+    details = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+               for e in errors]
+    return _error_response(422, "validation_error", "The request is not valid.", details=details)
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "HTTP error."
+    return _error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error, ours or the framework's, to {"error": {"code", "message"}}."""
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(Exception, _on_service_error)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A fresh Gatehouse ASGI app; settings default to the environment."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gatehouse = Gatehouse(settings)
+        await gatehouse.start()
+        app.state.gatehouse = gatehouse
+        try:
+            yield
+        finally:
+            await gatehouse.close()
+
+    app = FastAPI(title="Gatehouse", version=__version__, lifespan=lifespan,
+                  description="Accounts, sessions and tokens. Errors are {\"error\": {\"code\", \"message\"}}.")
+    install_error_handlers(app)
+    general = [Depends(limit_client)]
+    app.include_router(auth_router, dependencies=general)
+    app.include_router(users_router, dependencies=general)
+    app.include_router(health_router)
+    return app
+
+
+def _app_from_environment() -> FastAPI:
+    """`uvicorn service:app`: settings from the environment; a bad setting exits with its reason."""
+    try:
+        return create_app(load_settings())
+    except ConfigError as exc:
+        print(f"gatehouse: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def __getattr__(name: str) -> Any:
+    # `service.app` is built on first access, not at import: importing service (tests,
+    # cli.py, a host app) never reads the environment or touches the disk.
+    if name == "app":
+        globals()["app"] = _app_from_environment()
+        return globals()["app"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
