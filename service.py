@@ -56,7 +56,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -104,7 +104,7 @@ def _split_list(value: object) -> object:
     return value
 
 
-RateSetting = Annotated[Rate, BeforeValidator(parse_rate)]
+RateSetting = Annotated[Rate, NoDecode, BeforeValidator(parse_rate)]
 _PLACEHOLDER_SECRETS = {"changethis", "changeme", "change-me", "change_me", "secret", "secret-key", "your-secret-key"}
 
 
@@ -188,6 +188,8 @@ def load_settings() -> Settings:
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{field}: {message}" if field else message)
         raise ConfigError("; ".join(lines)) from None
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def database_url(raw: str) -> sa.URL:
@@ -599,6 +601,7 @@ class PasswordHasher:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
         self._dummy: str | None = None
         self.queued = 0
+        self.checks = 0
 
     @staticmethod
     def _prehash(password: str) -> bytes:
@@ -609,6 +612,7 @@ class PasswordHasher:
         return bcrypt.hashpw(self._prehash(password), bcrypt.gensalt(self.rounds)).decode()
 
     def _verify_sync(self, password: str, hashed: str) -> bool:
+        self.checks += 1
         try:
             return bcrypt.checkpw(self._prehash(password), hashed.encode())
         except ValueError:
@@ -932,6 +936,8 @@ class RedisCache(Cache):
         self._dirty = False
         self._down_until = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._startup_timeout = settings.redis_timeout
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}c:{self._gen}:{key}"
@@ -946,6 +952,10 @@ class RedisCache(Cache):
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="gatehouse-redis-listener")
+        try:  # serve with the right key generation from the first request; degraded if Redis is down
+            await asyncio.wait_for(self._ready.wait(), timeout=self._startup_timeout)
+        except TimeoutError:
+            log.warning("redis is not reachable at startup; running degraded until it is")
 
     async def close(self) -> None:
         if self._task:
@@ -966,6 +976,7 @@ class RedisCache(Cache):
                 self._gen = int(await self.redis.get(f"{self.prefix}gen") or 0)
                 self.local.clear()
                 self._subscribed, backoff = True, 0.1
+                self._ready.set()
                 while True:
                     if self._dirty:
                         await self._bump_generation()

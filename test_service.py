@@ -1,0 +1,855 @@
+"""Gatehouse test suite: every test runs on SQLite + in-process cache and on PostgreSQL + Redis.
+
+Server URLs come from TEST_DATABASE_URL (an admin URL; each run creates and drops its own
+database) and TEST_REDIS_URL (each test uses its own key prefix and deletes it). Without
+reachable servers the PostgreSQL cases skip; with REQUIRE_SERVICES=1 (CI) they fail instead.
+"""
+
+import asyncio
+import os
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+import cli
+import service
+from service import Settings
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+PASSWORD = "correct horse battery"
+SECRET = "test-secret-" + "k" * 40
+
+
+# Fixtures ####################################################################
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+async def _pg_admin(sql: str, url: str = TEST_DATABASE_URL) -> Any:
+    import asyncpg
+
+    conn = await asyncpg.connect(str(service.database_url(url).set(drivername="postgresql")), timeout=3)
+    try:
+        return await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def new_pg_database() -> str:
+    name = f"gatehouse_test_{secrets.token_hex(6)}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    return str(service.database_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False))
+
+
+async def drop_pg_database(url: str) -> None:
+    await _pg_admin(f'DROP DATABASE IF EXISTS "{service.database_url(url).database}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def fresh_database(backend: str, tmp_path: Any) -> AsyncIterator[str]:
+    """A database URL with nothing in it yet, removed afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/fresh-{secrets.token_hex(3)}.db"
+        return
+    url = await new_pg_database()
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Any:
+    try:
+        url = asyncio.run(new_pg_database())
+    except Exception as exc:
+        _unavailable(f"PostgreSQL is not reachable at {TEST_DATABASE_URL} ({type(exc).__name__}: {exc})")
+    yield url
+    asyncio.run(drop_pg_database(url))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        _unavailable(f"Redis is not reachable at {TEST_REDIS_URL} ({type(exc).__name__}: {exc})")
+    return TEST_REDIS_URL
+
+
+def _truncate(url: str) -> None:
+    tables = ", ".join(t.name for t in service.Base.metadata.sorted_tables)
+    try:
+        asyncio.run(_pg_admin(f"TRUNCATE {tables} CASCADE", url))
+    except Exception as exc:
+        if "does not exist" not in str(exc):
+            raise
+
+
+def _drop_prefix(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_settings(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -> Any:
+    """Settings for this test's backend; keyword overrides win."""
+    base: dict[str, Any] = {
+        "bcrypt_rounds": 4, "secret_key": SECRET, "secret_key_file": str(tmp_path / "secret"),
+        "rate_auth_ip": "off", "rate_general_ip": "off", "hash_workers": 2,
+    }
+    cleanups: list[Callable[[], None]] = []
+    if backend == "sqlite":
+        base["database_url"] = f"sqlite+aiosqlite:///{tmp_path}/gatehouse.db"
+    else:
+        url = request.getfixturevalue("pg_url")
+        redis = request.getfixturevalue("redis_url")
+        prefix = f"gh-test-{secrets.token_hex(4)}:"
+        base.update(database_url=url, redis_url=redis, redis_prefix=prefix)
+        cleanups += [lambda: _truncate(url), lambda: _drop_prefix(redis, prefix)]
+
+    def make(**overrides: Any) -> Settings:
+        return Settings(**{**base, **overrides})
+
+    yield make
+    for cleanup in cleanups:
+        cleanup()
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    return make_settings()
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An app with its lifespan run, and an httpx client talking to it over ASGI."""
+    app = service.create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gatehouse.test") as client:
+            client.gatehouse = app.state.gatehouse  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(settings) as c:
+        yield c
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def register(client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD,
+                   **extra: Any) -> dict[str, Any]:
+    email = email or f"user-{secrets.token_hex(4)}@example.com"
+    r = await client.post("/auth/register", json={"email": email, "password": password, **extra})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, Any]:
+    r = await client.post("/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def new_user(client: httpx.AsyncClient, **extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Register and log in; (user, tokens)."""
+    user = await register(client, **extra)
+    return user, await login(client, user["email"])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces `settings` for a CLI or a server process."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        elif isinstance(value, list):
+            value = ",".join(value)
+        elif isinstance(value, dict):
+            value = str(service.Rate(**value))
+        env[name.upper()] = str(value)
+    return env
+
+
+async def run_cli(settings: Settings, *args: str, input: str | None = None) -> Any:
+    """Run a CLI command as a user would (its own event loop, settings from the environment)."""
+    runner = CliRunner()
+    return await asyncio.to_thread(runner.invoke, cli.app, list(args), input=input, env=settings_env(settings))
+
+
+async def session_row(gh: service.Gatehouse, session_id: str) -> service.LoginSession:
+    async with gh.transaction() as db:
+        row = await db.get(service.LoginSession, uuid.UUID(session_id))
+    assert row is not None
+    return row
+
+
+async def user_row(gh: service.Gatehouse, email: str) -> service.User:
+    async with gh.transaction() as db:
+        row = await db.scalar(sa.select(service.User).where(service.User.email == email))
+    assert row is not None
+    return row
+
+
+def claims(token: str) -> dict[str, Any]:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def error_code(response: httpx.Response) -> str:
+    body = response.json()
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
+    return body["error"]["code"]
+
+
+# Settings ####################################################################
+
+
+@pytest.mark.parametrize("secret, problem", [
+    (None, "SECRET_KEY is not set"),
+    ("changethis", "placeholder"),
+    ("short-but-random-1234", "at least 32"),
+])
+def test_production_refuses_weak_secret(secret: str | None, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Settings(environment="production", secret_key=secret)
+
+
+def test_production_refusal_names_the_setting_for_cli_and_server(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    result = CliRunner().invoke(cli.app, ["list-users"])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("error: SECRET_KEY is not set")
+    with pytest.raises(SystemExit):
+        service.__getattr__("app")
+    assert not (tmp_path / "gatehouse.db").exists()  # refused before touching anything
+
+
+def test_settings_parse_rates_and_lists() -> None:
+    s = Settings(rate_login_failures_account="100/h", rate_auth_ip="10/15m", rate_general_ip="off",
+                 trusted_proxies="10.0.0.0/8, 127.0.0.1")
+    assert s.rate_login_failures_account == service.Rate(100, 3600)
+    assert s.rate_auth_ip == service.Rate(10, 900)
+    assert s.rate_general_ip.limit == 0
+    assert s.trusted_proxies == ["10.0.0.0/8", "127.0.0.1"]
+    with pytest.raises(ValueError):
+        Settings(rate_auth_ip="lots")
+    with pytest.raises(ValueError):
+        Settings(trusted_proxies="not-an-ip")
+
+
+async def test_development_secret_is_generated_once_and_persisted(make_settings: Any, tmp_path: Any) -> None:
+    settings = make_settings(secret_key=None, secret_key_file=str(tmp_path / "dev.secret"))
+    async with running(settings) as client:
+        _, tokens = await new_user(client)
+    secret = (tmp_path / "dev.secret").read_text()
+    assert len(secret) >= 32 and oct((tmp_path / "dev.secret").stat().st_mode & 0o777) == "0o600"
+    async with running(settings) as client:  # a restart: the same secret, tokens still valid
+        assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 200
+    assert (tmp_path / "dev.secret").read_text() == secret
+
+
+# Registration ################################################################
+
+
+async def test_register_returns_public_user_with_normalised_email(client: httpx.AsyncClient) -> None:
+    r = await client.post("/auth/register", json={"email": "  Mixed.Case@Example.COM ", "password": PASSWORD,
+                                                  "full_name": "Ada Lovelace"})
+    assert r.status_code == 201
+    body = r.json()
+    assert body["email"] == "mixed.case@example.com"
+    assert body["role"] == "user" and body["is_active"] is True and body["full_name"] == "Ada Lovelace"
+    assert set(body) == {"id", "email", "full_name", "role", "is_active", "created_at", "updated_at"}
+    row = await user_row(client.gatehouse, "mixed.case@example.com")
+    assert row.password_hash.startswith("$2b$04$") and PASSWORD not in row.password_hash
+
+
+async def test_duplicate_email_in_any_case_is_409(client: httpx.AsyncClient) -> None:
+    await register(client, "dup@example.com")
+    r = await client.post("/auth/register", json={"email": "DUP@example.com", "password": PASSWORD})
+    assert r.status_code == 409 and error_code(r) == "email_taken"
+
+
+async def test_signup_disabled(make_settings: Any) -> None:
+    async with running(make_settings(signup_enabled=False)) as client:
+        r = await client.post("/auth/register", json={"email": "a@example.com", "password": PASSWORD})
+        assert r.status_code == 403 and error_code(r) == "signup_disabled"
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"email": "not-an-email", "password": PASSWORD}, "validation_error"),
+    ({"email": "a@example.com", "password": "short"}, "validation_error"),
+    ({"email": "a@example.com", "password": "x" * 257}, "validation_error"),
+    ({"email": "a@example.com", "password": "€" * 300}, "validation_error"),
+    ({"email": "a@example.com"}, "validation_error"),
+    ({"email": 12, "password": PASSWORD}, "validation_error"),
+    ({"email": "a@example.com", "password": PASSWORD, "role": "admin"}, "validation_error"),
+    ({"email": "a@example.com", "password": PASSWORD, "is_active": False}, "validation_error"),
+    ({"email": "a@example.com", "password": PASSWORD, "full_name": "nul\x00byte"}, "validation_error"),
+    ({"email": "a@example.com", "password": PASSWORD, "full_name": "x" * 201}, "validation_error"),
+    ([1, 2, 3], "validation_error"),
+])
+async def test_register_rejects_bad_input(client: httpx.AsyncClient, body: Any, code: str) -> None:
+    r = await client.post("/auth/register", json=body)
+    assert r.status_code == 422 and error_code(r) == code
+    async with client.gatehouse.transaction() as db:
+        assert await db.scalar(sa.select(sa.func.count()).select_from(service.User)) == 0
+
+
+async def test_lone_surrogate_and_malformed_json_are_clear_errors(client: httpx.AsyncClient) -> None:
+    raw = b'{"email": "a@example.com", "password": "' + PASSWORD.encode() + b'", "full_name": "\\ud800"}'
+    r = await client.post("/auth/register", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and error_code(r) == "validation_error"
+    r = await client.post("/auth/register", content=b'{"email": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and error_code(r) == "malformed_json"
+    r = await client.post("/auth/login", content=b"\xff\xfe{", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and error_code(r) == "malformed_json"
+
+
+async def test_concurrent_registrations_no_lock_errors_duplicates_get_409(client: httpx.AsyncClient) -> None:
+    emails = [f"c{i}@example.com" for i in range(40)] + [f"c{i}@example.com" for i in range(10)]
+    responses = await asyncio.gather(*[
+        client.post("/auth/register", json={"email": e, "password": PASSWORD}) for e in emails
+    ])
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] * 40 + [409] * 10, [r.text for r in responses if r.status_code not in (201, 409)]
+    async with client.gatehouse.transaction() as db:
+        assert await db.scalar(sa.select(sa.func.count()).select_from(service.User)) == 40
+
+
+# Passwords ###################################################################
+
+
+@pytest.mark.parametrize("password", [
+    "пароль-очень-надёжный",
+    "密码密码密码密码密码",
+    "🔑🔐🗝️ emoji passphrase",
+    "a" * 64,
+    "ü" * 200,  # 400 bytes: far past bcrypt's 72
+])
+async def test_unicode_and_long_passwords_verify_exactly(client: httpx.AsyncClient, password: str) -> None:
+    user = await register(client, password=password)
+    await login(client, user["email"], password)
+    r = await client.post("/auth/login", json={"email": user["email"], "password": password[:-1] + "!"})
+    assert r.status_code == 401
+
+
+async def test_no_truncation_at_72_bytes(client: httpx.AsyncClient) -> None:
+    prefix = "p" * 80
+    user = await register(client, password=prefix + "-one")
+    r = await client.post("/auth/login", json={"email": user["email"], "password": prefix + "-two"})
+    assert r.status_code == 401 and error_code(r) == "invalid_credentials"
+
+
+async def test_hash_is_upgraded_to_current_rounds_on_login(make_settings: Any) -> None:
+    async with running(make_settings(bcrypt_rounds=4)) as client:
+        user = await register(client)
+    async with running(make_settings(bcrypt_rounds=5)) as client:
+        await login(client, user["email"])
+        assert (await user_row(client.gatehouse, user["email"])).password_hash.startswith("$2b$05$")
+        await login(client, user["email"])  # the upgraded hash verifies
+
+
+async def test_hashing_runs_off_the_event_loop(client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    loop_thread = __import__("threading").get_ident()
+    seen: list[int] = []
+    original = client.gatehouse.hasher._verify_sync
+
+    def spy(password: str, hashed: str) -> bool:
+        seen.append(__import__("threading").get_ident())
+        return original(password, hashed)
+
+    client.gatehouse.hasher._verify_sync = spy
+    await login(client, user["email"])
+    assert seen and loop_thread not in seen
+
+
+# Login #######################################################################
+
+
+async def test_login_json_and_oauth2_form(client: httpx.AsyncClient) -> None:
+    user = await register(client, "form@example.com")
+    r = await client.post("/auth/login", data={"username": "FORM@example.com", "password": PASSWORD})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == 900
+    assert r.headers["cache-control"] == "no-store"
+    c = claims(body["access_token"])
+    assert {"sub", "sid", "jti", "iat", "exp", "iss", "aud", "role", "typ"} <= set(c)
+    assert c["sub"] == user["id"] and c["typ"] == "access" and c["exp"] - c["iat"] == 900
+    assert c["iss"] == "gatehouse" and c["aud"] == "gatehouse" and c["role"] == "user"
+    json_tokens = await login(client, "form@example.com")
+    assert claims(json_tokens["access_token"])["sid"] != c["sid"]  # one session per login
+
+
+async def test_login_failures_are_indistinguishable(client: httpx.AsyncClient) -> None:
+    await register(client, "real@example.com")
+    inactive = await register(client, "inactive@example.com")
+    await service.update_user(client.gatehouse, user_id=uuid.UUID(inactive["id"]), is_active=False)
+    hasher = client.gatehouse.hasher
+    answers = []
+    for email, password in [("real@example.com", "wrong password!"), ("nobody@example.com", PASSWORD),
+                            ("inactive@example.com", PASSWORD), ("not an email", PASSWORD)]:
+        before = hasher.checks
+        r = await client.post("/auth/login", json={"email": email, "password": password})
+        answers.append((r.status_code, r.json(), r.headers.get("www-authenticate")))
+        assert hasher.checks == before + 1  # every path pays for one bcrypt check
+    assert all(a == answers[0] for a in answers), answers
+    assert answers[0][0] == 401 and answers[0][1]["error"]["code"] == "invalid_credentials"
+
+
+@pytest.mark.parametrize("body", [{}, {"email": "a@example.com"}, {"password": "x"}, {"email": ["a"], "password": 1}])
+async def test_login_bad_bodies_are_422(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    r = await client.post("/auth/login", json=body)
+    assert r.status_code == 422 and error_code(r) == "validation_error"
+
+
+# Tokens ######################################################################
+
+
+def _issuer(settings: Settings) -> service.TokenIssuer:
+    return service.TokenIssuer(settings, SECRET.encode())
+
+
+def _forge(settings: Settings, base: dict[str, Any], **changes: Any) -> str:
+    payload = {**base, **changes}
+    payload = {k: v for k, v in payload.items() if v is not None}
+    return jwt.encode(payload, _issuer(settings)._access_key, algorithm="HS256")
+
+
+def _alg_none(payload: dict[str, Any], alg: str) -> str:
+    import base64
+    import json
+
+    def b64(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{b64({'alg': alg, 'typ': 'JWT'})}.{b64(payload)}."
+
+
+async def test_bad_access_tokens_are_rejected(client: httpx.AsyncClient, settings: Settings) -> None:
+    _, tokens = await new_user(client)
+    good = claims(tokens["access_token"])
+    now = int(time.time())
+    bad = {
+        "expired": _forge(settings, good, iat=now - 3600, exp=now - 1800),
+        "wrong_issuer": _forge(settings, good, iss="someone-else"),
+        "wrong_audience": _forge(settings, good, aud="another-api"),
+        "no_sid": _forge(settings, good, sid=None),
+        "no_exp": _forge(settings, good, exp=None),
+        "refresh_type": _forge(settings, good, typ="refresh"),
+        "bad_uuid": _forge(settings, good, sid="../../etc/passwd"),
+        "other_key": jwt.encode(good, b"x" * 32, algorithm="HS256"),
+        "tampered": tokens["access_token"][:-4] + ("AAAA" if not tokens["access_token"].endswith("AAAA") else "BBBB"),
+        "garbage": "not.a.token",
+        "refresh_token": tokens["refresh_token"],
+        **{f"alg_{alg}": _alg_none(good, alg) for alg in ("none", "None", "NONE", "nOnE")},
+    }
+    for name, token in bad.items():
+        r = await client.get("/users/me", headers=bearer(token))
+        assert r.status_code == 401, name
+        assert error_code(r) in {"invalid_token", "token_expired"}, name
+        assert r.headers["www-authenticate"] == "Bearer"
+    r = await client.get("/users/me")
+    assert r.status_code == 401 and error_code(r) == "not_authenticated"
+    r = await client.get("/users/me", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 200
+
+
+async def test_token_for_deleted_user_or_foreign_session_is_rejected(client: httpx.AsyncClient,
+                                                                     settings: Settings) -> None:
+    a, a_tokens = await new_user(client)
+    b, _ = await new_user(client)
+    # a genuine signature but A's session claimed for B: the session does not belong to B
+    forged = _forge(settings, claims(a_tokens["access_token"]), sub=b["id"])
+    r = await client.get("/users/me", headers=bearer(forged))
+    assert r.status_code == 401 and error_code(r) == "session_revoked"
+
+
+# Refresh #####################################################################
+
+
+async def test_refresh_rotates_and_old_token_in_grace_gets_current_pair(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    r1 = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r1.status_code == 200 and r1.headers["cache-control"] == "no-store"
+    first = r1.json()
+    assert first["refresh_token"] != tokens["refresh_token"]
+    r2 = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r2.status_code == 200
+    assert r2.json()["refresh_token"] == first["refresh_token"]  # same branch, not a new one
+    row = await session_row(client.gatehouse, claims(first["access_token"])["sid"])
+    assert row.generation == 1 and row.revoked_at is None
+    r3 = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert r3.status_code == 200
+    assert (await client.get("/users/me", headers=bearer(r3.json()["access_token"]))).status_code == 200
+
+
+async def test_refresh_reuse_after_grace_revokes_the_whole_session(make_settings: Any) -> None:
+    async with running(make_settings(refresh_grace_seconds=0)) as client:
+        _, tokens = await new_user(client)
+        rotated = (await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})).json()
+        await asyncio.sleep(0.01)
+        r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 401 and error_code(r) == "refresh_token_reused"
+        for access in (tokens["access_token"], rotated["access_token"]):
+            r = await client.get("/users/me", headers=bearer(access))
+            assert r.status_code == 401 and error_code(r) == "session_revoked"
+        r = await client.post("/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
+        assert r.status_code == 401 and error_code(r) == "session_revoked"
+        row = await session_row(client.gatehouse, claims(tokens["access_token"])["sid"])
+        assert row.revoked_at is not None and row.revoke_reason == "refresh_reuse"
+
+
+async def test_parallel_refreshes_rotate_exactly_once(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    responses = await asyncio.gather(*[
+        client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}) for _ in range(12)
+    ])
+    assert [r.status_code for r in responses] == [200] * 12, [r.text for r in responses]
+    assert len({r.json()["refresh_token"] for r in responses}) == 1
+    row = await session_row(client.gatehouse, claims(tokens["access_token"])["sid"])
+    assert row.generation == 1 and row.revoked_at is None
+
+
+@pytest.mark.parametrize("token", ["", "abc", "0" * 32 + ".0." + "A" * 43, "x" * 199])
+async def test_forged_refresh_tokens_are_invalid(client: httpx.AsyncClient, token: str) -> None:
+    r = await client.post("/auth/refresh", json={"refresh_token": token})
+    assert r.status_code == 401 and error_code(r) == "invalid_token"
+
+
+async def test_access_token_is_not_a_refresh_token(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    r = await client.post("/auth/refresh", json={"refresh_token": tokens["access_token"]})
+    assert r.status_code in (401, 422)
+
+
+async def test_refresh_of_tampered_generation_is_invalid(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    sid, gen, mac = tokens["refresh_token"].split(".")
+    r = await client.post("/auth/refresh", json={"refresh_token": f"{sid}.{int(gen) + 1}.{mac}"})
+    assert r.status_code == 401 and error_code(r) == "invalid_token"
+
+
+# Logout ######################################################################
+
+
+async def test_logout_revokes_this_session_only(client: httpx.AsyncClient) -> None:
+    user, first = await new_user(client)
+    second = await login(client, user["email"])
+    r = await client.post("/auth/logout", headers=bearer(first["access_token"]))
+    assert r.status_code == 204
+    r = await client.get("/users/me", headers=bearer(first["access_token"]))
+    assert r.status_code == 401 and error_code(r) == "session_revoked"
+    r = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert r.status_code == 401
+    assert (await client.get("/users/me", headers=bearer(second["access_token"]))).status_code == 200
+    row = await session_row(client.gatehouse, claims(first["access_token"])["sid"])
+    assert row.revoked_at is not None and row.revoke_reason == "logout"
+
+
+async def test_logout_all_revokes_every_session(client: httpx.AsyncClient) -> None:
+    user, first = await new_user(client)
+    second = await login(client, user["email"])
+    _, other = await new_user(client)
+    assert (await client.post("/auth/logout-all", headers=bearer(second["access_token"]))).status_code == 204
+    for tokens in (first, second):
+        assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
+    assert (await client.get("/users/me", headers=bearer(other["access_token"]))).status_code == 200
+
+
+async def test_logout_requires_a_live_token(client: httpx.AsyncClient) -> None:
+    r = await client.post("/auth/logout")
+    assert r.status_code == 401 and error_code(r) == "not_authenticated"
+
+
+# Users #######################################################################
+
+
+async def test_me_read_and_update(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client, full_name="Before")
+    auth = bearer(tokens["access_token"])
+    assert (await client.get("/users/me", headers=auth)).json() == user
+    r = await client.patch("/users/me", headers=auth, json={"full_name": "After", "email": "New.Addr@Example.com"})
+    assert r.status_code == 200
+    assert r.json()["full_name"] == "After" and r.json()["email"] == "new.addr@example.com"
+    me = (await client.get("/users/me", headers=auth)).json()  # no stale cached copy
+    assert me["full_name"] == "After" and me["email"] == "new.addr@example.com"
+    await login(client, "new.addr@example.com")
+
+
+@pytest.mark.parametrize("body", [{"role": "admin"}, {"is_active": False}, {"id": str(uuid.uuid4())},
+                                  {"email": "bad"}, {"full_name": 5}])
+async def test_me_update_rejects_privileged_or_bad_fields(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    user, tokens = await new_user(client)
+    r = await client.patch("/users/me", headers=bearer(tokens["access_token"]), json=body)
+    assert r.status_code == 422
+    row = await user_row(client.gatehouse, user["email"])
+    assert row.role == "user" and row.is_active
+
+
+async def test_me_update_to_taken_email_is_409(client: httpx.AsyncClient) -> None:
+    other = await register(client)
+    _, tokens = await new_user(client)
+    r = await client.patch("/users/me", headers=bearer(tokens["access_token"]), json={"email": other["email"]})
+    assert r.status_code == 409 and error_code(r) == "email_taken"
+
+
+async def test_change_password_ends_other_sessions(client: httpx.AsyncClient) -> None:
+    user, current = await new_user(client)
+    other = await login(client, user["email"])
+    auth = bearer(current["access_token"])
+    r = await client.post("/users/me/password", headers=auth,
+                          json={"current_password": "wrong one!", "new_password": "a brand new secret"})
+    assert r.status_code == 400 and error_code(r) == "wrong_password"
+    r = await client.post("/users/me/password", headers=auth,
+                          json={"current_password": PASSWORD, "new_password": "a brand new secret"})
+    assert r.status_code == 204
+    assert (await client.get("/users/me", headers=auth)).status_code == 200
+    assert (await client.get("/users/me", headers=bearer(other["access_token"]))).status_code == 401
+    r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+    assert r.status_code == 401
+    await login(client, user["email"], "a brand new secret")
+    r = await client.post("/users/me/password", headers=auth,
+                          json={"current_password": "a brand new secret", "new_password": "short"})
+    assert r.status_code == 422
+
+
+async def test_deactivation_rejects_existing_tokens_at_once(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client)
+    assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 200  # cached
+    await service.update_user(client.gatehouse, user_id=uuid.UUID(user["id"]), is_active=False)
+    assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
+    assert (await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})).status_code == 401
+
+
+# Errors and health ###########################################################
+
+
+async def test_framework_errors_are_json(client: httpx.AsyncClient) -> None:
+    r = await client.get("/no/such/route")
+    assert r.status_code == 404 and error_code(r) == "not_found"
+    r = await client.delete("/users/me")
+    assert r.status_code == 405 and error_code(r) == "method_not_allowed"
+    r = await client.post("/auth/refresh", json={"refresh_token": 123})
+    assert r.status_code == 422 and error_code(r) == "validation_error"
+    assert r.json()["error"]["details"][0]["loc"] == ["body", "refresh_token"]
+
+
+async def test_health(client: httpx.AsyncClient, backend: str) -> None:
+    assert (await client.get("/health/live")).json() == {"status": "ok", "checks": {}}
+    r = await client.get("/health/ready")
+    assert r.status_code == 200
+    checks = r.json()["checks"]
+    assert checks["database"]["status"] == "ok"
+    assert checks["cache"] == {"status": "ok", "kind": "memory" if backend == "sqlite" else "redis"}
+
+
+async def test_database_outage_is_503_json(tmp_path: Any) -> None:
+    settings = Settings(database_url="postgresql://postgres@127.0.0.1:1/none", auto_migrate=False,
+                        secret_key=SECRET, bcrypt_rounds=4, db_pool_timeout=1, rate_auth_ip="off")
+    async with running(settings) as client:
+        r = await client.get("/health/ready")
+        assert r.status_code == 503 and r.json()["checks"]["database"]["status"] == "unavailable"
+        r = await client.post("/auth/login", json={"email": "a@example.com", "password": PASSWORD})
+        assert r.status_code == 503 and error_code(r) == "database_unavailable"
+        r = await client.post("/auth/register", json={"email": "a@example.com", "password": PASSWORD})
+        assert r.status_code == 503 and error_code(r) == "database_unavailable"
+
+
+# Rate limits #################################################################
+
+
+async def test_failed_logins_per_account_and_ip_are_limited(make_settings: Any) -> None:
+    settings = make_settings(rate_login_failures_account_ip="3/h", rate_login_failures_account="5/h")
+    async with running(settings) as client:
+        user = await register(client)
+        wrong = {"email": user["email"], "password": "wrong password"}
+        for _ in range(3):
+            assert (await client.post("/auth/login", json=wrong)).status_code == 401
+        r = await client.post("/auth/login", json=wrong)
+        assert r.status_code == 429 and error_code(r) == "rate_limited"
+        assert 1 <= int(r.headers["retry-after"]) <= 3600
+        # the right password from that address waits too; another address is not locked out
+        assert (await client.post("/auth/login", json={**wrong, "password": PASSWORD})).status_code == 429
+        other = httpx.ASGITransport(app=client._transport.app, client=("10.1.1.1", 5000))
+        async with httpx.AsyncClient(transport=other, base_url="http://gatehouse.test") as elsewhere:
+            assert (await elsewhere.post("/auth/login", json={**wrong, "password": PASSWORD})).status_code == 200
+
+
+async def test_register_attempts_per_ip_are_limited(make_settings: Any) -> None:
+    async with running(make_settings(rate_auth_ip="2/m")) as client:
+        await register(client)
+        await register(client)
+        r = await client.post("/auth/register", json={"email": "third@example.com", "password": PASSWORD})
+        assert r.status_code == 429 and "retry-after" in r.headers
+
+
+# CLI #########################################################################
+
+
+async def test_cli_create_user_then_login_over_http(settings: Settings) -> None:
+    result = await run_cli(settings, "create-user", "Admin@Example.com", "--admin", "--full-name", "Ops",
+                           "--password-stdin", input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert "created admin admin@example.com" in result.output and PASSWORD not in result.output
+    async with running(settings) as client:
+        tokens = await login(client, "admin@example.com")
+        me = (await client.get("/users/me", headers=bearer(tokens["access_token"]))).json()
+        assert me["role"] == "admin" and me["full_name"] == "Ops"
+
+
+async def test_cli_create_user_interactive_prompt_confirms(settings: Settings) -> None:
+    result = await run_cli(settings, "create-user", "p@example.com", input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0 and PASSWORD not in result.output
+    result = await run_cli(settings, "create-user", "p@example.com", "--password-stdin", input=PASSWORD + "\n")
+    assert result.exit_code == 1 and result.output.strip() == "error: An account with this email already exists."
+    result = await run_cli(settings, "create-user", "q@example.com", "--password-stdin", input="short\n")
+    assert result.exit_code == 1 and "at least 8" in result.output
+
+
+async def test_cli_works_on_a_fresh_database_before_the_server_ever_ran(make_settings: Any, backend: str,
+                                                                       tmp_path: Any) -> None:
+    async with fresh_database(backend, tmp_path) as url:
+        settings = make_settings(database_url=url)
+        result = await run_cli(settings, "migrate", "--status")
+        assert result.exit_code == 0 and "pending  001  users and sessions" in result.output
+        result = await run_cli(settings, "create-user", "first@example.com", "--password-stdin",
+                               input=PASSWORD + "\n")
+        assert result.exit_code == 0, result.output  # AUTO_MIGRATE applied the schema first
+        result = await run_cli(settings, "migrate", "--status")
+        assert result.exit_code == 0 and "applied  001  users and sessions" in result.output
+        assert "pending" not in result.output and "drift" not in result.output
+        result = await run_cli(settings, "migrate")
+        assert result.exit_code == 0 and "up to date" in result.output
+
+
+async def test_concurrent_migrations_apply_once(make_settings: Any, backend: str, tmp_path: Any) -> None:
+    async with fresh_database(backend, tmp_path) as url:
+        engines = [service.create_engine(make_settings(database_url=url)) for _ in range(4)]
+        results = await asyncio.gather(*[service.migrate(e) for e in engines])
+        assert sorted(len(r) for r in results) == [0, 0, 0, len(service.MIGRATIONS)]
+        status = await service.migration_status(engines[0])
+        assert [v for v, _, _ in status.applied] == [m.version for m in service.MIGRATIONS]
+        assert status.pending == [] and status.drift == []
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_migrate_status_reports_drift(client: httpx.AsyncClient, settings: Settings) -> None:
+    async with client.gatehouse.transaction(write=True) as db:
+        await db.execute(sa.text("ALTER TABLE users ADD COLUMN nickname VARCHAR(20)"))
+    result = await run_cli(settings, "migrate", "--status")
+    assert result.exit_code == 1
+    assert "drift" in result.output and "nickname" in result.output
+
+
+async def test_cli_user_admin_commands(settings: Settings, client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client, full_name="Grace")
+    email, auth = user["email"], bearer(tokens["access_token"])
+    assert (await client.get("/users/me", headers=auth)).status_code == 200  # warm the cache
+
+    result = await run_cli(settings, "list-users", "--json")
+    assert result.exit_code == 0
+    listed = __import__("json").loads(result.output)
+    assert [u["email"] for u in listed] == [email] and "password_hash" not in result.output
+
+    result = await run_cli(settings, "set-role", email, "admin")
+    assert result.exit_code == 0 and f"{email} is now admin" in result.output
+    assert (await client.get("/users/me", headers=auth)).json()["role"] == "admin"  # no stale role
+    result = await run_cli(settings, "set-role", email, "root")
+    assert result.exit_code == 1 and "role must be one of" in result.output
+
+    result = await run_cli(settings, "deactivate", email)
+    assert result.exit_code == 0
+    r = await client.get("/users/me", headers=auth)
+    assert r.status_code == 401  # the CLI's change reached the running service at once
+    assert (await client.post("/auth/login", json={"email": email, "password": PASSWORD})).status_code == 401
+    assert (await run_cli(settings, "activate", email)).exit_code == 0
+    tokens = await login(client, email)
+
+    result = await run_cli(settings, "set-password", email, "--password-stdin", input="new secret value\n")
+    assert result.exit_code == 0 and "new secret value" not in result.output
+    assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
+    tokens = await login(client, email, "new secret value")
+
+    result = await run_cli(settings, "revoke-sessions", email)
+    assert result.exit_code == 0 and "ended 1 session(s)" in result.output
+    assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
+
+    tokens = await login(client, email, "new secret value")
+    result = await run_cli(settings, "delete-user", email, "--yes")
+    assert result.exit_code == 0
+    assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
+    result = await run_cli(settings, "list-users")
+    assert result.exit_code == 0 and email not in result.output
+
+
+@pytest.mark.parametrize("command", [["deactivate"], ["activate"], ["set-role", "admin"], ["revoke-sessions"],
+                                     ["delete-user", "--yes"], ["set-password", "--password-stdin"]])
+async def test_cli_unknown_user_is_one_line_and_exit_1(settings: Settings, command: list[str]) -> None:
+    args = [command[0], "ghost@example.com", *command[1:]]
+    result = await run_cli(settings, *args, input="irrelevant password\n")
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: No such user."
+
+
+async def test_cli_reports_unreachable_database_in_one_line(make_settings: Any) -> None:
+    settings = make_settings(database_url="postgresql://postgres@127.0.0.1:1/none", db_pool_timeout=1)
+    result = await run_cli(settings, "list-users")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: DATABASE_URL: cannot reach the database") and "Traceback" not in result.output
+
+
+# Instances ###################################################################
+
+
+async def test_two_instances_share_revocation_and_user_changes(settings: Settings) -> None:
+    """Two app instances on one database (and Redis): what one changes, the other sees at once."""
+    async with running(settings) as a, running(settings) as b:
+        user, tokens = await new_user(a)
+        auth = bearer(tokens["access_token"])
+        assert (await b.get("/users/me", headers=auth)).status_code == 200  # B caches the session
+        r = await a.patch("/users/me", headers=auth, json={"full_name": "Changed on A"})
+        assert r.status_code == 200
+        await asyncio.sleep(0.1)  # pub/sub delivery (the bound the design promises)
+        assert (await b.get("/users/me", headers=auth)).json()["full_name"] == "Changed on A"
+        assert (await a.post("/auth/logout", headers=auth)).status_code == 204
+        await asyncio.sleep(0.1)
+        r = await b.get("/users/me", headers=auth)
+        assert r.status_code == 401 and error_code(r) == "session_revoked"
+        await login(b, user["email"])
