@@ -1,0 +1,24 @@
+# Gatehouse: two stages, so the runtime image carries the virtualenv but no build tools.
+FROM python:3.11-slim AS build
+RUN python -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt
+
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    DATABASE_URL=sqlite+aiosqlite:////data/gatehouse.db \
+    SECRET_KEY_FILE=/data/gatehouse.secret
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin gatehouse \
+    && mkdir -p /app /data && chown gatehouse:gatehouse /data
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY service.py cli.py ./
+USER gatehouse
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2)"]
+# --proxy-headers: client addresses from the load balancer (set FORWARDED_ALLOW_IPS to its address).
+CMD ["uvicorn", "service:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
