@@ -853,3 +853,379 @@ async def test_two_instances_share_revocation_and_user_changes(settings: Setting
         r = await b.get("/users/me", headers=auth)
         assert r.status_code == 401 and error_code(r) == "session_revoked"
         await login(b, user["email"])
+
+
+# Production: proxies, limits, pools ##########################################
+
+
+async def test_forwarded_for_is_believed_only_from_trusted_proxies(make_settings: Any) -> None:
+    settings = make_settings(rate_auth_ip="1/h", trusted_proxies="10.0.0.0/8")
+    async with running(settings) as client:
+        app = client._transport.app
+
+        async def register_from(peer: str, xff: str | None) -> int:
+            transport = httpx.ASGITransport(app=app, client=(peer, 4000))
+            headers = {"X-Forwarded-For": xff} if xff else {}
+            async with httpx.AsyncClient(transport=transport, base_url="http://gatehouse.test") as c:
+                body = {"email": f"x{secrets.token_hex(3)}@example.com", "password": PASSWORD}
+                return (await c.post("/auth/register", json=body, headers=headers)).status_code
+
+        # behind the trusted proxy, each forwarded client has its own budget
+        assert await register_from("10.0.0.5", "203.0.113.1") == 201
+        assert await register_from("10.0.0.5", "203.0.113.2") == 201
+        assert await register_from("10.0.0.6", "198.51.100.9, 203.0.113.1") == 429  # right-most untrusted hop
+        # a direct caller cannot spoof its address with the header
+        assert await register_from("192.0.2.7", "203.0.113.3") == 201
+        assert await register_from("192.0.2.7", "203.0.113.4") == 429
+
+
+async def test_general_limit_per_client_and_health_is_exempt(make_settings: Any) -> None:
+    async with running(make_settings(rate_general_ip="3/m")) as client:
+        codes = [(await client.get("/users/me")).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        assert (await client.get("/health/live")).status_code == 200
+
+
+async def test_in_process_cache_is_bounded(make_settings: Any) -> None:
+    async with running(make_settings(local_cache_max_entries=100)) as client:
+        user = await register(client)
+        for _ in range(30):
+            tokens = await login(client, user["email"])
+            assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 200
+        assert len(client.gatehouse.cache.local) <= 100
+        for _ in range(120):
+            tokens = await login(client, user["email"])
+        assert len(client.gatehouse.cache.local) <= 100
+
+
+async def test_many_concurrent_requests_share_a_small_pool(make_settings: Any) -> None:
+    settings = make_settings(redis_max_connections=8, db_pool_size=4, db_max_overflow=0, db_pool_timeout=30)
+    async with running(settings) as client:
+        user = await register(client)
+        sessions = [await login(client, user["email"]) for _ in range(25)]
+        client.gatehouse.cache.local.clear()  # force every request through the shared tier
+        responses = await asyncio.gather(*[
+            client.get("/users/me", headers=bearer(sessions[i % 25]["access_token"])) for i in range(500)
+        ])
+        assert [r.status_code for r in responses] == [200] * 500
+
+
+async def test_exhausted_database_pool_is_503_then_recovers(make_settings: Any) -> None:
+    settings = make_settings(db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5)
+    async with running(settings) as client:
+        held = await client.gatehouse.engine.connect()
+        await held.exec_driver_sql("SELECT 1")
+        r = await client.post("/auth/register", json={"email": "p@example.com", "password": PASSWORD})
+        assert r.status_code == 503 and error_code(r) == "database_unavailable"
+        assert (await client.get("/health/ready")).status_code == 503
+        await held.close()
+        await register(client, "p@example.com")
+
+
+class TcpProxy:
+    """A loopback TCP forwarder that can be cut and restored, to simulate an outage."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> "TcpProxy":
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for w in self._writers:
+            w.close()
+        self._writers.clear()
+        await self._server.wait_closed()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_postgres_outage_is_503_and_recovers_without_restart(make_settings: Any, pg_url: str) -> None:
+    url = service.database_url(pg_url)
+    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    settings = make_settings(database_url=url.set(host="127.0.0.1", port=proxy.port)
+                             .render_as_string(hide_password=False), db_pool_timeout=1)
+    async with running(settings) as client:
+        user, tokens = await new_user(client)
+        await proxy.cut()
+        r = await client.post("/auth/register", json={"email": "down@example.com", "password": PASSWORD})
+        assert r.status_code == 503 and error_code(r) == "database_unavailable"
+        r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+        assert r.status_code == 503
+        r = await client.get("/health/ready")
+        assert r.status_code == 503 and r.json()["checks"]["database"]["status"] == "unavailable"
+        await proxy.start()  # the database is back on the same address
+        await register(client, "down@example.com")
+        assert (await client.get("/health/ready")).status_code == 200
+        # connections killed by the server are replaced without a 500
+        await _pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        f"WHERE datname = '{url.database}' AND pid <> pg_backend_pid()")
+        assert (await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})).status_code == 200
+        await proxy.cut()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port, to kill and restart without touching the shared one."""
+
+    def __init__(self) -> None:
+        import shutil
+
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            _unavailable("redis-server is not installed")
+        self.port = _free_port()
+        self.proc: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> "PrivateRedis":
+        import redis.asyncio as aioredis
+
+        self.proc = await asyncio.create_subprocess_exec(
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        client = aioredis.Redis.from_url(self.url)
+        for _ in range(100):
+            try:
+                await client.ping()
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
+        await client.aclose()
+        return self
+
+    async def kill(self) -> None:
+        self.proc.kill()
+        await self.proc.wait()
+
+
+async def _until(predicate: Callable[[], Any], what: str, attempts: int = 100) -> None:
+    for _ in range(attempts):
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_redis_outage_falls_back_to_database_and_recovers(make_settings: Any) -> None:
+    redis_server = await PrivateRedis().start()
+    settings = make_settings(redis_url=redis_server.url, redis_timeout=0.5,
+                             rate_login_failures_account_ip="3/h")
+    try:
+        async with running(settings) as client:
+            user, first = await new_user(client)
+            second = await login(client, user["email"])
+            assert (await client.get("/users/me", headers=bearer(first["access_token"]))).status_code == 200
+            await redis_server.kill()
+
+            assert (await client.get("/users/me", headers=bearer(first["access_token"]))).status_code == 200
+            assert (await client.post("/auth/logout", headers=bearer(first["access_token"]))).status_code == 204
+            r = await client.get("/users/me", headers=bearer(first["access_token"]))
+            assert r.status_code == 401  # revocation checked against the database
+            refreshed = await client.post("/auth/refresh", json={"refresh_token": second["refresh_token"]})
+            assert refreshed.status_code == 200
+            await login(client, user["email"])
+            await register(client)
+            wrong = {"email": user["email"], "password": "wrong password"}
+            codes = [(await client.post("/auth/login", json=wrong)).status_code for _ in range(4)]
+            assert codes == [401, 401, 401, 429]  # limits fall back in process, never open
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 200 and ready.json()["checks"]["cache"]["status"] == "degraded"
+
+            await redis_server.start()  # same port, empty
+
+            async def recovered() -> bool:
+                r = await client.get("/health/ready")
+                return r.json()["checks"]["cache"]["status"] == "ok"
+
+            await _until(recovered, "the service uses Redis again")
+            access = refreshed.json()["access_token"]
+            assert (await client.get("/users/me", headers=bearer(access))).status_code == 200
+            assert (await client.post("/auth/logout", headers=bearer(access))).status_code == 204
+            assert (await client.get("/users/me", headers=bearer(access))).status_code == 401
+    finally:
+        if redis_server.proc.returncode is None:
+            await redis_server.kill()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_change_made_while_cut_off_from_redis_is_not_served_stale_after(make_settings: Any,
+                                                                             redis_url: str) -> None:
+    target = service.database_url(redis_url.replace("redis://", "postgresql://"))  # only to parse host/port
+    proxy = await TcpProxy(target.host or "127.0.0.1", target.port or 6379).start()
+    proxied = redis_url.replace(f"{target.host}:{target.port}", f"127.0.0.1:{proxy.port}")
+    base = make_settings()
+    async with running(base.model_copy(update={"redis_url": proxied})) as a, running(base) as b:
+        user, tokens = await new_user(a)
+        auth = bearer(tokens["access_token"])
+        assert (await a.get("/users/me", headers=auth)).status_code == 200
+        assert (await b.get("/users/me", headers=auth)).status_code == 200  # B holds the session as live
+        await proxy.cut()
+        assert (await a.post("/auth/logout", headers=auth)).status_code == 204  # announced to nobody
+        assert (await a.get("/users/me", headers=auth)).status_code == 401
+        await proxy.start()
+
+        async def a_reconnected() -> bool:
+            return a.gatehouse.cache._subscribed and not a.gatehouse.cache._dirty
+
+        await _until(a_reconnected, "A resubscribes and bumps the cache generation")
+        await asyncio.sleep(0.1)
+        r = await b.get("/users/me", headers=auth)
+        assert r.status_code == 401 and error_code(r) == "session_revoked"
+        await proxy.cut()
+
+
+# Real processes ##############################################################
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+
+
+class Server:
+    """`uvicorn service:app` in its own process, configured through the environment."""
+
+    def __init__(self, settings: Settings, **env: str):
+        self.env = {**os.environ, **settings_env(settings), **env}
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: Any = None
+
+    def start(self) -> "Server":
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--no-access-log", "--log-level", "warning"],
+            cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(200):
+            try:
+                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.05)
+        raise AssertionError("server did not start")
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            self.proc.wait(timeout=15)
+
+
+def _cli_process(settings: Settings, *args: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "cli.py", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **settings_env(settings)}, timeout=60)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_two_uvicorn_instances_share_postgres_and_redis(make_settings: Any) -> None:
+    settings = make_settings(rate_login_failures_account="4/h", rate_login_failures_account_ip="100/h")
+    a, b = Server(settings).start(), Server(settings).start()
+    try:
+        with httpx.Client(base_url=a.url, timeout=10) as on_a, httpx.Client(base_url=b.url, timeout=10) as on_b:
+            email = "shared@example.com"
+            assert on_a.post("/auth/register", json={"email": email, "password": PASSWORD}).status_code == 201
+            tokens = on_b.post("/auth/login", json={"email": email, "password": PASSWORD}).json()
+            auth = bearer(tokens["access_token"])
+            assert on_a.get("/users/me", headers=auth).json()["role"] == "user"
+            assert on_b.get("/users/me", headers=auth).json()["role"] == "user"
+
+            result = _cli_process(settings, "set-role", email, "admin")
+            assert result.returncode == 0, result.stderr
+            assert on_a.get("/users/me", headers=auth).json()["role"] == "admin"
+            assert on_b.get("/users/me", headers=auth).json()["role"] == "admin"
+
+            assert on_a.post("/auth/logout", headers=auth).status_code == 204
+            started = time.perf_counter()
+            while on_b.get("/users/me", headers=auth).status_code != 401:
+                assert time.perf_counter() - started < 5, "B kept accepting a token revoked on A"
+            print(f"revocation seen on B {1000 * (time.perf_counter() - started):.1f} ms after logout on A")
+
+            wrong = {"email": email, "password": "not the password"}
+            codes = [c.post("/auth/login", json=wrong).status_code for c in (on_a, on_b, on_a, on_b, on_a)]
+            assert codes == [401, 401, 401, 401, 429]  # one budget across instances
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_acknowledged_writes_survive_kill_9(make_settings: Any) -> None:
+    import concurrent.futures
+    import signal
+
+    settings = make_settings()
+    server = Server(settings).start()
+    acknowledged: list[str] = []
+    stop = __import__("threading").Event()
+
+    def writer(n: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=5) as c:
+            for i in range(10_000):
+                if stop.is_set():
+                    return
+                email = f"w{n}-{i}@example.com"
+                try:
+                    r = c.post("/auth/register", json={"email": email, "password": PASSWORD})
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 201:
+                    acknowledged.append(email)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(writer, n) for n in range(8)]
+        while len(acknowledged) < 40 and server.proc.poll() is None:
+            time.sleep(0.01)
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+        stop.set()
+        for f in futures:
+            f.result()
+
+    result = _cli_process(settings, "list-users", "--json")
+    assert result.returncode == 0, result.stderr
+    stored = {u["email"] for u in __import__("json").loads(result.stdout)}
+    missing = [e for e in acknowledged if e not in stored]
+    assert not missing, f"{len(missing)} acknowledged registrations lost"
+    assert len(acknowledged) >= 40
