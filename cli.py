@@ -9,6 +9,7 @@ failure prints one line on stderr and exits 1.
 import asyncio
 import json
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -187,6 +188,93 @@ def revoke_sessions(email: str) -> None:
 
     count = _run(work)
     typer.echo(f"ended {count} session(s) of {email}")
+
+
+def _key_row(row: service.ApiKey) -> dict[str, Any]:
+    return service.ApiKeyPublic.of(row).model_dump(mode="json")
+
+
+@app.command("create-key")
+def create_key(
+    email: str,
+    name: Annotated[str, typer.Option("--name", help="What the key is for.")],
+    scope: Annotated[list[str] | None, typer.Option("--scope", help=f"Repeatable: {', '.join(service.SCOPES)}.")]
+    = None,
+    expires_days: Annotated[int | None, typer.Option("--expires-days", help="Expire after N days.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an API key for a user and print it (the only time it is shown)."""
+
+    async def work(gh: Gatehouse) -> tuple[service.ApiKey, str]:
+        return await service.create_api_key(gh, user_id=await _user_id(gh, email), name=name,
+                                            scopes=scope or ["users:read"], expires_days=expires_days)
+
+    row, key = _run(work)
+    if as_json:
+        typer.echo(json.dumps({**_key_row(row), "key": key}, indent=2))
+    else:
+        typer.echo(f"created key {row.id} for {email} scopes={row.scopes.replace(' ', ',')}")
+        typer.echo(key)
+
+
+@app.command("list-keys")
+def list_keys(email: Annotated[str | None, typer.Argument(help="Only this user's keys.")] = None,
+              as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List unrevoked API keys (never their secrets)."""
+
+    async def work(gh: Gatehouse) -> list[service.ApiKey]:
+        return await service.list_api_keys(gh, user_id=await _user_id(gh, email) if email else None)
+
+    rows = [_key_row(row) for row in _run(work)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for k in rows:
+        expires = k["expires_at"] or "never"
+        typer.echo(f"{k['id']}  {k['prefix']}  {k['name']:<24} {','.join(k['scopes']):<30} expires={expires}")
+
+
+@app.command("revoke-key")
+def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id (from list-keys).")]) -> None:
+    """Revoke an API key; it stops working everywhere at once."""
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError:
+        raise _fail(f"{key_id!r} is not a key id") from None
+    row = _run(lambda gh: service.revoke_api_key(gh, key_id=parsed))
+    typer.echo(f"revoked key {row.id} ({row.name})")
+
+
+signing = typer.Typer(no_args_is_help=True, help="Token signing keys: list, rotate, retire.")
+app.add_typer(signing, name="signing-keys")
+
+
+@signing.command("list")
+def signing_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List signing keys, newest first (the newest unretired key of JWT_ALGORITHM signs)."""
+    rows = [{"kid": r.kid, "algorithm": r.algorithm, "created_at": r.created_at.isoformat(),
+             "retired_at": r.retired_at.isoformat() if r.retired_at else None}
+            for r in _run(service.list_signing_keys)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = f"retired {r['retired_at']}" if r["retired_at"] else "active"
+        typer.echo(f"{r['kid']}  {r['algorithm']:<6} created {r['created_at']}  {state}")
+
+
+@signing.command("rotate")
+def signing_rotate() -> None:
+    """Make a new signing key; tokens signed with older keys keep working."""
+    row = _run(service.rotate_signing_key)
+    typer.echo(f"new signing key {row.kid} ({row.algorithm}); older keys still verify until retired")
+
+
+@signing.command("retire")
+def signing_retire(kid: str) -> None:
+    """Retire a signing key: tokens signed with it stop working everywhere."""
+    row = _run(lambda gh: service.retire_signing_key(gh, kid=kid))
+    typer.echo(f"retired signing key {row.kid}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Settings:    environment variables or a `.env` file in the working directory
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import ipaddress
@@ -44,7 +45,7 @@ from alembic.operations import Operations
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     secret_key_file: str = "gatehouse.secret"
     jwt_issuer: str = "gatehouse"
     jwt_audience: str = "gatehouse"
+    jwt_algorithm: Literal["HS256", "EdDSA", "ES256", "RS256"] = "HS256"
     access_token_minutes: int = Field(15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(30, ge=1, le=365)
     refresh_grace_seconds: int = Field(10, ge=0, le=300)
@@ -143,6 +145,7 @@ class Settings(BaseSettings):
     rate_login_failures_account_ip: RateSetting = parse_rate("10/15m")
     rate_auth_ip: RateSetting = parse_rate("30/m")
     rate_general_ip: RateSetting = parse_rate("1200/m")
+    api_key_touch_seconds: int = Field(60, ge=1)
     trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
 
     @field_validator("trusted_proxies")
@@ -264,6 +267,10 @@ class InvalidToken(NotAuthenticated):
     code, message = "invalid_token", "The token is invalid or has expired."
 
 
+class InvalidApiKey(NotAuthenticated):
+    code, message = "invalid_api_key", "The API key is invalid, revoked or expired."
+
+
 class RefreshTokenReused(NotAuthenticated):
     code, message = "refresh_token_reused", "This refresh token was already used; the session has been ended."
 
@@ -274,6 +281,14 @@ class WrongPassword(ServiceError):
 
 class Forbidden(ServiceError):
     status_code, code, message = 403, "forbidden", "You may not do this."
+
+
+class InsufficientScope(Forbidden):
+    code, message = "insufficient_scope", "The credential lacks a scope this needs."
+
+
+class AccessTokenRequired(Forbidden):
+    code, message = "access_token_required", "This needs a session's access token, not an API key."
 
 
 class SignupDisabled(Forbidden):
@@ -365,6 +380,37 @@ class User(Base):
     version: Mapped[int] = mapped_column(sa.Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """A machine credential acting as its owner, narrowed to its scopes; only a hash is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    public_id: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(100))
+    scopes: Mapped[str] = mapped_column(sa.String(200))  # space-separated
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SigningKey(Base):
+    """A token signing key. HS256 material is derived from SECRET_KEY and the kid; an
+    asymmetric private key is stored sealed (AES-GCM, key derived from SECRET_KEY)."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(sa.String(16))
+    private_key: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    public_key: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class LoginSession(Base):
@@ -477,6 +523,36 @@ def _m001_users_and_sessions(op: Operations) -> None:
     op.create_index("ix_sessions_user_id", "sessions", ["user_id"])
 
 
+def _m002_api_and_signing_keys(op: Operations) -> None:
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("public_id", sa.String(16), nullable=False),
+        sa.Column("secret_hash", sa.String(64), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("scopes", sa.String(200), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=True),
+        sa.Column("revoked_at", UTCDateTime(), nullable=True),
+        sa.Column("last_used_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_api_keys"),
+        sa.UniqueConstraint("public_id", name="uq_api_keys_public_id"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_api_keys_user_id_users", ondelete="CASCADE"),
+    )
+    op.create_index("ix_api_keys_user_id", "api_keys", ["user_id"])
+    op.create_table(
+        "signing_keys",
+        sa.Column("kid", sa.String(64), nullable=False),
+        sa.Column("algorithm", sa.String(16), nullable=False),
+        sa.Column("private_key", sa.Text(), nullable=True),
+        sa.Column("public_key", sa.Text(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("retired_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("kid", name="pk_signing_keys"),
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -484,7 +560,10 @@ class Migration:
     upgrade: Callable[[Operations], None]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "users and sessions", _m001_users_and_sessions),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "users and sessions", _m001_users_and_sessions),
+    Migration(2, "api keys and signing keys", _m002_api_and_signing_keys),
+)
 
 
 @dataclass(frozen=True)
@@ -659,43 +738,146 @@ class AccessClaims:
     expires_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class KeyMaterial:
+    """One signing key as stored: the private half sealed, the public half as PEM."""
+
+    kid: str
+    algorithm: str
+    private_key: str | None
+    public_key: str | None
+
+
+SIGNING_ALGORITHMS = ("HS256", "EdDSA", "ES256", "RS256")
+_KID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _REFRESH_RE = re.compile(r"^([0-9a-f]{32})\.(\d{1,9})\.([A-Za-z0-9_-]{43})$")
+_JWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
+    (jwt.ExpiredSignatureError, "token_expired", "The access token has expired."),
+    (jwt.InvalidAudienceError, "invalid_audience", "The token is meant for another audience."),
+    (jwt.InvalidIssuerError, "invalid_issuer", "The token comes from another issuer."),
+    (jwt.InvalidAlgorithmError, "invalid_algorithm", "The token's algorithm is not allowed for its key."),
+)
+
+
+def _generate_private_key(algorithm: str) -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if algorithm == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    if algorithm == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 class TokenIssuer:
-    """Access tokens are short JWTs; refresh tokens are HMACs over (session, generation)."""
-
-    ALGORITHM = "HS256"
+    """Signs and verifies access tokens; derives refresh tokens as HMACs over (session, generation)."""
 
     def __init__(self, settings: Settings, secret: bytes):
-        self._access_key = _derive(secret, "access-token")
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._secret = secret
         self._refresh_key = _derive(secret, "refresh-token")
+        self._seal = AESGCM(_derive(secret, "signing-key-seal"))
         self.issuer, self.audience = settings.jwt_issuer, settings.jwt_audience
         self.access_ttl = settings.access_token_minutes * 60
+        # kid -> key object. A kid's material never changes, so these never go stale;
+        # only kids found in the database reach them, so they stay as small as the key table.
+        self._private: dict[str, Any] = {}
+        self._public: dict[str, Any] = {}
 
-    def issue_access(self, *, user_id: uuid.UUID, session_id: uuid.UUID, role: str) -> str:
+    def generate(self, algorithm: str) -> KeyMaterial:
+        """A new signing key; asymmetric private halves are sealed with SECRET_KEY."""
+        from cryptography.hazmat.primitives import serialization as ser
+
+        kid = secrets.token_urlsafe(12)
+        if algorithm == "HS256":
+            return KeyMaterial(kid, algorithm, None, None)
+        private = _generate_private_key(algorithm)
+        pem = private.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+        nonce = os.urandom(12)
+        sealed = base64.b64encode(nonce + self._seal.encrypt(nonce, pem, kid.encode())).decode()
+        public = private.public_key().public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
+        return KeyMaterial(kid, algorithm, sealed, public.decode())
+
+    def _hmac_key(self, kid: str) -> bytes:
+        return _derive(self._secret, f"access-token/{kid}")
+
+    def _signing_key(self, key: KeyMaterial) -> Any:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        if key.algorithm == "HS256":
+            return self._hmac_key(key.kid)
+        if key.kid not in self._private:
+            raw = base64.b64decode(key.private_key or "")
+            try:
+                pem = self._seal.decrypt(raw[:12], raw[12:], key.kid.encode())
+            except Exception:
+                raise ConfigError(f"signing key {key.kid} cannot be unsealed: SECRET_KEY changed?") from None
+            self._private[key.kid] = load_pem_private_key(pem, password=None)
+        return self._private[key.kid]
+
+    def _verification_key(self, kid: str, algorithm: str, public_pem: str | None) -> Any:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        if algorithm == "HS256":
+            return self._hmac_key(kid)
+        if kid not in self._public:
+            self._public[kid] = load_pem_public_key((public_pem or "").encode())
+        return self._public[kid]
+
+    def issue_access(self, *, user_id: uuid.UUID, session_id: uuid.UUID, role: str, key: KeyMaterial) -> str:
         now = int(time.time())
         claims = {
             "sub": str(user_id), "sid": str(session_id), "jti": secrets.token_urlsafe(12), "role": role,
             "typ": "access", "iat": now, "exp": now + self.access_ttl, "iss": self.issuer, "aud": self.audience,
         }
-        return jwt.encode(claims, self._access_key, algorithm=self.ALGORITHM, headers={"typ": "at+jwt"})
+        return jwt.encode(claims, self._signing_key(key), algorithm=key.algorithm,
+                          headers={"kid": key.kid, "typ": "at+jwt"})
 
-    def decode_access(self, token: str) -> AccessClaims:
-        """Verify an access token's signature, type and claims; raise InvalidToken if any fails."""
+    def read_header(self, token: str) -> tuple[str, str]:
+        """(kid, alg) of a would-be access token, refusing `none`, odd algorithms and odd kids."""
+        if _REFRESH_RE.match(token) or token.startswith(API_KEY_PREFIX):
+            raise InvalidToken("A refresh token or API key was sent where an access token is required.",
+                               code="wrong_token_type")
+        try:
+            segment = token.split(".", 1)[0]
+            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+            algorithm, kid = header.get("alg"), header.get("kid")
+        except (ValueError, TypeError, AttributeError):
+            raise InvalidToken() from None
+        if algorithm not in SIGNING_ALGORITHMS:
+            raise InvalidToken("The token's algorithm is not allowed.", code="invalid_algorithm")
+        if not isinstance(kid, str) or not _KID_RE.match(kid):
+            raise InvalidToken("The token names no known signing key.", code="unknown_key")
+        return kid, algorithm
+
+    def decode_access(self, token: str, *, kid: str, algorithm: str, public_key: str | None) -> AccessClaims:
+        """Verify signature, type and claims with the key `kid`; InvalidToken with a precise code."""
         try:
             claims = jwt.decode(
-                token, self._access_key, algorithms=[self.ALGORITHM], audience=self.audience, issuer=self.issuer,
-                leeway=5, options={"require": ["exp", "iat", "sub", "sid", "jti", "iss", "aud", "typ"]},
+                token, self._verification_key(kid, algorithm, public_key), algorithms=[algorithm],
+                audience=self.audience, issuer=self.issuer, leeway=5,
+                options={"require": ["exp", "iat", "sub", "sid", "jti", "iss", "aud", "typ"]},
             )
-            if claims["typ"] != "access":
-                raise InvalidToken("A refresh or other token was sent where an access token is required.")
+        except jwt.PyJWTError as exc:
+            for kind, code, message in _JWT_ERRORS:
+                if isinstance(exc, kind):
+                    raise InvalidToken(message, code=code) from None
+            raise InvalidToken() from None
+        if claims["typ"] != "access":
+            raise InvalidToken("A token of another type was sent where an access token is required.",
+                               code="wrong_token_type")
+        try:
             return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), str(claims.get("role")),
                                 int(claims["exp"]))
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("The access token has expired.", code="token_expired") from None
-        except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError):
             raise InvalidToken() from None
+
+    def public_jwk(self, kid: str, algorithm: str, public_pem: str) -> dict[str, Any]:
+        """The JWK of a public key, as published at /.well-known/jwks.json."""
+        key = self._verification_key(kid, algorithm, public_pem)
+        jwk = jwt.get_algorithm_by_name(algorithm).to_jwk(key, as_dict=True)
+        return {**jwk, "kid": kid, "alg": algorithm, "use": "sig"}
 
     def _refresh_mac(self, session_id: uuid.UUID, generation: int) -> str:
         mac = hmac.new(self._refresh_key, f"{session_id.hex}.{generation}".encode(), hashlib.sha256).digest()
@@ -713,6 +895,29 @@ class TokenIssuer:
         if not hmac.compare_digest(match[3], self._refresh_mac(session_id, generation)):
             raise InvalidToken()
         return session_id, generation
+
+
+# API keys look like gate_<public id>_<secret>: the prefix lets secret scanners spot a
+# leaked one, the public id finds the row, and only SHA-256 of the secret is stored
+# (the secret has 160 random bits, so a slow hash would add nothing).
+API_KEY_PREFIX = "gate_"
+_API_KEY_RE = re.compile(r"^gate_([a-z2-7]{10})_([a-z2-7]{32})$")
+SCOPES = ("users:read", "users:write", "keys:read", "keys:write", "admin")
+ROLE_SCOPES = {"user": frozenset(SCOPES[:4]), "admin": frozenset(SCOPES)}
+
+
+def _b32(nbytes: int) -> str:
+    return base64.b32encode(os.urandom(nbytes)).decode().rstrip("=").lower()
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """(key to show once, public id, hash to store)."""
+    public_id, secret = _b32(7)[:10], _b32(20)
+    return f"{API_KEY_PREFIX}{public_id}_{secret}", public_id, hash_api_secret(secret)
+
+
+def hash_api_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 # Cache and rate limiting #####################################################
@@ -826,6 +1031,10 @@ class Cache:
     async def hit(self, key: str, rate: Rate, cost: int = 1) -> float:
         """Spend from a rate limit; seconds to wait, 0.0 when allowed."""
         return self.limiter.hit(key, rate, cost) if rate.limit else 0.0
+
+    async def claim(self, key: str, seconds: float) -> bool:
+        """True for the first caller in `seconds` (across processes with Redis)."""
+        return True
 
     async def health(self) -> dict[str, str]:
         return {"status": "ok", "kind": self.kind}
@@ -1068,6 +1277,15 @@ class RedisCache(Cache):
                 self._failed(exc)
         return self.limiter.hit(key, rate, cost)
 
+    async def claim(self, key: str, seconds: float) -> bool:
+        if not self._available():
+            return True
+        try:
+            return bool(await self.redis.set(f"{self.prefix}claim:{key}", b"1", nx=True, px=int(seconds * 1000)))
+        except self._errors as exc:
+            self._failed(exc)
+            return True
+
     async def health(self) -> dict[str, str]:
         try:
             await asyncio.wait_for(self.redis.ping(), timeout=1.0)
@@ -1097,6 +1315,21 @@ class Gatehouse:
         self.cache: Cache = create_cache(settings)
         self.hasher = PasswordHasher(rounds=settings.bcrypt_rounds, workers=settings.hash_workers)
         self.tokens: TokenIssuer | None = None
+        self.key_touches: OrderedDict[str, float] = OrderedDict()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, work: Awaitable[Any]) -> None:
+        """Run bookkeeping off the request path; close() waits for it."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:
+                log.warning("background task failed: %s", as_service_error(exc) or exc)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def start(self, *, auto_migrate: bool | None = None) -> "Gatehouse":
         self.tokens = TokenIssuer(self.settings, load_secret(self.settings))
@@ -1111,6 +1344,8 @@ class Gatehouse:
         return self
 
     async def close(self) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
         await self.cache.close()
         if self.engine is not None:
             await self.engine.dispose()
@@ -1156,10 +1391,12 @@ class TokenPair:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller: a user snapshot (as cached) and the session."""
+    """The authenticated caller: a user snapshot (as cached), and a session or an API key."""
 
     user: dict[str, Any]
-    session_id: uuid.UUID
+    session_id: uuid.UUID | None
+    key_id: uuid.UUID | None
+    scopes: frozenset[str]
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -1267,13 +1504,15 @@ async def _start_session(gh: Gatehouse, user: User, client: Client, *, rehash: s
         if rehash is not None:
             await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
     await gh.cache.fill(f"s:{row.id}", *_session_entry(row), epoch=None)
-    return _token_pair(gh, user_id=user.id, role=user.role, session_id=row.id, generation=0)
+    return await _token_pair(gh, user_id=user.id, role=user.role, session_id=row.id, generation=0)
 
 
-def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session_id: uuid.UUID, generation: int) -> TokenPair:
+async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session_id: uuid.UUID,
+                      generation: int) -> TokenPair:
     assert gh.tokens is not None
+    key = await active_signing_key(gh)
     return TokenPair(
-        access_token=gh.tokens.issue_access(user_id=user_id, session_id=session_id, role=role),
+        access_token=gh.tokens.issue_access(user_id=user_id, session_id=session_id, role=role, key=key),
         refresh_token=gh.tokens.issue_refresh(session_id, generation),
         expires_in=gh.tokens.access_ttl,
     )
@@ -1335,7 +1574,7 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str) -> TokenPair:
         await gh.cache.publish({f"s:{session_id}": _session_entry(None)})
         log.warning("refresh token reuse: session %s revoked", session_id)
         raise RefreshTokenReused()
-    return _token_pair(gh, user_id=user.id, role=user.role, session_id=session_id, generation=current)
+    return await _token_pair(gh, user_id=user.id, role=user.role, session_id=session_id, generation=current)
 
 
 async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, session_id: uuid.UUID | None = None,
@@ -1354,22 +1593,231 @@ async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, session_id: uuid
     return len(ended)
 
 
+async def _live_user(gh: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """The cached user if the account exists and is active."""
+    user_id = uuid.UUID(str(user_id))
+    user = await _cached(gh, f"u:{user_id}", lambda: _load_user_entry(gh, user_id))
+    return user if user is not None and user["is_active"] else None
+
+
 async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
-    """The caller behind an access token; its session and account must still be live."""
+    """The caller behind an access token; its key, session and account must still be live."""
     assert gh.tokens is not None
-    claims = gh.tokens.decode_access(token)
-    key = f"s:{claims.session_id}"
-    session = await _cached(gh, key, lambda: _load_session_entry(gh, claims.session_id))
+    kid, algorithm = gh.tokens.read_header(token)
+    key = await _cached(gh, f"sk:{kid}", lambda: _load_key_entry(gh, kid))
+    if key is None:
+        raise InvalidToken("The token was signed with an unknown or retired key.", code="unknown_key")
+    if key["alg"] != algorithm:  # e.g. HS256 "signed" with a published public key
+        raise InvalidToken("The token's algorithm does not match its key.", code="invalid_algorithm")
+    claims = gh.tokens.decode_access(token, kid=kid, algorithm=algorithm, public_key=key["public"])
+    session = await _cached(gh, f"s:{claims.session_id}", lambda: _load_session_entry(gh, claims.session_id))
     if session is not None and session["exp"] <= time.time():
         session = (await _load_session_entry(gh, claims.session_id))[1]  # cached copy predates a refresh?
         if session is not None and session["exp"] <= time.time():
             session = None
     if session is None or session["uid"] != str(claims.user_id):
         raise InvalidToken("The session has ended.", code="session_revoked")
-    user = await _cached(gh, f"u:{claims.user_id}", lambda: _load_user_entry(gh, claims.user_id))
-    if user is None or not user["is_active"]:
+    user = await _live_user(gh, claims.user_id)
+    if user is None:
         raise InvalidToken("The account is not active.", code="session_revoked")
-    return Principal(user, claims.session_id)
+    return Principal(user, claims.session_id, None, ROLE_SCOPES.get(user["role"], frozenset()))
+
+
+async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
+    """The caller behind an access token or an API key."""
+    if credential.startswith(API_KEY_PREFIX):
+        return await resolve_api_key(gh, credential)
+    return await resolve_access_token(gh, credential)
+
+
+def _key_entry(row: SigningKey | None) -> Entry:
+    if row is None or row.retired_at is not None:
+        return 1, None
+    return 0, {"kid": row.kid, "alg": row.algorithm, "public": row.public_key}
+
+
+def _material(row: SigningKey) -> KeyMaterial:
+    return KeyMaterial(row.kid, row.algorithm, row.private_key, row.public_key)
+
+
+async def _load_key_entry(gh: Gatehouse, kid: str) -> Entry:
+    async with gh.transaction() as db:
+        return _key_entry(await db.get(SigningKey, kid))
+
+
+def _active_entry(row: SigningKey | None) -> Entry:
+    # Written with a clock version so the newest rotation wins; fills from reads use 0 and never do.
+    return time.time_ns(), (None if row is None else dataclasses.asdict(_material(row)))
+
+
+async def _newest_key(db: AsyncSession, algorithm: str) -> SigningKey | None:
+    return await db.scalar(sa.select(SigningKey).where(SigningKey.algorithm == algorithm,
+                                                       SigningKey.retired_at.is_(None))
+                           .order_by(SigningKey.created_at.desc(), SigningKey.kid).limit(1))
+
+
+async def active_signing_key(gh: Gatehouse) -> KeyMaterial:
+    """The key new access tokens are signed with; the first one is made on first use."""
+    algorithm = gh.settings.jwt_algorithm
+
+    async def load() -> Entry:
+        async with gh.transaction() as db:
+            row = await _newest_key(db, algorithm)
+        return 0, None if row is None else dataclasses.asdict(_material(row))
+
+    active = await _cached(gh, f"sk:active:{algorithm}", load)
+    if active is None:
+        return _material(await rotate_signing_key(gh))
+    return KeyMaterial(**active)
+
+
+async def rotate_signing_key(gh: Gatehouse, *, algorithm: str | None = None) -> SigningKey:
+    """Make a new active signing key; older keys keep verifying until retired."""
+    assert gh.tokens is not None
+    algorithm = algorithm or gh.settings.jwt_algorithm
+    if algorithm not in SIGNING_ALGORITHMS:
+        raise InvalidInput(f"algorithm must be one of: {', '.join(SIGNING_ALGORITHMS)}")
+    material = await asyncio.to_thread(gh.tokens.generate, algorithm)  # RSA generation takes a while
+    async with gh.transaction(write=True) as db:
+        row = SigningKey(kid=material.kid, algorithm=algorithm, private_key=material.private_key,
+                         public_key=material.public_key, created_at=utcnow())
+        db.add(row)
+    await gh.cache.publish({f"sk:active:{algorithm}": _active_entry(row), f"sk:{row.kid}": _key_entry(row)})
+    log.info("signing key rotated kid=%s alg=%s", row.kid, algorithm)
+    return row
+
+
+async def retire_signing_key(gh: Gatehouse, *, kid: str) -> SigningKey:
+    """Stop a key verifying anywhere; if it was active, the next newest key signs."""
+    async with gh.transaction(write=True) as db:
+        row = await db.get(SigningKey, kid, with_for_update=True)
+        if row is None or row.retired_at is not None:
+            raise NotFound("No such active signing key.", code="signing_key_not_found")
+        row.retired_at = utcnow()
+        await db.flush()
+        successor = await _newest_key(db, row.algorithm)
+    await gh.cache.publish({f"sk:{kid}": _key_entry(None), f"sk:active:{row.algorithm}": _active_entry(successor)})
+    log.warning("signing key retired kid=%s", kid)
+    return row
+
+
+async def list_signing_keys(gh: Gatehouse) -> list[SigningKey]:
+    """Every signing key, newest first."""
+    async with gh.transaction() as db:
+        return list(await db.scalars(sa.select(SigningKey).order_by(SigningKey.created_at.desc())))
+
+
+async def public_jwks(gh: Gatehouse) -> dict[str, Any]:
+    """The JWK set of every non-retired asymmetric key."""
+    assert gh.tokens is not None
+    async with gh.transaction() as db:
+        rows = await db.scalars(sa.select(SigningKey).where(SigningKey.retired_at.is_(None),
+                                                            SigningKey.public_key.is_not(None))
+                                .order_by(SigningKey.created_at.desc()))
+        return {"keys": [gh.tokens.public_jwk(r.kid, r.algorithm, r.public_key or "") for r in rows]}
+
+
+def _api_key_entry(row: ApiKey | None) -> Entry:
+    if row is None or row.revoked_at is not None:
+        return 1, None
+    expires = row.expires_at.timestamp() if row.expires_at else None
+    return 0, {"id": str(row.id), "uid": str(row.user_id), "hash": row.secret_hash, "scopes": row.scopes.split(),
+               "exp": expires}
+
+
+async def _load_api_key_entry(gh: Gatehouse, public_id: str) -> Entry:
+    async with gh.transaction() as db:
+        return _api_key_entry(await db.scalar(sa.select(ApiKey).where(ApiKey.public_id == public_id)))
+
+
+_NO_KEY_HASH = hash_api_secret("no such key")
+
+
+async def resolve_api_key(gh: Gatehouse, key: str) -> Principal:
+    """The caller behind an API key: its owner, narrowed to the key's scopes."""
+    match = _API_KEY_RE.match(key)
+    if not match:
+        raise InvalidApiKey("The API key is malformed.")
+    entry = await _cached(gh, f"k:{match[1]}", lambda: _load_api_key_entry(gh, match[1]))
+    if not hmac.compare_digest(hash_api_secret(match[2]), entry["hash"] if entry else _NO_KEY_HASH) or not entry:
+        raise InvalidApiKey()
+    if entry["exp"] is not None and entry["exp"] <= time.time():
+        raise InvalidApiKey("The API key has expired.", code="api_key_expired")
+    user = await _live_user(gh, entry["uid"])
+    if user is None:
+        raise InvalidApiKey("The API key's owner is not active.")
+    _touch_api_key(gh, entry["id"])
+    scopes = frozenset(entry["scopes"]) & ROLE_SCOPES.get(user["role"], frozenset())  # never above the owner
+    return Principal(user, None, uuid.UUID(entry["id"]), scopes)
+
+
+def _touch_api_key(gh: Gatehouse, key_id: str) -> None:
+    # last_used_at without a write per request: at most one per key per interval, across instances.
+    now, interval = time.monotonic(), gh.settings.api_key_touch_seconds
+    if now - gh.key_touches.get(key_id, -math.inf) < interval:
+        return
+    gh.key_touches[key_id] = now
+    gh.key_touches.move_to_end(key_id)
+    while len(gh.key_touches) > gh.settings.local_cache_max_entries:
+        gh.key_touches.popitem(last=False)
+
+    async def write() -> None:
+        if await gh.cache.claim(f"touch:{key_id}", interval):
+            async with gh.transaction(write=True) as db:
+                await db.execute(sa.update(ApiKey).where(ApiKey.id == uuid.UUID(key_id))
+                                 .values(last_used_at=utcnow()))
+
+    gh.spawn(write())
+
+
+async def create_api_key(gh: Gatehouse, *, user_id: uuid.UUID, name: str, scopes: list[str],
+                         expires_days: int | None = None, granted: frozenset[str] | None = None) -> tuple[ApiKey, str]:
+    """Create a key for a user; (row, the key itself — shown this once). `granted` caps the scopes."""
+    name = _validated(_no_bad_text, name, "name").strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("name: must have 1 to 100 characters")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise InvalidInput(f"scopes: choose from {', '.join(SCOPES)}")
+    if expires_days is not None and not 1 <= expires_days <= 3650:
+        raise InvalidInput("expires_days: must be between 1 and 3650")
+    async with gh.transaction() as db:
+        owner = await db.get(User, user_id)
+    if owner is None:
+        raise UserNotFound()
+    allowed = ROLE_SCOPES[owner.role] & (granted if granted is not None else frozenset(SCOPES))
+    if excess := sorted(set(scopes) - allowed):
+        raise InsufficientScope(f"A key cannot hold scopes its owner or creator lacks: {', '.join(excess)}.")
+    key, public_id, secret_hash = new_api_key()
+    now = utcnow()
+    async with gh.transaction(write=True) as db:
+        row = ApiKey(user_id=user_id, public_id=public_id, secret_hash=secret_hash, name=name,
+                     scopes=" ".join(sorted(set(scopes))), created_at=now,
+                     expires_at=now + timedelta(days=expires_days) if expires_days else None)
+        db.add(row)
+    log.info("api key created id=%s user=%s", row.id, user_id)
+    return row, key
+
+
+async def list_api_keys(gh: Gatehouse, *, user_id: uuid.UUID | None = None) -> list[ApiKey]:
+    """Unrevoked keys of one user, or of everyone when user_id is None."""
+    stmt = sa.select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.created_at, ApiKey.id)
+    if user_id is not None:
+        stmt = stmt.where(ApiKey.user_id == user_id)
+    async with gh.transaction() as db:
+        return list(await db.scalars(stmt))
+
+
+async def revoke_api_key(gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUID | None = None) -> ApiKey:
+    """Revoke a key (only `owner_id`'s, when given); it stops working everywhere at once."""
+    async with gh.transaction(write=True) as db:
+        row = await db.get(ApiKey, key_id, with_for_update=True)
+        if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
+            raise NotFound("No such API key.", code="api_key_not_found")
+        row.revoked_at = utcnow()
+    await gh.cache.publish({f"k:{row.public_id}": _api_key_entry(None)})
+    log.info("api key revoked id=%s", key_id)
+    return row
 
 
 async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = None, full_name: str | None = None,
@@ -1438,9 +1886,12 @@ async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID) -> None:
         if user is None:
             raise UserNotFound()
         sessions = list(await db.scalars(sa.select(LoginSession.id).where(LoginSession.user_id == user_id)))
+        keys = list(await db.scalars(sa.select(ApiKey.public_id).where(ApiKey.user_id == user_id)))
         await db.execute(sa.delete(LoginSession).where(LoginSession.user_id == user_id))
+        await db.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
         await db.delete(user)
     entries = {f"s:{sid}": _session_entry(None) for sid in sessions}
+    entries.update({f"k:{public_id}": _api_key_entry(None) for public_id in keys})
     entries[f"u:{user_id}"] = (user.version + 1, None)
     await gh.cache.publish(entries)
     log.info("user deleted id=%s", user_id)
@@ -1515,6 +1966,41 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
+Scope = Literal["users:read", "users:write", "keys:read", "keys:write", "admin"]
+
+
+class ApiKeyCreate(_Input):
+    name: Annotated[CleanStr, Field(min_length=1, max_length=100)]
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))] = ["users:read"]
+    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    user_id: uuid.UUID | None = Field(None, description="Another user's id (admin scope only).")
+
+
+class ApiKeyPublic(BaseModel):
+    id: uuid.UUID
+    prefix: str
+    name: str
+    scopes: list[str]
+    user_id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ApiKey) -> "ApiKeyPublic":
+        return cls(id=row.id, prefix=f"{API_KEY_PREFIX}{row.public_id}", name=row.name, scopes=row.scopes.split(),
+                   user_id=row.user_id, created_at=row.created_at, expires_at=row.expires_at,
+                   last_used_at=row.last_used_at)
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key itself. Shown this once; only a hash is kept.")
+
+
+class Jwks(BaseModel):
+    keys: list[dict[str, Any]]
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -1585,13 +2071,43 @@ async def limit_client(gh: GatehouseDep, client: ClientDep) -> None:
     await _check_rate(gh, f"ip:{client.ip}", gh.settings.rate_general_ip)
 
 
-async def current_principal(gh: GatehouseDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
-    if not token:
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+async def current_principal(gh: GatehouseDep, token: Annotated[str | None, Depends(oauth2_scheme)],
+                            api_key: Annotated[str | None, Depends(api_key_scheme)]) -> Principal:
+    """The caller, from `Authorization: Bearer <access token or API key>` or `X-API-Key`."""
+    credential = token or api_key
+    if not credential:
         raise NotAuthenticated()
-    return await resolve_access_token(gh, token)
+    return await resolve_credential(gh, credential)
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def require_scope(*scopes: str) -> Any:
+    """A dependency: the caller, who must hold every scope named (403 insufficient_scope)."""
+
+    async def check(principal: CurrentUser) -> Principal:
+        if missing := [scope for scope in scopes if scope not in principal.scopes]:
+            raise InsufficientScope(f"This needs the scope(s): {', '.join(missing)}.")
+        return principal
+
+    return Depends(check)
+
+
+async def session_principal(principal: CurrentUser) -> Principal:
+    if principal.session_id is None:
+        raise AccessTokenRequired()
+    return principal
+
+
+SessionUser = Annotated[Principal, Depends(session_principal)]
+Reader = Annotated[Principal, require_scope("users:read")]
+Writer = Annotated[Principal, require_scope("users:write")]
+KeyReader = Annotated[Principal, require_scope("keys:read")]
+KeyWriter = Annotated[Principal, require_scope("keys:write")]
 
 
 # Routes ######################################################################
@@ -1600,6 +2116,17 @@ _ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422, 
 auth_router = APIRouter(prefix="/auth", tags=["auth"], responses=_ERRORS)
 users_router = APIRouter(prefix="/users", tags=["users"], responses=_ERRORS)
 health_router = APIRouter(prefix="/health", tags=["health"])
+keys_router = APIRouter(prefix="/api-keys", tags=["api keys"], responses=_ERRORS)
+wellknown_router = APIRouter(prefix="/.well-known", tags=["keys"])
+
+
+def _acting_for(principal: Principal, user_id: uuid.UUID | None) -> uuid.UUID:
+    """The user a call acts on: the caller, or with the admin scope anyone."""
+    if user_id is None or user_id == principal.user_id:
+        return principal.user_id
+    if "admin" not in principal.scopes:
+        raise InsufficientScope("Acting on another user needs the admin scope.")
+    return user_id
 
 
 @auth_router.post("/register", status_code=201, response_model=UserPublic)
@@ -1659,35 +2186,65 @@ async def refresh(body: RefreshIn, response: Response, gh: GatehouseDep) -> Toke
 
 
 @auth_router.post("/logout", status_code=204)
-async def logout(principal: CurrentUser, gh: GatehouseDep) -> None:
+async def logout(principal: SessionUser, gh: GatehouseDep) -> None:
     """End this session; its tokens stop working at once."""
     await revoke_sessions(gh, user_id=principal.user_id, session_id=principal.session_id)
 
 
 @auth_router.post("/logout-all", status_code=204)
-async def logout_all(principal: CurrentUser, gh: GatehouseDep) -> None:
+async def logout_all(principal: SessionUser, gh: GatehouseDep) -> None:
     """End every session of the current user."""
     await revoke_sessions(gh, user_id=principal.user_id)
 
 
 @users_router.get("/me", response_model=UserPublic)
-async def read_me(principal: CurrentUser) -> UserPublic:
+async def read_me(principal: Reader) -> UserPublic:
     """The current user."""
     return to_public(principal.user)
 
 
 @users_router.patch("/me", response_model=UserPublic)
-async def update_me(body: UserUpdateMe, principal: CurrentUser, gh: GatehouseDep) -> UserPublic:
+async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep) -> UserPublic:
     """Change your own name or email."""
     user = await update_user(gh, user_id=principal.user_id, email=body.email, full_name=body.full_name)
     return to_public(user)
 
 
 @users_router.post("/me/password", status_code=204)
-async def change_password(body: PasswordChange, principal: CurrentUser, gh: GatehouseDep) -> None:
+async def change_password(body: PasswordChange, principal: Writer, gh: GatehouseDep) -> None:
     """Change your password; every other session ends."""
     await set_password(gh, user_id=principal.user_id, new_password=body.new_password,
                        current_password=body.current_password, keep_session=principal.session_id)
+
+
+@keys_router.post("", status_code=201, response_model=ApiKeyCreated)
+async def create_key(body: ApiKeyCreate, principal: KeyWriter, gh: GatehouseDep) -> ApiKeyCreated:
+    """Create an API key (for yourself, or with the admin scope for anyone); the key is shown once."""
+    owner = _acting_for(principal, body.user_id)
+    row, key = await create_api_key(gh, user_id=owner, name=body.name, scopes=list(body.scopes),
+                                    expires_days=body.expires_in_days, granted=principal.scopes)
+    return ApiKeyCreated(**ApiKeyPublic.of(row).model_dump(), key=key)
+
+
+@keys_router.get("", response_model=list[ApiKeyPublic])
+async def list_keys(principal: KeyReader, gh: GatehouseDep, user_id: uuid.UUID | None = None) -> list[ApiKeyPublic]:
+    """Your API keys (admin scope: another user's with ?user_id=)."""
+    rows = await list_api_keys(gh, user_id=_acting_for(principal, user_id))
+    return [ApiKeyPublic.of(row) for row in rows]
+
+
+@keys_router.delete("/{key_id}", status_code=204)
+async def delete_key(key_id: uuid.UUID, principal: KeyWriter, gh: GatehouseDep) -> None:
+    """Revoke an API key (yours, or anyone's with the admin scope)."""
+    owner = None if "admin" in principal.scopes else principal.user_id
+    await revoke_api_key(gh, key_id=key_id, owner_id=owner)
+
+
+@wellknown_router.get("/jwks.json", response_model=Jwks)
+async def jwks(gh: GatehouseDep, response: Response) -> Jwks:
+    """Public keys that verify access tokens (asymmetric algorithms only)."""
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return Jwks(**await public_jwks(gh))
 
 
 @health_router.get("/live", response_model=HealthOut)
@@ -1772,6 +2329,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     general = [Depends(limit_client)]
     app.include_router(auth_router, dependencies=general)
     app.include_router(users_router, dependencies=general)
+    app.include_router(keys_router, dependencies=general)
+    app.include_router(wellknown_router, dependencies=general)
     app.include_router(health_router)
     return app
 

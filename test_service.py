@@ -441,53 +441,61 @@ async def test_login_bad_bodies_are_422(client: httpx.AsyncClient, body: dict[st
 # Tokens ######################################################################
 
 
-def _issuer(settings: Settings) -> service.TokenIssuer:
-    return service.TokenIssuer(settings, SECRET.encode())
+def _forge(settings: Settings, token: str, **changes: Any) -> str:
+    """A token signed with the service's real HS256 key for the token's kid, with claims changed."""
+    kid = jwt.get_unverified_header(token)["kid"]
+    payload = {k: v for k, v in {**claims(token), **changes}.items() if v is not None}
+    key = service.TokenIssuer(settings, SECRET.encode())._hmac_key(kid)
+    return jwt.encode(payload, key, algorithm="HS256", headers={"kid": kid})
 
 
-def _forge(settings: Settings, base: dict[str, Any], **changes: Any) -> str:
-    payload = {**base, **changes}
-    payload = {k: v for k, v in payload.items() if v is not None}
-    return jwt.encode(payload, _issuer(settings)._access_key, algorithm="HS256")
-
-
-def _alg_none(payload: dict[str, Any], alg: str) -> str:
+def _unsigned(header: dict[str, Any], payload: dict[str, Any], signature: str = "") -> str:
     import base64
     import json
 
     def b64(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
-    return f"{b64({'alg': alg, 'typ': 'JWT'})}.{b64(payload)}."
+    return f"{b64(header)}.{b64(payload)}.{signature}"
 
 
-async def test_bad_access_tokens_are_rejected(client: httpx.AsyncClient, settings: Settings) -> None:
+async def test_bad_access_tokens_are_rejected_each_with_its_code(client: httpx.AsyncClient,
+                                                                 settings: Settings) -> None:
     _, tokens = await new_user(client)
-    good = claims(tokens["access_token"])
+    good = tokens["access_token"]
+    kid = jwt.get_unverified_header(good)["kid"]
     now = int(time.time())
-    bad = {
-        "expired": _forge(settings, good, iat=now - 3600, exp=now - 1800),
-        "wrong_issuer": _forge(settings, good, iss="someone-else"),
-        "wrong_audience": _forge(settings, good, aud="another-api"),
-        "no_sid": _forge(settings, good, sid=None),
-        "no_exp": _forge(settings, good, exp=None),
-        "refresh_type": _forge(settings, good, typ="refresh"),
-        "bad_uuid": _forge(settings, good, sid="../../etc/passwd"),
-        "other_key": jwt.encode(good, b"x" * 32, algorithm="HS256"),
-        "tampered": tokens["access_token"][:-4] + ("AAAA" if not tokens["access_token"].endswith("AAAA") else "BBBB"),
-        "garbage": "not.a.token",
-        "refresh_token": tokens["refresh_token"],
-        **{f"alg_{alg}": _alg_none(good, alg) for alg in ("none", "None", "NONE", "nOnE")},
+    cases = {
+        "expired": (_forge(settings, good, iat=now - 3600, exp=now - 1800), "token_expired"),
+        "wrong_issuer": (_forge(settings, good, iss="someone-else"), "invalid_issuer"),
+        "wrong_audience": (_forge(settings, good, aud="another-api"), "invalid_audience"),
+        "no_sid": (_forge(settings, good, sid=None), "invalid_token"),
+        "no_exp": (_forge(settings, good, exp=None), "invalid_token"),
+        "future_iat": (_forge(settings, good, iat=now + 3600), "invalid_token"),
+        "refresh_typ": (_forge(settings, good, typ="refresh"), "wrong_token_type"),
+        "path_in_sid": (_forge(settings, good, sid="../../etc/passwd"), "invalid_token"),
+        "other_secret": (jwt.encode(claims(good), b"x" * 32, algorithm="HS256", headers={"kid": kid}),
+                         "invalid_token"),
+        "tampered": (good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"), "invalid_token"),
+        "garbage": ("not.a.token", "invalid_token"),
+        "refresh_token": (tokens["refresh_token"], "wrong_token_type"),
+        "no_kid": (jwt.encode(claims(good), b"x" * 32, algorithm="HS256"), "unknown_key"),
+        "unknown_kid": (_unsigned({"alg": "HS256", "kid": "AAAAAAAAAAAAAAAA"}, claims(good), "c2ln"),
+                        "unknown_key"),
+        "path_kid": (_unsigned({"alg": "HS256", "kid": "../../etc/passwd"}, claims(good), "c2ln"), "unknown_key"),
+        "kid_object": (_unsigned({"alg": "HS256", "kid": {"$ne": 1}}, claims(good), "c2ln"), "unknown_key"),
+        "alg_rs256_on_hs_key": (_unsigned({"alg": "RS256", "kid": kid}, claims(good), "c2ln"),
+                                "invalid_algorithm"),
+        **{f"alg_{alg}": (_unsigned({"alg": alg, "kid": kid}, claims(good)), "invalid_algorithm")
+           for alg in ("none", "None", "NONE", "nOnE", "", "HS512")},
     }
-    for name, token in bad.items():
+    for name, (token, code) in cases.items():
         r = await client.get("/users/me", headers=bearer(token))
-        assert r.status_code == 401, name
-        assert error_code(r) in {"invalid_token", "token_expired"}, name
+        assert (r.status_code, error_code(r)) == (401, code), name
         assert r.headers["www-authenticate"] == "Bearer"
     r = await client.get("/users/me")
     assert r.status_code == 401 and error_code(r) == "not_authenticated"
-    r = await client.get("/users/me", headers=bearer(tokens["access_token"]))
-    assert r.status_code == 200
+    assert (await client.get("/users/me", headers=bearer(good))).status_code == 200
 
 
 async def test_token_for_deleted_user_or_foreign_session_is_rejected(client: httpx.AsyncClient,
@@ -495,7 +503,7 @@ async def test_token_for_deleted_user_or_foreign_session_is_rejected(client: htt
     a, a_tokens = await new_user(client)
     b, _ = await new_user(client)
     # a genuine signature but A's session claimed for B: the session does not belong to B
-    forged = _forge(settings, claims(a_tokens["access_token"]), sub=b["id"])
+    forged = _forge(settings, a_tokens["access_token"], sub=b["id"])
     r = await client.get("/users/me", headers=bearer(forged))
     assert r.status_code == 401 and error_code(r) == "session_revoked"
 
@@ -1229,3 +1237,305 @@ def test_acknowledged_writes_survive_kill_9(make_settings: Any) -> None:
     missing = [e for e in acknowledged if e not in stored]
     assert not missing, f"{len(missing)} acknowledged registrations lost"
     assert len(acknowledged) >= 40
+
+
+# API keys ####################################################################
+
+API_KEY_RE = r"^gate_[a-z2-7]{10}_[a-z2-7]{32}$"
+
+
+async def make_key(client: httpx.AsyncClient, access: str, **body: Any) -> dict[str, Any]:
+    r = await client.post("/api-keys", headers=bearer(access), json={"name": "ci", **body})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def admin_tokens(client: httpx.AsyncClient, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    user = await register(client)
+    await service.update_user(client.gatehouse, user_id=uuid.UUID(user["id"]), role="admin")
+    return user, await login(client, user["email"])
+
+
+async def test_api_key_lifecycle(client: httpx.AsyncClient) -> None:
+    import re
+
+    user, tokens = await new_user(client)
+    created = await make_key(client, tokens["access_token"], scopes=["users:read", "keys:read"],
+                             expires_in_days=30)
+    key = created["key"]
+    assert re.match(API_KEY_RE, key) and key.startswith(created["prefix"] + "_")
+    assert created["scopes"] == ["keys:read", "users:read"] and created["user_id"] == user["id"]
+    async with client.gatehouse.transaction() as db:
+        row = await db.get(service.ApiKey, uuid.UUID(created["id"]))
+    assert row.secret_hash == service.hash_api_secret(key.rsplit("_", 1)[1]) and key not in str(vars(row))
+
+    for headers in (bearer(key), {"X-API-Key": key}):
+        r = await client.get("/users/me", headers=headers)
+        assert r.status_code == 200 and r.json()["id"] == user["id"]
+    listed = (await client.get("/api-keys", headers=bearer(key))).json()
+    assert [k["id"] for k in listed] == [created["id"]]
+    assert "key" not in listed[0] and key not in str(listed) and listed[0]["prefix"] == created["prefix"]
+
+    r = await client.delete(f"/api-keys/{created['id']}", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 204
+    r = await client.get("/users/me", headers=bearer(key))
+    assert r.status_code == 401 and error_code(r) == "invalid_api_key"
+    assert (await client.get("/api-keys", headers=bearer(tokens["access_token"]))).json() == []
+    r = await client.delete(f"/api-keys/{created['id']}", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 404 and error_code(r) == "api_key_not_found"
+
+
+async def test_api_key_scopes_are_enforced_on_every_route(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    read_only = (await make_key(client, tokens["access_token"], scopes=["users:read"]))["key"]
+    checks = [
+        ("GET", "/users/me", None, 200),
+        ("PATCH", "/users/me", {"full_name": "x"}, 403),
+        ("POST", "/users/me/password", {"current_password": PASSWORD, "new_password": "another secret"}, 403),
+        ("GET", "/api-keys", None, 403),
+        ("POST", "/api-keys", {"name": "escalate", "scopes": ["users:read"]}, 403),
+    ]
+    for method, path, body, expected in checks:
+        r = await client.request(method, path, headers=bearer(read_only), json=body)
+        assert r.status_code == expected, (method, path, r.text)
+        if expected == 403:
+            assert error_code(r) == "insufficient_scope"
+    for path in ("/auth/logout", "/auth/logout-all"):  # sessions only
+        r = await client.post(path, headers=bearer(read_only))
+        assert r.status_code == 403 and error_code(r) == "access_token_required"
+
+
+async def test_api_key_cannot_exceed_owner_or_creator(client: httpx.AsyncClient, settings: Settings) -> None:
+    _, tokens = await new_user(client)
+    r = await client.post("/api-keys", headers=bearer(tokens["access_token"]), json={"name": "x", "scopes": ["admin"]})
+    assert r.status_code == 403 and error_code(r) == "insufficient_scope"
+    minter = (await make_key(client, tokens["access_token"], scopes=["keys:write"]))["key"]
+    r = await client.post("/api-keys", headers=bearer(minter), json={"name": "x", "scopes": ["users:write"]})
+    assert r.status_code == 403 and error_code(r) == "insufficient_scope"
+    assert (await make_key(client, minter, scopes=["keys:write"]))["scopes"] == ["keys:write"]
+    r = await client.post("/api-keys", headers=bearer(tokens["access_token"]), json={"name": "x", "scopes": ["root"]})
+    assert r.status_code == 422
+
+    admin, admin_session = await admin_tokens(client, settings)
+    admin_key = (await make_key(client, admin_session["access_token"], scopes=["admin", "keys:read"]))["key"]
+    assert (await client.get(f"/api-keys?user_id={uuid.uuid4()}", headers=bearer(admin_key))).status_code == 200
+    await service.update_user(client.gatehouse, user_id=uuid.UUID(admin["id"]), role="user")  # demoted
+    r = await client.get(f"/api-keys?user_id={uuid.uuid4()}", headers=bearer(admin_key))
+    assert r.status_code == 403 and error_code(r) == "insufficient_scope"  # the key lost admin with its owner
+
+
+async def test_admin_manages_other_users_keys(client: httpx.AsyncClient, settings: Settings) -> None:
+    user, tokens = await new_user(client)
+    mine = await make_key(client, tokens["access_token"], scopes=["users:read"])
+    _, admin_session = await admin_tokens(client, settings)
+    admin = bearer(admin_session["access_token"])
+    made = await make_key(client, admin_session["access_token"], user_id=user["id"], scopes=["users:read"])
+    assert made["user_id"] == user["id"]
+    listed = (await client.get(f"/api-keys?user_id={user['id']}", headers=admin)).json()
+    assert sorted(k["id"] for k in listed) == sorted([mine["id"], made["id"]])
+    # a plain user can neither see nor revoke another user's keys
+    _, other = await new_user(client)
+    r = await client.get(f"/api-keys?user_id={user['id']}", headers=bearer(other["access_token"]))
+    assert r.status_code == 403
+    r = await client.delete(f"/api-keys/{mine['id']}", headers=bearer(other["access_token"]))
+    assert r.status_code == 404
+    assert (await client.delete(f"/api-keys/{mine['id']}", headers=admin)).status_code == 204
+    assert (await client.get("/users/me", headers=bearer(mine["key"]))).status_code == 401
+
+
+async def test_expired_and_owner_deactivated_keys_stop_at_once(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client)
+    expiring = await make_key(client, tokens["access_token"], expires_in_days=1)
+    async with client.gatehouse.transaction(write=True) as db:
+        await db.execute(sa.update(service.ApiKey).where(service.ApiKey.id == uuid.UUID(expiring["id"]))
+                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+    r = await client.get("/users/me", headers=bearer(expiring["key"]))
+    assert r.status_code == 401 and error_code(r) == "api_key_expired"
+
+    key = (await make_key(client, tokens["access_token"]))["key"]
+    assert (await client.get("/users/me", headers=bearer(key))).status_code == 200  # cached now
+    await service.update_user(client.gatehouse, user_id=uuid.UUID(user["id"]), is_active=False)
+    r = await client.get("/users/me", headers=bearer(key))
+    assert r.status_code == 401 and error_code(r) == "invalid_api_key"
+
+
+@pytest.mark.parametrize("key", ["gate_", "gate_abc_def", "gate_aaaaaaaaaa_" + "a" * 32, "gate_AAAAAAAAAA_" + "A" * 32])
+async def test_malformed_or_unknown_api_keys(client: httpx.AsyncClient, key: str) -> None:
+    r = await client.get("/users/me", headers={"X-API-Key": key})
+    assert r.status_code == 401 and error_code(r) == "invalid_api_key"
+
+
+async def test_api_key_with_wrong_secret_is_rejected(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    key = (await make_key(client, tokens["access_token"]))["key"]
+    wrong = key[:-1] + ("a" if key[-1] != "a" else "b")
+    r = await client.get("/users/me", headers=bearer(wrong))
+    assert r.status_code == 401 and error_code(r) == "invalid_api_key"
+
+
+async def test_api_key_last_used_is_recorded_without_a_write_per_request(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    created = await make_key(client, tokens["access_token"])
+    for _ in range(5):
+        assert (await client.get("/users/me", headers=bearer(created["key"]))).status_code == 200
+
+    async def used() -> bool:
+        return any(k["last_used_at"] for k in (await client.get("/api-keys", headers=bearer(tokens["access_token"]))).json())
+
+    await _until(used, "last_used_at is recorded")
+    assert len(client.gatehouse.key_touches) == 1
+
+
+async def test_api_key_revocation_reaches_another_instance(settings: Settings) -> None:
+    async with running(settings) as a, running(settings) as b:
+        _, tokens = await new_user(a)
+        created = await make_key(a, tokens["access_token"])
+        assert (await b.get("/users/me", headers=bearer(created["key"]))).status_code == 200
+        assert (await a.delete(f"/api-keys/{created['id']}", headers=bearer(tokens["access_token"]))).status_code == 204
+        await asyncio.sleep(0.1)
+        assert (await b.get("/users/me", headers=bearer(created["key"]))).status_code == 401
+
+
+async def test_cli_keys(settings: Settings, client: httpx.AsyncClient) -> None:
+    import json
+    import re
+
+    user = await register(client)
+    result = await run_cli(settings, "create-key", user["email"], "--name", "deploy", "--scope", "users:read",
+                           "--scope", "keys:read", "--expires-days", "7", "--json")
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert re.match(API_KEY_RE, created["key"]) and created["scopes"] == ["keys:read", "users:read"]
+    assert (await client.get("/users/me", headers=bearer(created["key"]))).status_code == 200
+
+    result = await run_cli(settings, "list-keys", user["email"], "--json")
+    listed = json.loads(result.output)
+    assert [k["id"] for k in listed] == [created["id"]] and created["key"] not in result.output
+    assert (await run_cli(settings, "list-keys")).output.count(created["prefix"]) == 1
+
+    result = await run_cli(settings, "create-key", user["email"], "--name", "x", "--scope", "admin")
+    assert result.exit_code == 1 and "scopes its owner or creator lacks: admin" in result.output
+    result = await run_cli(settings, "revoke-key", created["id"])
+    assert result.exit_code == 0
+    assert (await client.get("/users/me", headers=bearer(created["key"]))).status_code == 401
+    result = await run_cli(settings, "revoke-key", created["id"])
+    assert result.exit_code == 1 and result.output.strip() == "error: No such API key."
+    result = await run_cli(settings, "revoke-key", "not-a-uuid")
+    assert result.exit_code == 1
+
+
+# Signing keys and JWKS #######################################################
+
+
+async def test_rotate_and_retire_signing_keys_under_a_running_service(settings: Settings,
+                                                                      client: httpx.AsyncClient) -> None:
+    user, before = await new_user(client)
+    old_kid = jwt.get_unverified_header(before["access_token"])["kid"]
+    result = await run_cli(settings, "signing-keys", "rotate")
+    assert result.exit_code == 0, result.output
+    after = await login(client, user["email"])
+    new_kid = jwt.get_unverified_header(after["access_token"])["kid"]
+    assert new_kid != old_kid and new_kid in result.output
+    for tokens in (before, after):  # both verify
+        assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 200
+    listing = (await run_cli(settings, "signing-keys", "list")).output
+    assert listing.index(new_kid) < listing.index(old_kid) and listing.count("active") == 2
+
+    result = await run_cli(settings, "signing-keys", "retire", old_kid)
+    assert result.exit_code == 0
+    r = await client.get("/users/me", headers=bearer(before["access_token"]))
+    assert r.status_code == 401 and error_code(r) == "unknown_key"
+    assert (await client.get("/users/me", headers=bearer(after["access_token"]))).status_code == 200
+    # refreshing the old session issues a token under the new key
+    refreshed = (await client.post("/auth/refresh", json={"refresh_token": before["refresh_token"]})).json()
+    assert jwt.get_unverified_header(refreshed["access_token"])["kid"] == new_kid
+    result = await run_cli(settings, "signing-keys", "retire", old_kid)
+    assert result.exit_code == 1 and "No such active signing key" in result.output
+
+
+async def test_rotation_under_traffic_fails_no_request(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client)
+    stop = asyncio.Event()
+    statuses: list[int] = []
+
+    async def traffic() -> None:
+        current = tokens
+        while not stop.is_set():
+            statuses.append((await client.get("/users/me", headers=bearer(current["access_token"]))).status_code)
+            current = await login(client, user["email"])
+
+    workers = [asyncio.create_task(traffic()) for _ in range(4)]
+    for _ in range(3):
+        await service.rotate_signing_key(client.gatehouse)
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(*workers)
+    assert len(statuses) > 10 and set(statuses) == {200}
+
+
+@pytest.mark.parametrize("algorithm, kty", [("EdDSA", "OKP"), ("ES256", "EC"), ("RS256", "RSA")])
+async def test_asymmetric_tokens_verify_from_jwks_alone(make_settings: Any, algorithm: str, kty: str) -> None:
+    async with running(make_settings(jwt_algorithm=algorithm)) as client:
+        _, tokens = await new_user(client)
+        r = await client.get("/.well-known/jwks.json")
+        assert r.status_code == 200 and "max-age" in r.headers["cache-control"]
+        keys = r.json()["keys"]
+        header = jwt.get_unverified_header(tokens["access_token"])
+        assert header["alg"] == algorithm and [k["kid"] for k in keys] == [header["kid"]]
+        assert keys[0]["kty"] == kty and "d" not in keys[0]  # public half only
+        public = jwt.PyJWK(keys[0])
+        verified = jwt.decode(tokens["access_token"], public.key, algorithms=[algorithm], audience="gatehouse",
+                              issuer="gatehouse")
+        assert verified["typ"] == "access"
+        async with client.gatehouse.transaction() as db:
+            stored = await db.get(service.SigningKey, header["kid"])
+        assert "PRIVATE KEY" not in (stored.private_key or "") and stored.private_key  # sealed at rest
+        with pytest.raises(service.ConfigError):
+            other = service.TokenIssuer(make_settings(), b"another secret entirely, 32 bytes+")
+            other._signing_key(service._material(stored))
+
+
+async def test_hs256_publishes_no_keys(client: httpx.AsyncClient) -> None:
+    await new_user(client)
+    assert (await client.get("/.well-known/jwks.json")).json() == {"keys": []}
+
+
+async def test_key_confusion_hs256_signed_with_public_key(make_settings: Any) -> None:
+    async with running(make_settings(jwt_algorithm="EdDSA")) as client:
+        _, tokens = await new_user(client)
+        kid = jwt.get_unverified_header(tokens["access_token"])["kid"]
+        async with client.gatehouse.transaction() as db:
+            public_pem = (await db.get(service.SigningKey, kid)).public_key
+        import hashlib
+        import hmac as hmac_mod
+
+        header_payload = _unsigned({"alg": "HS256", "kid": kid, "typ": "JWT"}, claims(tokens["access_token"]))
+        signing_input = header_payload[:-1]
+        for secret in (public_pem.encode(), public_pem.strip().encode()):
+            mac = hmac_mod.new(secret, signing_input.encode(), hashlib.sha256).digest()
+            import base64
+
+            forged = signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+            r = await client.get("/users/me", headers=bearer(forged))
+            assert r.status_code == 401 and error_code(r) == "invalid_algorithm"
+        for alg in ("none", "NONE"):
+            r = await client.get("/users/me", headers=bearer(_unsigned({"alg": alg, "kid": kid}, claims(
+                tokens["access_token"]))))
+            assert r.status_code == 401 and error_code(r) == "invalid_algorithm"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_pyjwkclient_verifies_against_the_running_service(make_settings: Any) -> None:
+    settings = make_settings(jwt_algorithm="EdDSA")
+    server = Server(settings).start()
+    try:
+        with httpx.Client(base_url=server.url) as c:
+            c.post("/auth/register", json={"email": "jwks@example.com", "password": PASSWORD})
+            token = c.post("/auth/login", json={"email": "jwks@example.com", "password": PASSWORD}).json()[
+                "access_token"]
+        client = jwt.PyJWKClient(f"{server.url}/.well-known/jwks.json")
+        signing_key = client.get_signing_key_from_jwt(token)
+        verified = jwt.decode(token, signing_key.key, algorithms=["EdDSA"], audience="gatehouse", issuer="gatehouse")
+        assert verified["sub"] and verified["typ"] == "access"
+    finally:
+        server.stop()
