@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 import uuid
+from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -110,7 +111,14 @@ def create_user(
 @app.command("list-users")
 def list_users(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List every user."""
-    users = [_user_row(u) for u in _run(service.list_users)]
+    async def work(gh: Gatehouse) -> list[service.User]:
+        rows, cursor = await service.list_users(gh, limit=200)
+        while cursor:
+            page, cursor = await service.list_users(gh, cursor=cursor, limit=200)
+            rows += page
+        return rows
+
+    users = [_user_row(u) for u in _run(work)]
     if as_json:
         typer.echo(json.dumps(users, indent=2))
         return
@@ -188,6 +196,48 @@ def revoke_sessions(email: str) -> None:
 
     count = _run(work)
     typer.echo(f"ended {count} session(s) of {email}")
+
+
+@app.command("reset-link")
+def reset_link(email: str) -> None:
+    """Print a one-time password reset link for an operator to hand over."""
+
+    async def work(gh: Gatehouse) -> str:
+        return await service.password_reset_link(gh, user_id=await _user_id(gh, email))
+
+    typer.echo(_run(work))
+
+
+@app.command()
+def audit(
+    user: Annotated[str | None, typer.Option("--user", help="Events about or by this user (email).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO time, e.g. 2026-01-31 or 2026-01-31T12:00Z.")]
+    = None,
+    event: Annotated[str | None, typer.Option("--event", help="Only this event type, e.g. auth.login.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the newest security events."""
+    try:
+        since_at = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+    except ValueError:
+        raise _fail(f"--since {since!r} is not an ISO date or time") from None
+    if since_at is not None and since_at.tzinfo is None:
+        since_at = since_at.replace(tzinfo=UTC)
+
+    async def work(gh: Gatehouse) -> list[service.AuditEvent]:
+        user_id = await _user_id(gh, user) if user else None
+        rows, _ = await service.list_audit(gh, user_id=user_id, event=event, since=since_at, limit=limit)
+        return rows
+
+    rows = [service.AuditPublic.of(r).model_dump(mode="json") for r in _run(work)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        who = r["actor_id"] or "-"
+        typer.echo(f"{r['at']}  {r['event']:<28} {r['outcome']:<8} subject={r['subject_id'] or '-'} "
+                   f"actor={who} ip={r['ip']}")
 
 
 def _key_row(row: service.ApiKey) -> dict[str, Any]:

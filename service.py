@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
@@ -146,6 +146,16 @@ class Settings(BaseSettings):
     rate_auth_ip: RateSetting = parse_rate("30/m")
     rate_general_ip: RateSetting = parse_rate("1200/m")
     api_key_touch_seconds: int = Field(60, ge=1)
+    password_reset_minutes: int = Field(30, ge=1, le=24 * 60)
+    verify_email_hours: int = Field(48, ge=1, le=24 * 30)
+    require_verified_email: bool = False
+    password_reset_url: str = "http://localhost:8000/reset-password?token={token}"
+    verify_email_url: str = "http://localhost:8000/verify-email?token={token}"
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    webhook_timeout: float = Field(5.0, gt=0)
+    webhook_attempts: int = Field(3, ge=1, le=10)
+    rate_reset_email: RateSetting = parse_rate("5/h")
     trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
 
     @field_validator("trusted_proxies")
@@ -271,6 +281,10 @@ class InvalidApiKey(NotAuthenticated):
     code, message = "invalid_api_key", "The API key is invalid, revoked or expired."
 
 
+class InvalidActionToken(ServiceError):
+    status_code, code, message = 400, "invalid_or_expired_token", "The link is invalid, used or expired."
+
+
 class RefreshTokenReused(NotAuthenticated):
     code, message = "refresh_token_reused", "This refresh token was already used; the session has been ended."
 
@@ -291,6 +305,10 @@ class AccessTokenRequired(Forbidden):
     code, message = "access_token_required", "This needs a session's access token, not an API key."
 
 
+class EmailNotVerified(Forbidden):
+    code, message = "email_not_verified", "Verify your email address before logging in."
+
+
 class SignupDisabled(Forbidden):
     code, message = "signup_disabled", "Registration is closed."
 
@@ -305,6 +323,10 @@ class UserNotFound(NotFound):
 
 class EmailTaken(ServiceError):
     status_code, code, message = 409, "email_taken", "An account with this email already exists."
+
+
+class LastAdmin(ServiceError):
+    status_code, code, message = 409, "last_admin", "This would leave no active admin."
 
 
 class RateLimited(ServiceError):
@@ -380,6 +402,9 @@ class User(Base):
     version: Mapped[int] = mapped_column(sa.Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (sa.Index("ix_users_created_at_id", "created_at", "id"),)  # keyset pages
 
 
 class ApiKey(Base):
@@ -411,6 +436,43 @@ class SigningKey(Base):
     public_key: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ActionToken(Base):
+    """A single-use, expiring token for a password reset or an email verification; stored hashed."""
+
+    __tablename__ = "action_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditEvent(Base):
+    """One security event. Holds ids, never an email, password, token or key."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event: Mapped[str] = mapped_column(sa.String(40))
+    outcome: Mapped[str] = mapped_column(sa.String(16), default="success")
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    key_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    ip: Mapped[str] = mapped_column(sa.String(64), default="")
+    user_agent: Mapped[str] = mapped_column(sa.String(300), default="")
+    detail: Mapped[str] = mapped_column(sa.String(1000), default="{}")
+
+    __table_args__ = (
+        sa.Index("ix_audit_events_at_id", "at", "id"),
+        sa.Index("ix_audit_events_subject_id_at", "subject_id", "at"),
+    )
 
 
 class LoginSession(Base):
@@ -553,6 +615,42 @@ def _m002_api_and_signing_keys(op: Operations) -> None:
     )
 
 
+def _m003_lifecycle_and_audit(op: Operations) -> None:
+    op.add_column("users", sa.Column("email_verified_at", UTCDateTime(), nullable=True))
+    op.create_index("ix_users_created_at_id", "users", ["created_at", "id"])
+    op.create_table(
+        "action_tokens",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("purpose", sa.String(16), nullable=False),
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("email", sa.String(320), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("used_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_action_tokens"),
+        sa.UniqueConstraint("token_hash", name="uq_action_tokens_token_hash"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_action_tokens_user_id_users", ondelete="CASCADE"),
+    )
+    op.create_index("ix_action_tokens_user_id", "action_tokens", ["user_id"])
+    op.create_table(
+        "audit_events",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("event", sa.String(40), nullable=False),
+        sa.Column("outcome", sa.String(16), nullable=False),
+        sa.Column("actor_id", sa.Uuid(), nullable=True),
+        sa.Column("key_id", sa.Uuid(), nullable=True),
+        sa.Column("subject_id", sa.Uuid(), nullable=True),
+        sa.Column("ip", sa.String(64), nullable=False),
+        sa.Column("user_agent", sa.String(300), nullable=False),
+        sa.Column("detail", sa.String(1000), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_audit_events"),
+    )
+    op.create_index("ix_audit_events_at_id", "audit_events", ["at", "id"])
+    op.create_index("ix_audit_events_subject_id_at", "audit_events", ["subject_id", "at"])
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -563,6 +661,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "users and sessions", _m001_users_and_sessions),
     Migration(2, "api keys and signing keys", _m002_api_and_signing_keys),
+    Migration(3, "email verification, action tokens, audit log", _m003_lifecycle_and_audit),
 )
 
 
@@ -1304,8 +1403,32 @@ def create_cache(settings: Settings) -> Cache:
 ROLES = ("user", "admin")
 
 
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is calling: the network origin, and the authenticated actor if there is one."""
+
+    ip: str = "cli"
+    user_agent: str = "gatehouse-cli"
+    actor_id: uuid.UUID | None = None
+    key_id: uuid.UUID | None = None
+
+    def acting(self, principal: "Principal") -> "Client":
+        return dataclasses.replace(self, actor_id=principal.user_id, key_id=principal.key_id)
+
+
+CLI = Client()
+
+
+def _audit(event: str, client: Client, *, subject: uuid.UUID | None = None, outcome: str = "success",
+           **detail: Any) -> AuditEvent:
+    """An audit row; callers add it to the transaction that makes the change."""
+    return AuditEvent(at=utcnow(), event=event, outcome=outcome, actor_id=client.actor_id, key_id=client.key_id,
+                      subject_id=subject, ip=client.ip[:64], user_agent=client.user_agent[:300],
+                      detail=json.dumps(detail, default=str, sort_keys=True)[:1000])
+
+
 class Gatehouse:
-    """Everything the service functions need: engine, cache, hasher and token issuer."""
+    """Everything the service functions need: engine, cache, hasher, token issuer, audit queue."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -1317,6 +1440,8 @@ class Gatehouse:
         self.tokens: TokenIssuer | None = None
         self.key_touches: OrderedDict[str, float] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._audit_queue: list[AuditEvent] = []
+        self._audit_flush_due = False
 
     def spawn(self, work: Awaitable[Any]) -> None:
         """Run bookkeeping off the request path; close() waits for it."""
@@ -1331,6 +1456,35 @@ class Gatehouse:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def audit_later(self, row: AuditEvent) -> None:
+        """Queue an audit row that has no transaction of its own (failed logins); written in batches."""
+        self._audit_queue.append(row)
+        if len(self._audit_queue) > 10_000:
+            del self._audit_queue[0]
+            log.warning("audit queue full: the oldest queued event was dropped")
+        if not self._audit_flush_due:
+            self._audit_flush_due = True
+
+            async def soon() -> None:
+                await asyncio.sleep(0.2)
+                await self.flush_audit()
+
+            self.spawn(soon())
+
+    async def flush_audit(self) -> None:
+        """Write queued audit rows in one transaction (kept queued if the database is down)."""
+        self._audit_flush_due = False
+        rows, self._audit_queue = self._audit_queue, []
+        if not rows:
+            return
+        try:
+            async with self.transaction(write=True) as db:
+                db.add_all(rows)
+        except Exception as exc:
+            self._audit_queue[:0] = [_audit(r.event, Client(r.ip, r.user_agent, r.actor_id, r.key_id),
+                                            subject=r.subject_id, outcome=r.outcome) for r in rows]
+            log.warning("audit rows kept queued: %s", as_service_error(exc) or exc)
+
     async def start(self, *, auto_migrate: bool | None = None) -> "Gatehouse":
         self.tokens = TokenIssuer(self.settings, load_secret(self.settings))
         self.engine = create_engine(self.settings)
@@ -1344,8 +1498,11 @@ class Gatehouse:
         return self
 
     async def close(self) -> None:
+        """Finish background work, write queued audit rows, then close pools and connections."""
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+            await asyncio.wait(list(self._tasks), timeout=10)
+        if self.sessionmaker is not None:
+            await self.flush_audit()
         await self.cache.close()
         if self.engine is not None:
             await self.engine.dispose()
@@ -1375,14 +1532,6 @@ class Gatehouse:
 
 
 @dataclass(frozen=True, slots=True)
-class Client:
-    """Who is calling, as far as the network can tell."""
-
-    ip: str = "cli"
-    user_agent: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class TokenPair:
     access_token: str
     refresh_token: str
@@ -1408,6 +1557,7 @@ def _user_entry(user: User) -> Entry:
         "id": str(user.id), "email": user.email, "full_name": user.full_name, "role": user.role,
         "is_active": user.is_active, "created_at": user.created_at.isoformat(),
         "updated_at": user.updated_at.isoformat(),
+        "email_verified_at": user.email_verified_at.isoformat() if user.email_verified_at else None,
     }
 
 
@@ -1464,14 +1614,52 @@ async def get_user(gh: Gatehouse, *, user_id: uuid.UUID) -> dict[str, Any]:
     return payload
 
 
-async def list_users(gh: Gatehouse) -> list[User]:
-    """Every user, oldest first."""
+def _encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), row_id.hex]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(at).astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise InvalidInput("cursor: not a cursor this service issued", code="invalid_cursor") from None
+
+
+async def _keyset_page(db: AsyncSession, stmt: sa.Select[Any], at: Any, row_id: Any, *, cursor: str | None,
+                       limit: int, newest_first: bool) -> tuple[list[Any], str | None]:
+    """One page in (at, id) order from an index; the cost does not grow with the table."""
+    if not 1 <= limit <= 200:
+        raise InvalidInput("limit: must be between 1 and 200")
+    if cursor:
+        after_at, after_id = _decode_cursor(cursor)
+        key = sa.tuple_(at, row_id)
+        bound = sa.tuple_(sa.literal(after_at, UTCDateTime()), sa.literal(after_id, sa.Uuid()))
+        stmt = stmt.where(key < bound if newest_first else key > bound)
+    order = (at.desc(), row_id.desc()) if newest_first else (at.asc(), row_id.asc())
+    rows = list(await db.scalars(stmt.order_by(*order).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, _encode_cursor(getattr(rows[-1], at.key), rows[-1].id) if more else None
+
+
+async def list_users(gh: Gatehouse, *, email_contains: str | None = None, role: str | None = None,
+                     active: bool | None = None, cursor: str | None = None,
+                     limit: int = 50) -> tuple[list[User], str | None]:
+    """A page of users, oldest first, and the cursor of the next page."""
+    stmt = sa.select(User)
+    if email_contains:
+        stmt = stmt.where(User.email.contains(email_contains.strip().lower(), autoescape=True))
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if active is not None:
+        stmt = stmt.where(User.is_active.is_(active))
     async with gh.transaction() as db:
-        return list(await db.scalars(sa.select(User).order_by(User.created_at, User.id)))
+        return await _keyset_page(db, stmt, User.created_at, User.id, cursor=cursor, limit=limit, newest_first=False)
 
 
 async def create_user(gh: Gatehouse, *, email: str, password: str, full_name: str = "", role: str = "user",
-                      self_signup: bool = False, client: Client = Client()) -> User:
+                      self_signup: bool = False, client: Client = CLI) -> User:
     """Create an account; `self_signup` applies the SIGNUP_ENABLED and per-IP limits."""
     if self_signup:
         if not gh.settings.signup_enabled:
@@ -1485,8 +1673,9 @@ async def create_user(gh: Gatehouse, *, email: str, password: str, full_name: st
     password_hash = await gh.hasher.hash(password)
     try:
         async with gh.transaction(write=True) as db:
-            user = User(email=email, password_hash=password_hash, full_name=full_name, role=role)
+            user = User(id=uuid.uuid4(), email=email, password_hash=password_hash, full_name=full_name, role=role)
             db.add(user)
+            db.add(_audit("user.register" if self_signup else "user.create", client, subject=user.id, role=role))
     except sa.exc.IntegrityError:
         raise EmailTaken() from None
     log.info("user created id=%s role=%s", user.id, role)
@@ -1501,6 +1690,7 @@ async def _start_session(gh: Gatehouse, user: User, client: Client, *, rehash: s
                            expires_at=now + timedelta(days=gh.settings.refresh_token_days),
                            user_agent=client.user_agent[:300], ip=client.ip[:64])
         db.add(row)
+        db.add(_audit("auth.login", client, subject=user.id))
         if rehash is not None:
             await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
     await gh.cache.fill(f"s:{row.id}", *_session_entry(row), epoch=None)
@@ -1518,7 +1708,7 @@ async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session_i
     )
 
 
-async def authenticate(gh: Gatehouse, *, email: str, password: str, client: Client = Client()) -> TokenPair:
+async def authenticate(gh: Gatehouse, *, email: str, password: str, client: Client = CLI) -> TokenPair:
     """Log in: verify the password and open a session.
 
     Unknown email, wrong password and inactive account are one error, at one cost."""
@@ -1537,15 +1727,19 @@ async def authenticate(gh: Gatehouse, *, email: str, password: str, client: Clie
     if not ok or user is None or not user.is_active:
         await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip)
         await gh.cache.hit(account_key, settings.rate_login_failures_account)
+        gh.audit_later(_audit("auth.login", client, subject=user.id if user else None, outcome="failure"))
         log.info("login failed ip=%s", client.ip)
         raise InvalidCredentials()
+    if settings.require_verified_email and user.email_verified_at is None:
+        gh.audit_later(_audit("auth.login", client, subject=user.id, outcome="failure", reason="email_not_verified"))
+        raise EmailNotVerified()
     rehash = await gh.hasher.hash(password) if gh.hasher.needs_rehash(user.password_hash) else None
     pair = await _start_session(gh, user, client, rehash=rehash)
     log.info("login user=%s", user.id)
     return pair
 
 
-async def refresh_session(gh: Gatehouse, *, refresh_token: str) -> TokenPair:
+async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client = CLI) -> TokenPair:
     """Rotate a refresh token; a rotated one replayed after the grace window ends the session."""
     assert gh.tokens is not None
     session_id, generation = gh.tokens.parse_refresh(refresh_token)
@@ -1568,6 +1762,8 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str) -> TokenPair:
             row.expires_at = now + timedelta(days=gh.settings.refresh_token_days)
         elif not (generation == row.generation - 1 and row.rotated_at and now - row.rotated_at <= grace):
             row.revoked_at, row.revoke_reason = now, "refresh_reuse"
+            db.add(_audit("auth.refresh_reuse", client, subject=row.user_id, outcome="failure",
+                          session=str(session_id)))
             reused = True
         current = row.generation
     if reused:
@@ -1578,8 +1774,9 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str) -> TokenPair:
 
 
 async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, session_id: uuid.UUID | None = None,
-                          keep: uuid.UUID | None = None, reason: str = "logout") -> int:
-    """End one session, or every session of a user but `keep`; the number ended."""
+                          keep: uuid.UUID | None = None, reason: str = "logout", event: str | None = None,
+                          client: Client = CLI) -> int:
+    """End one session, or every session of a user but `keep`; the number ended (`event` is audited)."""
     stmt = sa.update(LoginSession).where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
     if session_id is not None:
         stmt = stmt.where(LoginSession.id == session_id)
@@ -1588,6 +1785,8 @@ async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, session_id: uuid
     async with gh.transaction(write=True) as db:
         ended = list(await db.scalars(stmt.values(revoked_at=utcnow(), revoke_reason=reason)
                                       .returning(LoginSession.id)))
+        if event:
+            db.add(_audit(event, client, subject=user_id, sessions=len(ended)))
     if ended:
         await gh.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})
     return len(ended)
@@ -1671,7 +1870,7 @@ async def active_signing_key(gh: Gatehouse) -> KeyMaterial:
     return KeyMaterial(**active)
 
 
-async def rotate_signing_key(gh: Gatehouse, *, algorithm: str | None = None) -> SigningKey:
+async def rotate_signing_key(gh: Gatehouse, *, algorithm: str | None = None, client: Client = CLI) -> SigningKey:
     """Make a new active signing key; older keys keep verifying until retired."""
     assert gh.tokens is not None
     algorithm = algorithm or gh.settings.jwt_algorithm
@@ -1682,18 +1881,20 @@ async def rotate_signing_key(gh: Gatehouse, *, algorithm: str | None = None) -> 
         row = SigningKey(kid=material.kid, algorithm=algorithm, private_key=material.private_key,
                          public_key=material.public_key, created_at=utcnow())
         db.add(row)
+        db.add(_audit("signing_key.rotate", client, kid=row.kid, algorithm=algorithm))
     await gh.cache.publish({f"sk:active:{algorithm}": _active_entry(row), f"sk:{row.kid}": _key_entry(row)})
     log.info("signing key rotated kid=%s alg=%s", row.kid, algorithm)
     return row
 
 
-async def retire_signing_key(gh: Gatehouse, *, kid: str) -> SigningKey:
+async def retire_signing_key(gh: Gatehouse, *, kid: str, client: Client = CLI) -> SigningKey:
     """Stop a key verifying anywhere; if it was active, the next newest key signs."""
     async with gh.transaction(write=True) as db:
         row = await db.get(SigningKey, kid, with_for_update=True)
         if row is None or row.retired_at is not None:
             raise NotFound("No such active signing key.", code="signing_key_not_found")
         row.retired_at = utcnow()
+        db.add(_audit("signing_key.retire", client, kid=kid))
         await db.flush()
         successor = await _newest_key(db, row.algorithm)
     await gh.cache.publish({f"sk:{kid}": _key_entry(None), f"sk:active:{row.algorithm}": _active_entry(successor)})
@@ -1771,7 +1972,8 @@ def _touch_api_key(gh: Gatehouse, key_id: str) -> None:
 
 
 async def create_api_key(gh: Gatehouse, *, user_id: uuid.UUID, name: str, scopes: list[str],
-                         expires_days: int | None = None, granted: frozenset[str] | None = None) -> tuple[ApiKey, str]:
+                         expires_days: int | None = None, granted: frozenset[str] | None = None,
+                         client: Client = CLI) -> tuple[ApiKey, str]:
     """Create a key for a user; (row, the key itself — shown this once). `granted` caps the scopes."""
     name = _validated(_no_bad_text, name, "name").strip()
     if not name or len(name) > 100:
@@ -1791,10 +1993,11 @@ async def create_api_key(gh: Gatehouse, *, user_id: uuid.UUID, name: str, scopes
     key, public_id, secret_hash = new_api_key()
     now = utcnow()
     async with gh.transaction(write=True) as db:
-        row = ApiKey(user_id=user_id, public_id=public_id, secret_hash=secret_hash, name=name,
+        row = ApiKey(id=uuid.uuid4(), user_id=user_id, public_id=public_id, secret_hash=secret_hash, name=name,
                      scopes=" ".join(sorted(set(scopes))), created_at=now,
                      expires_at=now + timedelta(days=expires_days) if expires_days else None)
         db.add(row)
+        db.add(_audit("key.create", client, subject=user_id, key=str(row.id), scopes=row.scopes))
     log.info("api key created id=%s user=%s", row.id, user_id)
     return row, key
 
@@ -1808,21 +2011,33 @@ async def list_api_keys(gh: Gatehouse, *, user_id: uuid.UUID | None = None) -> l
         return list(await db.scalars(stmt))
 
 
-async def revoke_api_key(gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUID | None = None) -> ApiKey:
+async def revoke_api_key(gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUID | None = None,
+                         client: Client = CLI) -> ApiKey:
     """Revoke a key (only `owner_id`'s, when given); it stops working everywhere at once."""
     async with gh.transaction(write=True) as db:
         row = await db.get(ApiKey, key_id, with_for_update=True)
         if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
             raise NotFound("No such API key.", code="api_key_not_found")
         row.revoked_at = utcnow()
+        db.add(_audit("key.revoke", client, subject=row.user_id, key=str(key_id)))
     await gh.cache.publish({f"k:{row.public_id}": _api_key_entry(None)})
     log.info("api key revoked id=%s", key_id)
     return row
 
 
+async def _guard_last_admin(db: AsyncSession, user: User) -> None:
+    """Refuse a change that would leave no active admin (the admin rows are locked while we count)."""
+    if user.role != "admin" or not user.is_active:
+        return
+    admins = list(await db.scalars(sa.select(User.id).where(User.role == "admin", User.is_active.is_(True))
+                                   .with_for_update()))
+    if admins == [user.id]:
+        raise LastAdmin()
+
+
 async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = None, full_name: str | None = None,
-                      role: str | None = None, is_active: bool | None = None) -> User:
-    """Change a user's fields; deactivation ends every session at once."""
+                      role: str | None = None, is_active: bool | None = None, client: Client = CLI) -> User:
+    """Change a user's fields; deactivation ends every session at once; the last admin stays."""
     changes: dict[str, Any] = {}
     if email is not None:
         changes["email"] = _validated(normalize_email, email, "email")
@@ -1840,11 +2055,17 @@ async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = 
             if user is None:
                 raise UserNotFound()
             changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
+            if changes.get("role") == "user" or changes.get("is_active") is False:
+                await _guard_last_admin(db, user)
             if changes:
                 for name, value in changes.items():
                     setattr(user, name, value)
+                if "email" in changes:
+                    user.email_verified_at = None  # the new address is not verified yet
                 user.version += 1
                 user.updated_at = utcnow()
+                audited = {k: v for k, v in changes.items() if k != "email"} | {"fields": sorted(changes)}
+                db.add(_audit("user.update", client, subject=user.id, **audited))
     except sa.exc.IntegrityError:
         raise EmailTaken() from None
     if changes:
@@ -1855,9 +2076,24 @@ async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = 
     return user
 
 
-async def set_password(gh: Gatehouse, *, user_id: uuid.UUID, new_password: str,
-                       current_password: str | None = None, keep_session: uuid.UUID | None = None) -> None:
-    """Set a new password (checking the current one when given) and end the other sessions."""
+async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -> ActionToken:
+    """Spend a single-use token atomically; a second use, or an expired token, is refused."""
+    now = utcnow()
+    row = await db.scalar(
+        sa.update(ActionToken)
+        .where(ActionToken.token_hash == hash_api_secret(token), ActionToken.purpose == purpose,
+               ActionToken.used_at.is_(None), ActionToken.expires_at > sa.literal(now, UTCDateTime()))
+        .values(used_at=now).returning(ActionToken))
+    if row is None:
+        raise InvalidActionToken()
+    return row
+
+
+async def set_password(gh: Gatehouse, *, new_password: str, user_id: uuid.UUID | None = None,
+                       current_password: str | None = None, reset_token: str | None = None,
+                       keep_session: uuid.UUID | None = None, client: Client = CLI) -> uuid.UUID:
+    """Set a new password — checking the current one, or spending a reset token, when given —
+    and end every other session. Returns the user's id."""
     new_password = _validated(check_password, new_password, "new_password")
     if current_password is not None:
         async with gh.transaction() as db:
@@ -1865,36 +2101,179 @@ async def set_password(gh: Gatehouse, *, user_id: uuid.UUID, new_password: str,
         if user is None:
             raise UserNotFound()
         if not await gh.hasher.verify(current_password, user.password_hash):
+            gh.audit_later(_audit("user.password_change", client, subject=user.id, outcome="failure"))
             raise WrongPassword()
     new_hash = await gh.hasher.hash(new_password)
+    if reset_token is not None:
+        event = "user.password_reset"
+    else:
+        event = "user.password_change" if current_password is not None else "user.password_set"
     async with gh.transaction(write=True) as db:
+        token = None
+        if reset_token is not None:
+            token = await _consume_action_token(db, token=reset_token, purpose="reset")
+            user_id = token.user_id
         user = await db.get(User, user_id, with_for_update=True)
+        if token is not None and (user is None or not user.is_active or user.email != token.email):
+            raise InvalidActionToken()
         if user is None:
             raise UserNotFound()
         user.password_hash = new_hash
         user.version += 1
         user.updated_at = utcnow()
+        # every outstanding reset link dies with the old password
+        await db.execute(sa.update(ActionToken).where(ActionToken.user_id == user.id, ActionToken.purpose == "reset",
+                                                      ActionToken.used_at.is_(None)).values(used_at=utcnow()))
+        db.add(_audit(event, client, subject=user.id))
     await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
-    await revoke_sessions(gh, user_id=user_id, keep=keep_session, reason="password_changed")
-    log.info("password changed user=%s", user_id)
+    await revoke_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")
+    log.info("password changed user=%s", user.id)
+    return user.id
 
 
-async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID) -> None:
-    """Delete a user and their sessions; every instance stops accepting their tokens."""
+async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
+    """Delete a user and their sessions, keys and tokens; the audit log keeps only the id."""
     async with gh.transaction(write=True) as db:
         user = await db.get(User, user_id, with_for_update=True)
         if user is None:
             raise UserNotFound()
+        await _guard_last_admin(db, user)
         sessions = list(await db.scalars(sa.select(LoginSession.id).where(LoginSession.user_id == user_id)))
         keys = list(await db.scalars(sa.select(ApiKey.public_id).where(ApiKey.user_id == user_id)))
-        await db.execute(sa.delete(LoginSession).where(LoginSession.user_id == user_id))
-        await db.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
+        for model in (LoginSession, ApiKey, ActionToken):
+            await db.execute(sa.delete(model).where(model.user_id == user_id))
         await db.delete(user)
+        db.add(_audit("user.delete", client, subject=user_id))
     entries = {f"s:{sid}": _session_entry(None) for sid in sessions}
     entries.update({f"k:{public_id}": _api_key_entry(None) for public_id in keys})
     entries[f"u:{user_id}"] = (user.version + 1, None)
     await gh.cache.publish(entries)
     log.info("user deleted id=%s", user_id)
+
+
+async def _issue_action_token(gh: Gatehouse, *, user: User, purpose: str, lifetime: timedelta,
+                              event: str, client: Client) -> str:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    async with gh.transaction(write=True) as db:
+        db.add(ActionToken(user_id=user.id, purpose=purpose, token_hash=hash_api_secret(token), email=user.email,
+                           created_at=now, expires_at=now + lifetime))
+        db.add(_audit(event, client, subject=user.id))
+    return token
+
+
+async def password_reset_link(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> str:
+    """A single-use, expiring password reset link for a user."""
+    async with gh.transaction() as db:
+        user = await db.get(User, user_id)
+    if user is None:
+        raise UserNotFound()
+    token = await _issue_action_token(gh, user=user, purpose="reset", event="user.password_reset_request",
+                                      lifetime=timedelta(minutes=gh.settings.password_reset_minutes), client=client)
+    return gh.settings.password_reset_url.format(token=token)
+
+
+async def request_password_reset(gh: Gatehouse, *, email: str, client: Client = CLI) -> None:
+    """Start a reset. Returns at once whatever the email: the work happens off the request path,
+    so neither the answer nor its timing tells whether the account exists."""
+    await _check_rate(gh, f"auth-ip:{client.ip}", gh.settings.rate_auth_ip)
+
+    async def send() -> None:
+        try:
+            address = normalize_email(email)
+        except ValueError:
+            return
+        if await gh.cache.hit(f"reset:{address}", gh.settings.rate_reset_email) > 0:
+            return  # no mail bombing through this form
+        async with gh.transaction() as db:
+            user = await db.scalar(sa.select(User).where(User.email == address))
+        if user is None or not user.is_active:
+            return
+        link = await password_reset_link(gh, user_id=user.id, client=client)
+        await deliver(gh, kind="password_reset", email=user.email, link=link)
+
+    gh.spawn(send())
+
+
+async def request_email_verification(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> bool:
+    """Send a verification link to the user's current address; False if already verified."""
+    async with gh.transaction() as db:
+        user = await db.get(User, user_id)
+    if user is None:
+        raise UserNotFound()
+    if user.email_verified_at is not None:
+        return False
+    await _check_rate(gh, f"verify:{user.id}", gh.settings.rate_reset_email)
+    token = await _issue_action_token(gh, user=user, purpose="verify", event="user.email_verify_request",
+                                      lifetime=timedelta(hours=gh.settings.verify_email_hours), client=client)
+    gh.spawn(deliver(gh, kind="email_verification", email=user.email,
+                     link=gh.settings.verify_email_url.format(token=token)))
+    return True
+
+
+async def confirm_email_verification(gh: Gatehouse, *, token: str, client: Client = CLI) -> User:
+    """Spend a verification token: the address it was sent to is now verified."""
+    async with gh.transaction(write=True) as db:
+        row = await _consume_action_token(db, token=token, purpose="verify")
+        user = await db.get(User, row.user_id, with_for_update=True)
+        if user is None or user.email != row.email:
+            raise InvalidActionToken()  # the address changed since the link was sent
+        user.email_verified_at = utcnow()
+        user.version += 1
+        user.updated_at = utcnow()
+        db.add(_audit("user.email_verified", client, subject=user.id))
+    await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
+    return user
+
+
+async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str) -> bool:
+    """Hand a message to WEBHOOK_URL (JSON, retried); in development without one, log it."""
+    settings = gh.settings
+    if not settings.webhook_url:
+        if settings.environment == "development":
+            log.warning("no WEBHOOK_URL (development): %s for %s: %s", kind, email, link)
+        else:
+            log.error("cannot deliver %s: WEBHOOK_URL is not set", kind)
+        return False
+    import httpx
+
+    body = json.dumps({"type": kind, "email": email, "link": link}).encode()
+    headers = {"content-type": "application/json", "user-agent": f"gatehouse/{__version__}"}
+    if settings.webhook_secret is not None:
+        mac = hmac.new(settings.webhook_secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
+        headers["x-gatehouse-signature"] = f"sha256={mac}"
+    async with httpx.AsyncClient(timeout=settings.webhook_timeout) as http:
+        for attempt in range(settings.webhook_attempts):
+            try:
+                response = await http.post(settings.webhook_url, content=body, headers=headers)
+                if response.status_code < 300:
+                    return True
+                if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+                    break  # the receiver refuses this message: retrying will not help
+            except httpx.HTTPError as exc:
+                log.warning("webhook attempt %d for %s failed: %s", attempt + 1, kind, type(exc).__name__)
+            await asyncio.sleep(0.2 * 2**attempt)
+    log.error("webhook delivery of %s failed", kind)
+    return False
+
+
+async def list_audit(gh: Gatehouse, *, user_id: uuid.UUID | None = None, event: str | None = None,
+                     since: datetime | None = None, until: datetime | None = None, cursor: str | None = None,
+                     limit: int = 50) -> tuple[list[AuditEvent], str | None]:
+    """A page of audit events, newest first (this process's queue is written first)."""
+    await gh.flush_audit()
+    stmt = sa.select(AuditEvent)
+    if user_id is not None:
+        stmt = stmt.where(sa.or_(AuditEvent.subject_id == user_id, AuditEvent.actor_id == user_id))
+    if event:
+        stmt = stmt.where(AuditEvent.event == event)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.at >= sa.literal(since, UTCDateTime()))
+    if until is not None:
+        stmt = stmt.where(AuditEvent.at < sa.literal(until, UTCDateTime()))
+    async with gh.transaction() as db:
+        return await _keyset_page(db, stmt, AuditEvent.at, AuditEvent.id, cursor=cursor, limit=limit,
+                                  newest_first=True)
 
 
 async def check_health(gh: Gatehouse) -> tuple[bool, dict[str, Any]]:
@@ -1957,6 +2336,67 @@ class UserPublic(BaseModel):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+    email_verified_at: datetime | None = None
+
+
+class UserCreate(_Input):
+    email: Email
+    password: Password
+    full_name: Annotated[CleanStr, Field(max_length=200)] = ""
+    role: Literal["user", "admin"] = "user"
+
+
+class UserUpdate(_Input):
+    email: Email | None = None
+    full_name: Annotated[CleanStr, Field(max_length=200)] | None = None
+    role: Literal["user", "admin"] | None = None
+    is_active: bool | None = None
+
+
+class UserPage(BaseModel):
+    items: list[UserPublic]
+    next_cursor: str | None
+
+
+class ResetRequest(_Input):
+    email: Annotated[CleanStr, Field(max_length=320)]
+
+
+class ResetConfirm(_Input):
+    token: Annotated[str, Field(min_length=1, max_length=100)]
+    new_password: Password
+
+
+class TokenIn(_Input):
+    token: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+
+
+class AuditPublic(BaseModel):
+    id: uuid.UUID
+    at: datetime
+    event: str
+    outcome: str
+    actor_id: uuid.UUID | None
+    key_id: uuid.UUID | None
+    subject_id: uuid.UUID | None
+    ip: str
+    user_agent: str
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: AuditEvent) -> "AuditPublic":
+        return cls(id=row.id, at=row.at, event=row.event, outcome=row.outcome, actor_id=row.actor_id,
+                   key_id=row.key_id, subject_id=row.subject_id, ip=row.ip, user_agent=row.user_agent,
+                   detail=json.loads(row.detail or "{}"))
+
+
+class AuditPage(BaseModel):
+    items: list[AuditPublic]
+    next_cursor: str | None
 
 
 class TokenOut(BaseModel):
@@ -2108,6 +2548,7 @@ Reader = Annotated[Principal, require_scope("users:read")]
 Writer = Annotated[Principal, require_scope("users:write")]
 KeyReader = Annotated[Principal, require_scope("keys:read")]
 KeyWriter = Annotated[Principal, require_scope("keys:write")]
+AdminUser = Annotated[Principal, require_scope("admin")]
 
 
 # Routes ######################################################################
@@ -2118,6 +2559,7 @@ users_router = APIRouter(prefix="/users", tags=["users"], responses=_ERRORS)
 health_router = APIRouter(prefix="/health", tags=["health"])
 keys_router = APIRouter(prefix="/api-keys", tags=["api keys"], responses=_ERRORS)
 wellknown_router = APIRouter(prefix="/.well-known", tags=["keys"])
+audit_router = APIRouter(prefix="/audit", tags=["admin"], responses=_ERRORS)
 
 
 def _acting_for(principal: Principal, user_id: uuid.UUID | None) -> uuid.UUID:
@@ -2178,23 +2620,24 @@ async def login(request: Request, response: Response, gh: GatehouseDep, client: 
 
 
 @auth_router.post("/refresh", response_model=TokenOut)
-async def refresh(body: RefreshIn, response: Response, gh: GatehouseDep) -> TokenOut:
+async def refresh(body: RefreshIn, response: Response, gh: GatehouseDep, client: ClientDep) -> TokenOut:
     """Exchange a refresh token for a new pair (the old one is spent)."""
-    pair = await refresh_session(gh, refresh_token=body.refresh_token)
+    pair = await refresh_session(gh, refresh_token=body.refresh_token, client=client)
     response.headers["Cache-Control"] = "no-store"
     return _tokens_out(pair)
 
 
 @auth_router.post("/logout", status_code=204)
-async def logout(principal: SessionUser, gh: GatehouseDep) -> None:
+async def logout(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
     """End this session; its tokens stop working at once."""
-    await revoke_sessions(gh, user_id=principal.user_id, session_id=principal.session_id)
+    await revoke_sessions(gh, user_id=principal.user_id, session_id=principal.session_id, event="auth.logout",
+                          client=client.acting(principal))
 
 
 @auth_router.post("/logout-all", status_code=204)
-async def logout_all(principal: SessionUser, gh: GatehouseDep) -> None:
+async def logout_all(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
     """End every session of the current user."""
-    await revoke_sessions(gh, user_id=principal.user_id)
+    await revoke_sessions(gh, user_id=principal.user_id, event="auth.logout_all", client=client.acting(principal))
 
 
 @users_router.get("/me", response_model=UserPublic)
@@ -2204,25 +2647,116 @@ async def read_me(principal: Reader) -> UserPublic:
 
 
 @users_router.patch("/me", response_model=UserPublic)
-async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep) -> UserPublic:
-    """Change your own name or email."""
-    user = await update_user(gh, user_id=principal.user_id, email=body.email, full_name=body.full_name)
+async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep, client: ClientDep) -> UserPublic:
+    """Change your own name or email (a new email must be verified again)."""
+    user = await update_user(gh, user_id=principal.user_id, email=body.email, full_name=body.full_name,
+                             client=client.acting(principal))
     return to_public(user)
 
 
 @users_router.post("/me/password", status_code=204)
-async def change_password(body: PasswordChange, principal: Writer, gh: GatehouseDep) -> None:
+async def change_password(body: PasswordChange, principal: Writer, gh: GatehouseDep, client: ClientDep) -> None:
     """Change your password; every other session ends."""
     await set_password(gh, user_id=principal.user_id, new_password=body.new_password,
-                       current_password=body.current_password, keep_session=principal.session_id)
+                       current_password=body.current_password, keep_session=principal.session_id,
+                       client=client.acting(principal))
+
+
+@auth_router.post("/password-reset/request", status_code=202, response_model=Accepted)
+async def password_reset_request(body: ResetRequest, gh: GatehouseDep, client: ClientDep) -> Accepted:
+    """Send a reset link if the account exists; the answer is the same either way."""
+    await request_password_reset(gh, email=body.email, client=client)
+    return Accepted()
+
+
+@auth_router.post("/password-reset/confirm", status_code=204)
+async def password_reset_confirm(body: ResetConfirm, gh: GatehouseDep, client: ClientDep) -> None:
+    """Set a new password with a reset token; every session ends."""
+    await set_password(gh, new_password=body.new_password, reset_token=body.token, client=client)
+
+
+@auth_router.post("/verify/request", status_code=202, response_model=Accepted)
+async def verify_request(principal: Writer, gh: GatehouseDep, client: ClientDep) -> Accepted:
+    """Send a verification link to your current email address."""
+    await request_email_verification(gh, user_id=principal.user_id, client=client.acting(principal))
+    return Accepted()
+
+
+@auth_router.post("/verify/confirm", response_model=UserPublic)
+async def verify_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> UserPublic:
+    """Mark an email address verified with the token sent to it."""
+    return to_public(await confirm_email_verification(gh, token=body.token, client=client))
+
+
+@users_router.get("", response_model=UserPage)
+async def admin_list_users(
+    principal: AdminUser, gh: GatehouseDep,
+    email: Annotated[str | None, Query(max_length=320, description="Substring of the email.")] = None,
+    role: Literal["user", "admin"] | None = None, active: bool | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> UserPage:
+    """Users, oldest first, a page at a time (`next_cursor` until the last page)."""
+    rows, next_cursor = await list_users(gh, email_contains=email, role=role, active=active, cursor=cursor,
+                                         limit=limit)
+    return UserPage(items=[to_public(row) for row in rows], next_cursor=next_cursor)
+
+
+@users_router.post("", status_code=201, response_model=UserPublic)
+async def admin_create_user(body: UserCreate, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> UserPublic:
+    """Create a user with a role."""
+    return to_public(await create_user(gh, email=body.email, password=body.password, full_name=body.full_name,
+                                       role=body.role, client=client.acting(principal)))
+
+
+@users_router.get("/{user_id}", response_model=UserPublic)
+async def admin_get_user(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep) -> UserPublic:
+    """One user."""
+    return to_public(await get_user(gh, user_id=user_id))
+
+
+@users_router.patch("/{user_id}", response_model=UserPublic)
+async def admin_update_user(user_id: uuid.UUID, body: UserUpdate, principal: AdminUser, gh: GatehouseDep,
+                            client: ClientDep) -> UserPublic:
+    """Change a user's email, name, role or active flag (never removing the last admin)."""
+    return to_public(await update_user(gh, user_id=user_id, email=body.email, full_name=body.full_name,
+                                       role=body.role, is_active=body.is_active, client=client.acting(principal)))
+
+
+@users_router.delete("/{user_id}", status_code=204)
+async def admin_delete_user(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> None:
+    """Delete a user and their sessions, keys and tokens."""
+    await delete_user(gh, user_id=user_id, client=client.acting(principal))
+
+
+@users_router.delete("/{user_id}/sessions", status_code=204)
+async def admin_revoke_sessions(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep,
+                                client: ClientDep) -> None:
+    """End every session of a user (force logout)."""
+    await get_user(gh, user_id=user_id)
+    await revoke_sessions(gh, user_id=user_id, reason="admin", event="sessions.revoke",
+                          client=client.acting(principal))
+
+
+@audit_router.get("", response_model=AuditPage)
+async def audit_log(
+    principal: AdminUser, gh: GatehouseDep, user_id: uuid.UUID | None = None,
+    event: Annotated[str | None, Query(max_length=40)] = None, since: datetime | None = None,
+    until: datetime | None = None, cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> AuditPage:
+    """Security events, newest first, filtered by user (subject or actor), type and time."""
+    rows, next_cursor = await list_audit(gh, user_id=user_id, event=event, since=since, until=until, cursor=cursor,
+                                         limit=limit)
+    return AuditPage(items=[AuditPublic.of(row) for row in rows], next_cursor=next_cursor)
 
 
 @keys_router.post("", status_code=201, response_model=ApiKeyCreated)
-async def create_key(body: ApiKeyCreate, principal: KeyWriter, gh: GatehouseDep) -> ApiKeyCreated:
+async def create_key(body: ApiKeyCreate, principal: KeyWriter, gh: GatehouseDep, client: ClientDep) -> ApiKeyCreated:
     """Create an API key (for yourself, or with the admin scope for anyone); the key is shown once."""
     owner = _acting_for(principal, body.user_id)
     row, key = await create_api_key(gh, user_id=owner, name=body.name, scopes=list(body.scopes),
-                                    expires_days=body.expires_in_days, granted=principal.scopes)
+                                    expires_days=body.expires_in_days, granted=principal.scopes,
+                                    client=client.acting(principal))
     return ApiKeyCreated(**ApiKeyPublic.of(row).model_dump(), key=key)
 
 
@@ -2234,10 +2768,10 @@ async def list_keys(principal: KeyReader, gh: GatehouseDep, user_id: uuid.UUID |
 
 
 @keys_router.delete("/{key_id}", status_code=204)
-async def delete_key(key_id: uuid.UUID, principal: KeyWriter, gh: GatehouseDep) -> None:
+async def delete_key(key_id: uuid.UUID, principal: KeyWriter, gh: GatehouseDep, client: ClientDep) -> None:
     """Revoke an API key (yours, or anyone's with the admin scope)."""
     owner = None if "admin" in principal.scopes else principal.user_id
-    await revoke_api_key(gh, key_id=key_id, owner_id=owner)
+    await revoke_api_key(gh, key_id=key_id, owner_id=owner, client=client.acting(principal))
 
 
 @wellknown_router.get("/jwks.json", response_model=Jwks)
@@ -2331,6 +2865,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router, dependencies=general)
     app.include_router(keys_router, dependencies=general)
     app.include_router(wellknown_router, dependencies=general)
+    app.include_router(audit_router, dependencies=general)
     app.include_router(health_router)
     return app
 

@@ -292,7 +292,8 @@ async def test_register_returns_public_user_with_normalised_email(client: httpx.
     body = r.json()
     assert body["email"] == "mixed.case@example.com"
     assert body["role"] == "user" and body["is_active"] is True and body["full_name"] == "Ada Lovelace"
-    assert set(body) == {"id", "email", "full_name", "role", "is_active", "created_at", "updated_at"}
+    assert set(body) == {"id", "email", "full_name", "role", "is_active", "created_at", "updated_at",
+                         "email_verified_at"} and body["email_verified_at"] is None
     row = await user_row(client.gatehouse, "mixed.case@example.com")
     assert row.password_hash.startswith("$2b$04$") and PASSWORD not in row.password_hash
 
@@ -671,7 +672,7 @@ async def test_deactivation_rejects_existing_tokens_at_once(client: httpx.AsyncC
 async def test_framework_errors_are_json(client: httpx.AsyncClient) -> None:
     r = await client.get("/no/such/route")
     assert r.status_code == 404 and error_code(r) == "not_found"
-    r = await client.delete("/users/me")
+    r = await client.put("/health/live")
     assert r.status_code == 405 and error_code(r) == "method_not_allowed"
     r = await client.post("/auth/refresh", json={"refresh_token": 123})
     assert r.status_code == 422 and error_code(r) == "validation_error"
@@ -798,6 +799,11 @@ async def test_cli_user_admin_commands(settings: Settings, client: httpx.AsyncCl
 
     result = await run_cli(settings, "set-role", email, "admin")
     assert result.exit_code == 0 and f"{email} is now admin" in result.output
+    result = await run_cli(settings, "deactivate", email)
+    assert result.exit_code == 1 and result.output.strip() == "error: This would leave no active admin."
+    result = await run_cli(settings, "create-user", "second-admin@example.com", "--admin", "--password-stdin",
+                           input=PASSWORD + "\n")
+    assert result.exit_code == 0
     assert (await client.get("/users/me", headers=auth)).json()["role"] == "admin"  # no stale role
     result = await run_cli(settings, "set-role", email, "root")
     assert result.exit_code == 1 and "role must be one of" in result.output
@@ -824,7 +830,7 @@ async def test_cli_user_admin_commands(settings: Settings, client: httpx.AsyncCl
     assert result.exit_code == 0
     assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
     result = await run_cli(settings, "list-users")
-    assert result.exit_code == 0 and email not in result.output
+    assert result.exit_code == 0 and email not in result.output and "second-admin@example.com" in result.output
 
 
 @pytest.mark.parametrize("command", [["deactivate"], ["activate"], ["set-role", "admin"], ["revoke-sessions"],
@@ -1319,6 +1325,7 @@ async def test_api_key_cannot_exceed_owner_or_creator(client: httpx.AsyncClient,
     admin, admin_session = await admin_tokens(client, settings)
     admin_key = (await make_key(client, admin_session["access_token"], scopes=["admin", "keys:read"]))["key"]
     assert (await client.get(f"/api-keys?user_id={uuid.uuid4()}", headers=bearer(admin_key))).status_code == 200
+    await admin_tokens(client, settings)  # another admin, so this one may be demoted
     await service.update_user(client.gatehouse, user_id=uuid.UUID(admin["id"]), role="user")  # demoted
     r = await client.get(f"/api-keys?user_id={uuid.uuid4()}", headers=bearer(admin_key))
     assert r.status_code == 403 and error_code(r) == "insufficient_scope"  # the key lost admin with its owner
@@ -1539,3 +1546,356 @@ def test_pyjwkclient_verifies_against_the_running_service(make_settings: Any) ->
         assert verified["sub"] and verified["typ"] == "access"
     finally:
         server.stop()
+
+
+# Administration ##############################################################
+
+
+async def test_admin_lists_users_in_stable_keyset_pages(client: httpx.AsyncClient, settings: Settings) -> None:
+    _, admin = await admin_tokens(client, settings)
+    auth = bearer(admin["access_token"])
+    for i in range(7):
+        await register(client, f"page{i}@example.com")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        r = await client.get("/users", headers=auth, params={"limit": 3, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200
+        page = r.json()
+        assert len(page["items"]) <= 3
+        seen += [u["email"] for u in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 8 and len(set(seen)) == 8
+    everyone = (await client.get("/users", headers=auth, params={"limit": 200})).json()["items"]
+    assert [u["email"] for u in everyone] == seen  # same order, whatever the page size
+
+    def emails(params: dict[str, Any]) -> Any:
+        return client.get("/users", headers=auth, params=params)
+
+    assert [u["email"] for u in (await emails({"email": "PAGE1"})).json()["items"]] == ["page1@example.com"]
+    assert (await emails({"email": "%"})).json()["items"] == []  # LIKE metacharacters are literal
+    assert [u["role"] for u in (await emails({"role": "admin"})).json()["items"]] == ["admin"]
+    r = await emails({"cursor": "not-a-cursor"})
+    assert r.status_code == 422 and error_code(r) == "invalid_cursor"
+    assert (await emails({"limit": 201})).status_code == 422
+
+
+async def test_admin_routes_need_the_admin_scope(client: httpx.AsyncClient, settings: Settings) -> None:
+    _, user_tokens = await new_user(client)
+    for method, path in [("GET", "/users"), ("POST", "/users"), ("GET", f"/users/{uuid.uuid4()}"),
+                         ("PATCH", f"/users/{uuid.uuid4()}"), ("DELETE", f"/users/{uuid.uuid4()}"),
+                         ("DELETE", f"/users/{uuid.uuid4()}/sessions"), ("GET", "/audit")]:
+        r = await client.request(method, path, headers=bearer(user_tokens["access_token"]), json={})
+        assert r.status_code == 403 and error_code(r) == "insufficient_scope", (method, path)
+    _, admin = await admin_tokens(client, settings)
+    admin_key = (await make_key(client, admin["access_token"], scopes=["admin"]))["key"]
+    assert (await client.get("/users", headers={"X-API-Key": admin_key})).status_code == 200
+    reader_key = (await make_key(client, admin["access_token"], scopes=["users:read"]))["key"]
+    assert (await client.get("/users", headers={"X-API-Key": reader_key})).status_code == 403
+
+
+async def test_admin_user_crud_and_force_logout(client: httpx.AsyncClient, settings: Settings) -> None:
+    _, admin = await admin_tokens(client, settings)
+    auth = bearer(admin["access_token"])
+    r = await client.post("/users", headers=auth, json={"email": "Made@Example.com", "password": PASSWORD,
+                                                        "full_name": "Made", "role": "admin"})
+    assert r.status_code == 201 and r.json()["role"] == "admin" and r.json()["email"] == "made@example.com"
+    made = r.json()
+    assert (await client.get(f"/users/{made['id']}", headers=auth)).json() == made
+    r = await client.get(f"/users/{uuid.uuid4()}", headers=auth)
+    assert r.status_code == 404 and error_code(r) == "user_not_found"
+    assert (await client.get("/users/not-a-uuid", headers=auth)).status_code == 422
+
+    tokens = await login(client, "made@example.com")
+    r = await client.patch(f"/users/{made['id']}", headers=auth, json={"role": "user", "full_name": "Renamed"})
+    assert r.status_code == 200 and r.json()["role"] == "user" and r.json()["full_name"] == "Renamed"
+    me = (await client.get("/users/me", headers=bearer(tokens["access_token"]))).json()
+    assert me["role"] == "user" and me["full_name"] == "Renamed"
+    r = await client.patch(f"/users/{made['id']}", headers=auth, json={"role": "owner"})
+    assert r.status_code == 422
+    r = await client.patch(f"/users/{made['id']}", headers=auth, json={"password_hash": "x"})
+    assert r.status_code == 422
+
+    assert (await client.delete(f"/users/{made['id']}/sessions", headers=auth)).status_code == 204
+    assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
+    tokens = await login(client, "made@example.com")
+    key = (await make_key(client, tokens["access_token"]))["key"]
+    r = await client.patch(f"/users/{made['id']}", headers=auth, json={"is_active": False})
+    assert r.status_code == 200 and r.json()["is_active"] is False
+    for credential in (tokens["access_token"], key):
+        assert (await client.get("/users/me", headers=bearer(credential))).status_code == 401
+    assert (await client.patch(f"/users/{made['id']}", headers=auth, json={"is_active": True})).status_code == 200
+    tokens = await login(client, "made@example.com")
+
+    assert (await client.delete(f"/users/{made['id']}", headers=auth)).status_code == 204
+    assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
+    assert (await client.get(f"/users/{made['id']}", headers=auth)).status_code == 404
+    async with client.gatehouse.transaction() as db:
+        for model in (service.LoginSession, service.ApiKey, service.ActionToken):
+            count = await db.scalar(sa.select(sa.func.count()).select_from(model)
+                                    .where(model.user_id == uuid.UUID(made["id"])))
+            assert count == 0, model
+        events = list(await db.scalars(sa.select(service.AuditEvent)
+                                       .where(service.AuditEvent.subject_id == uuid.UUID(made["id"]))))
+    assert {"user.create", "user.update", "user.delete", "sessions.revoke"} <= {e.event for e in events}
+    assert not any("made@example.com" in (e.detail or "") for e in events)  # the id survives, the email does not
+
+
+async def test_last_admin_cannot_be_removed(client: httpx.AsyncClient, settings: Settings) -> None:
+    admin, tokens = await admin_tokens(client, settings)
+    auth = bearer(tokens["access_token"])
+    for method, body in [("PATCH", {"role": "user"}), ("PATCH", {"is_active": False}), ("DELETE", None)]:
+        r = await client.request(method, f"/users/{admin['id']}", headers=auth, json=body)
+        assert r.status_code == 409 and error_code(r) == "last_admin", (method, body)
+    second = await register(client)
+    assert (await client.patch(f"/users/{second['id']}", headers=auth, json={"role": "admin"})).status_code == 200
+    assert (await client.patch(f"/users/{admin['id']}", headers=auth, json={"role": "user"})).status_code == 200
+    r = await client.patch(f"/users/{second['id']}", headers=auth, json={"role": "user"})
+    assert r.status_code == 403  # the demoted caller is no longer an admin
+    result = await run_cli(settings, "delete-user", second["email"], "--yes")
+    assert result.exit_code == 1 and "no active admin" in result.output
+
+
+async def test_two_admins_demoting_each_other_at_once_leaves_one(client: httpx.AsyncClient,
+                                                                 settings: Settings) -> None:
+    a, _ = await admin_tokens(client, settings)
+    b, _ = await admin_tokens(client, settings)
+    results = await asyncio.gather(
+        service.update_user(client.gatehouse, user_id=uuid.UUID(a["id"]), role="user"),
+        service.update_user(client.gatehouse, user_id=uuid.UUID(b["id"]), role="user"),
+        return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["LastAdmin", "User"]
+    async with client.gatehouse.transaction() as db:
+        assert await db.scalar(sa.select(sa.func.count()).select_from(service.User)
+                               .where(service.User.role == "admin")) == 1
+
+
+# Password reset and email verification #######################################
+
+
+class Receiver:
+    """A real local HTTP endpoint standing in for a mail-sending service."""
+
+    def __init__(self, fail_first: int = 0):
+        import http.server
+        import threading
+
+        self.messages: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.failures_left = fail_first
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import json
+
+                body = self.rfile.read(int(self.headers["content-length"]))
+                if outer.failures_left > 0:
+                    outer.failures_left -= 1
+                    self.send_response(503)
+                else:
+                    outer.messages.append(json.loads(body))
+                    outer.headers.append({**dict(self.headers), "_body": body.decode()})
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Any:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def token_of(link: str) -> str:
+    return link.split("token=", 1)[1]
+
+
+async def test_password_reset_end_to_end(make_settings: Any, receiver: Receiver) -> None:
+    async with running(make_settings(webhook_url=receiver.url, webhook_secret="hook-signing-secret")) as client:
+        user, first = await new_user(client)
+        other = await login(client, user["email"])
+        r = await client.post("/auth/password-reset/request", json={"email": user["email"].upper()})
+        assert r.status_code == 202 and r.json() == {"status": "accepted"}
+        await _until(lambda: asyncio.sleep(0, len(receiver.messages) == 1), "the reset message is delivered")
+        message = receiver.messages[0]
+        assert message["type"] == "password_reset" and message["email"] == user["email"]
+        import hashlib
+        import hmac as hmac_mod
+
+        sent = receiver.headers[0]
+        expected = hmac_mod.new(b"hook-signing-secret", sent["_body"].encode(), hashlib.sha256).hexdigest()
+        assert sent["x-gatehouse-signature"] == f"sha256={expected}"
+
+        token = token_of(message["link"])
+        body = {"token": token, "new_password": "reset to this one"}
+        assert (await client.post("/auth/password-reset/confirm", json=body)).status_code == 204
+        for tokens in (first, other):
+            assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
+        assert (await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})).status_code \
+            == 401
+        await login(client, user["email"], "reset to this one")
+        r = await client.post("/auth/password-reset/confirm", json={**body, "new_password": "and again this"})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"  # single use
+        async with client.gatehouse.transaction() as db:
+            stored = await db.scalar(sa.select(service.ActionToken.token_hash))
+        assert stored != token and stored == service.hash_api_secret(token)
+
+
+async def test_password_reset_does_not_enumerate(make_settings: Any, receiver: Receiver) -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user = await register(client)
+        answers = []
+        for email in (user["email"], "nobody@example.com", "not an email"):
+            r = await client.post("/auth/password-reset/request", json={"email": email})
+            answers.append((r.status_code, r.json(), sorted(r.headers.keys())))
+        assert answers[0] == answers[1] == answers[2]
+        await _until(lambda: asyncio.sleep(0, len(receiver.messages) >= 1), "the one real message")
+        await asyncio.sleep(0.2)
+        assert [m["email"] for m in receiver.messages] == [user["email"]]
+
+
+async def test_reset_tokens_expire_and_die_with_the_password(client: httpx.AsyncClient, settings: Settings) -> None:
+    user = await register(client)
+    gh = client.gatehouse
+    first = token_of(await service.password_reset_link(gh, user_id=uuid.UUID(user["id"])))
+    second = token_of(await service.password_reset_link(gh, user_id=uuid.UUID(user["id"])))
+    async with gh.transaction(write=True) as db:
+        await db.execute(sa.update(service.ActionToken)
+                         .where(service.ActionToken.token_hash == service.hash_api_secret(first))
+                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+    r = await client.post("/auth/password-reset/confirm", json={"token": first, "new_password": "brand new pass"})
+    assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+    third = token_of(await service.password_reset_link(gh, user_id=uuid.UUID(user["id"])))
+    assert (await client.post("/auth/password-reset/confirm",
+                              json={"token": third, "new_password": "brand new pass"})).status_code == 204
+    r = await client.post("/auth/password-reset/confirm", json={"token": second, "new_password": "another pass!"})
+    assert r.status_code == 400  # other outstanding links died with the old password
+    r = await client.post("/auth/password-reset/confirm", json={"token": "x" * 43, "new_password": "another pass!"})
+    assert r.status_code == 400
+
+
+async def test_webhook_delivery_retries(make_settings: Any) -> None:
+    receiver = Receiver(fail_first=2)
+    try:
+        async with running(make_settings(webhook_url=receiver.url)) as client:
+            user = await register(client)
+            assert (await client.post("/auth/password-reset/request", json={"email": user["email"]})).status_code \
+                == 202
+            await _until(lambda: asyncio.sleep(0, len(receiver.messages) == 1), "delivery after two failures")
+            assert receiver.failures_left == 0
+    finally:
+        receiver.close()
+
+
+async def test_cli_reset_link(settings: Settings, client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    result = await run_cli(settings, "reset-link", user["email"])
+    assert result.exit_code == 0 and "token=" in result.output
+    token = token_of(result.output.strip())
+    assert (await client.post("/auth/password-reset/confirm",
+                              json={"token": token, "new_password": "chosen by cli"})).status_code == 204
+    await login(client, user["email"], "chosen by cli")
+    assert (await run_cli(settings, "reset-link", "ghost@example.com")).exit_code == 1
+
+
+async def test_email_verification(make_settings: Any, receiver: Receiver) -> None:
+    settings = make_settings(webhook_url=receiver.url, require_verified_email=True)
+    async with running(settings) as client:
+        user = await register(client)
+        r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+        assert r.status_code == 403 and error_code(r) == "email_not_verified"
+        async with running(make_settings(webhook_url=receiver.url)) as lenient:  # to get a session
+            tokens = await login(lenient, user["email"])
+            assert (await lenient.post("/auth/verify/request", headers=bearer(tokens["access_token"]))).status_code \
+                == 202
+            await _until(lambda: asyncio.sleep(0, len(receiver.messages) == 1), "the verification message")
+        message = receiver.messages[0]
+        assert message["type"] == "email_verification" and message["email"] == user["email"]
+        r = await client.post("/auth/verify/confirm", json={"token": token_of(message["link"])})
+        assert r.status_code == 200 and r.json()["email_verified_at"] is not None
+        r = await client.post("/auth/verify/confirm", json={"token": token_of(message["link"])})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+        tokens = await login(client, user["email"])
+        me = (await client.get("/users/me", headers=bearer(tokens["access_token"]))).json()
+        assert me["email_verified_at"] is not None
+        # a new address must be verified again; a link sent to the old one is worthless
+        r = await client.post("/auth/verify/request", headers=bearer(tokens["access_token"]))
+        assert r.status_code == 202
+        r = await client.patch("/users/me", headers=bearer(tokens["access_token"]), json={"email": "moved@example.com"})
+        assert r.json()["email_verified_at"] is None
+
+
+# Audit log ###################################################################
+
+
+async def test_audit_records_security_events_without_secrets(client: httpx.AsyncClient, settings: Settings) -> None:
+    import json
+
+    admin, admin_session = await admin_tokens(client, settings)
+    auth = bearer(admin_session["access_token"])
+    user, tokens = await new_user(client)
+    await client.post("/auth/login", json={"email": user["email"], "password": "wrong password!"})
+    key = await make_key(client, tokens["access_token"])
+    await client.delete(f"/api-keys/{key['id']}", headers=bearer(tokens["access_token"]))
+    await client.post("/users/me/password", headers=bearer(tokens["access_token"]),
+                      json={"current_password": PASSWORD, "new_password": "second password"})
+    await client.patch(f"/users/{user['id']}", headers=auth, json={"role": "admin"})
+    await service.rotate_signing_key(client.gatehouse)
+    await client.post("/auth/logout", headers=bearer(tokens["access_token"]))
+
+    r = await client.get("/audit", headers=auth, params={"user_id": user["id"], "limit": 200})
+    assert r.status_code == 200
+    events = r.json()["items"]
+    kinds = [(e["event"], e["outcome"]) for e in events]
+    for expected in [("user.register", "success"), ("auth.login", "success"), ("auth.login", "failure"),
+                     ("key.create", "success"), ("key.revoke", "success"), ("user.password_change", "success"),
+                     ("user.update", "success"), ("auth.logout", "success")]:
+        assert expected in kinds, expected
+    times = [e["at"] for e in events]
+    assert times == sorted(times, reverse=True)
+    role_change = next(e for e in events if e["event"] == "user.update")
+    assert role_change["actor_id"] == admin["id"] and role_change["detail"]["role"] == "admin"
+    assert role_change["ip"] == "127.0.0.1"
+    dump = json.dumps(events)
+    for secret in (PASSWORD, "second password", "wrong password!", key["key"], tokens["access_token"],
+                   tokens["refresh_token"], user["email"]):
+        assert secret not in dump
+    rotated = (await client.get("/audit", headers=auth, params={"event": "signing_key.rotate"})).json()["items"]
+    assert len(rotated) == 2  # the first key, made on first use, and the explicit rotation
+    later = (await client.get("/audit", headers=auth, params={"since": "2999-01-01T00:00:00Z"})).json()["items"]
+    assert later == []
+    page = (await client.get("/audit", headers=auth, params={"limit": 2})).json()
+    following = (await client.get("/audit", headers=auth, params={"limit": 2, "cursor": page["next_cursor"]})).json()
+    assert {e["id"] for e in page["items"]}.isdisjoint(e["id"] for e in following["items"])
+
+    result = await run_cli(settings, "audit", "--user", user["email"], "--event", "auth.login", "--json")
+    assert result.exit_code == 0
+    assert {e["outcome"] for e in json.loads(result.output)} == {"success", "failure"}
+    assert (await run_cli(settings, "audit", "--since", "yesterday")).exit_code == 1
+
+
+async def test_queued_audit_rows_are_written_on_clean_shutdown(settings: Settings) -> None:
+    async with running(settings) as client:
+        user = await register(client)
+        r = await client.post("/auth/login", json={"email": user["email"], "password": "wrong password!"})
+        assert r.status_code == 401
+    async with running(settings) as client:
+        async with client.gatehouse.transaction() as db:
+            failures = await db.scalar(sa.select(sa.func.count()).select_from(service.AuditEvent)
+                                       .where(service.AuditEvent.event == "auth.login",
+                                              service.AuditEvent.outcome == "failure"))
+    assert failures == 1
