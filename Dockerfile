@@ -8,6 +8,7 @@ FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    ENVIRONMENT=production \
     DATABASE_URL=sqlite+aiosqlite:////data/gatehouse.db \
     SECRET_KEY_FILE=/data/gatehouse.secret
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin gatehouse \
@@ -20,5 +21,6 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2)"]
-# --proxy-headers: client addresses from the load balancer (set FORWARDED_ALLOW_IPS to its address).
-CMD ["uvicorn", "service:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+# Production by default: it refuses to start without SECRET_KEY. --proxy-headers: client addresses and
+# scheme from the load balancer (set FORWARDED_ALLOW_IPS to its address); Gatehouse logs each request itself.
+CMD ["uvicorn", "service:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--no-access-log"]

@@ -24,7 +24,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Administer a
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    for line in message.splitlines() or [""]:
+        typer.echo(f"error: {line}", err=True)
     return typer.Exit(1)
 
 
@@ -92,6 +93,27 @@ def migrate(status: Annotated[bool, typer.Option("--status", help="List applied 
     for migration in done:
         typer.echo(f"applied  {migration.version:03d}  {migration.name}")
     typer.echo(f"{len(done)} migration(s) applied" if done else "database is up to date")
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Print the effective settings (secrets masked), check the database, Redis and the rules."""
+    try:
+        settings = service.load_settings()
+    except service.ConfigError as exc:
+        for line in str(exc).splitlines():
+            typer.echo(f"problem: {line}", err=True)
+        raise typer.Exit(1) from None
+    for name, value in service.describe_settings(settings).items():
+        typer.echo(f"{name}={value}")
+    problems = _run(service.check_config, auto_migrate=False)
+    for note in settings.advice():
+        typer.echo(f"warning: {note}", err=True)
+    for problem in problems:
+        typer.echo(f"problem: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("ok: database answers" + (", redis answers" if settings.redis_url else "") + ", rules met")
 
 
 @app.command("create-user")

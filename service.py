@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections import OrderedDict
+from contextvars import ContextVar
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -156,6 +157,17 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(5.0, gt=0)
     webhook_attempts: int = Field(3, ge=1, le=10)
     rate_reset_email: RateSetting = parse_rate("5/h")
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    slow_query_ms: float = Field(200.0, ge=0)
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    prometheus_multiproc_dir: str = ""
+    docs_enabled: bool | None = None
+    cors_origins: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
+    cors_allow_credentials: bool = False
+    allowed_hosts: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = ["*"]
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
     trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
 
     @field_validator("trusted_proxies")
@@ -166,9 +178,15 @@ class Settings(BaseSettings):
         return value
 
     def problems(self) -> list[str]:
-        """Rules a production deployment must meet, one line per broken rule."""
+        """Rules a deployment must meet, one line per broken rule."""
+        problems = []
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            problems.append("CORS_ORIGINS may not be '*' while CORS_ALLOW_CREDENTIALS is true; list the origins")
         if self.environment != "production":
-            return []
+            return problems
+        return problems + self._secret_problems()
+
+    def _secret_problems(self) -> list[str]:
         key = self.secret_key.get_secret_value() if self.secret_key else ""
         hint = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
         if not key:
@@ -182,12 +200,35 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
         if problems := self.problems():
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     @property
     def is_sqlite(self) -> bool:
         return database_url(self.database_url).get_backend_name() == "sqlite"
+
+    @property
+    def show_docs(self) -> bool:
+        return self.environment == "development" if self.docs_enabled is None else self.docs_enabled
+
+    @property
+    def json_logs(self) -> bool:
+        return self.environment == "production" if self.log_format == "auto" else self.log_format == "json"
+
+    def advice(self) -> list[str]:
+        """Production settings that work but that an operator should look at twice."""
+        if self.environment != "production":
+            return []
+        notes = []
+        if not self.redis_url:
+            notes.append("REDIS_URL is empty: rate limits are per process; run one process or add Redis")
+        if self.is_sqlite:
+            notes.append("DATABASE_URL is SQLite: fine for one machine, not for several instances")
+        if self.allowed_hosts == ["*"]:
+            notes.append("ALLOWED_HOSTS is '*': list the host names this service answers to")
+        if self.metrics_enabled and self.metrics_token is None:
+            notes.append("/metrics is open: set METRICS_TOKEN or keep it off the public network")
+        return notes
 
 
 def load_settings() -> Settings:
@@ -200,7 +241,7 @@ def load_settings() -> Settings:
             field = ".".join(map(str, error["loc"])).upper()
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{field}: {message}" if field else message)
-        raise ConfigError("; ".join(lines)) from None
+        raise ConfigError("\n".join(lines)) from None
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -351,6 +392,94 @@ def as_service_error(exc: BaseException) -> ServiceError | None:
     if isinstance(exc, _DB_DOWN_ERRORS) or (isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated):
         return DatabaseUnavailable()
     return None
+
+
+# Observability ###############################################################
+
+request_id_var: ContextVar[str] = ContextVar("gatehouse_request_id", default="-")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id and any `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+                "request_id": getattr(record, "request_id", "-")}
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{k}={v}" for k, v in getattr(record, "fields", {}).items())
+        text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} [{getattr(record, 'request_id', '-')}] " \
+               f"{record.getMessage()}{' ' + fields if fields else ''}"
+        return text + ("\n" + self.formatException(record.exc_info) if record.exc_info else "")
+
+
+def configure_logging(settings: Settings) -> None:
+    """Send the gatehouse loggers to stderr as JSON (production) or text (development)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if settings.json_logs else TextFormatter())
+    handler.addFilter(_RequestIdFilter())
+    logger = logging.getLogger("gatehouse")
+    logger.handlers[:] = [handler]
+    logger.setLevel(settings.log_level)
+    logger.propagate = False
+
+
+class Metrics:
+    """Prometheus metrics (one set per process; with PROMETHEUS_MULTIPROC_DIR, summed across workers)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        self.requests = Counter("gatehouse_requests_total", "HTTP requests", ["route", "method", "status"])
+        self.latency = Histogram("gatehouse_request_seconds", "HTTP request latency", ["route", "method"],
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+        self.logins = Counter("gatehouse_logins_total", "Login attempts", ["outcome"])
+        self.rate_limited = Counter("gatehouse_rate_limited_total", "Requests refused by a rate limit", ["limit"])
+        self.refresh_reuse = Counter("gatehouse_refresh_reuse_total", "Refresh tokens replayed after rotation")
+        self.cache = Counter("gatehouse_cache_total", "Cache lookups", ["result"])
+        self.db_pool = Gauge("gatehouse_db_pool_in_use", "Database connections checked out",
+                             multiprocess_mode="livesum")
+        self.hash_queue = Gauge("gatehouse_bcrypt_queue", "Password hashes queued or running",
+                                multiprocess_mode="livesum")
+
+
+_metrics: Metrics | None = None
+
+
+def metrics(settings: Settings) -> Metrics:
+    """The process's metrics, created on first use (after PROMETHEUS_MULTIPROC_DIR is known)."""
+    global _metrics
+    if _metrics is None:
+        if settings.prometheus_multiproc_dir:
+            Path(settings.prometheus_multiproc_dir).mkdir(parents=True, exist_ok=True)
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", settings.prometheus_multiproc_dir)
+        _metrics = Metrics()
+    return _metrics
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The exposition text: every worker's metrics in multiprocess mode, else this process's."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
 # Database ####################################################################
@@ -514,8 +643,31 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _log_slow_queries(engine: AsyncEngine, threshold_ms: float) -> None:
+    slow_log = logging.getLogger("gatehouse.sql")
+
+    def before(conn: Any, _cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        conn.info.setdefault("gatehouse_started", []).append(time.perf_counter())
+
+    def after(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        elapsed = (time.perf_counter() - conn.info["gatehouse_started"].pop()) * 1000
+        if elapsed >= threshold_ms:  # the statement only: parameters may hold hashes or emails
+            slow_log.warning("slow query", extra={"fields": {"duration_ms": round(elapsed, 1),
+                                                             "statement": " ".join(statement.split())[:500]}})
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    event.listen(engine.sync_engine, "after_cursor_execute", after)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """The async engine for DATABASE_URL, with the pool settings applied."""
+    engine = _create_engine(settings)
+    if settings.slow_query_ms > 0:
+        _log_slow_queries(engine, settings.slow_query_ms)
+    return engine
+
+
+def _create_engine(settings: Settings) -> AsyncEngine:
     url = database_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -1442,6 +1594,9 @@ class Gatehouse:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._audit_queue: list[AuditEvent] = []
         self._audit_flush_due = False
+        self.metrics = metrics(settings)
+        self._cache_hit, self._cache_miss = self.metrics.cache.labels("hit"), self.metrics.cache.labels("miss")
+        self._sampler: asyncio.Task[None] | None = None
 
     def spawn(self, work: Awaitable[Any]) -> None:
         """Run bookkeeping off the request path; close() waits for it."""
@@ -1495,10 +1650,20 @@ class Gatehouse:
             except _DB_DOWN_ERRORS as exc:
                 raise ConfigError(f"DATABASE_URL: cannot reach the database to migrate ({exc})") from exc
         await self.cache.start()
+        self._sampler = asyncio.get_running_loop().create_task(self._sample_gauges())
         return self
+
+    async def _sample_gauges(self) -> None:
+        while True:
+            self.metrics.hash_queue.set(self.hasher.queued)
+            if self.engine is not None:
+                self.metrics.db_pool.set(getattr(self.engine.pool, "checkedout", lambda: 0)())
+            await asyncio.sleep(1.0)
 
     async def close(self) -> None:
         """Finish background work, write queued audit rows, then close pools and connections."""
+        if self._sampler is not None:
+            self._sampler.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
         if self.sessionmaker is not None:
@@ -1571,7 +1736,9 @@ async def _cached(gh: Gatehouse, key: str, load: Callable[[], Awaitable[Entry]])
     """Cache-aside read of one entry's payload."""
     entry = await gh.cache.get(key)
     if entry is not None:
+        gh._cache_hit.inc()
         return entry[1]
+    gh._cache_miss.inc()
     epoch = gh.cache.epoch()
     version, payload = await load()
     await gh.cache.fill(key, version, payload, epoch)
@@ -1593,6 +1760,7 @@ async def _load_session_entry(gh: Gatehouse, session_id: uuid.UUID) -> Entry:
 async def _check_rate(gh: Gatehouse, key: str, rate: Rate, cost: int = 1) -> None:
     wait = await gh.cache.hit(key, rate, cost)
     if wait > 0:
+        gh.metrics.rate_limited.labels(key.split(":", 1)[0]).inc()
         raise RateLimited(wait)
 
 
@@ -1728,6 +1896,7 @@ async def authenticate(gh: Gatehouse, *, email: str, password: str, client: Clie
         await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip)
         await gh.cache.hit(account_key, settings.rate_login_failures_account)
         gh.audit_later(_audit("auth.login", client, subject=user.id if user else None, outcome="failure"))
+        gh.metrics.logins.labels("failure").inc()
         log.info("login failed ip=%s", client.ip)
         raise InvalidCredentials()
     if settings.require_verified_email and user.email_verified_at is None:
@@ -1735,6 +1904,7 @@ async def authenticate(gh: Gatehouse, *, email: str, password: str, client: Clie
         raise EmailNotVerified()
     rehash = await gh.hasher.hash(password) if gh.hasher.needs_rehash(user.password_hash) else None
     pair = await _start_session(gh, user, client, rehash=rehash)
+    gh.metrics.logins.labels("success").inc()
     log.info("login user=%s", user.id)
     return pair
 
@@ -1767,6 +1937,7 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client =
             reused = True
         current = row.generation
     if reused:
+        gh.metrics.refresh_reuse.inc()
         await gh.cache.publish({f"s:{session_id}": _session_entry(None)})
         log.warning("refresh token reuse: session %s revoked", session_id)
         raise RefreshTokenReused()
@@ -2276,6 +2447,40 @@ async def list_audit(gh: Gatehouse, *, user_id: uuid.UUID | None = None, event: 
                                   newest_first=True)
 
 
+def describe_settings(settings: Settings) -> dict[str, str]:
+    """The effective settings with every secret masked, for printing."""
+    shown = {}
+    for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = "********" if value.get_secret_value() else ""
+        elif name in ("database_url", "redis_url") and value:
+            value = make_url(value).render_as_string(hide_password=True) if "://" in value else value
+        elif isinstance(value, list):
+            value = ",".join(value)
+        elif isinstance(value, dict):
+            value = str(Rate(**value))
+        shown[name.upper()] = "" if value is None else str(value)
+    return shown
+
+
+async def check_config(gh: Gatehouse) -> list[str]:
+    """What keeps this deployment from working: unreachable database or Redis, pending
+    migrations that will not be applied, broken rules. One line each; empty when all is well."""
+    problems = list(gh.settings.problems())
+    ready, checks = await check_health(gh)
+    if not ready:
+        problems.append(f"DATABASE_URL: the database does not answer ({checks['database'].get('detail', '')})")
+    else:
+        assert gh.engine is not None
+        status = await migration_status(gh.engine)
+        if status.pending and not gh.settings.auto_migrate:
+            problems.append(f"{len(status.pending)} migration(s) pending and AUTO_MIGRATE is off: run `cli.py migrate`")
+        problems += [f"schema drift: {diff}" for diff in status.drift]
+    if gh.settings.redis_url and checks["cache"]["status"] != "ok":
+        problems.append(f"REDIS_URL: Redis does not answer ({checks['cache'].get('detail', 'not subscribed')})")
+    return problems
+
+
 async def check_health(gh: Gatehouse) -> tuple[bool, dict[str, Any]]:
     """Readiness: the database must answer; a degraded cache is reported but not fatal."""
     checks: dict[str, Any] = {}
@@ -2477,8 +2682,12 @@ GatehouseDep = Annotated[Gatehouse, Depends(get_gatehouse)]
 
 
 def client_ip(request: Request, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
-    """The socket peer, or the first untrusted X-Forwarded-For hop when the peer is a trusted proxy."""
+    """The socket peer, or the right-most untrusted X-Forwarded-For hop when the peer is a trusted proxy."""
     peer = request.client.host if request.client else "unknown"
+    return _client_ip(peer, request.headers.get("x-forwarded-for", ""), trusted)
+
+
+def _client_ip(peer: str, forwarded_for: str, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
 
     def is_trusted(addr: str) -> bool:
         try:
@@ -2489,7 +2698,7 @@ def client_ip(request: Request, trusted: list[ipaddress.IPv4Network | ipaddress.
 
     if not trusted or not is_trusted(peer):
         return peer
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
     for hop in reversed(hops):
         if not is_trusted(hop):
             try:
@@ -2514,13 +2723,16 @@ async def limit_client(gh: GatehouseDep, client: ClientDep) -> None:
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-async def current_principal(gh: GatehouseDep, token: Annotated[str | None, Depends(oauth2_scheme)],
+async def current_principal(request: Request, gh: GatehouseDep,
+                            token: Annotated[str | None, Depends(oauth2_scheme)],
                             api_key: Annotated[str | None, Depends(api_key_scheme)]) -> Principal:
     """The caller, from `Authorization: Bearer <access token or API key>` or `X-API-Key`."""
     credential = token or api_key
     if not credential:
         raise NotAuthenticated()
-    return await resolve_credential(gh, credential)
+    principal = await resolve_credential(gh, credential)
+    request.state.principal = principal  # for the access log line
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]
@@ -2560,6 +2772,7 @@ health_router = APIRouter(prefix="/health", tags=["health"])
 keys_router = APIRouter(prefix="/api-keys", tags=["api keys"], responses=_ERRORS)
 wellknown_router = APIRouter(prefix="/.well-known", tags=["keys"])
 audit_router = APIRouter(prefix="/audit", tags=["admin"], responses=_ERRORS)
+ops_router = APIRouter()
 
 
 def _acting_for(principal: Principal, user_id: uuid.UUID | None) -> uuid.UUID:
@@ -2781,6 +2994,20 @@ async def jwks(gh: GatehouseDep, response: Response) -> Jwks:
     return Jwks(**await public_jwks(gh))
 
 
+@ops_router.get("/metrics", include_in_schema=False)
+async def metrics_endpoint(request: Request, gh: GatehouseDep) -> Response:
+    """Prometheus metrics (METRICS_ENABLED; with METRICS_TOKEN, only for `Authorization: Bearer <token>`)."""
+    settings = gh.settings
+    if not settings.metrics_enabled:
+        raise NotFound()
+    if settings.metrics_token is not None:
+        expected = f"Bearer {settings.metrics_token.get_secret_value()}".encode()
+        if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
+            raise NotAuthenticated("/metrics needs the metrics token.")
+    body, content_type = render_metrics()
+    return Response(body, media_type=content_type)
+
+
 @health_router.get("/live", response_model=HealthOut)
 async def live() -> HealthOut:
     """The process is up."""
@@ -2804,7 +3031,7 @@ _HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 4
 
 def _error_response(status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None,
                     details: list[dict[str, Any]] | None = None) -> JSONResponse:
-    error: dict[str, Any] = {"code": code, "message": message}
+    error: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}
     if details is not None:
         error["details"] = details
     return JSONResponse({"error": error}, status_code=status_code, headers=headers)
@@ -2843,6 +3070,105 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_service_error)
 
 
+class PayloadTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"The request body is larger than {limit} bytes.")
+
+
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class EdgeMiddleware:
+    """The HTTP edge in one pass: host check, body limit, request id, timing and security
+    headers, a JSON 500 for anything unhandled, one access log line and the request metrics."""
+
+    def __init__(self, app: Any, *, settings: Settings):
+        self.app = app
+        self.max_body = settings.max_body_bytes
+        self.hosts = {h.lower() for h in settings.allowed_hosts}
+        self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+        self.access = logging.getLogger("gatehouse.access")
+        self.metrics = metrics(settings)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        header = dict(scope["headers"])  # the last of a repeated header wins, which is fine for these
+        incoming = header.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        context = request_id_var.set(request_id)
+        outcome = {"status": 500, "started": False}
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                outcome["status"], outcome["started"] = message["status"], True
+                elapsed = time.perf_counter() - started
+                headers = list(message.get("headers", []))
+                if not any(k == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))  # personal data: no caching by default
+                headers += [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
+                            (b"server-timing", f"app;dur={elapsed * 1000:.2f}".encode()),
+                            (b"x-process-time", f"{elapsed:.6f}".encode())]
+                if scope.get("scheme") == "https":
+                    headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            host = header.get(b"host", b"").decode("latin-1").rsplit(":", 1)[0].lower()
+            length = header.get(b"content-length", b"0")
+            if "*" not in self.hosts and host not in self.hosts:
+                await _error_response(400, "invalid_host", "This host name is not served here.")(
+                    scope, receive, send_with_headers)
+            elif length.isdigit() and int(length) > self.max_body:
+                await _error_response(413, "payload_too_large", f"The request body is larger than "
+                                      f"{self.max_body} bytes.")(scope, receive, send_with_headers)
+            else:
+                if scope["method"] in _BODY_METHODS:
+                    receive = self._limited(receive)
+                await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("unhandled error")
+            if outcome["started"]:
+                raise
+            await _error_response(500, "internal_error", "An internal error occurred.")(
+                scope, receive, send_with_headers)
+        finally:
+            self._record(scope, header, outcome["status"], time.perf_counter() - started)
+            request_id_var.reset(context)
+
+    def _limited(self, receive: Any) -> Any:
+        received = 0
+
+        async def limited() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                raise PayloadTooLarge(self.max_body)
+            return message
+
+        return limited
+
+    def _record(self, scope: dict[str, Any], header: dict[bytes, bytes], status: int, elapsed: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        self.metrics.requests.labels(template, scope["method"], str(status)).inc()
+        self.metrics.latency.labels(template, scope["method"]).observe(elapsed)
+        if self.access.isEnabledFor(logging.INFO):
+            principal = scope.get("state", {}).get("principal")
+            peer = scope["client"][0] if scope.get("client") else "unknown"
+            ip = _client_ip(peer, header.get(b"x-forwarded-for", b"").decode("latin-1"), self.trusted)
+            self.access.info("%s %s %d", scope["method"], template, status, extra={"fields": {
+                "method": scope["method"], "route": template, "status": status,
+                "duration_ms": round(elapsed * 1000, 2), "client_ip": ip,
+                "user_id": str(principal.user_id) if principal else None,
+                "key_id": str(principal.key_id) if principal and principal.key_id else None}})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A fresh Gatehouse ASGI app; settings default to the environment."""
     settings = settings or Settings()
@@ -2857,9 +3183,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await gatehouse.close()
 
+    docs = settings.show_docs
     app = FastAPI(title="Gatehouse", version=__version__, lifespan=lifespan,
-                  description="Accounts, sessions and tokens. Errors are {\"error\": {\"code\", \"message\"}}.")
+                  description="Accounts, sessions and tokens. Errors are {\"error\": {\"code\", \"message\"}}.",
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)
     install_error_handlers(app)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_credentials=settings.cors_allow_credentials,
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"])
+    app.add_middleware(EdgeMiddleware, settings=settings)
     general = [Depends(limit_client)]
     app.include_router(auth_router, dependencies=general)
     app.include_router(users_router, dependencies=general)
@@ -2867,13 +3205,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(wellknown_router, dependencies=general)
     app.include_router(audit_router, dependencies=general)
     app.include_router(health_router)
+    app.include_router(ops_router)
     return app
+
+
+def mount_gatehouse(host: FastAPI, path: str = "/auth", settings: Settings | None = None) -> FastAPI:
+    """Mount Gatehouse at `path` inside a host FastAPI app and share it with the host's routes,
+    so `CurrentUser` and `require_scope(...)` protect them too. Returns the mounted app."""
+    gatehouse_app = create_app(settings)
+    host.mount(path, gatehouse_app)
+    host.add_exception_handler(ServiceError, _on_service_error)  # CurrentUser on host routes answers in kind
+    host_lifespan = host.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        # Starlette does not run a mounted app's lifespan: run it here, inside the host's.
+        async with gatehouse_app.router.lifespan_context(gatehouse_app):
+            app.state.gatehouse = gatehouse_app.state.gatehouse
+            async with host_lifespan(app) as state:
+                yield state
+
+    host.router.lifespan_context = lifespan
+    return gatehouse_app
 
 
 def _app_from_environment() -> FastAPI:
     """`uvicorn service:app`: settings from the environment; a bad setting exits with its reason."""
     try:
-        return create_app(load_settings())
+        settings = load_settings()
+        configure_logging(settings)
+        return create_app(settings)
     except ConfigError as exc:
         print(f"gatehouse: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

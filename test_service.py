@@ -427,7 +427,9 @@ async def test_login_failures_are_indistinguishable(client: httpx.AsyncClient) -
                             ("inactive@example.com", PASSWORD), ("not an email", PASSWORD)]:
         before = hasher.checks
         r = await client.post("/auth/login", json={"email": email, "password": password})
-        answers.append((r.status_code, r.json(), r.headers.get("www-authenticate")))
+        body = r.json()
+        assert body["error"].pop("request_id") == r.headers["x-request-id"]  # differs per request by design
+        answers.append((r.status_code, body, r.headers.get("www-authenticate")))
         assert hasher.checks == before + 1  # every path pays for one bcrypt check
     assert all(a == answers[0] for a in answers), answers
     assert answers[0][0] == 401 and answers[0][1]["error"]["code"] == "invalid_credentials"
@@ -782,9 +784,13 @@ async def test_concurrent_migrations_apply_once(make_settings: Any, backend: str
 async def test_migrate_status_reports_drift(client: httpx.AsyncClient, settings: Settings) -> None:
     async with client.gatehouse.transaction(write=True) as db:
         await db.execute(sa.text("ALTER TABLE users ADD COLUMN nickname VARCHAR(20)"))
-    result = await run_cli(settings, "migrate", "--status")
-    assert result.exit_code == 1
-    assert "drift" in result.output and "nickname" in result.output
+    try:
+        result = await run_cli(settings, "migrate", "--status")
+        assert result.exit_code == 1
+        assert "drift" in result.output and "nickname" in result.output
+    finally:  # the PostgreSQL database is shared by the run: leave its schema as found
+        async with client.gatehouse.transaction(write=True) as db:
+            await db.execute(sa.text("ALTER TABLE users DROP COLUMN nickname"))
 
 
 async def test_cli_user_admin_commands(settings: Settings, client: httpx.AsyncClient) -> None:
@@ -1134,20 +1140,23 @@ REPO = os.path.dirname(os.path.abspath(__file__))
 class Server:
     """`uvicorn service:app` in its own process, configured through the environment."""
 
-    def __init__(self, settings: Settings, **env: str):
+    def __init__(self, settings: Settings, *args: str, log_path: Any = None, **env: str):
         self.env = {**os.environ, **settings_env(settings), **env}
+        self.args = args
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: Any = None
+        self.log_path = log_path
 
     def start(self) -> "Server":
         import subprocess
         import sys
 
+        stderr = open(self.log_path, "wb") if self.log_path else subprocess.PIPE
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-access-log", "--log-level", "warning"],
-            cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             "--no-access-log", "--log-level", "warning", *self.args],
+            cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=stderr)
         for _ in range(200):
             try:
                 if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
@@ -1155,7 +1164,8 @@ class Server:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
+                output = open(self.log_path).read() if self.log_path else self.proc.stderr.read().decode()
+                raise AssertionError(f"server exited: {output[-2000:]}")
             time.sleep(0.05)
         raise AssertionError("server did not start")
 
@@ -1899,3 +1909,259 @@ async def test_queued_audit_rows_are_written_on_clean_shutdown(settings: Setting
                                        .where(service.AuditEvent.event == "auth.login",
                                               service.AuditEvent.outcome == "failure"))
     assert failures == 1
+
+
+# Operations ##################################################################
+
+
+def test_json_logs_carry_request_ids_and_never_a_secret(make_settings: Any, tmp_path: Any) -> None:
+    import json
+
+    hook = Receiver()
+    log_path = tmp_path / "server.log"
+    settings = make_settings(log_format="json", webhook_url=hook.url, slow_query_ms=0.001)
+    server = Server(settings, log_path=log_path).start()
+    secrets_used: list[str] = [PASSWORD, "a different password", "wrong password!!"]
+    request_ids = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            email = "logged@example.com"
+            c.post("/auth/register", json={"email": email, "password": PASSWORD})
+            c.post("/auth/login", json={"email": email, "password": "wrong password!!"})
+            tokens = c.post("/auth/login", json={"email": email, "password": PASSWORD},
+                            headers={"X-Request-ID": "trace-abc.123"}).json()
+            access = tokens["access_token"]
+            r = c.get("/users/me", headers=bearer(access))
+            request_ids.append(r.headers["x-request-id"])
+            key = c.post("/api-keys", headers=bearer(access), json={"name": "k"}).json()["key"]
+            c.get("/users/me", headers={"X-API-Key": key})
+            refreshed = c.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).json()
+            c.post("/users/me/password", headers=bearer(access),
+                   json={"current_password": PASSWORD, "new_password": "a different password"})
+            c.post("/auth/password-reset/request", json={"email": email})
+            for _ in range(50):
+                if hook.messages:
+                    break
+                time.sleep(0.1)
+            secrets_used += [access, tokens["refresh_token"], key, refreshed["access_token"],
+                             refreshed["refresh_token"], token_of(hook.messages[0]["link"])]
+    finally:
+        server.stop()
+        hook.close()
+    lines = log_path.read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    access_lines = [r for r in records if r["logger"] == "gatehouse.access"]
+    assert len(access_lines) >= 9
+    for line in access_lines:
+        assert {"time", "level", "request_id", "method", "route", "status", "duration_ms", "client_ip"} <= set(line)
+    assert any(r["request_id"] == "trace-abc.123" and r["route"] == "/auth/login" for r in access_lines)
+    me = next(r for r in access_lines if r["request_id"] == request_ids[0])
+    assert me["route"] == "/users/me" and me["status"] == 200 and me["user_id"] and me["client_ip"] == "127.0.0.1"
+    assert any(r.get("key_id") for r in access_lines)
+    assert any(r["logger"] == "gatehouse.sql" and r["duration_ms"] >= 0 for r in records)  # every statement here
+    text = log_path.read_text()
+    for secret in secrets_used:
+        assert secret not in text, f"a secret appeared in the logs: {secret[:12]}…"
+
+
+async def test_request_ids_timing_and_security_headers(client: httpx.AsyncClient) -> None:
+    r = await client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    assert r.headers["server-timing"].startswith("app;dur=") and float(r.headers["x-process-time"]) >= 0
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["cache-control"] == "no-store" and "strict-transport-security" not in r.headers
+    for bad in ("has spaces", "x" * 200, "<script>", ""):
+        r = await client.get("/nope", headers={"X-Request-ID": bad})
+        assert r.headers["x-request-id"] != bad and len(r.headers["x-request-id"]) == 32
+        assert r.json()["error"]["request_id"] == r.headers["x-request-id"]
+    transport = httpx.ASGITransport(app=client._transport.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://gatehouse.test") as secure:
+        r = await secure.get("/health/live")
+        assert r.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_metrics_are_scraped_and_can_be_protected_or_disabled(make_settings: Any) -> None:
+    async with running(make_settings(refresh_grace_seconds=0, rate_auth_ip="100/m",
+                                     rate_login_failures_account_ip="1/h")) as client:
+        user, tokens = await new_user(client)
+        await client.get("/users/me", headers=bearer(tokens["access_token"]))
+        await client.post("/auth/login", json={"email": user["email"], "password": "nope nope"})
+        await client.post("/auth/login", json={"email": user["email"], "password": "nope nope"})
+        await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        await asyncio.sleep(0.01)
+        await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        r = await client.get("/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        text = r.text
+    for needle in ['gatehouse_requests_total{method="GET",route="/users/me",status="200"}',
+                   'gatehouse_request_seconds_bucket{le="0.001",method="GET",route="/users/me"}',
+                   'gatehouse_logins_total{outcome="success"}', 'gatehouse_logins_total{outcome="failure"}',
+                   'gatehouse_rate_limited_total{limit="login-fail"}', "gatehouse_refresh_reuse_total",
+                   'gatehouse_cache_total{result="hit"}', "gatehouse_db_pool_in_use", "gatehouse_bcrypt_queue"]:
+        assert needle in text, needle
+    async with running(make_settings(metrics_token="scrape-me-please")) as client:
+        assert (await client.get("/metrics")).status_code == 401
+        assert (await client.get("/metrics", headers=bearer("wrong"))).status_code == 401
+        assert (await client.get("/metrics", headers=bearer("scrape-me-please"))).status_code == 200
+    async with running(make_settings(metrics_enabled=False)) as client:
+        assert (await client.get("/metrics")).status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_metrics_add_up_across_uvicorn_workers(make_settings: Any, tmp_path: Any) -> None:
+    import re
+
+    settings = make_settings(prometheus_multiproc_dir=str(tmp_path / "prom"))
+    server = Server(settings, "--workers", "2").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            for _ in range(40):
+                assert c.get("/health/live").status_code == 200
+            text = c.get("/metrics").text
+    finally:
+        server.stop()
+    served = re.search(r'gatehouse_requests_total\{method="GET",route="/health/live",status="200"\} (\S+)', text)
+    assert served and float(served[1]) >= 40  # every worker's count, not one worker's share
+    assert len(list((tmp_path / "prom").glob("counter_*.db"))) >= 2  # more than one process wrote
+
+
+async def test_cors_trusted_hosts_and_body_limit(make_settings: Any) -> None:
+    settings = make_settings(cors_origins="https://app.example.com", allowed_hosts="gatehouse.test",
+                             max_body_bytes=2048)
+    async with running(settings) as client:
+        preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization,content-type"}
+        r = await client.options("/auth/login", headers=preflight)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example.com"
+        r = await client.options("/auth/login", headers={**preflight, "Origin": "https://evil.example"})
+        assert r.headers.get("access-control-allow-origin") is None
+        r = await client.get("/health/live", headers={"Host": "evil.example"})
+        assert r.status_code == 400 and error_code(r) == "invalid_host"
+        big = {"email": "a@example.com", "password": PASSWORD, "full_name": "x" * 4000}
+        r = await client.post("/auth/register", json=big)
+        assert r.status_code == 413 and error_code(r) == "payload_too_large"
+
+        async def chunks() -> Any:
+            for _ in range(10):
+                yield b"x" * 1000
+
+        r = await client.post("/auth/login", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and error_code(r) == "payload_too_large"
+    with pytest.raises(ValueError, match="CORS_ORIGINS"):
+        Settings(cors_origins="*", cors_allow_credentials=True)
+
+
+async def test_docs_are_off_in_production_by_default(make_settings: Any) -> None:
+    async with running(make_settings()) as client:
+        assert (await client.get("/docs")).status_code == 200
+        assert (await client.get("/openapi.json")).status_code == 200
+    async with running(make_settings(environment="production")) as client:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert (await client.get(path)).status_code == 404
+    async with running(make_settings(environment="production", docs_enabled=True)) as client:
+        assert (await client.get("/docs")).status_code == 200
+
+
+def test_graceful_shutdown_finishes_requests_and_flushes_audit(make_settings: Any, tmp_path: Any) -> None:
+    import concurrent.futures
+    import signal
+
+    settings = make_settings(bcrypt_rounds=13)  # a login takes a noticeable while
+    server = Server(settings).start()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.post("/auth/register", json={"email": "slow@example.com", "password": PASSWORD}).status_code == 201
+        assert c.post("/auth/login", json={"email": "slow@example.com", "password": "not it at all"}).status_code \
+            == 401
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(c.post, "/auth/login", json={"email": "slow@example.com", "password": PASSWORD})
+            time.sleep(0.2)
+            server.proc.send_signal(signal.SIGTERM)
+            assert pending.result().status_code == 200  # in flight when the signal came: finished
+    assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
+    result = _cli_process(settings, "audit", "--event", "auth.login", "--json")
+    import json
+
+    outcomes = sorted(e["outcome"] for e in json.loads(result.stdout))
+    assert outcomes == ["failure", "success"]  # the queued failure was written on the way out
+
+
+async def test_check_config(make_settings: Any) -> None:
+    settings = make_settings(secret_key="a-very-secret-value-that-is-long-enough")
+    result = await run_cli(settings, "check-config")
+    assert result.exit_code == 0, result.output
+    assert "SECRET_KEY=********" in result.output and "a-very-secret-value" not in result.output
+    assert result.output.strip().endswith("rules met")
+    result = await run_cli(make_settings(database_url="postgresql://u:hunter2@127.0.0.1:1/x", db_pool_timeout=1),
+                           "check-config")
+    assert result.exit_code == 1 and "problem: DATABASE_URL: the database does not answer" in result.output
+    assert "hunter2" not in result.output
+    result = await run_cli(make_settings(redis_url="redis://127.0.0.1:1/0", redis_timeout=0.2), "check-config")
+    assert result.exit_code == 1 and "problem: REDIS_URL" in result.output
+    env = {**settings_env(settings), "ENVIRONMENT": "production", "SECRET_KEY": "changethis"}
+    result = await asyncio.to_thread(CliRunner().invoke, cli.app, ["check-config"], env=env)
+    assert result.exit_code == 1 and result.output.startswith("problem: SECRET_KEY is a placeholder"), result.output
+
+
+async def test_embedding_in_a_host_app(settings: Settings) -> None:
+    from typing import Annotated
+
+    from fastapi import FastAPI
+
+    host = FastAPI()
+    service.mount_gatehouse(host, "/identity", settings)
+
+    @host.get("/reports")
+    async def reports(principal: service.CurrentUser) -> dict[str, str]:
+        return {"for": principal.user["email"]}
+
+    @host.get("/admin-report")
+    async def admin_report(principal: Annotated[service.Principal, service.require_scope("admin")]) -> dict[str, str]:
+        return {"ok": "yes"}
+
+    async with host.router.lifespan_context(host):
+        transport = httpx.ASGITransport(app=host)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host.test") as c:
+            email = "embedded@example.com"
+            assert (await c.post("/identity/auth/register", json={"email": email, "password": PASSWORD})).status_code \
+                == 201
+            tokens = (await c.post("/identity/auth/login", json={"email": email, "password": PASSWORD})).json()
+            assert (await c.get("/reports", headers=bearer(tokens["access_token"]))).json() == {"for": email}
+            key = (await c.post("/identity/api-keys", headers=bearer(tokens["access_token"]),
+                                json={"name": "host"})).json()["key"]
+            assert (await c.get("/reports", headers={"X-API-Key": key})).status_code == 200
+            r = await c.get("/reports")
+            assert r.status_code == 401 and error_code(r) == "not_authenticated"
+            r = await c.get("/admin-report", headers=bearer(tokens["access_token"]))
+            assert r.status_code == 403 and error_code(r) == "insufficient_scope"
+            await c.post("/identity/auth/logout", headers=bearer(tokens["access_token"]))
+            assert (await c.get("/reports", headers=bearer(tokens["access_token"]))).status_code == 401
+
+
+def test_compose_file_matches_the_dockerfile() -> None:
+    import yaml
+
+    compose = yaml.safe_load(open(os.path.join(REPO, "docker-compose.yml")))
+    dockerfile = open(os.path.join(REPO, "Dockerfile")).read()
+    services = compose["services"]
+    assert {"gatehouse", "db", "redis", "migrate"} <= set(services)
+    for name in ("gatehouse", "db", "redis"):
+        assert services[name]["healthcheck"]["test"], name
+    assert services["migrate"]["command"] == ["python", "cli.py", "migrate"]
+    app = services["gatehouse"]
+    assert app["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert app["depends_on"]["db"]["condition"] == app["depends_on"]["redis"]["condition"] == "service_healthy"
+    env = {**compose["x-gatehouse-env"], **app["environment"]}
+    assert env["ENVIRONMENT"] == "production" and env["AUTO_MIGRATE"] == "false"
+    assert env["DATABASE_URL"].startswith("postgresql://") and env["REDIS_URL"].startswith("redis://")
+    assert "/health/live" in " ".join(app["healthcheck"]["test"]) and "/health/live" in dockerfile
+    assert app["ports"] == ["8000:8000"] and "EXPOSE 8000" in dockerfile
+    assert "\nUSER gatehouse" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert 'CMD ["uvicorn", "service:app"' in dockerfile and '"--proxy-headers"' in dockerfile
+    assert dockerfile.count("FROM ") >= 2  # build stage and runtime stage
+
+
+def test_requirements_are_pinned() -> None:
+    lines = [line.strip() for line in open(os.path.join(REPO, "requirements.txt"))
+             if line.strip() and not line.startswith("#")]
+    assert all("==" in line for line in lines), [line for line in lines if "==" not in line]
+    assert any(line.startswith("uvicorn[standard]==") for line in lines)
