@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -46,7 +47,7 @@ from alembic.operations import Operations
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from fastapi.security import OAuth2PasswordBearer
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -298,6 +299,10 @@ class ServiceError(Exception):
         self.code = code or self.code
         self.headers = headers or {}
 
+    def response(self) -> Any:
+        """This error as a JSON response."""
+        return _error_response(self.status_code, self.code, self.message, headers=self.headers)
+
 
 class InvalidInput(ServiceError):
     status_code, code, message = 422, "invalid_input", "The request is not valid."
@@ -436,6 +441,8 @@ def configure_logging(settings: Settings) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(settings.log_level)
     logger.propagate = False
+    # None of the formats print thread or process names: do not collect them per record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
 
 class Metrics:
@@ -1035,6 +1042,10 @@ class TokenIssuer:
         # only kids found in the database reach them, so they stay as small as the key table.
         self._private: dict[str, Any] = {}
         self._public: dict[str, Any] = {}
+        # token -> verified claims: a repeat of a token already verified skips the signature check
+        # (its key is still checked for retirement, and its expiry on every use).
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
+        self._verified_max = settings.local_cache_max_entries
 
     def generate(self, algorithm: str) -> KeyMaterial:
         """A new signing key; asymmetric private halves are sealed with SECRET_KEY."""
@@ -1051,7 +1062,9 @@ class TokenIssuer:
         return KeyMaterial(kid, algorithm, sealed, public.decode())
 
     def _hmac_key(self, kid: str) -> bytes:
-        return _derive(self._secret, f"access-token/{kid}")
+        if kid not in self._private:
+            self._private[kid] = _derive(self._secret, f"access-token/{kid}")
+        return self._private[kid]
 
     def _signing_key(self, key: KeyMaterial) -> Any:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -1104,6 +1117,18 @@ class TokenIssuer:
 
     def decode_access(self, token: str, *, kid: str, algorithm: str, public_key: str | None) -> AccessClaims:
         """Verify signature, type and claims with the key `kid`; InvalidToken with a precise code."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at + 5 > time.time():
+                return known
+            del self._verified[token]
+        claims = self._decode(token, kid=kid, algorithm=algorithm, public_key=public_key)
+        self._verified[token] = claims
+        if len(self._verified) > self._verified_max:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str, *, kid: str, algorithm: str, public_key: str | None) -> AccessClaims:
         try:
             claims = jwt.decode(
                 token, self._verification_key(kid, algorithm, public_key), algorithms=[algorithm],
@@ -1287,6 +1312,10 @@ class Cache:
         """True for the first caller in `seconds` (across processes with Redis)."""
         return True
 
+    async def hit_general(self, key: str, rate: Rate) -> float:
+        """The per-request limit: never a network round trip (see RedisCache)."""
+        return self.limiter.hit(key, rate) if rate.limit else 0.0
+
     async def health(self) -> dict[str, str]:
         return {"status": "ok", "kind": self.kind}
 
@@ -1305,6 +1334,7 @@ class MemoryCache(Cache):
             tag = hashlib.sha256(settings.database_url.encode()).hexdigest()[:16]
             self.signal_path = Path(tempfile.gettempdir()) / f"gatehouse-{tag}-signal"
         self._stamp = self._read_stamp()
+        self._checked = time.monotonic()
 
     def _read_stamp(self) -> tuple[int, int] | None:
         try:
@@ -1314,6 +1344,10 @@ class MemoryCache(Cache):
         return st.st_ino, st.st_mtime_ns
 
     def _check_signal(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < 0.002:  # one stat per 2 ms at most, not one per lookup
+            return
+        self._checked = now
         stamp = self._read_stamp()
         if stamp != self._stamp:
             self._stamp = stamp
@@ -1398,6 +1432,9 @@ class RedisCache(Cache):
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._startup_timeout = settings.redis_timeout
+        self._gl_pending: dict[tuple[str, int, float], int] = {}
+        self._gl_known: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._gl_task: asyncio.Task[None] | None = None
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}c:{self._gen}:{key}"
@@ -1412,18 +1449,20 @@ class RedisCache(Cache):
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="gatehouse-redis-listener")
+        self._gl_task = asyncio.create_task(self._sync_general(), name="gatehouse-limit-sync")
         try:  # serve with the right key generation from the first request; degraded if Redis is down
             await asyncio.wait_for(self._ready.wait(), timeout=self._startup_timeout)
         except TimeoutError:
             log.warning("redis is not reachable at startup; running degraded until it is")
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._task, self._gl_task):
+            if task:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         await self.redis.aclose()
 
     async def _listen(self) -> None:
@@ -1527,6 +1566,44 @@ class RedisCache(Cache):
             except self._errors as exc:
                 self._failed(exc)
         return self.limiter.hit(key, rate, cost)
+
+    async def hit_general(self, key: str, rate: Rate) -> float:
+        # Counted here and added to a shared per-window counter (INCRBY) every 100 ms, so the
+        # request path never waits on Redis; instances overshoot by at most one sync interval.
+        if not rate.limit:
+            return 0.0
+        if not self._available():
+            return self.limiter.hit(key, rate)
+        now = time.time()
+        window = int(now // rate.period)
+        known_window, known = self._gl_known.get(key, (window, 0))
+        pending = self._gl_pending.get((key, window, rate.period), 0) + 1
+        if (known if known_window == window else 0) + pending > rate.limit:
+            return (window + 1) * rate.period - now
+        self._gl_pending[(key, window, rate.period)] = pending
+        return 0.0
+
+    async def _sync_general(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            if not self._gl_pending or not self._available():
+                continue
+            batch, self._gl_pending = self._gl_pending, {}
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for (key, window, period), count in batch.items():
+                        name = f"{self.prefix}gl:{key}:{window}"
+                        pipe.incrby(name, count)
+                        pipe.expire(name, int(period * 2) + 1)
+                    results = await pipe.execute()
+            except self._errors as exc:
+                self._failed(exc)
+                continue
+            for ((key, window, _), _count), total in zip(batch.items(), results[::2], strict=True):
+                self._gl_known[key] = (window, int(total))
+                self._gl_known.move_to_end(key)
+            while len(self._gl_known) > self.local.max_entries:
+                self._gl_known.popitem(last=False)
 
     async def claim(self, key: str, seconds: float) -> bool:
         if not self._available():
@@ -1717,12 +1794,16 @@ class Principal:
         return uuid.UUID(self.user["id"])
 
 
+def _iso(at: datetime) -> str:
+    """A UTC time as pydantic writes it (`…Z`), so cached and validated users look the same."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _user_entry(user: User) -> Entry:
     return user.version, {
         "id": str(user.id), "email": user.email, "full_name": user.full_name, "role": user.role,
-        "is_active": user.is_active, "created_at": user.created_at.isoformat(),
-        "updated_at": user.updated_at.isoformat(),
-        "email_verified_at": user.email_verified_at.isoformat() if user.email_verified_at else None,
+        "is_active": user.is_active, "created_at": _iso(user.created_at), "updated_at": _iso(user.updated_at),
+        "email_verified_at": _iso(user.email_verified_at) if user.email_verified_at else None,
     }
 
 
@@ -2671,10 +2752,10 @@ def _tokens_out(pair: TokenPair) -> TokenOut:
 
 # Dependencies ################################################################
 
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="auth/login", auto_error=False)
 
 
-def get_gatehouse(request: Request) -> Gatehouse:
+async def get_gatehouse(request: Request) -> Gatehouse:
+    # Dependencies are async on purpose: FastAPI runs a plain `def` one in a thread pool.
     return request.app.state.gatehouse
 
 
@@ -2708,54 +2789,51 @@ def _client_ip(peer: str, forwarded_for: str, trusted: list[ipaddress.IPv4Networ
     return peer
 
 
-def get_client(request: Request, gh: GatehouseDep) -> Client:
+async def get_client(request: Request, gh: GatehouseDep) -> Client:
     return Client(ip=client_ip(request, gh.trusted_proxies), user_agent=request.headers.get("user-agent", "")[:300])
 
 
 ClientDep = Annotated[Client, Depends(get_client)]
 
 
-async def limit_client(gh: GatehouseDep, client: ClientDep) -> None:
-    """The general per-client rate limit."""
-    await _check_rate(gh, f"ip:{client.ip}", gh.settings.rate_general_ip)
+class Authenticated(OAuth2PasswordBearer):
+    """The caller, from `Authorization: Bearer <access token or API key>` or `X-API-Key`,
+    holding every scope in `scopes` (403 insufficient_scope) and, with `session=True`,
+    signed in with a session rather than a key.
+
+    One dependency does it all: each extra FastAPI dependency costs the hot path more than
+    the token check itself. As an OAuth2 scheme it keeps /docs' Authorize button.
+    """
+
+    def __init__(self, *scopes: str, session: bool = False):
+        super().__init__(tokenUrl="auth/login", auto_error=False, scheme_name="OAuth2PasswordBearer")
+        self.scopes, self.session = scopes, session
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        headers = request.headers
+        scheme, _, credential = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not credential:
+            credential = headers.get("x-api-key", "")
+        if not credential:
+            raise NotAuthenticated()
+        principal = await resolve_credential(request.app.state.gatehouse, credential.strip())
+        request.state.principal = principal  # for the access log line
+        if missing := [scope for scope in self.scopes if scope not in principal.scopes]:
+            raise InsufficientScope(f"This needs the scope(s): {', '.join(missing)}.")
+        if self.session and principal.session_id is None:
+            raise AccessTokenRequired()
+        return principal
 
 
-api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
-
-
-async def current_principal(request: Request, gh: GatehouseDep,
-                            token: Annotated[str | None, Depends(oauth2_scheme)],
-                            api_key: Annotated[str | None, Depends(api_key_scheme)]) -> Principal:
-    """The caller, from `Authorization: Bearer <access token or API key>` or `X-API-Key`."""
-    credential = token or api_key
-    if not credential:
-        raise NotAuthenticated()
-    principal = await resolve_credential(gh, credential)
-    request.state.principal = principal  # for the access log line
-    return principal
-
-
-CurrentUser = Annotated[Principal, Depends(current_principal)]
+CurrentUser = Annotated[Principal, Depends(Authenticated())]
 
 
 def require_scope(*scopes: str) -> Any:
     """A dependency: the caller, who must hold every scope named (403 insufficient_scope)."""
-
-    async def check(principal: CurrentUser) -> Principal:
-        if missing := [scope for scope in scopes if scope not in principal.scopes]:
-            raise InsufficientScope(f"This needs the scope(s): {', '.join(missing)}.")
-        return principal
-
-    return Depends(check)
+    return Depends(Authenticated(*scopes))
 
 
-async def session_principal(principal: CurrentUser) -> Principal:
-    if principal.session_id is None:
-        raise AccessTokenRequired()
-    return principal
-
-
-SessionUser = Annotated[Principal, Depends(session_principal)]
+SessionUser = Annotated[Principal, Depends(Authenticated(session=True))]
 Reader = Annotated[Principal, require_scope("users:read")]
 Writer = Annotated[Principal, require_scope("users:write")]
 KeyReader = Annotated[Principal, require_scope("keys:read")]
@@ -2854,9 +2932,10 @@ async def logout_all(principal: SessionUser, gh: GatehouseDep, client: ClientDep
 
 
 @users_router.get("/me", response_model=UserPublic)
-async def read_me(principal: Reader) -> UserPublic:
+async def read_me(principal: Reader) -> Response:
     """The current user."""
-    return to_public(principal.user)
+    # The cached payload already has exactly UserPublic's fields and format: send it as is.
+    return Response(json.dumps(principal.user, separators=(",", ":")), media_type="application/json")
 
 
 @users_router.patch("/me", response_model=UserPublic)
@@ -3042,7 +3121,7 @@ async def _on_service_error(_request: Request, exc: Exception) -> JSONResponse:
     if mapped is None:
         log.exception("unhandled error", exc_info=exc)
         return _error_response(500, "internal_error", "An internal error occurred.")
-    return _error_response(mapped.status_code, mapped.code, mapped.message, headers=mapped.headers)
+    return mapped.response()
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -3076,6 +3155,7 @@ class PayloadTooLarge(StarletteHTTPException):
 
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_UNLIMITED_PATHS = ("/health/", "/metrics")
 
 
 class EdgeMiddleware:
@@ -3089,6 +3169,8 @@ class EdgeMiddleware:
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self.access = logging.getLogger("gatehouse.access")
         self.metrics = metrics(settings)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._id_prefix, self._ids = secrets.token_hex(12), itertools.count()  # unique without a syscall each
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -3097,7 +3179,7 @@ class EdgeMiddleware:
         started = time.perf_counter()
         header = dict(scope["headers"])  # the last of a repeated header wins, which is fine for these
         incoming = header.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else f"{self._id_prefix}{next(self._ids):08x}"
         context = request_id_var.set(request_id)
         outcome = {"status": 500, "started": False}
 
@@ -3126,6 +3208,9 @@ class EdgeMiddleware:
             elif length.isdigit() and int(length) > self.max_body:
                 await _error_response(413, "payload_too_large", f"The request body is larger than "
                                       f"{self.max_body} bytes.")(scope, receive, send_with_headers)
+            elif (wait := await self._general_limit(scope, header)) > 0:
+                self.metrics.rate_limited.labels("ip").inc()
+                await RateLimited(wait).response()(scope, receive, send_with_headers)
             else:
                 if scope["method"] in _BODY_METHODS:
                     receive = self._limited(receive)
@@ -3139,6 +3224,15 @@ class EdgeMiddleware:
         finally:
             self._record(scope, header, outcome["status"], time.perf_counter() - started)
             request_id_var.reset(context)
+
+    async def _general_limit(self, scope: dict[str, Any], header: dict[bytes, bytes]) -> float:
+        gh: Gatehouse | None = getattr(scope["app"].state, "gatehouse", None)
+        path = scope["path"][len(scope.get("root_path", "")):]
+        if gh is None or not gh.settings.rate_general_ip.limit or path.startswith(_UNLIMITED_PATHS):
+            return 0.0
+        ip = _client_ip(scope["client"][0] if scope.get("client") else "unknown",
+                        header.get(b"x-forwarded-for", b"").decode("latin-1"), self.trusted)
+        return await gh.cache.hit_general(f"ip:{ip}", gh.settings.rate_general_ip)
 
     def _limited(self, receive: Any) -> Any:
         received = 0
@@ -3156,17 +3250,24 @@ class EdgeMiddleware:
     def _record(self, scope: dict[str, Any], header: dict[bytes, bytes], status: int, elapsed: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", "unmatched")
-        self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-        self.metrics.latency.labels(template, scope["method"]).observe(elapsed)
+        key = (template, scope["method"], status)
+        children = self._children.get(key)
+        if children is None:  # label lookups cost more than the increments: keep the children
+            children = self._children[key] = (self.metrics.requests.labels(template, scope["method"], str(status)),
+                                              self.metrics.latency.labels(template, scope["method"]))
+        children[0].inc()
+        children[1].observe(elapsed)
         if self.access.isEnabledFor(logging.INFO):
             principal = scope.get("state", {}).get("principal")
             peer = scope["client"][0] if scope.get("client") else "unknown"
             ip = _client_ip(peer, header.get(b"x-forwarded-for", b"").decode("latin-1"), self.trusted)
-            self.access.info("%s %s %d", scope["method"], template, status, extra={"fields": {
-                "method": scope["method"], "route": template, "status": status,
-                "duration_ms": round(elapsed * 1000, 2), "client_ip": ip,
-                "user_id": str(principal.user_id) if principal else None,
-                "key_id": str(principal.key_id) if principal and principal.key_id else None}})
+            record = logging.LogRecord("gatehouse.access", logging.INFO, __file__, 0, "%s %s %d",
+                                       (scope["method"], template, status), None)
+            record.fields = {"method": scope["method"], "route": template, "status": status,
+                             "duration_ms": round(elapsed * 1000, 2), "client_ip": ip,
+                             "user_id": str(principal.user_id) if principal else None,
+                             "key_id": str(principal.key_id) if principal and principal.key_id else None}
+            self.access.handle(record)  # no caller lookup: the line says where it is from
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -3198,15 +3299,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "Retry-After"])
     app.add_middleware(EdgeMiddleware, settings=settings)
-    general = [Depends(limit_client)]
-    app.include_router(auth_router, dependencies=general)
-    app.include_router(users_router, dependencies=general)
-    app.include_router(keys_router, dependencies=general)
-    app.include_router(wellknown_router, dependencies=general)
-    app.include_router(audit_router, dependencies=general)
-    app.include_router(health_router)
+    for router in (users_router, auth_router, keys_router, wellknown_router, audit_router, health_router):
+        app.include_router(router)
+    app.openapi = lambda: _openapi_with_api_keys(app)  # type: ignore[method-assign]
     app.include_router(ops_router)
     return app
+
+
+def _openapi_with_api_keys(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, plus X-API-Key as an alternative wherever a bearer token is accepted."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["APIKeyHeader"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                if any("OAuth2PasswordBearer" in req for req in operation.get("security", [])):
+                    operation["security"].append({"APIKeyHeader": []})
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def mount_gatehouse(host: FastAPI, path: str = "/auth", settings: Settings | None = None) -> FastAPI:
