@@ -14,6 +14,7 @@ import asyncio
 import base64
 import dataclasses
 import hashlib
+import gc
 import hmac
 import ipaddress
 import itertools
@@ -40,6 +41,7 @@ from typing import Annotated, Any, Literal
 import bcrypt
 import email_validator
 import jwt
+import orjson
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -421,7 +423,7 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return orjson.dumps(line, default=str).decode()
 
 
 class TextFormatter(logging.Formatter):
@@ -432,13 +434,75 @@ class TextFormatter(logging.Formatter):
         return text + ("\n" + self.formatException(record.exc_info) if record.exc_info else "")
 
 
+class BatchWriter(logging.Handler):
+    """Queue records; a thread formats them and writes whatever has queued up in one call.
+
+    The event loop never formats or writes a log line, and at thousands of requests per
+    second one write carries many lines instead of one syscall each. Drained at exit."""
+
+    def __init__(self, stream: Any, formatter: logging.Formatter):
+        import queue
+        import threading
+
+        super().__init__()
+        self.setFormatter(formatter)
+        self.stream = stream
+        self._queue: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="gatehouse-log", daemon=True)
+        self._thread.start()
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        if self.filter(record):
+            self._queue.put(record)  # no handler lock: SimpleQueue is already thread-safe
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._queue.put(record)
+
+    def _run(self) -> None:
+        import queue
+
+        while True:
+            # Wake on a timer, not per record: a wake-up per request would fight the event
+            # loop for the GIL thousands of times a second.
+            time.sleep(0.05)
+            lines, done = [], False
+            try:
+                while True:
+                    record = self._queue.get_nowait()
+                    if record is None:
+                        done = True
+                        break
+                    try:
+                        lines.append(self.format(record) + "\n")
+                    except Exception:
+                        self.handleError(record)
+            except queue.Empty:
+                pass
+            if lines:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            if done:
+                return
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+        super().close()
+
+
 def configure_logging(settings: Settings) -> None:
     """Send the gatehouse loggers to stderr as JSON (production) or text (development)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if settings.json_logs else TextFormatter())
-    handler.addFilter(_RequestIdFilter())
+    import atexit
+
+    writer = BatchWriter(sys.stderr, JsonFormatter() if settings.json_logs else TextFormatter())
+    writer.addFilter(_RequestIdFilter())  # runs in the caller: the request id lives in its context
+    atexit.register(writer.close)
     logger = logging.getLogger("gatehouse")
-    logger.handlers[:] = [handler]
+    for old in logger.handlers:
+        old.close()
+    logger.handlers[:] = [writer]
     logger.setLevel(settings.log_level)
     logger.propagate = False
     # None of the formats print thread or process names: do not collect them per record.
@@ -994,6 +1058,7 @@ class AccessClaims:
     session_id: uuid.UUID
     role: str
     expires_at: int
+    kid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1045,7 +1110,7 @@ class TokenIssuer:
         # token -> verified claims: a repeat of a token already verified skips the signature check
         # (its key is still checked for retirement, and its expiry on every use).
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
-        self._verified_max = settings.local_cache_max_entries
+        self._verified_max = min(settings.local_cache_max_entries, 10_000)
 
     def generate(self, algorithm: str) -> KeyMaterial:
         """A new signing key; asymmetric private halves are sealed with SECRET_KEY."""
@@ -1115,13 +1180,18 @@ class TokenIssuer:
             raise InvalidToken("The token names no known signing key.", code="unknown_key")
         return kid, algorithm
 
+    def verified(self, token: str) -> AccessClaims | None:
+        """The claims of a token this process already verified, while it has not expired."""
+        known = self._verified.get(token)
+        if known is not None and known.expires_at + 5 <= time.time():
+            del self._verified[token]
+            return None
+        return known
+
     def decode_access(self, token: str, *, kid: str, algorithm: str, public_key: str | None) -> AccessClaims:
         """Verify signature, type and claims with the key `kid`; InvalidToken with a precise code."""
-        known = self._verified.get(token)
-        if known is not None:
-            if known.expires_at + 5 > time.time():
-                return known
-            del self._verified[token]
+        if (known := self.verified(token)) is not None:
+            return known
         claims = self._decode(token, kid=kid, algorithm=algorithm, public_key=public_key)
         self._verified[token] = claims
         if len(self._verified) > self._verified_max:
@@ -1145,7 +1215,7 @@ class TokenIssuer:
                                code="wrong_token_type")
         try:
             return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), str(claims.get("role")),
-                                int(claims["exp"]))
+                                int(claims["exp"]), kid)
         except (ValueError, TypeError, AttributeError):
             raise InvalidToken() from None
 
@@ -2054,13 +2124,18 @@ async def _live_user(gh: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] 
 async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
     """The caller behind an access token; its key, session and account must still be live."""
     assert gh.tokens is not None
-    kid, algorithm = gh.tokens.read_header(token)
-    key = await _cached(gh, f"sk:{kid}", lambda: _load_key_entry(gh, kid))
-    if key is None:
-        raise InvalidToken("The token was signed with an unknown or retired key.", code="unknown_key")
-    if key["alg"] != algorithm:  # e.g. HS256 "signed" with a published public key
-        raise InvalidToken("The token's algorithm does not match its key.", code="invalid_algorithm")
-    claims = gh.tokens.decode_access(token, kid=kid, algorithm=algorithm, public_key=key["public"])
+    claims = gh.tokens.verified(token)
+    if claims is not None:  # verified before: only its key's retirement can have changed
+        if await _cached(gh, f"sk:{claims.kid}", lambda: _load_key_entry(gh, claims.kid)) is None:
+            raise InvalidToken("The token was signed with an unknown or retired key.", code="unknown_key")
+    else:
+        kid, algorithm = gh.tokens.read_header(token)
+        key = await _cached(gh, f"sk:{kid}", lambda: _load_key_entry(gh, kid))
+        if key is None:
+            raise InvalidToken("The token was signed with an unknown or retired key.", code="unknown_key")
+        if key["alg"] != algorithm:  # e.g. HS256 "signed" with a published public key
+            raise InvalidToken("The token's algorithm does not match its key.", code="invalid_algorithm")
+        claims = gh.tokens.decode_access(token, kid=kid, algorithm=algorithm, public_key=key["public"])
     session = await _cached(gh, f"s:{claims.session_id}", lambda: _load_session_entry(gh, claims.session_id))
     if session is not None and session["exp"] <= time.time():
         session = (await _load_session_entry(gh, claims.session_id))[1]  # cached copy predates a refresh?
@@ -2935,7 +3010,7 @@ async def logout_all(principal: SessionUser, gh: GatehouseDep, client: ClientDep
 async def read_me(principal: Reader) -> Response:
     """The current user."""
     # The cached payload already has exactly UserPublic's fields and format: send it as is.
-    return Response(json.dumps(principal.user, separators=(",", ":")), media_type="application/json")
+    return Response(orjson.dumps(principal.user), media_type="application/json")
 
 
 @users_router.patch("/me", response_model=UserPublic)
@@ -3257,7 +3332,8 @@ class EdgeMiddleware:
                                               self.metrics.latency.labels(template, scope["method"]))
         children[0].inc()
         children[1].observe(elapsed)
-        if self.access.isEnabledFor(logging.INFO):
+        # Successful health probes arrive every few seconds from every load balancer: no line each.
+        if self.access.isEnabledFor(logging.INFO) and not (status == 200 and template.startswith("/health/")):
             principal = scope.get("state", {}).get("principal")
             peer = scope["client"][0] if scope.get("client") else "unknown"
             ip = _client_ip(peer, header.get(b"x-forwarded-for", b"").decode("latin-1"), self.trusted)
@@ -3265,7 +3341,7 @@ class EdgeMiddleware:
                                        (scope["method"], template, status), None)
             record.fields = {"method": scope["method"], "route": template, "status": status,
                              "duration_ms": round(elapsed * 1000, 2), "client_ip": ip,
-                             "user_id": str(principal.user_id) if principal else None,
+                             "user_id": principal.user["id"] if principal else None,
                              "key_id": str(principal.key_id) if principal and principal.key_id else None}
             self.access.handle(record)  # no caller lookup: the line says where it is from
 
@@ -3279,6 +3355,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gatehouse = Gatehouse(settings)
         await gatehouse.start()
         app.state.gatehouse = gatehouse
+        gc.freeze()  # everything built so far lives as long as the app: keep it out of every GC pass
         try:
             yield
         finally:

@@ -1,0 +1,539 @@
+"""Gatehouse benchmark: figures as ratios against a floor measured in the same run.
+
+    python bench.py                 # every scenario, SQLite + memory and PostgreSQL + Redis
+    python bench.py --backend sqlite --duration 5
+    python bench.py --markdown      # also print the results as a Markdown table
+
+Gatehouse runs as one uvicorn worker; the floor is a bare FastAPI app on the same uvicorn
+settings whose endpoint returns the same user JSON with no auth. Load comes from `wrk`
+(apt-get install wrk) in a separate process, or, with a warning, from the built-in asyncio
+client below, also in a separate process. Nothing here is a unit test: it prints figures.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+HERE = Path(__file__).resolve().parent
+PASSWORD = "bench password 123"
+FLOOR_USER = {"id": "8573e5db-ae6e-4198-9b7c-2cb3757037e7", "email": "bench@example.com", "full_name": "Bench",
+              "role": "user", "is_active": True, "created_at": "2026-11-25T22:50:23.753746Z",
+              "updated_at": "2026-11-25T22:50:23.753749Z", "email_verified_at": None}
+
+floor_app = FastAPI()
+
+
+@floor_app.get("/users/me")
+async def floor_me() -> dict[str, Any]:
+    return FLOOR_USER
+
+
+# Load generation #############################################################
+
+
+@dataclass
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+    non_2xx: int = 0
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+_WRK_ROTATE = """
+local tokens, i = {}, 0
+for line in io.lines(os.getenv("BENCH_TOKENS")) do tokens[#tokens + 1] = line end
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. tokens[i]})
+end
+"""
+
+
+_WRK_PACE = """
+local pause = tonumber(os.getenv("BENCH_DELAY_MS"))
+function delay() return pause end
+"""
+
+
+def run_load(url: str, *, connections: int, duration: float, headers: dict[str, str] | None = None,
+             tokens_file: str | None = None, requests: int | None = None, rate: float | None = None) -> Load:
+    """Drive `url` from a separate process: wrk if installed, else the built-in client.
+    With `rate`, each connection pauses between requests so the total is about `rate`/s."""
+    if shutil.which("wrk") and requests is None:
+        cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, int(duration))}s", "--latency", url]
+        for name, value in (headers or {}).items():
+            cmd[1:1] = ["-H", f"{name}: {value}"]
+        env = dict(os.environ)
+        if tokens_file or rate:
+            script = Path(tempfile.mkdtemp()) / "script.lua"
+            script.write_text(_WRK_ROTATE if tokens_file else _WRK_PACE)
+            cmd[1:1] = ["-s", str(script)]
+            env["BENCH_TOKENS"] = tokens_file or ""
+            env["BENCH_DELAY_MS"] = str(max(1, round(connections * 1000 / rate))) if rate else "0"
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+        percent = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
+        errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        return Load(rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
+                    p50_ms=_ms(percent["50"]), p99_ms=_ms(percent["99"]),
+                    errors=sum(int(g) for g in errors.groups()) if errors else 0,
+                    non_2xx=int(non_2xx[1]) if non_2xx else 0)
+    cmd = [sys.executable, __file__, "--_load", url, "--_connections", str(connections), "--duration", str(duration),
+           "--_headers", json.dumps(headers or {})]
+    if tokens_file:
+        cmd += ["--_tokens", tokens_file]
+    if rate:
+        cmd += ["--_pause", str(connections / rate)]
+    if requests:
+        cmd += ["--_requests", str(requests)]
+    result = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    return Load(**result)
+
+
+async def _builtin_load(url: str, connections: int, duration: float, headers: dict[str, str],
+                        tokens: list[str], total: int | None, method: str = "GET", body: bytes = b"",
+                        pause: float = 0.0) -> dict[str, Any]:
+    """A keep-alive HTTP/1.1 client: `connections` loops, each one request at a time."""
+    match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
+    host, port, path = match[1], int(match[2]), match[3]  # type: ignore[index]
+    latencies: list[float] = []
+    counts = {"errors": 0, "non_2xx": 0, "sent": 0}
+    deadline = time.perf_counter() + duration
+
+    async def loop() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        while time.perf_counter() < deadline and (total is None or counts["sent"] < total):
+            counts["sent"] += 1
+            extra = dict(headers)
+            if tokens:
+                extra["Authorization"] = f"Bearer {tokens[counts['sent'] % len(tokens)]}"
+            head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+            head += "".join(f"{k}: {v}\r\n" for k, v in extra.items()) + "\r\n"
+            started = time.perf_counter()
+            try:
+                writer.write(head.encode() + body)
+                status_line = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError):
+                counts["errors"] += 1
+                reader, writer = await asyncio.open_connection(host, port)
+                continue
+            latencies.append(time.perf_counter() - started)
+            if not status_line.split(b" ")[1].startswith(b"2"):
+                counts["non_2xx"] += 1
+            if pause:
+                await asyncio.sleep(pause)
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*[loop() for _ in range(connections)])
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    pick = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000) if latencies else (
+        lambda q: 0.0)
+    return {"rps": len(latencies) / elapsed, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "errors": counts["errors"],
+            "non_2xx": counts["non_2xx"]}
+
+
+# Servers #####################################################################
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    app: str
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Server":
+        import httpx
+
+        log = open(Path(tempfile.gettempdir()) / f"bench-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", self.app, "--port", str(self.port), "--no-access-log",
+             "--log-level", "warning"], cwd=HERE, env={**os.environ, **self.env}, stdout=log, stderr=log)
+        for _ in range(300):
+            try:
+                probe = "/users/me" if self.app.startswith("bench") else "/health/live"
+                if httpx.get(self.url + probe, timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.app} did not start; see {log.name}")
+
+    def rss_mb(self) -> float:
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+# Scenarios ###################################################################
+
+
+@dataclass
+class Row:
+    backend: str
+    scenario: str
+    figure: str
+    target: str
+    passed: bool | None
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.rows: list[Row] = []
+        self.floor: Load | None = None
+
+    def record(self, backend: str, scenario: str, figure: str, target: str = "", passed: bool | None = None) -> None:
+        row = Row(backend, scenario, figure, target, passed)
+        self.rows.append(row)
+        verdict = "" if passed is None else ("PASS" if passed else "FAIL")
+        print(f"  {scenario:<34} {figure:<58} {target:<28} {verdict}", flush=True)
+
+    def measure_floor(self) -> Load:
+        floor = Server("bench:floor_app").start()
+        try:
+            run_load(f"{floor.url}/users/me", connections=32, duration=1)  # warm-up
+            self.floor = run_load(f"{floor.url}/users/me", connections=32, duration=self.args.duration)
+        finally:
+            floor.stop()
+        f = self.floor
+        self.record("-", "floor: bare FastAPI /users/me", f"{f.rps:,.0f} rps  p50 {f.p50_ms:.2f} ms  p99 {f.p99_ms:.2f} ms")
+        return f
+
+    def env_for(self, backend: str, database: str, redis_prefix: str) -> dict[str, str]:
+        env = {"SECRET_KEY": "bench-" + "s" * 40, "RATE_GENERAL_IP": "1000000000/m", "RATE_AUTH_IP": "off",
+               "RATE_LOGIN_FAILURES_ACCOUNT": "off", "RATE_LOGIN_FAILURES_ACCOUNT_IP": "off",
+               "DATABASE_URL": database, "LOG_FORMAT": "json"}
+        if backend == "postgres":
+            env.update(REDIS_URL=self.args.redis_url, REDIS_PREFIX=redis_prefix)
+        return env
+
+    async def seed(self, env: dict[str, str], users: int) -> None:
+        """Insert `users` plain users directly (all with one known password hash)."""
+        import sqlalchemy as sa
+
+        import service
+
+        settings = service.Settings(**{k.lower(): v for k, v in env.items()})
+        async with service.Gatehouse(settings) as gh:
+            async with gh.transaction() as db:
+                have = await db.scalar(sa.select(sa.func.count()).select_from(service.User))
+            template = await gh.hasher.hash(PASSWORD)
+            now = service.utcnow()
+            rows = [{"id": uuid.uuid4(), "email": f"seed{i}@example.com", "password_hash": template, "full_name": "",
+                     "role": "user", "is_active": True, "version": 1, "created_at": now, "updated_at": now}
+                    for i in range(have, users)]
+            for start in range(0, len(rows), 5000):
+                async with gh.transaction(write=True) as db:
+                    await db.execute(sa.insert(service.User), rows[start:start + 5000])
+
+    def run_backend(self, backend: str) -> None:
+        import httpx
+
+        print(f"\n== {backend}", flush=True)
+        tmp = Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
+        prefix = f"gatehouse-bench-{secrets.token_hex(3)}:"
+        if backend == "sqlite":
+            database = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        else:
+            database = self._pg_database()
+        env = self.env_for(backend, database, prefix)
+        asyncio.run(self.seed(env, 1))  # migrate, and a first user
+        server = Server("service:app", {**env, "BCRYPT_ROUNDS": "4"}).start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as c:
+                c.post("/auth/register", json={"email": "bench@example.com", "password": PASSWORD})
+                tokens = c.post("/auth/login", json={"email": "bench@example.com", "password": PASSWORD}).json()
+                access = tokens["access_token"]
+                key = c.post("/api-keys", headers={"Authorization": f"Bearer {access}"},
+                             json={"name": "bench", "scopes": ["users:read"]}).json()["key"]
+            self.scenario_me(backend, server, {"Authorization": f"Bearer {access}"}, "GET /users/me, access token")
+            self.scenario_me(backend, server, {"X-API-Key": key}, "GET /users/me, API key")
+            self.scenario_memory(backend, server, env)
+        finally:
+            server.stop()
+        self.scenario_login_storm(backend, env)
+        self.scenario_pages(backend, env)
+        if backend == "postgres":
+            self.scenario_revocation(env)
+            self._drop(database, prefix)
+
+    def scenario_me(self, backend: str, server: Server, headers: dict[str, str], name: str) -> None:
+        assert self.floor is not None
+        url = f"{server.url}/users/me"
+        run_load(url, connections=32, duration=1, headers=headers)
+        load = run_load(url, connections=32, duration=self.args.duration, headers=headers)
+        ratio, p99_ratio = load.rps / self.floor.rps, load.p99_ms / self.floor.p99_ms
+        ok = ratio >= 0.5 and p99_ratio <= 2.0 and load.errors == 0 and load.non_2xx == 0
+        self.record(backend, name, f"{load.rps:,.0f} rps ({ratio:.2f}x)  p50 {load.p50_ms:.2f}  "
+                    f"p99 {load.p99_ms:.2f} ms ({p99_ratio:.2f}x)", ">=0.5x rps, p99 <=2x", ok)
+
+    def scenario_memory(self, backend: str, server: Server, env: dict[str, str]) -> None:
+        """RSS after 100k requests with distinct valid tokens vs after warm-up."""
+        import jwt
+
+        import service
+
+        settings = service.Settings(**{k.lower(): v for k, v in env.items()})
+        issuer = service.TokenIssuer(settings, settings.secret_key.get_secret_value().encode())  # type: ignore[union-attr]
+        import httpx
+
+        with httpx.Client(base_url=server.url) as c:
+            pair = c.post("/auth/login", json={"email": "bench@example.com", "password": PASSWORD}).json()
+        header, claims = jwt.get_unverified_header(pair["access_token"]), jwt.decode(
+            pair["access_token"], options={"verify_signature": False})
+        key = issuer._hmac_key(header["kid"])
+        count = self.args.memory_requests
+        path = Path(tempfile.gettempdir()) / f"bench-tokens-{os.getpid()}.txt"
+        with open(path, "w") as fh:  # distinct tokens (jti) for one live session
+            for i in range(count):
+                fh.write(jwt.encode({**claims, "jti": f"bench-{i}"}, key, algorithm="HS256", headers=header) + "\n")
+        url = f"{server.url}/users/me"
+        run_load(url, connections=32, duration=2, tokens_file=str(path))
+        warm = server.rss_mb()
+        load = run_load(url, connections=32, duration=max(5.0, count / 3000), tokens_file=str(path))
+        after = server.rss_mb()
+        ok = after - warm <= 64 and load.errors == 0 and load.non_2xx == 0
+        self.record(backend, f"memory, {count:,} distinct tokens", f"RSS {warm:.0f} -> {after:.0f} MB "
+                    f"(+{after - warm:.1f}) at {load.rps:,.0f} rps", "<= +64 MB", ok)
+        path.unlink()
+
+    def scenario_login_storm(self, backend: str, env: dict[str, str]) -> None:
+        """16 concurrent logins at production bcrypt cost while /health/live is probed."""
+        import bcrypt
+
+        rounds = 12
+        sample = bcrypt.hashpw(b"x" * 44, bcrypt.gensalt(rounds))
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            bcrypt.checkpw(b"x" * 44, sample)
+            times.append(time.perf_counter() - started)
+        one_check = statistics.median(times)
+        server = Server("service:app", {**env, "BCRYPT_ROUNDS": str(rounds)}).start()
+        try:
+            import httpx
+
+            email = f"storm-{secrets.token_hex(3)}@example.com"
+            httpx.post(f"{server.url}/auth/register", json={"email": email, "password": PASSWORD}, timeout=30)
+            health = f"{server.url}/health/live"
+            idle = run_load(health, connections=4, duration=self.args.duration)
+            body = json.dumps({"email": email, "password": PASSWORD})
+            cmd = [sys.executable, __file__, "--_load", f"{server.url}/auth/login", "--_connections", "16",
+                   "--duration", str(self.args.duration + 2), "--_method", "POST", "--_body", body,
+                   "--_headers", json.dumps({"Content-Type": "application/json"})]
+            storm = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+            time.sleep(1.0)
+            # A probe, not a flood: paced at 0.4x the idle rate, so it measures how fast health
+            # answers during the storm instead of competing with bcrypt for the CPU.
+            rate = 0.4 * idle.rps  # ~10 ms pauses: whole milliseconds are wrk's only resolution
+            during = run_load(health, connections=max(4, round(rate / 100)), duration=self.args.duration, rate=rate)
+            logins = Load(**json.loads(storm.communicate()[0]))
+        finally:
+            server.stop()
+        cores = os.cpu_count() or 1
+        target = 0.8 * cores / one_check
+        ok_health = during.p99_ms <= 25 and during.rps >= 0.3 * idle.rps
+        self.record(backend, "login storm: /health/live", f"p99 {during.p99_ms:.1f} ms, {during.rps:,.0f} rps "
+                    f"({during.rps / idle.rps:.2f}x idle {idle.rps:,.0f}; paced at 0.4x)",
+                    "p99 <=25 ms, >=0.3x idle", ok_health)
+        self.record(backend, "login storm: logins", f"{logins.rps:.1f}/s (one check {one_check * 1000:.0f} ms, "
+                    f"{cores} cores) non-2xx {logins.non_2xx}", f">= {target:.1f}/s", logins.rps >= target
+                    and logins.non_2xx == 0)
+
+    def scenario_pages(self, backend: str, env: dict[str, str]) -> None:
+        """An admin page of 50 users, deep in the list, at 1,000 and at 100,000 users."""
+        import httpx
+
+        results = {}
+        for users in (1_000, self.args.page_users):
+            asyncio.run(self.seed(env, users))
+            server = Server("service:app", {**env, "BCRYPT_ROUNDS": "4"}).start()
+            try:
+                with httpx.Client(base_url=server.url, timeout=30) as c:
+                    email = f"admin-{secrets.token_hex(3)}@example.com"
+                    asyncio.run(self._admin(env, email))
+                    token = c.post("/auth/login", json={"email": email, "password": PASSWORD}).json()["access_token"]
+                    auth = {"Authorization": f"Bearer {token}"}
+                    cursor = None
+                    for _ in range(users // 2 // 200):  # walk to the middle of the list
+                        cursor = c.get("/users", headers=auth, params={"limit": 200, **(
+                            {"cursor": cursor} if cursor else {})}).json()["next_cursor"]
+                url = f"{server.url}/users?limit=50" + (f"&cursor={cursor}" if cursor else "")
+                run_load(url, connections=4, duration=1, headers=auth)
+                results[users] = run_load(url, connections=4, duration=self.args.duration, headers=auth)
+            finally:
+                server.stop()
+        small, big = results[1_000], results[self.args.page_users]
+        ratio = big.p50_ms / small.p50_ms
+        self.record(backend, "admin GET /users page (50)", f"p50 {small.p50_ms:.2f} ms @1k, {big.p50_ms:.2f} ms "
+                    f"@{self.args.page_users // 1000}k ({ratio:.2f}x)", "<= 1.5x", ratio <= 1.5)
+
+    async def _admin(self, env: dict[str, str], email: str) -> None:
+        import service
+
+        settings = service.Settings(**{k.lower(): v for k, v in env.items()},
+                                    bcrypt_rounds=4)
+        async with service.Gatehouse(settings) as gh:
+            await service.create_user(gh, email=email, password=PASSWORD, role="admin")
+
+    def scenario_revocation(self, env: dict[str, str]) -> None:
+        """Logout on A, then poll B until it refuses the token: the propagation time."""
+        import httpx
+
+        a = Server("service:app", {**env, "BCRYPT_ROUNDS": "4"}).start()
+        b = Server("service:app", {**env, "BCRYPT_ROUNDS": "4"}).start()
+        delays = []
+        try:
+            with httpx.Client(base_url=a.url) as on_a, httpx.Client(base_url=b.url) as on_b:
+                for _ in range(self.args.revocations):
+                    token = on_a.post("/auth/login", json={"email": "bench@example.com", "password": PASSWORD}).json()[
+                        "access_token"]
+                    auth = {"Authorization": f"Bearer {token}"}
+                    assert on_b.get("/users/me", headers=auth).status_code == 200  # B holds it in cache
+                    on_a.post("/auth/logout", headers=auth)
+                    done = time.perf_counter()
+                    while on_b.get("/users/me", headers=auth).status_code == 200:
+                        if time.perf_counter() - done > 5:
+                            break
+                    delays.append((time.perf_counter() - done) * 1000)
+        finally:
+            a.stop()
+            b.stop()
+        delays.sort()
+        p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
+        self.record("postgres", "revocation A -> B", f"p50 {statistics.median(delays):.1f} ms, p99 {p99:.1f} ms "
+                    f"over {len(delays)}", "p99 <= 100 ms", p99 <= 100)
+
+    def _pg_database(self) -> str:
+        name = f"gatehouse_bench_{secrets.token_hex(3)}"
+        subprocess.run(["psql", self.args.pg_admin_url, "-qc", f'CREATE DATABASE "{name}"'], check=True)
+        return self.args.pg_admin_url.rsplit("/", 1)[0] + "/" + name
+
+    def _drop(self, database: str, prefix: str) -> None:
+        import redis
+
+        name = database.rsplit("/", 1)[1]
+        subprocess.run(["psql", self.args.pg_admin_url, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+                       check=False)
+        client = redis.Redis.from_url(self.args.redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+
+    def markdown(self) -> str:
+        lines = ["| backend | scenario | figure | target | result |", "| --- | --- | --- | --- | --- |"]
+        for r in self.rows:
+            verdict = "" if r.passed is None else ("PASS" if r.passed else "FAIL")
+            lines.append(f"| {r.backend} | {r.scenario} | {r.figure} | {r.target} | {verdict} |")
+        return "\n".join(lines)
+
+
+def _servers_reachable(args: argparse.Namespace) -> str | None:
+    import redis
+
+    if shutil.which("psql") is None:
+        return "psql is not installed"
+    if subprocess.run(["psql", args.pg_admin_url, "-qc", "SELECT 1"], capture_output=True).returncode != 0:
+        return f"PostgreSQL is not reachable at {args.pg_admin_url}"
+    try:
+        redis.Redis.from_url(args.redis_url, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        return f"Redis is not reachable at {args.redis_url} ({exc})"
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--page-users", type=int, default=100_000)
+    parser.add_argument("--memory-requests", type=int, default=100_000)
+    parser.add_argument("--revocations", type=int, default=100)
+    parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--markdown", action="store_true")
+    for hidden in ("--_load", "--_connections", "--_headers", "--_tokens", "--_requests", "--_method", "--_body",
+                   "--_pause"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._load:  # the built-in load generator, in its own process
+        tokens = Path(args._tokens).read_text().split() if args._tokens else []
+        result = asyncio.run(_builtin_load(args._load, int(args._connections), args.duration,
+                                           json.loads(args._headers or "{}"), tokens,
+                                           int(args._requests) if args._requests else None,
+                                           args._method or "GET", (args._body or "").encode(),
+                                           float(args._pause or 0)))
+        print(json.dumps(result))
+        return
+    if not shutil.which("wrk"):
+        print("warning: wrk is not installed (apt-get install wrk); using the built-in asyncio client, "
+              "which saturates sooner and understates every server alike", file=sys.stderr)
+    bench = Bench(args)
+    print(f"Gatehouse benchmark — {os.cpu_count()} cores, {args.duration:g} s per measurement, "
+          f"load from {'wrk' if shutil.which('wrk') else 'the built-in client'}")
+    bench.measure_floor()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    for backend in backends:
+        if backend == "postgres" and (reason := _servers_reachable(args)):
+            print(f"\n== postgres: skipped ({reason})")
+            continue
+        bench.run_backend(backend)
+    failed = [r for r in bench.rows if r.passed is False]
+    print(f"\n{sum(r.passed is True for r in bench.rows)} targets met, {len(failed)} missed")
+    if args.markdown:
+        print("\n" + bench.markdown())
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
