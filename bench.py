@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +271,8 @@ class Bench:
             template = await gh.hasher.hash(PASSWORD)
             now = service.utcnow()
             rows = [{"id": uuid.uuid4(), "email": f"seed{i}@example.com", "password_hash": template, "full_name": "",
-                     "role": "user", "is_active": True, "version": 1, "created_at": now, "updated_at": now}
+                     "role": "user", "is_active": True, "version": 1,
+                     "created_at": now + timedelta(milliseconds=i), "updated_at": now}
                     for i in range(have, users)]
             for start in range(0, len(rows), 5000):
                 async with gh.transaction(write=True) as db:

@@ -2655,9 +2655,12 @@ async def check_health(gh: Gatehouse) -> tuple[bool, dict[str, Any]]:
 
 # Schemas #####################################################################
 
-CleanStr = Annotated[str, AfterValidator(_no_bad_text)]
-Email = Annotated[str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(normalize_email)]
-Password = Annotated[str, Field(min_length=_PASSWORD_MIN, max_length=_PASSWORD_MAX), AfterValidator(check_password)]
+_NO_NUL = r"^[^\x00]*$"  # in the schema too, so clients and fuzzers know
+CleanStr = Annotated[str, Field(pattern=_NO_NUL), AfterValidator(_no_bad_text)]
+Email = Annotated[str, Field(max_length=320, pattern=_NO_NUL, json_schema_extra={"format": "email"}),
+                  AfterValidator(normalize_email)]
+Password = Annotated[str, Field(min_length=_PASSWORD_MIN, max_length=_PASSWORD_MAX, pattern=_NO_NUL),
+                     AfterValidator(check_password)]
 
 
 class _Input(BaseModel):
@@ -2730,6 +2733,16 @@ class ResetConfirm(_Input):
 
 class TokenIn(_Input):
     token: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+def _iso_time_only(value: Any) -> Any:
+    # pydantic also reads bare numbers as Unix times; the schema promises ISO 8601, so hold to it.
+    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+\s*", value)):
+        raise ValueError("an ISO 8601 date-time is expected, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time_only)]
 
 
 class Accepted(BaseModel):
@@ -2805,6 +2818,7 @@ class Jwks(BaseModel):
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    request_id: str
     details: list[dict[str, Any]] | None = None
 
 
@@ -2918,12 +2932,14 @@ AdminUser = Annotated[Principal, require_scope("admin")]
 
 # Routes ######################################################################
 
-_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422, 429, 503)}
+# Every error any route can answer, including the edge's (400 invalid_host, 413, 429, 500).
+_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)}
 auth_router = APIRouter(prefix="/auth", tags=["auth"], responses=_ERRORS)
 users_router = APIRouter(prefix="/users", tags=["users"], responses=_ERRORS)
-health_router = APIRouter(prefix="/health", tags=["health"])
+health_router = APIRouter(prefix="/health", tags=["health"],
+                          responses={code: {"model": ErrorOut} for code in (400, 413, 500)})
 keys_router = APIRouter(prefix="/api-keys", tags=["api keys"], responses=_ERRORS)
-wellknown_router = APIRouter(prefix="/.well-known", tags=["keys"])
+wellknown_router = APIRouter(prefix="/.well-known", tags=["keys"], responses=_ERRORS)
 audit_router = APIRouter(prefix="/audit", tags=["admin"], responses=_ERRORS)
 ops_router = APIRouter()
 
@@ -3075,13 +3091,13 @@ async def admin_create_user(body: UserCreate, principal: AdminUser, gh: Gatehous
                                        role=body.role, client=client.acting(principal)))
 
 
-@users_router.get("/{user_id}", response_model=UserPublic)
+@users_router.get("/{user_id:uuid}", response_model=UserPublic)
 async def admin_get_user(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep) -> UserPublic:
     """One user."""
     return to_public(await get_user(gh, user_id=user_id))
 
 
-@users_router.patch("/{user_id}", response_model=UserPublic)
+@users_router.patch("/{user_id:uuid}", response_model=UserPublic)
 async def admin_update_user(user_id: uuid.UUID, body: UserUpdate, principal: AdminUser, gh: GatehouseDep,
                             client: ClientDep) -> UserPublic:
     """Change a user's email, name, role or active flag (never removing the last admin)."""
@@ -3089,13 +3105,13 @@ async def admin_update_user(user_id: uuid.UUID, body: UserUpdate, principal: Adm
                                        role=body.role, is_active=body.is_active, client=client.acting(principal)))
 
 
-@users_router.delete("/{user_id}", status_code=204)
+@users_router.delete("/{user_id:uuid}", status_code=204)
 async def admin_delete_user(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> None:
     """Delete a user and their sessions, keys and tokens."""
     await delete_user(gh, user_id=user_id, client=client.acting(principal))
 
 
-@users_router.delete("/{user_id}/sessions", status_code=204)
+@users_router.delete("/{user_id:uuid}/sessions", status_code=204)
 async def admin_revoke_sessions(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep,
                                 client: ClientDep) -> None:
     """End every session of a user (force logout)."""
@@ -3107,8 +3123,8 @@ async def admin_revoke_sessions(user_id: uuid.UUID, principal: AdminUser, gh: Ga
 @audit_router.get("", response_model=AuditPage)
 async def audit_log(
     principal: AdminUser, gh: GatehouseDep, user_id: uuid.UUID | None = None,
-    event: Annotated[str | None, Query(max_length=40)] = None, since: datetime | None = None,
-    until: datetime | None = None, cursor: Annotated[str | None, Query(max_length=200)] = None,
+    event: Annotated[str | None, Query(max_length=40)] = None, since: IsoTime | None = None,
+    until: IsoTime | None = None, cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage:
     """Security events, newest first, filtered by user (subject or actor), type and time."""
@@ -3134,7 +3150,7 @@ async def list_keys(principal: KeyReader, gh: GatehouseDep, user_id: uuid.UUID |
     return [ApiKeyPublic.of(row) for row in rows]
 
 
-@keys_router.delete("/{key_id}", status_code=204)
+@keys_router.delete("/{key_id:uuid}", status_code=204)
 async def delete_key(key_id: uuid.UUID, principal: KeyWriter, gh: GatehouseDep, client: ClientDep) -> None:
     """Revoke an API key (yours, or anyone's with the admin scope)."""
     owner = None if "admin" in principal.scopes else principal.user_id
@@ -3209,11 +3225,23 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     return _error_response(422, "validation_error", "The request is not valid.", details=details)
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "HTTP error."
-    return _error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return _error_response(exc.status_code, code, message, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # FastAPI registers one route per method, and Starlette's 405 names only the first one's.
+    root, path = request.scope.get("root_path", ""), request.scope["path"]
+    path = path[len(root):] if root and path.startswith(root) else path
+    return sorted({method for route in request.app.router.routes
+                   if (regex := getattr(route, "path_regex", None)) is not None and regex.match(path)
+                   for method in getattr(route, "methods", None) or ()})
 
 
 def install_error_handlers(app: FastAPI) -> None:
