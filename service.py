@@ -57,6 +57,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -438,7 +439,11 @@ class BatchWriter(logging.Handler):
     """Queue records; a thread formats them and writes whatever has queued up in one call.
 
     The event loop never formats or writes a log line, and at thousands of requests per
-    second one write carries many lines instead of one syscall each. Drained at exit."""
+    second one write carries many lines instead of one syscall each. The queue is bounded:
+    if stderr stalls, lines are dropped and counted rather than piling up in memory.
+    Drained at exit."""
+
+    MAX_QUEUED = 50_000
 
     def __init__(self, stream: Any, formatter: logging.Formatter):
         import queue
@@ -447,17 +452,23 @@ class BatchWriter(logging.Handler):
         super().__init__()
         self.setFormatter(formatter)
         self.stream = stream
-        self._queue: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+        self.dropped = 0
+        self._queue: queue.Queue[logging.LogRecord | None] = queue.Queue(maxsize=self.MAX_QUEUED)
         self._thread = threading.Thread(target=self._run, name="gatehouse-log", daemon=True)
         self._thread.start()
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         if self.filter(record):
-            self._queue.put(record)  # no handler lock: SimpleQueue is already thread-safe
+            self.emit(record)  # no handler lock: the queue is already thread-safe
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._queue.put(record)
+        import queue
+
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
 
     def _run(self) -> None:
         import queue
@@ -479,6 +490,9 @@ class BatchWriter(logging.Handler):
                         self.handleError(record)
             except queue.Empty:
                 pass
+            if self.dropped:
+                dropped, self.dropped = self.dropped, 0
+                lines.append(f"gatehouse: {dropped} log lines dropped: stderr was not keeping up\n")
             if lines:
                 self.stream.write("".join(lines))
                 self.stream.flush()
@@ -487,7 +501,7 @@ class BatchWriter(logging.Handler):
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._queue.put(None, timeout=1)
             self._thread.join(timeout=5)
         super().close()
 
@@ -2714,7 +2728,7 @@ class UserUpdate(_Input):
     email: Email | None = None
     full_name: Annotated[CleanStr, Field(max_length=200)] | None = None
     role: Literal["user", "admin"] | None = None
-    is_active: bool | None = None
+    is_active: Annotated[bool, Strict()] | None = None  # "yes", 1 or "on" are not booleans here
 
 
 class UserPage(BaseModel):
@@ -2786,7 +2800,7 @@ Scope = Literal["users:read", "users:write", "keys:read", "keys:write", "admin"]
 class ApiKeyCreate(_Input):
     name: Annotated[CleanStr, Field(min_length=1, max_length=100)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))] = ["users:read"]
-    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    expires_in_days: Annotated[int, Strict(), Field(ge=1, le=3650)] | None = None  # `true` is not 1 day
     user_id: uuid.UUID | None = Field(None, description="Another user's id (admin scope only).")
 
 

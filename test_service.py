@@ -8,6 +8,7 @@ reachable servers the PostgreSQL cases skip; with REQUIRE_SERVICES=1 (CI) they f
 import asyncio
 import os
 import secrets
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -1034,25 +1035,36 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    async def start(self) -> "PrivateRedis":
-        import redis.asyncio as aioredis
+    def start_sync(self) -> "PrivateRedis":
+        import subprocess
 
-        self.proc = await asyncio.create_subprocess_exec(
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        client = aioredis.Redis.from_url(self.url)
+        import redis
+
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
         for _ in range(100):
             try:
-                await client.ping()
+                client.ping()
                 break
-            except Exception:
-                await asyncio.sleep(0.05)
-        await client.aclose()
+            except redis.RedisError:
+                time.sleep(0.05)
+        client.close()
         return self
 
-    async def kill(self) -> None:
+    def kill_sync(self) -> None:
         self.proc.kill()
-        await self.proc.wait()
+        self.proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def start(self) -> "PrivateRedis":
+        return await asyncio.to_thread(self.start_sync)
+
+    async def kill(self) -> None:
+        await asyncio.to_thread(self.kill_sync)
 
 
 async def _until(predicate: Callable[[], Any], what: str, attempts: int = 100) -> None:
@@ -1101,7 +1113,7 @@ async def test_redis_outage_falls_back_to_database_and_recovers(make_settings: A
             assert (await client.post("/auth/logout", headers=bearer(access))).status_code == 204
             assert (await client.get("/users/me", headers=bearer(access))).status_code == 401
     finally:
-        if redis_server.proc.returncode is None:
+        if redis_server.running:
             await redis_server.kill()
 
 
@@ -1152,7 +1164,9 @@ class Server:
         import subprocess
         import sys
 
-        stderr = open(self.log_path, "wb") if self.log_path else subprocess.PIPE
+        if self.log_path is None:  # a file, not a pipe: an unread pipe would stall the server's logging
+            self.log_path = tempfile.mkstemp(prefix="gatehouse-server-", suffix=".log")[1]
+        stderr = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(self.port),
              "--no-access-log", "--log-level", "warning", *self.args],
@@ -1164,7 +1178,7 @@ class Server:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None:
-                output = open(self.log_path).read() if self.log_path else self.proc.stderr.read().decode()
+                output = open(self.log_path).read()
                 raise AssertionError(f"server exited: {output[-2000:]}")
             time.sleep(0.05)
         raise AssertionError("server did not start")
@@ -1616,7 +1630,7 @@ async def test_admin_user_crud_and_force_logout(client: httpx.AsyncClient, setti
     assert (await client.get(f"/users/{made['id']}", headers=auth)).json() == made
     r = await client.get(f"/users/{uuid.uuid4()}", headers=auth)
     assert r.status_code == 404 and error_code(r) == "user_not_found"
-    assert (await client.get("/users/not-a-uuid", headers=auth)).status_code == 422
+    assert (await client.get("/users/not-a-uuid", headers=auth)).status_code == 404  # not a route at all
 
     tokens = await login(client, "made@example.com")
     r = await client.patch(f"/users/{made['id']}", headers=auth, json={"role": "user", "full_name": "Renamed"})
@@ -2214,3 +2228,327 @@ def test_fuzz_every_operation_as_user(case: Any, fuzz_target: Any) -> None:
 def test_fuzz_every_operation_as_admin(case: Any, fuzz_target: Any) -> None:
     """The same as an admin, who reaches the admin operations."""
     case.call_and_validate(headers={"X-API-Key": fuzz_target[1]["admin"]})
+
+
+# Security suite ##############################################################
+#
+# One place for the attacks a reviewer will try. Token forgery (alg none in every
+# spelling, key confusion, kid tricks, expired and future tokens, wrong aud/iss, type
+# confusion) is `test_bad_access_tokens_are_rejected_each_with_its_code` and
+# `test_key_confusion_hs256_signed_with_public_key`; refresh replay is
+# `test_refresh_reuse_after_grace_revokes_the_whole_session`; mass assignment is
+# `test_register_rejects_bad_input` and `test_me_update_rejects_privileged_or_bad_fields`.
+
+
+async def test_security_not_yet_valid_token(client: httpx.AsyncClient, settings: Settings) -> None:
+    _, tokens = await new_user(client)
+    now = int(time.time())
+    for forged in (_forge(settings, tokens["access_token"], nbf=now + 600),
+                   _forge(settings, tokens["access_token"], iat=now + 600, exp=now + 1200)):
+        r = await client.get("/users/me", headers=bearer(forged))
+        assert r.status_code == 401 and error_code(r) == "invalid_token"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_security_login_timing_does_not_enumerate(make_settings: Any) -> None:
+    """Median time of a wrong password and of an unknown email, 200 samples each, interleaved."""
+    async with running(make_settings(bcrypt_rounds=6, rate_login_failures_account="off",
+                                     rate_login_failures_account_ip="off")) as client:
+        user = await register(client)
+        cases = {"known": {"email": user["email"], "password": "not the password"},
+                 "unknown": {"email": "nobody-at-all@example.com", "password": "not the password"}}
+        samples: dict[str, list[float]] = {"known": [], "unknown": []}
+        for _ in range(200):
+            for name, body in cases.items():
+                started = time.perf_counter()
+                r = await client.post("/auth/login", json=body)
+                samples[name].append(time.perf_counter() - started)
+                assert r.status_code == 401
+    known, unknown = (sorted(v)[len(v) // 2] for v in samples.values())
+    assert abs(known - unknown) / max(known, unknown) <= 0.10, (known, unknown)
+
+
+async def test_security_no_idor_between_users(client: httpx.AsyncClient) -> None:
+    alice, alice_tokens = await new_user(client)
+    bob, bob_tokens = await new_user(client)
+    alice_key = await make_key(client, alice_tokens["access_token"])
+    as_bob = bearer(bob_tokens["access_token"])
+    for method, path, body in [("GET", f"/users/{alice['id']}", None), ("PATCH", f"/users/{alice['id']}",
+                               {"full_name": "owned"}), ("DELETE", f"/users/{alice['id']}", None),
+                               ("DELETE", f"/users/{alice['id']}/sessions", None),
+                               ("GET", f"/api-keys?user_id={alice['id']}", None),
+                               ("POST", "/api-keys", {"name": "x", "user_id": alice["id"]}),
+                               ("GET", f"/audit?user_id={alice['id']}", None)]:
+        r = await client.request(method, path, headers=as_bob, json=body)
+        assert r.status_code == 403, (method, path)
+    r = await client.delete(f"/api-keys/{alice_key['id']}", headers=as_bob)
+    assert r.status_code == 404  # another user's key does not exist, as far as Bob can tell
+    me = (await client.get("/users/me", headers=as_bob)).json()
+    assert me["id"] == bob["id"]
+    alice_now = (await client.get("/users/me", headers=bearer(alice_tokens["access_token"]))).json()
+    assert alice_now == alice and (await client.get("/users/me", headers=bearer(alice_key["key"]))).status_code == 200
+
+
+HOSTILE = ["Robert'); DROP TABLE users;--", "' OR '1'='1", "\\\"; SELECT pg_sleep(5); --", "%_\\%", "名前 🗝️ Ünïcödé",
+           "\u202eevil\u202c", "a\tb\nc", "<script>alert(1)</script>"]
+
+
+async def test_security_sql_metacharacters_and_unicode_in_every_string_field(client: httpx.AsyncClient,
+                                                                            settings: Settings) -> None:
+    _, admin = await admin_tokens(client, settings)
+    auth = bearer(admin["access_token"])
+    for i, text in enumerate(HOSTILE):
+        email = f"o'brien+{i}@example.com"
+        r = await client.post("/auth/register", json={"email": email, "password": text + "-pw-long",
+                                                      "full_name": text})
+        assert r.status_code == 201, (text, r.text)
+        assert r.json()["full_name"] == text.strip()
+        tokens = await login(client, email, text + "-pw-long")
+        me = bearer(tokens["access_token"])
+        assert (await client.patch("/users/me", headers=me, json={"full_name": text})).json()["full_name"] \
+            == text.strip()
+        key = await make_key(client, tokens["access_token"], name=text)
+        assert key["name"] == text.strip()
+        for query in ({"email": text}, {"email": "'"}, {"role": "admin"}):
+            assert (await client.get("/users", headers=auth, params=query)).status_code in (200, 422)
+        assert (await client.get("/audit", headers=auth, params={"event": text[:40]})).status_code == 200
+        for path, body in [("/auth/login", {"email": text, "password": text}),
+                           ("/auth/password-reset/request", {"email": text}),
+                           ("/auth/refresh", {"refresh_token": text}),
+                           ("/auth/verify/confirm", {"token": text})]:
+            assert (await client.post(path, json=body)).status_code in (202, 400, 401, 422), path
+    async with client.gatehouse.transaction() as db:  # every table still there, every row intact
+        count = await db.scalar(sa.select(sa.func.count()).select_from(service.User))
+    assert count == len(HOSTILE) + 1
+
+
+async def test_security_oversized_bodies_everywhere(make_settings: Any) -> None:
+    async with running(make_settings(max_body_bytes=4096)) as client:
+        _, tokens = await new_user(client)
+        big = {"padding": "x" * 10_000}
+        for method, path in [("POST", "/auth/register"), ("POST", "/auth/login"), ("POST", "/auth/refresh"),
+                             ("PATCH", "/users/me"), ("POST", "/users/me/password"), ("POST", "/api-keys"),
+                             ("POST", "/auth/password-reset/request"), ("POST", "/users")]:
+            r = await client.request(method, path, json=big, headers=bearer(tokens["access_token"]))
+            assert r.status_code == 413 and error_code(r) == "payload_too_large", path
+
+
+# Faults and load (live processes) ############################################
+
+
+class Hammer:
+    """Threads sending requests in a loop until stopped; every status code is kept."""
+
+    def __init__(self, base_url: str, requests: list[tuple[str, str, Any, dict[str, str]]], threads: int = 4):
+        import threading
+
+        self.base_url, self.requests = base_url, requests
+        self.results: list[tuple[str, int]] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def _run(self, offset: int) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=10) as c:
+            i = offset
+            while not self.stop.is_set():
+                name, path, body, headers = self.requests[i % len(self.requests)]
+                i += 1
+                body = body() if callable(body) else body
+                try:
+                    r = c.post(path, json=body, headers=headers) if body is not None else c.get(path, headers=headers)
+                    self.results.append((name, r.status_code))
+                except httpx.HTTPError:
+                    self.results.append((name, -1))
+                    time.sleep(0.01)
+
+    def __enter__(self) -> "Hammer":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=15)
+
+    def statuses(self, name: str) -> set[int]:
+        return {status for n, status in self.results if n == name}
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_fault_redis_killed_under_load(make_settings: Any) -> None:
+    redis_server = PrivateRedis().start_sync()
+    settings = make_settings(redis_url=redis_server.url, redis_timeout=0.5, rate_login_failures_account="off",
+                             rate_login_failures_account_ip="off")
+    server = Server(settings).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            c.post("/auth/register", json={"email": "load@example.com", "password": PASSWORD})
+            live = c.post("/auth/login", json={"email": "load@example.com", "password": PASSWORD}).json()
+            revoked = c.post("/auth/login", json={"email": "load@example.com", "password": PASSWORD}).json()
+            assert c.get("/users/me", headers=bearer(revoked["access_token"])).status_code == 200
+            assert c.post("/auth/logout", headers=bearer(revoked["access_token"])).status_code == 204
+        login_body = {"email": "load@example.com", "password": PASSWORD}
+        plan = [("read", "/users/me", None, bearer(live["access_token"])),
+                ("revoked", "/users/me", None, bearer(revoked["access_token"])),
+                ("login", "/auth/login", login_body, {})]
+        with Hammer(server.url, plan) as hammer:
+            time.sleep(1.0)
+            redis_server.kill_sync()
+            time.sleep(2.0)
+            redis_server.start_sync()
+            for _ in range(100):  # the service resubscribes on its own
+                ready = httpx.get(f"{server.url}/health/ready").json()
+                if ready["checks"]["cache"]["status"] == "ok":
+                    break
+                time.sleep(0.1)
+            time.sleep(1.0)
+        assert ready["checks"]["cache"]["status"] == "ok"
+        assert hammer.statuses("read") == {200}, hammer.statuses("read")
+        assert hammer.statuses("login") == {200}, hammer.statuses("login")
+        assert hammer.statuses("revoked") == {401}  # never served, before, during or after
+        assert len(hammer.results) > 100
+    finally:
+        server.stop()
+        if redis_server.running:
+            redis_server.kill_sync()
+
+
+class ThreadedProxy:
+    """TcpProxy on its own event loop in a thread, for tests that drive live servers from sync code."""
+
+    def __init__(self, host: str, port: int):
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.proxy = TcpProxy(host, port)
+        self.start()
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+
+    def start(self) -> None:
+        self._call(self.proxy.start())
+
+    def cut(self) -> None:
+        self._call(self.proxy.cut())
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_fault_postgres_cut_under_load(make_settings: Any, pg_url: str) -> None:
+    url = service.database_url(pg_url)
+    proxy = ThreadedProxy(url.host or "127.0.0.1", url.port or 5432)
+    settings = make_settings(database_url=url.set(host="127.0.0.1", port=proxy.port)
+                             .render_as_string(hide_password=False), db_pool_timeout=1)
+    server = Server(settings).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            c.post("/auth/register", json={"email": "pg@example.com", "password": PASSWORD})
+            tokens = c.post("/auth/login", json={"email": "pg@example.com", "password": PASSWORD}).json()
+        plan = [("register", "/auth/register", lambda: {"email": f"w{uuid.uuid4().hex}@example.com",
+                                                        "password": PASSWORD}, {}),
+                ("login", "/auth/login", {"email": "pg@example.com", "password": PASSWORD}, {}),
+                ("read", "/users/me", None, bearer(tokens["access_token"]))]
+        with Hammer(server.url, plan, threads=3) as hammer:
+            time.sleep(1.0)
+            proxy.cut()
+            time.sleep(2.5)  # longer than DB_POOL_TIMEOUT
+            outage = len(hammer.results)
+            proxy.start()
+            asyncio.run(_pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  f"WHERE datname = '{url.database}' AND pid <> pg_backend_pid()"))
+            time.sleep(2.0)
+        during, after = hammer.results[:outage], hammer.results[outage:]
+        assert all(status in (200, 201, 503) for _, status in hammer.results), set(hammer.results)
+        assert any(status == 503 for _, status in during)  # the outage was felt, and said so
+        assert {s for _, s in after[-30:]} <= {200, 201}  # and recovered without a restart
+        with httpx.Client(base_url=server.url) as c:
+            assert c.get("/health/ready").status_code == 200
+    finally:
+        server.stop()
+        proxy.cut()
+
+
+def test_load_500_connections(make_settings: Any) -> None:
+    """500 concurrent keep-alive connections for 20 s: no 5xx, no connection error, memory stable."""
+    import json
+    import subprocess
+    import sys
+
+    settings = make_settings(rate_general_ip="off")
+    server = Server(settings).start()
+    try:
+        with httpx.Client(base_url=server.url) as c:
+            c.post("/auth/register", json={"email": "load@example.com", "password": PASSWORD})
+            token = c.post("/auth/login", json={"email": "load@example.com", "password": PASSWORD}).json()[
+                "access_token"]
+
+        def drive(seconds: int) -> dict[str, Any]:
+            out = subprocess.run([sys.executable, "bench.py", "--_load", f"{server.url}/users/me",
+                                  "--_connections", "500", "--duration", str(seconds), "--_headers",
+                                  json.dumps({"Authorization": f"Bearer {token}"})],
+                                 cwd=REPO, capture_output=True, text=True, check=True)
+            return json.loads(out.stdout)
+
+        drive(3)
+        before = _rss_mb(server.proc.pid)
+        result = drive(20)
+        after = _rss_mb(server.proc.pid)
+    finally:
+        server.stop()
+    assert result["errors"] == 0 and result["non_2xx"] == 0, result
+    assert result["rps"] > 0
+    assert after - before < 64, (before, after)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_log_writer_drops_instead_of_growing_when_stderr_stalls() -> None:
+    import logging
+    import threading
+
+    release = threading.Event()
+
+    class StalledStream:
+        written: list[str] = []
+
+        def write(self, text: str) -> None:
+            release.wait(10)  # stderr blocked, e.g. an unread pipe
+            self.written.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    stream = StalledStream()
+    writer = service.BatchWriter(stream, service.JsonFormatter())
+    writer.handle(logging.LogRecord("gatehouse", logging.INFO, __file__, 0, "first", (), None))
+    time.sleep(0.2)  # the writer thread is now stuck in write()
+    for i in range(writer.MAX_QUEUED + 500):
+        writer.handle(logging.LogRecord("gatehouse", logging.INFO, __file__, 0, "line %d", (i,), None))
+    assert writer._queue.qsize() <= writer.MAX_QUEUED and writer.dropped >= 500
+    release.set()
+    writer.close()
+    assert any("log lines dropped" in chunk for chunk in stream.written)
+
+
+async def test_numbers_and_booleans_are_not_coerced(client: httpx.AsyncClient, settings: Settings) -> None:
+    """Found by the fuzzer: `expires_in_days: true` used to mean one day."""
+    user, admin = await admin_tokens(client, settings)
+    auth = bearer(admin["access_token"])
+    for body in ({"name": "k", "expires_in_days": True}, {"name": "k", "expires_in_days": "30"}):
+        assert (await client.post("/api-keys", headers=auth, json=body)).status_code == 422
+    other = await register(client)
+    for value in ("false", 0, "no"):
+        r = await client.patch(f"/users/{other['id']}", headers=auth, json={"is_active": value})
+        assert r.status_code == 422
+    assert (await client.get(f"/users/{other['id']}", headers=auth)).json()["is_active"] is True
