@@ -2230,6 +2230,7 @@ def test_fuzz_every_operation_as_admin(case: Any, fuzz_target: Any) -> None:
     case.call_and_validate(headers={"X-API-Key": fuzz_target[1]["admin"]})
 
 
+
 # Security suite ##############################################################
 #
 # One place for the attacks a reviewer will try. Token forgery (alg none in every
