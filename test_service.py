@@ -1183,6 +1183,14 @@ class Server:
             time.sleep(0.05)
         raise AssertionError("server did not start")
 
+    def signup(self, email: str) -> dict[str, Any]:
+        """Register over HTTP (if new) and log in; the token pair."""
+        with httpx.Client(base_url=self.url, timeout=10) as c:
+            c.post("/auth/register", json={"email": email, "password": PASSWORD})
+            r = c.post("/auth/login", json={"email": email, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+            return r.json()
+
     def stop(self, *, kill: bool = False) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.kill() if kill else self.proc.terminate()
@@ -1560,10 +1568,7 @@ def test_pyjwkclient_verifies_against_the_running_service(make_settings: Any) ->
     settings = make_settings(jwt_algorithm="EdDSA")
     server = Server(settings).start()
     try:
-        with httpx.Client(base_url=server.url) as c:
-            c.post("/auth/register", json={"email": "jwks@example.com", "password": PASSWORD})
-            token = c.post("/auth/login", json={"email": "jwks@example.com", "password": PASSWORD}).json()[
-                "access_token"]
+        token = server.signup("jwks@example.com")["access_token"]
         client = jwt.PyJWKClient(f"{server.url}/.well-known/jwks.json")
         signing_key = client.get_signing_key_from_jwt(token)
         verified = jwt.decode(token, signing_key.key, algorithms=["EdDSA"], audience="gatehouse", issuer="gatehouse")
@@ -2383,10 +2388,8 @@ def test_fault_redis_killed_under_load(make_settings: Any) -> None:
                              rate_login_failures_account_ip="off")
     server = Server(settings).start()
     try:
+        live, revoked = server.signup("load@example.com"), server.signup("load@example.com")
         with httpx.Client(base_url=server.url, timeout=10) as c:
-            c.post("/auth/register", json={"email": "load@example.com", "password": PASSWORD})
-            live = c.post("/auth/login", json={"email": "load@example.com", "password": PASSWORD}).json()
-            revoked = c.post("/auth/login", json={"email": "load@example.com", "password": PASSWORD}).json()
             assert c.get("/users/me", headers=bearer(revoked["access_token"])).status_code == 200
             assert c.post("/auth/logout", headers=bearer(revoked["access_token"])).status_code == 204
         login_body = {"email": "load@example.com", "password": PASSWORD}
@@ -2448,9 +2451,7 @@ def test_fault_postgres_cut_under_load(make_settings: Any, pg_url: str) -> None:
                              .render_as_string(hide_password=False), db_pool_timeout=1)
     server = Server(settings).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as c:
-            c.post("/auth/register", json={"email": "pg@example.com", "password": PASSWORD})
-            tokens = c.post("/auth/login", json={"email": "pg@example.com", "password": PASSWORD}).json()
+        tokens = server.signup("pg@example.com")
         plan = [("register", "/auth/register", lambda: {"email": f"w{uuid.uuid4().hex}@example.com",
                                                         "password": PASSWORD}, {}),
                 ("login", "/auth/login", {"email": "pg@example.com", "password": PASSWORD}, {}),
@@ -2484,10 +2485,7 @@ def test_load_500_connections(make_settings: Any) -> None:
     settings = make_settings(rate_general_ip="off")
     server = Server(settings).start()
     try:
-        with httpx.Client(base_url=server.url) as c:
-            c.post("/auth/register", json={"email": "load@example.com", "password": PASSWORD})
-            token = c.post("/auth/login", json={"email": "load@example.com", "password": PASSWORD}).json()[
-                "access_token"]
+        token = server.signup("load@example.com")["access_token"]
 
         def drive(seconds: int) -> dict[str, Any]:
             out = subprocess.run([sys.executable, "bench.py", "--_load", f"{server.url}/users/me",
