@@ -1797,8 +1797,9 @@ class Gatehouse:
             async with self.transaction(write=True) as db:
                 db.add_all(rows)
         except Exception as exc:
-            self._audit_queue[:0] = [_audit(r.event, Client(r.ip, r.user_agent, r.actor_id, r.key_id),
-                                            subject=r.subject_id, outcome=r.outcome) for r in rows]
+            # Fresh copies (the failed session has let go of the originals), every column kept.
+            columns = [column.key for column in AuditEvent.__table__.columns]
+            self._audit_queue[:0] = [AuditEvent(**{c: getattr(r, c) for c in columns}) for r in rows]
             log.warning("audit rows kept queued: %s", as_service_error(exc) or exc)
 
     async def start(self, *, auto_migrate: bool | None = None) -> "Gatehouse":

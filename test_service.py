@@ -2551,3 +2551,28 @@ async def test_numbers_and_booleans_are_not_coerced(client: httpx.AsyncClient, s
         r = await client.patch(f"/users/{other['id']}", headers=auth, json={"is_active": value})
         assert r.status_code == 422
     assert (await client.get(f"/users/{other['id']}", headers=auth)).json()["is_active"] is True
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_queued_audit_rows_survive_a_database_outage_intact(make_settings: Any, pg_url: str) -> None:
+    url = service.database_url(pg_url)
+    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    settings = make_settings(database_url=url.set(host="127.0.0.1", port=proxy.port)
+                             .render_as_string(hide_password=False), db_pool_timeout=1)
+    async with running(settings) as client:
+        gh = client.gatehouse
+        gh.audit_later(service._audit("auth.login", service.Client("198.51.100.7", "probe"), outcome="failure",
+                                      reason="kept"))
+        await proxy.cut()
+        await gh.flush_audit()  # the database is away: the row stays queued
+        await proxy.start()
+        await gh.flush_audit()
+        rows, _ = await service.list_audit(gh, event="auth.login")
+    await proxy.cut()
+    assert [(r.ip, r.outcome, json_loads(r.detail)) for r in rows] == [("198.51.100.7", "failure", {"reason": "kept"})]
+
+
+def json_loads(text: str) -> Any:
+    import json
+
+    return json.loads(text)
