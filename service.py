@@ -552,6 +552,10 @@ def metrics(settings: Settings) -> Metrics:
         if settings.prometheus_multiproc_dir:
             Path(settings.prometheus_multiproc_dir).mkdir(parents=True, exist_ok=True)
             os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", settings.prometheus_multiproc_dir)
+        elif os.environ.get("PROMETHEUS_MULTIPROC_DIR") == "":
+            # prometheus-client switches to multiprocess mode when the variable merely exists and
+            # then writes its files into the working directory: an empty value means "off" here.
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
         _metrics = Metrics()
     return _metrics
 

@@ -193,7 +193,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that reproduces `settings` for a CLI or a server process."""
     env = {}
     for name, value in settings.model_dump().items():
-        if value is None:
+        if value is None or value == "":
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
