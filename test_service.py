@@ -986,13 +986,22 @@ class TcpProxy:
         await self._server.wait_closed()
 
 
+def postgres_address(pg_url: str) -> tuple[str, int]:
+    url = service.database_url(pg_url)
+    return url.host or "127.0.0.1", url.port or 5432
+
+
+def through_proxy(make_settings: Any, pg_url: str, port: int) -> Settings:
+    """Settings whose database connections go through a proxy listening on `port`."""
+    url = service.database_url(pg_url).set(host="127.0.0.1", port=port)
+    return make_settings(database_url=url.render_as_string(hide_password=False), db_pool_timeout=1)
+
+
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_postgres_outage_is_503_and_recovers_without_restart(make_settings: Any, pg_url: str) -> None:
     url = service.database_url(pg_url)
-    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
-    settings = make_settings(database_url=url.set(host="127.0.0.1", port=proxy.port)
-                             .render_as_string(hide_password=False), db_pool_timeout=1)
-    async with running(settings) as client:
+    proxy = await TcpProxy(*postgres_address(pg_url)).start()
+    async with running(through_proxy(make_settings, pg_url, proxy.port)) as client:
         user, tokens = await new_user(client)
         await proxy.cut()
         r = await client.post("/auth/register", json={"email": "down@example.com", "password": PASSWORD})
@@ -2446,10 +2455,8 @@ class ThreadedProxy:
 @pytest.mark.parametrize("backend", ["postgres"])
 def test_fault_postgres_cut_under_load(make_settings: Any, pg_url: str) -> None:
     url = service.database_url(pg_url)
-    proxy = ThreadedProxy(url.host or "127.0.0.1", url.port or 5432)
-    settings = make_settings(database_url=url.set(host="127.0.0.1", port=proxy.port)
-                             .render_as_string(hide_password=False), db_pool_timeout=1)
-    server = Server(settings).start()
+    proxy = ThreadedProxy(*postgres_address(pg_url))
+    server = Server(through_proxy(make_settings, pg_url, proxy.port)).start()
     try:
         tokens = server.signup("pg@example.com")
         plan = [("register", "/auth/register", lambda: {"email": f"w{uuid.uuid4().hex}@example.com",
@@ -2555,11 +2562,8 @@ async def test_numbers_and_booleans_are_not_coerced(client: httpx.AsyncClient, s
 
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_queued_audit_rows_survive_a_database_outage_intact(make_settings: Any, pg_url: str) -> None:
-    url = service.database_url(pg_url)
-    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
-    settings = make_settings(database_url=url.set(host="127.0.0.1", port=proxy.port)
-                             .render_as_string(hide_password=False), db_pool_timeout=1)
-    async with running(settings) as client:
+    proxy = await TcpProxy(*postgres_address(pg_url)).start()
+    async with running(through_proxy(make_settings, pg_url, proxy.port)) as client:
         gh = client.gatehouse
         gh.audit_later(service._audit("auth.login", service.Client("198.51.100.7", "probe"), outcome="failure",
                                       reason="kept"))
