@@ -1072,9 +1072,10 @@ def _derive(secret: bytes, purpose: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
+    # No role here: the `role` claim is for other services; this one reads the current role
+    # from the cached user, so a demotion applies to tokens already issued.
     user_id: uuid.UUID
     session_id: uuid.UUID
-    role: str
     expires_at: int
     kid: str = ""
 
@@ -1232,8 +1233,7 @@ class TokenIssuer:
             raise InvalidToken("A token of another type was sent where an access token is required.",
                                code="wrong_token_type")
         try:
-            return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), str(claims.get("role")),
-                                int(claims["exp"]), kid)
+            return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), int(claims["exp"]), kid)
         except (ValueError, TypeError, AttributeError):
             raise InvalidToken() from None
 
@@ -1277,10 +1277,11 @@ def _b32(nbytes: int) -> str:
 def new_api_key() -> tuple[str, str, str]:
     """(key to show once, public id, hash to store)."""
     public_id, secret = _b32(7)[:10], _b32(20)
-    return f"{API_KEY_PREFIX}{public_id}_{secret}", public_id, hash_api_secret(secret)
+    return f"{API_KEY_PREFIX}{public_id}_{secret}", public_id, hash_secret(secret)
 
 
-def hash_api_secret(secret: str) -> str:
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a high-entropy secret (API key, reset or verification token): what is stored."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -1944,9 +1945,14 @@ async def find_user(gh: Gatehouse, *, email: str) -> User:
     return user
 
 
+async def _user_payload(gh: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """A user's cached public fields (None if there is no such user); `user_id` as UUID or its text."""
+    return await _cached(gh, f"u:{user_id}", lambda: _load_user_entry(gh, uuid.UUID(str(user_id))))
+
+
 async def get_user(gh: Gatehouse, *, user_id: uuid.UUID) -> dict[str, Any]:
     """A user's public fields (cached)."""
-    payload = await _cached(gh, f"u:{user_id}", lambda: _load_user_entry(gh, user_id))
+    payload = await _user_payload(gh, user_id)
     if payload is None:
         raise UserNotFound()
     return payload
@@ -2135,8 +2141,7 @@ async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, session_id: uuid
 
 async def _live_user(gh: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] | None:
     """The cached user if the account exists and is active."""
-    user_id = uuid.UUID(str(user_id))
-    user = await _cached(gh, f"u:{user_id}", lambda: _load_user_entry(gh, user_id))
+    user = await _user_payload(gh, user_id)
     return user if user is not None and user["is_active"] else None
 
 
@@ -2277,7 +2282,7 @@ async def _load_api_key_entry(gh: Gatehouse, public_id: str) -> Entry:
         return _api_key_entry(await db.scalar(sa.select(ApiKey).where(ApiKey.public_id == public_id)))
 
 
-_NO_KEY_HASH = hash_api_secret("no such key")
+_NO_KEY_HASH = hash_secret("no such key")
 
 
 async def resolve_api_key(gh: Gatehouse, key: str) -> Principal:
@@ -2286,7 +2291,7 @@ async def resolve_api_key(gh: Gatehouse, key: str) -> Principal:
     if not match:
         raise InvalidApiKey("The API key is malformed.")
     entry = await _cached(gh, f"k:{match[1]}", lambda: _load_api_key_entry(gh, match[1]))
-    if not hmac.compare_digest(hash_api_secret(match[2]), entry["hash"] if entry else _NO_KEY_HASH) or not entry:
+    if not hmac.compare_digest(hash_secret(match[2]), entry["hash"] if entry else _NO_KEY_HASH) or not entry:
         raise InvalidApiKey()
     if entry["exp"] is not None and entry["exp"] <= time.time():
         raise InvalidApiKey("The API key has expired.", code="api_key_expired")
@@ -2427,7 +2432,7 @@ async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -
     now = utcnow()
     row = await db.scalar(
         sa.update(ActionToken)
-        .where(ActionToken.token_hash == hash_api_secret(token), ActionToken.purpose == purpose,
+        .where(ActionToken.token_hash == hash_secret(token), ActionToken.purpose == purpose,
                ActionToken.used_at.is_(None), ActionToken.expires_at > sa.literal(now, UTCDateTime()))
         .values(used_at=now).returning(ActionToken))
     if row is None:
@@ -2502,7 +2507,7 @@ async def _issue_action_token(gh: Gatehouse, *, user: User, purpose: str, lifeti
     token = secrets.token_urlsafe(32)
     now = utcnow()
     async with gh.transaction(write=True) as db:
-        db.add(ActionToken(user_id=user.id, purpose=purpose, token_hash=hash_api_secret(token), email=user.email,
+        db.add(ActionToken(user_id=user.id, purpose=purpose, token_hash=hash_secret(token), email=user.email,
                            created_at=now, expires_at=now + lifetime))
         db.add(_audit(event, client, subject=user.id))
     return token

@@ -1314,7 +1314,7 @@ async def test_api_key_lifecycle(client: httpx.AsyncClient) -> None:
     assert created["scopes"] == ["keys:read", "users:read"] and created["user_id"] == user["id"]
     async with client.gatehouse.transaction() as db:
         row = await db.get(service.ApiKey, uuid.UUID(created["id"]))
-    assert row.secret_hash == service.hash_api_secret(key.rsplit("_", 1)[1]) and key not in str(vars(row))
+    assert row.secret_hash == service.hash_secret(key.rsplit("_", 1)[1]) and key not in str(vars(row))
 
     for headers in (bearer(key), {"X-API-Key": key}):
         r = await client.get("/users/me", headers=headers)
@@ -1790,7 +1790,7 @@ async def test_password_reset_end_to_end(make_settings: Any, receiver: Receiver)
         assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"  # single use
         async with client.gatehouse.transaction() as db:
             stored = await db.scalar(sa.select(service.ActionToken.token_hash))
-        assert stored != token and stored == service.hash_api_secret(token)
+        assert stored != token and stored == service.hash_secret(token)
 
 
 async def test_password_reset_does_not_enumerate(make_settings: Any, receiver: Receiver) -> None:
@@ -1813,7 +1813,7 @@ async def test_reset_tokens_expire_and_die_with_the_password(client: httpx.Async
     second = token_of(await service.password_reset_link(gh, user_id=uuid.UUID(user["id"])))
     async with gh.transaction(write=True) as db:
         await db.execute(sa.update(service.ActionToken)
-                         .where(service.ActionToken.token_hash == service.hash_api_secret(first))
+                         .where(service.ActionToken.token_hash == service.hash_secret(first))
                          .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
     r = await client.post("/auth/password-reset/confirm", json={"token": first, "new_password": "brand new pass"})
     assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
