@@ -160,7 +160,15 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_timeout: float = Field(5.0, gt=0)
     webhook_attempts: int = Field(3, ge=1, le=10)
-    rate_reset_email: RateSetting = parse_rate("5/h")
+    rate_reset_email: RateSetting = parse_rate("10/h")
+    rate_reset_email_ip: RateSetting = parse_rate("3/h")
+    reauth_minutes: int = Field(10, ge=1, le=24 * 60)
+    session_max_days: int = Field(90, ge=1, le=3650)
+    login_code_minutes: int = Field(10, ge=1, le=60)
+    email_change_hours: int = Field(24, ge=1, le=24 * 30)
+    email_revert_days: int = Field(7, ge=1, le=90)
+    email_change_url: str = "http://localhost:8000/confirm-email-change?token={token}"
+    email_revert_url: str = "http://localhost:8000/revert-email-change?token={token}"
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     slow_query_ms: float = Field(200.0, ge=0)
@@ -352,6 +360,26 @@ class InsufficientScope(Forbidden):
 
 class AccessTokenRequired(Forbidden):
     code, message = "access_token_required", "This needs a session's access token, not an API key."
+
+
+class SessionRequired(Forbidden):
+    code, message = "session_required", "This action needs a signed-in session, not an API key."
+
+
+class KeyOutlivesParent(Forbidden):
+    code, message = "key_outlives_parent", "A key made by a key cannot outlive the key that made it."
+
+
+class ReauthenticationRequired(NotAuthenticated):
+    code = "reauthentication_required"
+    message = ("This action needs a recent sign-in: send your current password as `password`, "
+               "or call POST /auth/reauthenticate first.")
+
+
+class LoginCodeRequired(NotAuthenticated):
+    code = "login_code_required"
+    message = ("This account is protected after many failed sign-ins. If the password was right, a one-time "
+               "code was sent to the account's email address: send it again with the password as `code`.")
 
 
 class EmailNotVerified(Forbidden):
@@ -640,6 +668,8 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The key that made this one (None: made from a session or the CLI); revoked with it.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True, index=True)
 
 
 class SigningKey(Base):
@@ -709,6 +739,8 @@ class LoginSession(Base):
     revoke_reason: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
     user_agent: Mapped[str] = mapped_column(sa.String(300), default="")
     ip: Mapped[str] = mapped_column(sa.String(64), default="")
+    # When the person last proved themselves (login, step-up); tokens carry it as `auth_time`.
+    authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 def _sqlite_connect(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
@@ -892,6 +924,12 @@ def _m003_lifecycle_and_audit(op: Operations) -> None:
     op.create_index("ix_audit_events_subject_id_at", "audit_events", ["subject_id", "at"])
 
 
+def _m004_step_up_and_key_parents(op: Operations) -> None:
+    op.add_column("sessions", sa.Column("authenticated_at", UTCDateTime(), nullable=True))
+    op.add_column("api_keys", sa.Column("parent_id", sa.Uuid(), nullable=True))
+    op.create_index("ix_api_keys_parent_id", "api_keys", ["parent_id"])
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -903,6 +941,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "users and sessions", _m001_users_and_sessions),
     Migration(2, "api keys and signing keys", _m002_api_and_signing_keys),
     Migration(3, "email verification, action tokens, audit log", _m003_lifecycle_and_audit),
+    Migration(4, "session proof time, API key parents", _m004_step_up_and_key_parents),
 )
 
 
@@ -1021,6 +1060,7 @@ class PasswordHasher:
         self._dummy: str | None = None
         self.queued = 0
         self.checks = 0
+        self.hashes = 0
 
     @staticmethod
     def _prehash(password: str) -> bytes:
@@ -1028,6 +1068,7 @@ class PasswordHasher:
         return base64.b64encode(digest)
 
     def _hash_sync(self, password: str) -> str:
+        self.hashes += 1
         return bcrypt.hashpw(self._prehash(password), bcrypt.gensalt(self.rounds)).decode()
 
     def _verify_sync(self, password: str, hashed: str) -> bool:
@@ -1078,6 +1119,7 @@ class AccessClaims:
     session_id: uuid.UUID
     expires_at: int
     kid: str = ""
+    auth_time: int = 0  # when the person last proved themselves (0: not said, i.e. never fresh)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1173,11 +1215,13 @@ class TokenIssuer:
             self._public[kid] = load_pem_public_key((public_pem or "").encode())
         return self._public[kid]
 
-    def issue_access(self, *, user_id: uuid.UUID, session_id: uuid.UUID, role: str, key: KeyMaterial) -> str:
+    def issue_access(self, *, user_id: uuid.UUID, session_id: uuid.UUID, role: str, key: KeyMaterial,
+                     auth_time: int) -> str:
         now = int(time.time())
         claims = {
             "sub": str(user_id), "sid": str(session_id), "jti": secrets.token_urlsafe(12), "role": role,
             "typ": "access", "iat": now, "exp": now + self.access_ttl, "iss": self.issuer, "aud": self.audience,
+            "auth_time": auth_time,  # RFC 9068 / OIDC: other services can apply the same step-up rule
         }
         return jwt.encode(claims, self._signing_key(key), algorithm=key.algorithm,
                           headers={"kid": key.kid, "typ": "at+jwt"})
@@ -1233,7 +1277,9 @@ class TokenIssuer:
             raise InvalidToken("A token of another type was sent where an access token is required.",
                                code="wrong_token_type")
         try:
-            return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), int(claims["exp"]), kid)
+            auth_time = claims.get("auth_time", 0)
+            return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), int(claims["exp"]), kid,
+                                auth_time if isinstance(auth_time, int) else 0)
         except (ValueError, TypeError, AttributeError):
             raise InvalidToken() from None
 
@@ -1259,6 +1305,20 @@ class TokenIssuer:
         if not hmac.compare_digest(match[3], self._refresh_mac(session_id, generation)):
             raise InvalidToken()
         return session_id, generation
+
+
+def ip_group(ip: str) -> str:
+    """The unit per-address limits count: an IPv4 address, or an IPv6 client's /64 (one
+    subscriber's whole allocation, so rotating through it buys no extra attempts)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return ip
 
 
 # API keys look like gate_<public id>_<secret>: the prefix lets secret scanners spot a
@@ -1345,11 +1405,17 @@ class LocalLimiter:
         self._tat: OrderedDict[str, float] = OrderedDict()
         self.max_entries = max_entries
 
+    def forget(self, key: str) -> None:
+        self._tat.pop(key, None)
+
     def hit(self, key: str, rate: Rate, cost: int = 1) -> float:
-        """Spend `cost` (0 = only look); seconds to wait, 0.0 when allowed."""
+        """Spend `cost` (0 = only look, negative = give back); seconds to wait, 0.0 when allowed."""
         now = time.monotonic()
         interval = rate.period / rate.limit
         tat = max(self._tat.get(key, now), now)
+        if cost < 0:
+            self._tat[key] = max(now, tat + cost * interval)
+            return 0.0
         allow_at = tat + max(cost, 1) * interval - rate.period
         if now < allow_at - 1e-9:
             return allow_at - now
@@ -1396,6 +1462,10 @@ class Cache:
     async def hit(self, key: str, rate: Rate, cost: int = 1) -> float:
         """Spend from a rate limit; seconds to wait, 0.0 when allowed."""
         return self.limiter.hit(key, rate, cost) if rate.limit else 0.0
+
+    async def forget_limit(self, key: str) -> None:
+        """Clear a rate limit's count (a completed password reset clears the account's)."""
+        self.limiter.forget(key)
 
     async def claim(self, key: str, seconds: float) -> bool:
         """True for the first caller in `seconds` (across processes with Redis)."""
@@ -1471,13 +1541,18 @@ return 1
 """
 
 # GCRA: one key per limit holds the theoretical arrival time in ms. ARGV: interval ms,
-# period ms, cost (0 = look only). Returns ms to wait (0 = allowed).
+# period ms, cost (0 = look only, negative = give back). Returns ms to wait (0 = allowed).
 _LUA_GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
+if cost < 0 then
+  local back = math.max(now, tat + cost * interval)
+  redis.call('SET', KEYS[1], back, 'PX', math.max(1, math.ceil(back - now)))
+  return 0
+end
 local allow_at = tat + math.max(cost, 1) * interval - period
 if now < allow_at then return allow_at - now end
 if cost > 0 then
@@ -1694,6 +1769,13 @@ class RedisCache(Cache):
             while len(self._gl_known) > self.local.max_entries:
                 self._gl_known.popitem(last=False)
 
+    async def forget_limit(self, key: str) -> None:
+        self.limiter.forget(key)
+        try:
+            await self.redis.delete(f"{self.prefix}rl:{key}")
+        except self._errors as exc:
+            self._failed(exc)
+
     async def claim(self, key: str, seconds: float) -> bool:
         if not self._available():
             return True
@@ -1878,6 +1960,7 @@ class Principal:
     session_id: uuid.UUID | None
     key_id: uuid.UUID | None
     scopes: frozenset[str]
+    auth_time: int = 0  # when the person last proved themselves (sessions only)
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -1935,11 +2018,16 @@ async def _check_rate(gh: Gatehouse, key: str, rate: Rate, cost: int = 1) -> Non
         raise RateLimited(wait)
 
 
+async def _check_auth_ip(gh: Gatehouse, client: Client) -> None:
+    """The per-address limit on unauthenticated auth work (register, login, reset; IPv6 per /64)."""
+    await _check_rate(gh, f"auth-ip:{ip_group(client.ip)}", gh.settings.rate_auth_ip)
+
+
 async def find_user(gh: Gatehouse, *, email: str) -> User:
     """The user with this email; UserNotFound otherwise."""
     email = _validated(normalize_email, email, "email")
     async with gh.transaction() as db:
-        user = await db.scalar(sa.select(User).where(User.email == email))
+        user = await _user_by_email(db, email)
     if user is None:
         raise UserNotFound()
     return user
@@ -2008,7 +2096,7 @@ async def create_user(gh: Gatehouse, *, email: str, password: str, full_name: st
     if self_signup:
         if not gh.settings.signup_enabled:
             raise SignupDisabled()
-        await _check_rate(gh, f"auth-ip:{client.ip}", gh.settings.rate_auth_ip)
+        await _check_auth_ip(gh, client)
     email = _validated(normalize_email, email, "email")
     password = _validated(check_password, password, "password")
     full_name = _validated(_no_bad_text, full_name, "full_name").strip()
@@ -2027,54 +2115,115 @@ async def create_user(gh: Gatehouse, *, email: str, password: str, full_name: st
 
 
 
+def _session_expiry(gh: Gatehouse, created_at: datetime, now: datetime) -> datetime:
+    """Sliding REFRESH_TOKEN_DAYS from now, never past SESSION_MAX_DAYS from the login."""
+    settings = gh.settings
+    return min(now + timedelta(days=settings.refresh_token_days), created_at + timedelta(days=settings.session_max_days))
+
+
 async def _start_session(gh: Gatehouse, user: User, client: Client, *, rehash: str | None) -> TokenPair:
     now = utcnow()
     async with gh.transaction(write=True) as db:
-        row = LoginSession(user_id=user.id, created_at=now, refreshed_at=now, generation=0,
-                           expires_at=now + timedelta(days=gh.settings.refresh_token_days),
-                           user_agent=client.user_agent[:300], ip=client.ip[:64])
+        row = LoginSession(user_id=user.id, created_at=now, refreshed_at=now, generation=0, authenticated_at=now,
+                           expires_at=_session_expiry(gh, now, now), user_agent=client.user_agent[:300],
+                           ip=client.ip[:64])
         db.add(row)
         db.add(_audit("auth.login", client, subject=user.id))
         if rehash is not None:
             await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
     await gh.cache.fill(f"s:{row.id}", *_session_entry(row), epoch=None)
-    return await _token_pair(gh, user_id=user.id, role=user.role, session_id=row.id, generation=0)
+    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
 
 
-async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session_id: uuid.UUID,
-                      generation: int) -> TokenPair:
+async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session: LoginSession) -> TokenPair:
     assert gh.tokens is not None
     key = await active_signing_key(gh)
-    return TokenPair(
-        access_token=gh.tokens.issue_access(user_id=user_id, session_id=session_id, role=role, key=key),
-        refresh_token=gh.tokens.issue_refresh(session_id, generation),
-        expires_in=gh.tokens.access_ttl,
-    )
+    proved = session.authenticated_at or session.created_at
+    access = gh.tokens.issue_access(user_id=user_id, session_id=session.id, role=role, key=key,
+                                    auth_time=int(proved.timestamp()))
+    return TokenPair(access_token=access, refresh_token=gh.tokens.issue_refresh(session.id, session.generation),
+                     expires_in=gh.tokens.access_ttl)
 
 
-async def authenticate(gh: Gatehouse, *, email: str, password: str, client: Client = CLI) -> TokenPair:
-    """Log in: verify the password and open a session.
+async def _user_by_email(db: AsyncSession, email: str) -> User | None:
+    return await db.scalar(sa.select(User).where(User.email == email))
+
+
+def _login_limit_keys(account: str, client: Client) -> tuple[str, str]:
+    """(account-wide, account+address) keys of the failed-password limits."""
+    return f"login-fail:{account}", f"login-fail:{account}|{ip_group(client.ip)}"
+
+
+async def _check_password(gh: Gatehouse, *, account: str, user: User | None, password: str, code: str | None,
+                          client: Client, event: str, wrong: type[ServiceError] = InvalidCredentials) -> User:
+    """Check a password under the guessing limits; the active user it proves, or `wrong`.
+
+    Each attempt reserves a slot of the account+address and the account-wide limit *before*
+    bcrypt runs, so parallel guesses never get more checks than the limits allow; a success
+    gives the slots back. Once others have filled the account-wide limit, the right password
+    alone neither opens the account nor fails: it must come with a one-time code mailed to the
+    address, and right and wrong passwords get the same answer, so the limit is no oracle."""
+    settings = gh.settings
+    account_key, pair_key = _login_limit_keys(account, client)
+    await _check_rate(gh, pair_key, settings.rate_login_failures_account_ip)
+    protected = await gh.cache.hit(account_key, settings.rate_login_failures_account) > 0
+    ok = await gh.hasher.verify(password, user.password_hash if user else None)
+    if ok and user is not None and user.is_active:
+        if not protected:
+            await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
+            await gh.cache.hit(account_key, settings.rate_login_failures_account, -1)
+            return user
+        if code is not None and await _spend_login_code(gh, user=user, code=code):
+            await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
+            return user
+        if code is None:
+            gh.spawn(_send_login_code(gh, user=user, client=client))
+    detail = {"reason": "account_protected"} if protected else {}
+    gh.audit_later(_audit(event, client, subject=user.id if user else None, outcome="failure", **detail))
+    log.info("password check failed event=%s ip=%s", event, client.ip)
+    raise LoginCodeRequired() if protected else wrong()
+
+
+async def _send_login_code(gh: Gatehouse, *, user: User, client: Client) -> None:
+    code = f"{secrets.randbelow(10**8):08d}"
+    await _issue_action_token(gh, user=user, purpose="login_code", token=f"{user.id}:{code}",
+                              lifetime=timedelta(minutes=gh.settings.login_code_minutes),
+                              event="auth.login_code_sent", client=client)
+    await send_mail(gh, kind="login_code", email=user.email, client=client, user_id=user.id, code=code)
+
+
+async def _spend_login_code(gh: Gatehouse, *, user: User, code: str) -> bool:
+    # Codes are bound to the user and tried at most five times per code lifetime.
+    tries = Rate(5, gh.settings.login_code_minutes * 60)
+    if await gh.cache.hit(f"login-code:{user.id}", tries) > 0:
+        return False
+    try:
+        async with gh.transaction(write=True) as db:
+            await _consume_action_token(db, token=f"{user.id}:{code.strip()}", purpose="login_code")
+    except InvalidActionToken:
+        return False
+    return True
+
+
+async def authenticate(gh: Gatehouse, *, email: str, password: str, code: str | None = None,
+                       client: Client = CLI) -> TokenPair:
+    """Log in: verify the password under the guessing limits and open a session.
 
     Unknown email, wrong password and inactive account are one error, at one cost."""
     settings = gh.settings
-    await _check_rate(gh, f"auth-ip:{client.ip}", settings.rate_auth_ip)
+    await _check_auth_ip(gh, client)
     try:
         email = normalize_email(email)
     except ValueError:
         email = email.strip().lower()[:320]  # still costs a hash check below: no shortcut to tell apart
-    account_key, pair_key = f"login-fail:{email}", f"login-fail:{email}|{client.ip}"
-    await _check_rate(gh, pair_key, settings.rate_login_failures_account_ip, cost=0)
-    await _check_rate(gh, account_key, settings.rate_login_failures_account, cost=0)
     async with gh.transaction() as db:
-        user = await db.scalar(sa.select(User).where(User.email == email))
-    ok = await gh.hasher.verify(password, user.password_hash if user else None)
-    if not ok or user is None or not user.is_active:
-        await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip)
-        await gh.cache.hit(account_key, settings.rate_login_failures_account)
-        gh.audit_later(_audit("auth.login", client, subject=user.id if user else None, outcome="failure"))
+        user = await _user_by_email(db, email)
+    try:
+        user = await _check_password(gh, account=email, user=user, password=password, code=code, client=client,
+                                     event="auth.login")
+    except NotAuthenticated:
         gh.metrics.logins.labels("failure").inc()
-        log.info("login failed ip=%s", client.ip)
-        raise InvalidCredentials()
+        raise
     if settings.require_verified_email and user.email_verified_at is None:
         gh.audit_later(_audit("auth.login", client, subject=user.id, outcome="failure", reason="email_not_verified"))
         raise EmailNotVerified()
@@ -2083,6 +2232,47 @@ async def authenticate(gh: Gatehouse, *, email: str, password: str, client: Clie
     gh.metrics.logins.labels("success").inc()
     log.info("login user=%s", user.id)
     return pair
+
+
+async def reauthenticate(gh: Gatehouse, *, principal: "Principal", password: str, code: str | None = None,
+                         client: Client = CLI) -> TokenPair:
+    """Step up: prove the password again; a fresh access token for the same session."""
+    if principal.session_id is None:
+        raise SessionRequired()
+    await _check_auth_ip(gh, client)
+    user = await _load_user(gh, principal.user_id)
+    await _check_password(gh, account=user.email, user=user, password=password, code=code, client=client,
+                          event="auth.reauthenticate")
+    async with gh.transaction(write=True) as db:
+        row = await db.get(LoginSession, principal.session_id, with_for_update=True)
+        if row is None or row.revoked_at is not None:
+            raise InvalidToken("The session has ended.", code="session_revoked")
+        row.authenticated_at = utcnow()
+        db.add(_audit("auth.reauthenticate", client, subject=user.id, session=str(row.id)))
+    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
+
+
+async def require_recent_proof(gh: Gatehouse, principal: "Principal", *, password: str | None,
+                               client: Client = CLI) -> None:
+    """Gate a sensitive action: a session (never an API key), and the password now or a
+    sign-in within REAUTH_MINUTES (the token's `auth_time`)."""
+    if principal.session_id is None:
+        raise SessionRequired()
+    if password is not None:
+        user = await _load_user(gh, principal.user_id)
+        await _check_password(gh, account=user.email, user=user, password=password, code=None, client=client,
+                              event="auth.step_up", wrong=WrongPassword)
+    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:
+        raise ReauthenticationRequired()
+
+
+async def _load_user(gh: Gatehouse, user_id: uuid.UUID) -> User:
+    """The user row; UserNotFound if there is none."""
+    async with gh.transaction() as db:
+        user = await db.get(User, user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
 
 
 async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client = CLI) -> TokenPair:
@@ -2097,7 +2287,7 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client =
         row = await db.get(LoginSession, session_id, with_for_update=True)
         if row is None or row.revoked_at is not None:
             raise InvalidToken("The session has ended.", code="session_revoked")
-        if row.expires_at <= now:
+        if min(row.expires_at, _session_expiry(gh, row.created_at, now)) <= now:  # idle or SESSION_MAX_DAYS
             raise InvalidToken("The session has expired.", code="token_expired")
         user = await db.get(User, row.user_id)
         if user is None or not user.is_active:
@@ -2105,19 +2295,18 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client =
         if generation == row.generation:
             row.generation += 1
             row.rotated_at = row.refreshed_at = now
-            row.expires_at = now + timedelta(days=gh.settings.refresh_token_days)
+            row.expires_at = _session_expiry(gh, row.created_at, now)
         elif not (generation == row.generation - 1 and row.rotated_at and now - row.rotated_at <= grace):
             row.revoked_at, row.revoke_reason = now, "refresh_reuse"
             db.add(_audit("auth.refresh_reuse", client, subject=row.user_id, outcome="failure",
                           session=str(session_id)))
             reused = True
-        current = row.generation
     if reused:
         gh.metrics.refresh_reuse.inc()
         await gh.cache.publish({f"s:{session_id}": _session_entry(None)})
         log.warning("refresh token reuse: session %s revoked", session_id)
         raise RefreshTokenReused()
-    return await _token_pair(gh, user_id=user.id, role=user.role, session_id=session_id, generation=current)
+    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
 
 
 async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, session_id: uuid.UUID | None = None,
@@ -2170,7 +2359,7 @@ async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
     user = await _live_user(gh, claims.user_id)
     if user is None:
         raise InvalidToken("The account is not active.", code="session_revoked")
-    return Principal(user, claims.session_id, None, ROLE_SCOPES.get(user["role"], frozenset()))
+    return Principal(user, claims.session_id, None, ROLE_SCOPES.get(user["role"], frozenset()), claims.auth_time)
 
 
 async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
@@ -2324,8 +2513,9 @@ def _touch_api_key(gh: Gatehouse, key_id: str) -> None:
 
 async def create_api_key(gh: Gatehouse, *, user_id: uuid.UUID, name: str, scopes: list[str],
                          expires_days: int | None = None, granted: frozenset[str] | None = None,
-                         client: Client = CLI) -> tuple[ApiKey, str]:
-    """Create a key for a user; (row, the key itself — shown this once). `granted` caps the scopes."""
+                         parent_id: uuid.UUID | None = None, client: Client = CLI) -> tuple[ApiKey, str]:
+    """Create a key for a user; (row, the key itself — shown this once). `granted` caps the scopes;
+    a key made by the key `parent_id` expires no later than it and is revoked with it."""
     name = _validated(_no_bad_text, name, "name").strip()
     if not name or len(name) > 100:
         raise InvalidInput("name: must have 1 to 100 characters")
@@ -2343,12 +2533,23 @@ async def create_api_key(gh: Gatehouse, *, user_id: uuid.UUID, name: str, scopes
         raise InsufficientScope(f"A key cannot hold scopes its owner or creator lacks: {', '.join(excess)}.")
     key, public_id, secret_hash = new_api_key()
     now = utcnow()
+    expires_at = now + timedelta(days=expires_days) if expires_days else None
     async with gh.transaction(write=True) as db:
+        if parent_id is not None:
+            parent = await db.get(ApiKey, parent_id, with_for_update=True)  # not revoked while we add a child
+            if parent is None or parent.revoked_at is not None:
+                raise InvalidApiKey()
+            if parent.expires_at is not None:
+                if expires_at is None:
+                    expires_at = parent.expires_at
+                elif expires_at > parent.expires_at:
+                    raise KeyOutlivesParent(f"This key expires at {_iso(parent.expires_at)}; a key it makes "
+                                            "must expire no later.")
         row = ApiKey(id=uuid.uuid4(), user_id=user_id, public_id=public_id, secret_hash=secret_hash, name=name,
-                     scopes=" ".join(sorted(set(scopes))), created_at=now,
-                     expires_at=now + timedelta(days=expires_days) if expires_days else None)
+                     scopes=" ".join(sorted(set(scopes))), created_at=now, expires_at=expires_at, parent_id=parent_id)
         db.add(row)
-        db.add(_audit("key.create", client, subject=user_id, key=str(row.id), scopes=row.scopes))
+        db.add(_audit("key.create", client, subject=user_id, key=str(row.id), scopes=row.scopes,
+                      parent=str(parent_id) if parent_id else None))
     log.info("api key created id=%s user=%s", row.id, user_id)
     return row, key
 
@@ -2369,11 +2570,37 @@ async def revoke_api_key(gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUI
         row = await db.get(ApiKey, key_id, with_for_update=True)
         if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
             raise NotFound("No such API key.", code="api_key_not_found")
-        row.revoked_at = utcnow()
-        db.add(_audit("key.revoke", client, subject=row.user_id, key=str(key_id)))
-    await gh.cache.publish({f"k:{row.public_id}": _api_key_entry(None)})
-    log.info("api key revoked id=%s", key_id)
+        revoked = await _revoke_key_rows(db, [key_id])
+        db.add(_audit("key.revoke", client, subject=row.user_id, key=str(key_id), with_children=len(revoked) - 1))
+    await _publish_revoked_keys(gh, revoked)
+    log.info("api key revoked id=%s children=%d", key_id, len(revoked) - 1)
     return row
+
+
+async def _revoke_key_rows(db: AsyncSession, key_ids: list[uuid.UUID]) -> list[ApiKey]:
+    """Revoke these keys and every key they made, transitively; the rows revoked."""
+    now, revoked, frontier = utcnow(), [], list(key_ids)
+    while frontier:
+        rows = list(await db.scalars(sa.update(ApiKey).where(ApiKey.id.in_(frontier), ApiKey.revoked_at.is_(None))
+                                     .values(revoked_at=now).returning(ApiKey)))
+        revoked += rows
+        frontier = list(await db.scalars(sa.select(ApiKey.id).where(
+            ApiKey.parent_id.in_([r.id for r in rows]), ApiKey.revoked_at.is_(None)))) if rows else []
+    return revoked
+
+
+async def _publish_revoked_keys(gh: Gatehouse, rows: list[ApiKey]) -> None:
+    if rows:
+        await gh.cache.publish({f"k:{r.public_id}": _api_key_entry(None) for r in rows})
+
+
+async def _revoke_user_keys(db: AsyncSession, user_id: uuid.UUID,
+                            beyond: frozenset[str] | None = None) -> list[ApiKey]:
+    """Revoke a user's keys (only those holding a scope outside `beyond`, when given), with their children."""
+    keys = await db.execute(sa.select(ApiKey.id, ApiKey.scopes).where(ApiKey.user_id == user_id,
+                                                                       ApiKey.revoked_at.is_(None)))
+    ids = [key_id for key_id, scopes in keys if beyond is None or not set(scopes.split()) <= beyond]
+    return await _revoke_key_rows(db, ids) if ids else []
 
 
 async def _guard_last_admin(db: AsyncSession, user: User) -> None:
@@ -2386,9 +2613,17 @@ async def _guard_last_admin(db: AsyncSession, user: User) -> None:
         raise LastAdmin()
 
 
+def _bump(user: User) -> None:
+    """Mark a user row changed: caches holding an older version lose to it."""
+    user.version += 1
+    user.updated_at = utcnow()
+
+
 async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = None, full_name: str | None = None,
                       role: str | None = None, is_active: bool | None = None, client: Client = CLI) -> User:
-    """Change a user's fields; deactivation ends every session at once; the last admin stays."""
+    """Change a user's fields at once (an admin's act; owners change their email through
+    `request_email_change`). Deactivation ends every session, a demotion revokes the keys that
+    hold scopes the new role lacks, an email change notifies the old address; the last admin stays."""
     changes: dict[str, Any] = {}
     if email is not None:
         changes["email"] = _validated(normalize_email, email, "email")
@@ -2400,11 +2635,13 @@ async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = 
         changes["role"] = role
     if is_active is not None:
         changes["is_active"] = is_active
+    revoked: list[ApiKey] = []
     try:
         async with gh.transaction(write=True) as db:
             user = await db.get(User, user_id, with_for_update=True)
             if user is None:
                 raise UserNotFound()
+            old_email = user.email
             changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
             if changes.get("role") == "user" or changes.get("is_active") is False:
                 await _guard_last_admin(db, user)
@@ -2413,16 +2650,21 @@ async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = 
                     setattr(user, name, value)
                 if "email" in changes:
                     user.email_verified_at = None  # the new address is not verified yet
-                user.version += 1
-                user.updated_at = utcnow()
+                if "role" in changes:  # nothing dormant may come back on a later promotion
+                    revoked = await _revoke_user_keys(db, user.id, beyond=ROLE_SCOPES[user.role])
+                _bump(user)
                 audited = {k: v for k, v in changes.items() if k != "email"} | {"fields": sorted(changes)}
-                db.add(_audit("user.update", client, subject=user.id, **audited))
+                db.add(_audit("user.update", client, subject=user.id, keys_revoked=len(revoked), **audited))
     except sa.exc.IntegrityError:
         raise EmailTaken() from None
     if changes:
         await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
+        await _publish_revoked_keys(gh, revoked)
         if changes.get("is_active") is False:
             await revoke_sessions(gh, user_id=user.id, reason="deactivated")
+        if "email" in changes:
+            gh.spawn(send_mail(gh, kind="email_changed", email=old_email, client=client, budget=False,
+                               new_email=user.email))
         log.info("user updated id=%s fields=%s", user.id, ",".join(sorted(changes)))
     return user
 
@@ -2440,46 +2682,100 @@ async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -
     return row
 
 
-async def set_password(gh: Gatehouse, *, new_password: str, user_id: uuid.UUID | None = None,
-                       current_password: str | None = None, reset_token: str | None = None,
-                       keep_session: uuid.UUID | None = None, client: Client = CLI) -> uuid.UUID:
-    """Set a new password — checking the current one, or spending a reset token, when given —
-    and end every other session. Returns the user's id."""
-    new_password = _validated(check_password, new_password, "new_password")
-    if current_password is not None:
-        async with gh.transaction() as db:
-            user = await db.get(User, user_id)
-        if user is None:
-            raise UserNotFound()
-        if not await gh.hasher.verify(current_password, user.password_hash):
-            gh.audit_later(_audit("user.password_change", client, subject=user.id, outcome="failure"))
-            raise WrongPassword()
-    new_hash = await gh.hasher.hash(new_password)
-    if reset_token is not None:
-        event = "user.password_reset"
-    else:
-        event = "user.password_change" if current_password is not None else "user.password_set"
-    async with gh.transaction(write=True) as db:
-        token = None
-        if reset_token is not None:
-            token = await _consume_action_token(db, token=reset_token, purpose="reset")
-            user_id = token.user_id
-        user = await db.get(User, user_id, with_for_update=True)
-        if token is not None and (user is None or not user.is_active or user.email != token.email):
-            raise InvalidActionToken()
-        if user is None:
-            raise UserNotFound()
-        user.password_hash = new_hash
-        user.version += 1
-        user.updated_at = utcnow()
-        # every outstanding reset link dies with the old password
-        await db.execute(sa.update(ActionToken).where(ActionToken.user_id == user.id, ActionToken.purpose == "reset",
-                                                      ActionToken.used_at.is_(None)).values(used_at=utcnow()))
-        db.add(_audit(event, client, subject=user.id))
+async def _peek_action_token(gh: Gatehouse, *, token: str, purpose: str) -> None:
+    """Refuse a token that could not be spent now, before any costly work (it is spent later, atomically)."""
+    async with gh.transaction() as db:
+        found = await db.scalar(sa.select(ActionToken.id).where(
+            ActionToken.token_hash == hash_secret(token), ActionToken.purpose == purpose,
+            ActionToken.used_at.is_(None), ActionToken.expires_at > sa.literal(utcnow(), UTCDateTime())))
+    if found is None:
+        raise InvalidActionToken()
+
+
+async def _spend_user_tokens(db: AsyncSession, user_id: uuid.UUID, *purposes: str) -> None:
+    """Outstanding links of these kinds (all kinds when none named) stop working."""
+    stmt = sa.update(ActionToken).where(ActionToken.user_id == user_id, ActionToken.used_at.is_(None))
+    if purposes:
+        stmt = stmt.where(ActionToken.purpose.in_(purposes))
+    await db.execute(stmt.values(used_at=utcnow()))
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsEnded:
+    """What a password change, reset or undone email change ended."""
+
+    user_id: uuid.UUID
+    sessions_ended: int
+    api_keys_revoked: int
+
+
+async def _store_password(gh: Gatehouse, *, user: User, new_hash: str, event: str, client: Client,
+                          revoke_keys: bool, db: AsyncSession) -> list[ApiKey]:
+    """Inside the caller's transaction: the new hash, reset links dead, keys revoked if asked, audited."""
+    user.password_hash = new_hash
+    _bump(user)
+    await _spend_user_tokens(db, user.id, "reset", "login_code")  # links and codes die with the old password
+    revoked = await _revoke_user_keys(db, user.id) if revoke_keys else []
+    db.add(_audit(event, client, subject=user.id, keys_revoked=len(revoked)))
+    return revoked
+
+
+async def _after_password_stored(gh: Gatehouse, user: User, revoked: list[ApiKey], *,
+                                 keep_session: uuid.UUID | None) -> CredentialsEnded:
     await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
-    await revoke_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")
-    log.info("password changed user=%s", user.id)
-    return user.id
+    await _publish_revoked_keys(gh, revoked)
+    ended = await revoke_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")
+    log.info("password changed user=%s sessions_ended=%d keys_revoked=%d", user.id, ended, len(revoked))
+    return CredentialsEnded(user.id, ended, len(revoked))
+
+
+async def change_password(gh: Gatehouse, *, principal: "Principal", current_password: str, new_password: str,
+                          revoke_api_keys: bool = False, client: Client = CLI) -> CredentialsEnded:
+    """The owner changes their password (sensitive: a session and the current password); every other
+    session ends, API keys stay unless `revoke_api_keys`."""
+    new_password = _validated(check_password, new_password, "new_password")
+    await require_recent_proof(gh, principal, password=current_password, client=client)
+    new_hash = await gh.hasher.hash(new_password)
+    async with gh.transaction(write=True) as db:
+        user = await db.get(User, principal.user_id, with_for_update=True)
+        if user is None:
+            raise UserNotFound()
+        revoked = await _store_password(gh, user=user, new_hash=new_hash, event="user.password_change",
+                                        client=client, revoke_keys=revoke_api_keys, db=db)
+    return await _after_password_stored(gh, user, revoked, keep_session=principal.session_id)
+
+
+async def reset_password(gh: Gatehouse, *, token: str, new_password: str, client: Client = CLI) -> CredentialsEnded:
+    """Recovery through the emailed link: the account may be compromised, so every session ends,
+    every API key is revoked, and the account's failed-login counters are cleared."""
+    new_password = _validated(check_password, new_password, "new_password")
+    await _check_auth_ip(gh, client)
+    await _peek_action_token(gh, token=token, purpose="reset")  # a bogus token costs no bcrypt
+    new_hash = await gh.hasher.hash(new_password)
+    async with gh.transaction(write=True) as db:
+        row = await _consume_action_token(db, token=token, purpose="reset")
+        user = await db.get(User, row.user_id, with_for_update=True)
+        if user is None or not user.is_active or user.email != row.email:
+            raise InvalidActionToken()
+        revoked = await _store_password(gh, user=user, new_hash=new_hash, event="user.password_reset",
+                                        client=client, revoke_keys=True, db=db)
+    await gh.cache.forget_limit(_login_limit_keys(user.email, client)[0])
+    await gh.cache.forget_limit(f"login-code:{user.id}")
+    return await _after_password_stored(gh, user, revoked, keep_session=None)
+
+
+async def set_password(gh: Gatehouse, *, user_id: uuid.UUID, new_password: str,
+                       client: Client = CLI) -> CredentialsEnded:
+    """An admin sets a user's password: every session ends; API keys stay."""
+    new_password = _validated(check_password, new_password, "new_password")
+    new_hash = await gh.hasher.hash(new_password)
+    async with gh.transaction(write=True) as db:
+        user = await db.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise UserNotFound()
+        revoked = await _store_password(gh, user=user, new_hash=new_hash, event="user.password_set", client=client,
+                                        revoke_keys=False, db=db)
+    return await _after_password_stored(gh, user, revoked, keep_session=None)
 
 
 async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
@@ -2502,23 +2798,25 @@ async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI
     log.info("user deleted id=%s", user_id)
 
 
-async def _issue_action_token(gh: Gatehouse, *, user: User, purpose: str, lifetime: timedelta,
-                              event: str, client: Client) -> str:
-    token = secrets.token_urlsafe(32)
+async def _issue_action_token(gh: Gatehouse, *, user: User, purpose: str, lifetime: timedelta, event: str,
+                              client: Client, email: str | None = None, token: str | None = None,
+                              db: AsyncSession | None = None) -> str:
+    """A single-use token for `user` (bound to `email`, by default the current address); only its hash is kept."""
+    token = token or secrets.token_urlsafe(32)
     now = utcnow()
-    async with gh.transaction(write=True) as db:
-        db.add(ActionToken(user_id=user.id, purpose=purpose, token_hash=hash_secret(token), email=user.email,
-                           created_at=now, expires_at=now + lifetime))
-        db.add(_audit(event, client, subject=user.id))
+    rows = [ActionToken(user_id=user.id, purpose=purpose, token_hash=hash_secret(token), email=email or user.email,
+                        created_at=now, expires_at=now + lifetime), _audit(event, client, subject=user.id)]
+    if db is not None:
+        db.add_all(rows)
+        return token
+    async with gh.transaction(write=True) as own:
+        own.add_all(rows)
     return token
 
 
 async def password_reset_link(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> str:
     """A single-use, expiring password reset link for a user."""
-    async with gh.transaction() as db:
-        user = await db.get(User, user_id)
-    if user is None:
-        raise UserNotFound()
+    user = await _load_user(gh, user_id)
     token = await _issue_action_token(gh, user=user, purpose="reset", event="user.password_reset_request",
                                       lifetime=timedelta(minutes=gh.settings.password_reset_minutes), client=client)
     return gh.settings.password_reset_url.format(token=token)
@@ -2527,18 +2825,16 @@ async def password_reset_link(gh: Gatehouse, *, user_id: uuid.UUID, client: Clie
 async def request_password_reset(gh: Gatehouse, *, email: str, client: Client = CLI) -> None:
     """Start a reset. Returns at once whatever the email: the work happens off the request path,
     so neither the answer nor its timing tells whether the account exists."""
-    await _check_rate(gh, f"auth-ip:{client.ip}", gh.settings.rate_auth_ip)
+    await _check_auth_ip(gh, client)
 
     async def send() -> None:
         try:
             address = normalize_email(email)
         except ValueError:
             return
-        if await gh.cache.hit(f"reset:{address}", gh.settings.rate_reset_email) > 0:
-            return  # no mail bombing through this form
         async with gh.transaction() as db:
-            user = await db.scalar(sa.select(User).where(User.email == address))
-        if user is None or not user.is_active:
+            user = await _user_by_email(db, address)
+        if user is None or not user.is_active or not await _mail_allowed(gh, address, client, user.id):
             return
         link = await password_reset_link(gh, user_id=user.id, client=client)
         await deliver(gh, kind="password_reset", email=user.email, link=link)
@@ -2548,13 +2844,10 @@ async def request_password_reset(gh: Gatehouse, *, email: str, client: Client = 
 
 async def request_email_verification(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> bool:
     """Send a verification link to the user's current address; False if already verified."""
-    async with gh.transaction() as db:
-        user = await db.get(User, user_id)
-    if user is None:
-        raise UserNotFound()
+    user = await _load_user(gh, user_id)
     if user.email_verified_at is not None:
         return False
-    await _check_rate(gh, f"verify:{user.id}", gh.settings.rate_reset_email)
+    await _check_rate(gh, f"verify:{user.id}", gh.settings.rate_reset_email_ip)
     token = await _issue_action_token(gh, user=user, purpose="verify", event="user.email_verify_request",
                                       lifetime=timedelta(hours=gh.settings.verify_email_hours), client=client)
     gh.spawn(deliver(gh, kind="email_verification", email=user.email,
@@ -2570,25 +2863,126 @@ async def confirm_email_verification(gh: Gatehouse, *, token: str, client: Clien
         if user is None or user.email != row.email:
             raise InvalidActionToken()  # the address changed since the link was sent
         user.email_verified_at = utcnow()
-        user.version += 1
-        user.updated_at = utcnow()
+        _bump(user)
         db.add(_audit("user.email_verified", client, subject=user.id))
     await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
     return user
 
 
-async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str) -> bool:
+async def request_email_change(gh: Gatehouse, *, user_id: uuid.UUID, email: str, client: Client = CLI) -> str:
+    """The owner asks for a new address: it changes only when the link mailed there is used.
+    The current address gets a notice whose link undoes the change (see `revert_email_change`).
+    Until then login and reset use the current address. Returns the pending address."""
+    new = _validated(normalize_email, email, "email")
+    user = await _load_user(gh, user_id)
+    if new == user.email:
+        raise InvalidInput("email: this is already the account's address")
+    await _check_rate(gh, f"email-change:{user.id}", gh.settings.rate_reset_email_ip)
+    settings = gh.settings
+    async with gh.transaction(write=True) as db:
+        if await _user_by_email(db, new) is not None:
+            raise EmailTaken()
+        await _spend_user_tokens(db, user.id, "email_change")  # one pending change at a time
+        confirm = await _issue_action_token(gh, user=user, purpose="email_change", email=new, db=db, client=client,
+                                            event="user.email_change_request",
+                                            lifetime=timedelta(hours=settings.email_change_hours))
+        revert = await _issue_action_token(gh, user=user, purpose="email_revert", db=db, client=client,
+                                           event="user.email_change_notice",
+                                           lifetime=timedelta(days=settings.email_revert_days))
+    gh.spawn(send_mail(gh, kind="email_change_confirm", email=new, client=client,
+                       link=settings.email_change_url.format(token=confirm)))
+    # The notice is not under the strangers' mail budget: filling it must not hide a takeover.
+    gh.spawn(send_mail(gh, kind="email_change_notice", email=user.email, client=client, budget=False,
+                       link=settings.email_revert_url.format(token=revert), new_email=new))
+    return new
+
+
+async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CLI) -> User:
+    """Spend the link mailed to the new address: the account's address is now that one, verified."""
+    try:
+        async with gh.transaction(write=True) as db:
+            row = await _consume_action_token(db, token=token, purpose="email_change")
+            user = await db.get(User, row.user_id, with_for_update=True)
+            if user is None or not user.is_active:
+                raise InvalidActionToken()
+            user.email, user.email_verified_at = row.email, utcnow()
+            _bump(user)
+            await _spend_user_tokens(db, user.id, "reset", "verify", "login_code")  # meant for the old address
+            db.add(_audit("user.email_change", client, subject=user.id))
+    except sa.exc.IntegrityError:
+        raise EmailTaken() from None
+    await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
+    log.info("email changed user=%s", user.id)
+    return user
+
+
+async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
+    """"This wasn't me", from the notice sent to the old address: cancel the pending change or undo a
+    confirmed one, kill every outstanding link, end every session and revoke every API key."""
+    try:
+        async with gh.transaction(write=True) as db:
+            row = await _consume_action_token(db, token=token, purpose="email_revert")
+            user = await db.get(User, row.user_id, with_for_update=True)
+            if user is None:
+                raise InvalidActionToken()
+            await _spend_user_tokens(db, user.id)
+            if user.email != row.email:
+                user.email, user.email_verified_at = row.email, utcnow()  # the link proves the old address
+            _bump(user)
+            revoked = await _revoke_user_keys(db, user.id)
+            db.add(_audit("user.email_change_revert", client, subject=user.id, keys_revoked=len(revoked)))
+    except sa.exc.IntegrityError:
+        raise EmailTaken("The old address now belongs to another account; ask an administrator.") from None
+    await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
+    await _publish_revoked_keys(gh, revoked)
+    ended = await revoke_sessions(gh, user_id=user.id, reason="email_revert")
+    log.warning("email change reverted user=%s sessions_ended=%d keys_revoked=%d", user.id, ended, len(revoked))
+    return CredentialsEnded(user.id, ended, len(revoked))
+
+
+async def _is_known_address(gh: Gatehouse, user_id: uuid.UUID, group: str) -> bool:
+    """Has the user signed in from this address (IPv6: this /64) in their recent sessions?"""
+    async with gh.transaction() as db:
+        ips = await db.scalars(sa.select(LoginSession.ip).where(LoginSession.user_id == user_id)
+                               .order_by(LoginSession.created_at.desc()).limit(200))
+        return any(ip_group(ip) == group for ip in ips)
+
+
+async def _mail_allowed(gh: Gatehouse, address: str, client: Client, user_id: uuid.UUID | None) -> bool:
+    """The mail budget: RATE_RESET_EMAIL_IP messages per mailbox per requesting address, RATE_RESET_EMAIL
+    per mailbox from anyone; once strangers have spent that, the owner still gets RATE_RESET_EMAIL_IP
+    more from an address they have signed in from before, which strangers cannot spend."""
+    settings, group = gh.settings, ip_group(client.ip)
+    allowed = await gh.cache.hit(f"mail-ip:{address}|{group}", settings.rate_reset_email_ip) == 0 and (
+        await gh.cache.hit(f"mail:{address}", settings.rate_reset_email) == 0
+        or (user_id is not None and await _is_known_address(gh, user_id, group)
+            and await gh.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0))
+    if not allowed:
+        gh.metrics.rate_limited.labels("mail").inc()
+        log.warning("mail not sent: over the hourly budget of this mailbox or requester ip=%s", client.ip)
+    return allowed
+
+
+async def send_mail(gh: Gatehouse, *, kind: str, email: str, client: Client, user_id: uuid.UUID | None = None,
+                    budget: bool = True, link: str = "", **fields: str) -> bool:
+    """Deliver a message if the mail budget allows (`budget=False`: account-security notices)."""
+    if budget and not await _mail_allowed(gh, email, client, user_id):
+        return False
+    return await deliver(gh, kind=kind, email=email, link=link, **fields)
+
+
+async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str = "", **fields: str) -> bool:
     """Hand a message to WEBHOOK_URL (JSON, retried); in development without one, log it."""
     settings = gh.settings
     if not settings.webhook_url:
         if settings.environment == "development":
-            log.warning("no WEBHOOK_URL (development): %s for %s: %s", kind, email, link)
+            log.warning("no WEBHOOK_URL (development): %s for %s: %s %s", kind, email, link, fields or "")
         else:
             log.error("cannot deliver %s: WEBHOOK_URL is not set", kind)
         return False
     import httpx
 
-    body = json.dumps({"type": kind, "email": email, "link": link}).encode()
+    body = json.dumps({"type": kind, "email": email, "link": link, **fields}).encode()
     headers = {"content-type": "application/json", "user-agent": f"gatehouse/{__version__}"}
     if settings.webhook_secret is not None:
         mac = hmac.new(settings.webhook_secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
@@ -2697,23 +3091,45 @@ class UserRegister(_Input):
     full_name: Annotated[CleanStr, Field(max_length=200)] = ""
 
 
+ProvidedPassword = Annotated[CleanStr, Field(max_length=_PASSWORD_MAX * 4)]  # checked, never policed
+LoginCode = Annotated[str, Field(pattern=r"^\s*\d{8}\s*$", description="The one-time code mailed after "
+                                 "login_code_required.")]
+
+
 class LoginIn(_Input):
     email: Annotated[CleanStr, Field(max_length=320)]
-    password: Annotated[CleanStr, Field(max_length=_PASSWORD_MAX * 4)]
+    password: ProvidedPassword
+    code: LoginCode | None = None
+
+
+class ReauthIn(_Input):
+    password: ProvidedPassword
+    code: LoginCode | None = None
+
+
+class ProofIn(_Input):
+    password: ProvidedPassword | None = Field(None, description="Your current password, unless you signed in "
+                                              "within REAUTH_MINUTES.")
 
 
 class RefreshIn(_Input):
     refresh_token: Annotated[str, Field(max_length=200)]
 
 
-class UserUpdateMe(_Input):
-    email: Email | None = None
+class UserUpdateMe(ProofIn):
+    email: Email | None = Field(None, description="Becomes the address once the link mailed there is used.")
     full_name: Annotated[CleanStr, Field(max_length=200)] | None = None
 
 
 class PasswordChange(_Input):
-    current_password: Annotated[CleanStr, Field(max_length=_PASSWORD_MAX * 4)]
+    current_password: ProvidedPassword
     new_password: Password
+    revoke_api_keys: Annotated[bool, Strict()] = False
+
+
+class CredentialsEndedOut(BaseModel):
+    sessions_ended: int
+    api_keys_revoked: int
 
 
 class UserPublic(BaseModel):
@@ -2725,6 +3141,11 @@ class UserPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     email_verified_at: datetime | None = None
+
+
+class UserMeUpdated(UserPublic):
+    pending_email: str | None = Field(None, description="Waiting for the link mailed to it; `email` is still "
+                                      "the account's address until then.")
 
 
 class UserCreate(_Input):
@@ -2807,7 +3228,7 @@ class TokenOut(BaseModel):
 Scope = Literal["users:read", "users:write", "keys:read", "keys:write", "admin"]
 
 
-class ApiKeyCreate(_Input):
+class ApiKeyCreate(ProofIn):
     name: Annotated[CleanStr, Field(min_length=1, max_length=100)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))] = ["users:read"]
     expires_in_days: Annotated[int, Strict(), Field(ge=1, le=3650)] | None = None  # `true` is not 1 day
@@ -2823,12 +3244,13 @@ class ApiKeyPublic(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
+    parent_id: uuid.UUID | None = Field(None, description="The key that made this one; revoked with it.")
 
     @classmethod
     def of(cls, row: ApiKey) -> "ApiKeyPublic":
         return cls(id=row.id, prefix=f"{API_KEY_PREFIX}{row.public_id}", name=row.name, scopes=row.scopes.split(),
                    user_id=row.user_id, created_at=row.created_at, expires_at=row.expires_at,
-                   last_used_at=row.last_used_at)
+                   last_used_at=row.last_used_at, parent_id=row.parent_id)
 
 
 class ApiKeyCreated(ApiKeyPublic):
@@ -3020,7 +3442,17 @@ async def _read_login(request: Request) -> LoginIn:
 async def login(request: Request, response: Response, gh: GatehouseDep, client: ClientDep) -> TokenOut:
     """Log in with email and password (JSON, or the OAuth2 form's username/password)."""
     creds = await _read_login(request)
-    pair = await authenticate(gh, email=creds.email, password=creds.password, client=client)
+    pair = await authenticate(gh, email=creds.email, password=creds.password, code=creds.code, client=client)
+    response.headers["Cache-Control"] = "no-store"
+    return _tokens_out(pair)
+
+
+@auth_router.post("/reauthenticate", response_model=TokenOut)
+async def reauthenticate_route(body: ReauthIn, principal: CurrentUser, response: Response, gh: GatehouseDep,
+                               client: ClientDep) -> TokenOut:
+    """Prove your password again: a fresh access token for this session (sensitive actions need one)."""
+    pair = await reauthenticate(gh, principal=principal, password=body.password, code=body.code,
+                                client=client.acting(principal))
     response.headers["Cache-Control"] = "no-store"
     return _tokens_out(pair)
 
@@ -3053,20 +3485,34 @@ async def read_me(principal: Reader) -> Response:
     return Response(orjson.dumps(principal.user), media_type="application/json")
 
 
-@users_router.patch("/me", response_model=UserPublic)
-async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep, client: ClientDep) -> UserPublic:
-    """Change your own name or email (a new email must be verified again)."""
-    user = await update_user(gh, user_id=principal.user_id, email=body.email, full_name=body.full_name,
-                             client=client.acting(principal))
-    return to_public(user)
+@users_router.patch("/me", response_model=UserMeUpdated)
+async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep, client: ClientDep) -> UserMeUpdated:
+    """Change your name; or ask for a new email address (sensitive: a session and a recent sign-in or
+    `password`), which changes once the link mailed to it is used."""
+    client = client.acting(principal)
+    pending = None
+    if body.email is not None:
+        await require_recent_proof(gh, principal, password=body.password, client=client)
+        pending = await request_email_change(gh, user_id=principal.user_id, email=body.email, client=client)
+    user = await update_user(gh, user_id=principal.user_id, full_name=body.full_name, client=client)
+    return UserMeUpdated(**to_public(user).model_dump(), pending_email=pending)
+
+
+@users_router.delete("/me", status_code=204)
+async def delete_me(principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None) -> None:
+    """Delete your account with its sessions, keys and links (sensitive; the last admin stays)."""
+    client = client.acting(principal)
+    await require_recent_proof(gh, principal, password=body.password if body else None, client=client)
+    await delete_user(gh, user_id=principal.user_id, client=client)
 
 
 @users_router.post("/me/password", status_code=204)
-async def change_password(body: PasswordChange, principal: Writer, gh: GatehouseDep, client: ClientDep) -> None:
-    """Change your password; every other session ends."""
-    await set_password(gh, user_id=principal.user_id, new_password=body.new_password,
-                       current_password=body.current_password, keep_session=principal.session_id,
-                       client=client.acting(principal))
+async def change_password_route(body: PasswordChange, principal: Writer, gh: GatehouseDep, client: ClientDep) -> None:
+    """Change your password (sessions only); every other session ends, API keys stay unless
+    `revoke_api_keys`."""
+    await change_password(gh, principal=principal, current_password=body.current_password,
+                          new_password=body.new_password, revoke_api_keys=body.revoke_api_keys,
+                          client=client.acting(principal))
 
 
 @auth_router.post("/password-reset/request", status_code=202, response_model=Accepted)
@@ -3076,10 +3522,25 @@ async def password_reset_request(body: ResetRequest, gh: GatehouseDep, client: C
     return Accepted()
 
 
-@auth_router.post("/password-reset/confirm", status_code=204)
-async def password_reset_confirm(body: ResetConfirm, gh: GatehouseDep, client: ClientDep) -> None:
-    """Set a new password with a reset token; every session ends."""
-    await set_password(gh, new_password=body.new_password, reset_token=body.token, client=client)
+@auth_router.post("/password-reset/confirm", response_model=CredentialsEndedOut)
+async def password_reset_confirm(body: ResetConfirm, gh: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
+    """Set a new password with a reset token; every session ends and every API key is revoked."""
+    ended = await reset_password(gh, token=body.token, new_password=body.new_password, client=client)
+    return CredentialsEndedOut(sessions_ended=ended.sessions_ended, api_keys_revoked=ended.api_keys_revoked)
+
+
+@auth_router.post("/email-change/confirm", response_model=UserPublic)
+async def email_change_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> UserPublic:
+    """Use the link mailed to the new address: it becomes the account's address."""
+    return to_public(await confirm_email_change(gh, token=body.token, client=client))
+
+
+@auth_router.post("/email-change/revert", response_model=CredentialsEndedOut)
+async def email_change_revert(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
+    """"This wasn't me" from the notice sent to the old address: the change is undone, every session
+    ends and every API key is revoked."""
+    ended = await revert_email_change(gh, token=body.token, client=client)
+    return CredentialsEndedOut(sessions_ended=ended.sessions_ended, api_keys_revoked=ended.api_keys_revoked)
 
 
 @auth_router.post("/verify/request", status_code=202, response_model=Accepted)
@@ -3159,11 +3620,16 @@ async def audit_log(
 
 @keys_router.post("", status_code=201, response_model=ApiKeyCreated)
 async def create_key(body: ApiKeyCreate, principal: KeyWriter, gh: GatehouseDep, client: ClientDep) -> ApiKeyCreated:
-    """Create an API key (for yourself, or with the admin scope for anyone); the key is shown once."""
+    """Create an API key (for yourself, or with the admin scope for anyone); the key is shown once.
+    From a session this is sensitive (a recent sign-in or `password`); a key made by a key holds no
+    more scopes, expires no later, and is revoked with it."""
     owner = _acting_for(principal, body.user_id)
+    client = client.acting(principal)
+    if principal.key_id is None:
+        await require_recent_proof(gh, principal, password=body.password, client=client)
     row, key = await create_api_key(gh, user_id=owner, name=body.name, scopes=list(body.scopes),
                                     expires_days=body.expires_in_days, granted=principal.scopes,
-                                    client=client.acting(principal))
+                                    parent_id=principal.key_id, client=client)
     return ApiKeyCreated(**ApiKeyPublic.of(row).model_dump(), key=key)
 
 
@@ -3359,7 +3825,7 @@ class EdgeMiddleware:
             return 0.0
         ip = _client_ip(scope["client"][0] if scope.get("client") else "unknown",
                         header.get(b"x-forwarded-for", b"").decode("latin-1"), self.trusted)
-        return await gh.cache.hit_general(f"ip:{ip}", gh.settings.rate_general_ip)
+        return await gh.cache.hit_general(f"ip:{ip_group(ip)}", gh.settings.rate_general_ip)
 
     def _limited(self, receive: Any) -> Any:
         received = 0

@@ -618,10 +618,11 @@ async def test_me_read_and_update(client: httpx.AsyncClient) -> None:
     assert (await client.get("/users/me", headers=auth)).json() == user
     r = await client.patch("/users/me", headers=auth, json={"full_name": "After", "email": "New.Addr@Example.com"})
     assert r.status_code == 200
-    assert r.json()["full_name"] == "After" and r.json()["email"] == "new.addr@example.com"
+    assert r.json()["full_name"] == "After" and r.json()["email"] == user["email"]
+    assert r.json()["pending_email"] == "new.addr@example.com"  # changes once the link mailed there is used
     me = (await client.get("/users/me", headers=auth)).json()  # no stale cached copy
-    assert me["full_name"] == "After" and me["email"] == "new.addr@example.com"
-    await login(client, "new.addr@example.com")
+    assert me["full_name"] == "After" and me["email"] == user["email"]
+    await login(client, user["email"])
 
 
 @pytest.mark.parametrize("body", [{"role": "admin"}, {"is_active": False}, {"id": str(uuid.uuid4())},
@@ -1369,7 +1370,7 @@ async def test_api_key_cannot_exceed_owner_or_creator(client: httpx.AsyncClient,
     await admin_tokens(client, settings)  # another admin, so this one may be demoted
     await service.update_user(client.gatehouse, user_id=uuid.UUID(admin["id"]), role="user")  # demoted
     r = await client.get(f"/api-keys?user_id={uuid.uuid4()}", headers=bearer(admin_key))
-    assert r.status_code == 403 and error_code(r) == "insufficient_scope"  # the key lost admin with its owner
+    assert r.status_code == 401 and error_code(r) == "invalid_api_key"  # revoked with the owner's admin role
 
 
 async def test_admin_manages_other_users_keys(client: httpx.AsyncClient, settings: Settings) -> None:
@@ -1780,7 +1781,8 @@ async def test_password_reset_end_to_end(make_settings: Any, receiver: Receiver)
 
         token = token_of(message["link"])
         body = {"token": token, "new_password": "reset to this one"}
-        assert (await client.post("/auth/password-reset/confirm", json=body)).status_code == 204
+        r = await client.post("/auth/password-reset/confirm", json=body)
+        assert r.status_code == 200 and r.json() == {"sessions_ended": 2, "api_keys_revoked": 0}
         for tokens in (first, other):
             assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
         assert (await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})).status_code \
@@ -1819,7 +1821,7 @@ async def test_reset_tokens_expire_and_die_with_the_password(client: httpx.Async
     assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
     third = token_of(await service.password_reset_link(gh, user_id=uuid.UUID(user["id"])))
     assert (await client.post("/auth/password-reset/confirm",
-                              json={"token": third, "new_password": "brand new pass"})).status_code == 204
+                              json={"token": third, "new_password": "brand new pass"})).status_code == 200
     r = await client.post("/auth/password-reset/confirm", json={"token": second, "new_password": "another pass!"})
     assert r.status_code == 400  # other outstanding links died with the old password
     r = await client.post("/auth/password-reset/confirm", json={"token": "x" * 43, "new_password": "another pass!"})
@@ -1845,7 +1847,7 @@ async def test_cli_reset_link(settings: Settings, client: httpx.AsyncClient) -> 
     assert result.exit_code == 0 and "token=" in result.output
     token = token_of(result.output.strip())
     assert (await client.post("/auth/password-reset/confirm",
-                              json={"token": token, "new_password": "chosen by cli"})).status_code == 204
+                              json={"token": token, "new_password": "chosen by cli"})).status_code == 200
     await login(client, user["email"], "chosen by cli")
     assert (await run_cli(settings, "reset-link", "ghost@example.com")).exit_code == 1
 
@@ -1870,11 +1872,9 @@ async def test_email_verification(make_settings: Any, receiver: Receiver) -> Non
         tokens = await login(client, user["email"])
         me = (await client.get("/users/me", headers=bearer(tokens["access_token"]))).json()
         assert me["email_verified_at"] is not None
-        # a new address must be verified again; a link sent to the old one is worthless
-        r = await client.post("/auth/verify/request", headers=bearer(tokens["access_token"]))
-        assert r.status_code == 202
-        r = await client.patch("/users/me", headers=bearer(tokens["access_token"]), json={"email": "moved@example.com"})
-        assert r.json()["email_verified_at"] is None
+        # an admin's change of address applies at once, and the new address must be verified again
+        changed = await service.update_user(client.gatehouse, user_id=uuid.UUID(user["id"]), email="moved@example.com")
+        assert changed.email_verified_at is None
 
 
 # Audit log ###################################################################
@@ -2580,3 +2580,373 @@ def json_loads(text: str) -> Any:
     import json
 
     return json.loads(text)
+
+
+# Takeover resistance: step-up, email change, lockout, credential bounds ######
+
+
+@asynccontextmanager
+async def from_address(client: httpx.AsyncClient, ip: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Another client of the same app, connecting from `ip`."""
+    transport = httpx.ASGITransport(app=client._transport.app, client=(ip, 5000))  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=transport, base_url="http://gatehouse.test") as other:
+        other.gatehouse = client.gatehouse  # type: ignore[attr-defined]
+        yield other
+
+
+async def age_proof(gh: service.Gatehouse, session_id: str, minutes: int) -> None:
+    """Move a session's last proof of the password `minutes` into the past."""
+    async with gh.transaction(write=True) as db:
+        await db.execute(sa.update(service.LoginSession).where(service.LoginSession.id == uuid.UUID(session_id))
+                         .values(authenticated_at=service.utcnow() - service.timedelta(minutes=minutes)))
+
+
+async def stale_tokens(client: httpx.AsyncClient, tokens: dict[str, Any]) -> dict[str, Any]:
+    """The same session's tokens after its last sign-in has aged past REAUTH_MINUTES (as a stolen token would be)."""
+    await age_proof(client.gatehouse, claims(tokens["access_token"])["sid"], 60)
+    r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def settle(gh: service.Gatehouse) -> None:
+    """Wait until the background work requests started (mail, bookkeeping) has finished."""
+    while gh._tasks:
+        await asyncio.wait(list(gh._tasks))
+
+
+async def messages_of(receiver: "Receiver", kind: str, count: int = 1) -> list[dict[str, Any]]:
+    await _until(lambda: asyncio.sleep(0, sum(m["type"] == kind for m in receiver.messages) >= count), kind)
+    return [m for m in receiver.messages if m["type"] == kind]
+
+
+async def test_tokens_carry_auth_time_and_refresh_keeps_it(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    first = claims(tokens["access_token"])
+    assert abs(first["auth_time"] - time.time()) < 60
+    r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert claims(r.json()["access_token"])["auth_time"] == first["auth_time"]  # a refresh proves nothing
+
+
+async def test_attack_api_key_with_users_write_cannot_take_over_the_account(client: httpx.AsyncClient,
+                                                                            settings: Settings) -> None:
+    admin, session = await admin_tokens(client, settings)
+    await admin_tokens(client, settings)  # a second admin, so deleting would not hit the last-admin guard
+    key = (await make_key(client, session["access_token"], scopes=["users:read", "users:write"]))["key"]
+    attempts = [("PATCH", "/users/me", {"email": "attacker@example.com"}),
+                ("POST", "/users/me/password", {"current_password": PASSWORD, "new_password": "attacker pass 1"}),
+                ("DELETE", "/users/me", {"password": PASSWORD})]
+    for method, path, body in attempts:
+        r = await client.request(method, path, headers=bearer(key), json=body)
+        assert r.status_code == 403 and error_code(r) == "session_required", (path, r.text)
+    assert (await client.patch("/users/me", headers=bearer(key), json={"full_name": "ok"})).status_code == 200
+    row = await user_row(client.gatehouse, admin["email"])
+    assert row.email == admin["email"] and row.full_name == "ok"
+    await login(client, admin["email"])
+
+
+async def test_attack_stolen_stale_access_token_cannot_change_email_or_delete(client: httpx.AsyncClient) -> None:
+    user, fresh = await new_user(client)
+    stolen = await stale_tokens(client, fresh)
+    auth = bearer(stolen["access_token"])
+    for method, path, body in [("PATCH", "/users/me", {"email": "attacker@example.com"}),
+                               ("DELETE", "/users/me", None),
+                               ("POST", "/api-keys", {"name": "backdoor", "scopes": ["users:read"]})]:
+        r = await client.request(method, path, headers=auth, json=body)
+        assert r.status_code == 401 and error_code(r) == "reauthentication_required", (path, r.text)
+        assert "POST /auth/reauthenticate" in r.json()["error"]["message"]
+    r = await client.patch("/users/me", headers=auth, json={"email": "attacker@example.com", "password": "guess 1234"})
+    assert r.status_code == 400 and error_code(r) == "wrong_password"
+    assert (await user_row(client.gatehouse, user["email"])).email == user["email"]
+    # the owner proves the password: once in the request, or once for REAUTH_MINUTES
+    r = await client.patch("/users/me", headers=auth, json={"email": "mine@example.com", "password": PASSWORD})
+    assert r.status_code == 200 and r.json()["pending_email"] == "mine@example.com"
+    r = await client.post("/auth/reauthenticate", headers=auth, json={"password": PASSWORD})
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    stepped = r.json()
+    assert claims(stepped["access_token"])["sid"] == claims(stolen["access_token"])["sid"]  # the same session
+    assert claims(stepped["access_token"])["auth_time"] > claims(stolen["access_token"])["auth_time"]
+    assert stepped["refresh_token"] == stolen["refresh_token"]  # nothing rotated
+    assert (await make_key(client, stepped["access_token"]))["name"] == "ci"
+    r = await client.post("/auth/reauthenticate", headers=auth, json={"password": "not it at all"})
+    assert r.status_code == 401 and error_code(r) == "invalid_credentials"
+
+
+async def test_attack_email_change_needs_the_new_mailbox_and_the_old_one_can_undo_it(
+        make_settings: Any, receiver: "Receiver") -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        auth = bearer(tokens["access_token"])
+        key = (await make_key(client, tokens["access_token"]))["key"]
+        r = await client.patch("/users/me", headers=auth, json={"email": "New@Example.com"})
+        assert r.status_code == 200 and r.json()["email"] == user["email"]
+        [confirm] = await messages_of(receiver, "email_change_confirm")
+        [notice] = await messages_of(receiver, "email_change_notice")
+        assert confirm["email"] == "new@example.com" and notice["email"] == user["email"]
+        assert notice["new_email"] == "new@example.com"
+        # until confirmed, login and reset use the old address
+        await login(client, user["email"])
+        r = await client.post("/auth/login", json={"email": "new@example.com", "password": PASSWORD})
+        assert r.status_code == 401
+        r = await client.post("/auth/email-change/confirm", json={"token": token_of(confirm["link"])})
+        assert r.status_code == 200 and r.json()["email"] == "new@example.com" and r.json()["email_verified_at"]
+        r = await client.post("/auth/email-change/confirm", json={"token": token_of(confirm["link"])})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"  # single use
+        await login(client, "new@example.com")
+        # "this wasn't me" from the old address undoes it and throws every credential out
+        r = await client.post("/auth/email-change/revert", json={"token": token_of(notice["link"])})
+        assert r.status_code == 200 and r.json() == {"sessions_ended": 3, "api_keys_revoked": 1}
+        assert (await client.get("/users/me", headers=auth)).status_code == 401
+        assert (await client.get("/users/me", headers=bearer(key))).status_code == 401
+        assert (await user_row(client.gatehouse, user["email"])).email == user["email"]
+        await login(client, user["email"])
+        r = await client.post("/auth/email-change/revert", json={"token": token_of(notice["link"])})
+        assert r.status_code == 400
+        events = [e.event for e in (await service.list_audit(client.gatehouse, user_id=uuid.UUID(user["id"])))[0]]
+        assert {"user.email_change_request", "user.email_change", "user.email_change_revert"} <= set(events)
+
+
+async def test_attack_pending_email_change_cancelled_before_confirmation(make_settings: Any,
+                                                                         receiver: "Receiver") -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        await client.patch("/users/me", headers=bearer(tokens["access_token"]), json={"email": "evil@example.com"})
+        [confirm] = await messages_of(receiver, "email_change_confirm")
+        [notice] = await messages_of(receiver, "email_change_notice")
+        r = await client.post("/auth/email-change/revert", json={"token": token_of(notice["link"])})
+        assert r.status_code == 200 and r.json()["sessions_ended"] == 1
+        r = await client.post("/auth/email-change/confirm", json={"token": token_of(confirm["link"])})
+        assert r.status_code == 400  # the pending change died with the revert
+        assert (await user_row(client.gatehouse, user["email"])).email == user["email"]
+
+
+async def test_old_verification_link_is_worthless_after_an_email_change(make_settings: Any,
+                                                                       receiver: "Receiver") -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        _, tokens = await new_user(client)
+        auth = bearer(tokens["access_token"])
+        assert (await client.post("/auth/verify/request", headers=auth)).status_code == 202
+        [verify] = await messages_of(receiver, "email_verification")
+        await client.patch("/users/me", headers=auth, json={"email": "moved@example.com"})
+        [confirm] = await messages_of(receiver, "email_change_confirm")
+        assert (await client.post("/auth/email-change/confirm", json={"token": token_of(confirm["link"])})) \
+            .status_code == 200
+        r = await client.post("/auth/verify/confirm", json={"token": token_of(verify["link"])})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+
+
+async def test_admin_email_change_applies_at_once_and_notifies_the_old_address(make_settings: Any,
+                                                                             receiver: "Receiver") -> None:
+    settings = make_settings(webhook_url=receiver.url)
+    async with running(settings) as client:
+        _, admin = await admin_tokens(client, settings)
+        user = await register(client)
+        r = await client.patch(f"/users/{user['id']}", headers=bearer(admin["access_token"]),
+                               json={"email": "assigned@example.com"})
+        assert r.status_code == 200 and r.json()["email"] == "assigned@example.com"
+        [notice] = await messages_of(receiver, "email_changed")
+        assert notice["email"] == user["email"] and notice["new_email"] == "assigned@example.com"
+
+
+async def test_attack_reset_after_compromise_revokes_every_api_key(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client)
+    parent = await make_key(client, tokens["access_token"], scopes=["keys:write", "users:read"])
+    child = await make_key(client, parent["key"], scopes=["users:read"])
+    link = await service.password_reset_link(client.gatehouse, user_id=uuid.UUID(user["id"]))
+    r = await client.post("/auth/password-reset/confirm", json={"token": token_of(link), "new_password": "fresh start!"})
+    assert r.status_code == 200 and r.json() == {"sessions_ended": 1, "api_keys_revoked": 2}
+    for key in (parent["key"], child["key"]):
+        assert (await client.get("/users/me", headers=bearer(key))).status_code == 401
+    [row] = [e for e in (await service.list_audit(client.gatehouse, event="user.password_reset"))[0]]
+    assert json_detail(row)["keys_revoked"] == 2
+
+
+def json_detail(row: service.AuditEvent) -> dict[str, Any]:
+    import json
+
+    return json.loads(row.detail)
+
+
+async def test_voluntary_password_change_keeps_keys_unless_asked(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    auth = bearer(tokens["access_token"])
+    key = (await make_key(client, tokens["access_token"]))["key"]
+    body = {"current_password": PASSWORD, "new_password": "second password"}
+    assert (await client.post("/users/me/password", headers=auth, json=body)).status_code == 204
+    assert (await client.get("/users/me", headers=bearer(key))).status_code == 200
+    body = {"current_password": "second password", "new_password": "third password", "revoke_api_keys": True}
+    assert (await client.post("/users/me/password", headers=auth, json=body)).status_code == 204
+    assert (await client.get("/users/me", headers=bearer(key))).status_code == 401
+    assert (await client.get("/users/me", headers=auth)).status_code == 200  # this session stays
+
+
+async def test_owner_deletes_own_account_with_everything(client: httpx.AsyncClient, settings: Settings) -> None:
+    user, tokens = await new_user(client)
+    key = (await make_key(client, tokens["access_token"]))["key"]
+    await service.password_reset_link(client.gatehouse, user_id=uuid.UUID(user["id"]))
+    r = await client.request("DELETE", "/users/me", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 204
+    for credential in (tokens["access_token"], key):
+        assert (await client.get("/users/me", headers=bearer(credential))).status_code == 401
+    assert (await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})).status_code == 401
+    async with client.gatehouse.transaction() as db:
+        for model in (service.LoginSession, service.ApiKey, service.ActionToken):
+            assert await db.scalar(sa.select(sa.func.count()).select_from(model)
+                                   .where(model.user_id == uuid.UUID(user["id"]))) == 0
+    [row] = (await service.list_audit(client.gatehouse, event="user.delete"))[0]
+    assert row.actor_id == row.subject_id == uuid.UUID(user["id"])
+    # the last admin cannot leave the service without one
+    admin, admin_session = await admin_tokens(client, settings)
+    r = await client.request("DELETE", "/users/me", headers=bearer(admin_session["access_token"]),
+                             json={"password": PASSWORD})
+    assert r.status_code == 409 and error_code(r) == "last_admin"
+
+
+async def test_attack_strangers_failed_logins_cannot_lock_out_the_owner(make_settings: Any,
+                                                                        receiver: "Receiver") -> None:
+    settings = make_settings(webhook_url=receiver.url, rate_login_failures_account="6/h",
+                             rate_login_failures_account_ip="5/h")
+    async with running(settings) as client:
+        user, _ = await new_user(client)
+        wrong = {"email": user["email"], "password": "a wrong guess"}
+        for n in range(4):  # four addresses, three guesses each: the account-wide limit trips
+            async with from_address(client, f"198.51.100.{n}") as stranger:
+                for _ in range(3):
+                    await stranger.post("/auth/login", json=wrong)
+        async with from_address(client, "203.0.113.50") as owner:
+            right = {"email": user["email"], "password": PASSWORD}
+            r = await owner.post("/auth/login", json=right)
+            assert r.status_code == 401 and error_code(r) == "login_code_required"
+            r_wrong = await owner.post("/auth/login", json=wrong)  # no oracle: a wrong password looks the same
+            assert r_wrong.status_code == 401 and r_wrong.json()["error"]["message"] == r.json()["error"]["message"]
+            [mail] = await messages_of(receiver, "login_code")  # only the right password sent a code
+            assert mail["email"] == user["email"] and len(mail["code"]) == 8
+            r = await owner.post("/auth/login", json={**wrong, "code": mail["code"]})
+            assert r.status_code == 401  # a code does not stand in for the password
+            r = await owner.post("/auth/login", json={**right, "code": mail["code"]})
+            assert r.status_code == 200, r.text
+            r = await owner.post("/auth/login", json={**right, "code": mail["code"]})
+            assert r.status_code == 401  # single use
+        # a completed reset clears the account's counters: the password alone works again
+        link = await service.password_reset_link(client.gatehouse, user_id=uuid.UUID(user["id"]))
+        await client.post("/auth/password-reset/confirm", json={"token": token_of(link), "new_password": PASSWORD})
+        async with from_address(client, "203.0.113.51") as owner:
+            assert (await owner.post("/auth/login", json=right)).status_code == 200
+
+
+async def test_attack_fifty_parallel_wrong_logins_get_no_more_checks_than_the_limit(make_settings: Any) -> None:
+    async with running(make_settings(rate_login_failures_account_ip="10/h")) as client:
+        user = await register(client)
+        hasher = client.gatehouse.hasher
+        before = hasher.checks
+        wrong = {"email": user["email"], "password": "a wrong guess"}
+        answers = await asyncio.gather(*(client.post("/auth/login", json=wrong) for _ in range(50)))
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [401] * 10 + [429] * 40
+        assert hasher.checks - before == 10
+
+
+async def test_attack_wrong_current_passwords_count_toward_the_login_limits(make_settings: Any) -> None:
+    async with running(make_settings(rate_login_failures_account_ip="4/h")) as client:
+        user, tokens = await new_user(client)
+        auth = bearer(tokens["access_token"])
+        body = {"current_password": "not my password", "new_password": "whatever it is"}
+        for _ in range(2):
+            r = await client.post("/users/me/password", headers=auth, json=body)
+            assert r.status_code == 400 and error_code(r) == "wrong_password"
+        for _ in range(2):
+            r = await client.post("/auth/reauthenticate", headers=auth, json={"password": "not my password"})
+            assert r.status_code == 401
+        r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+        assert r.status_code == 429  # four wrong guesses through the session spent this address's budget
+        failures = (await service.list_audit(client.gatehouse, user_id=uuid.UUID(user["id"])))[0]
+        assert sorted(e.event for e in failures if e.outcome == "failure") == \
+            ["auth.reauthenticate"] * 2 + ["auth.step_up"] * 2
+
+
+async def test_attack_strangers_cannot_spend_the_owners_reset_mail(make_settings: Any, receiver: "Receiver") -> None:
+    settings = make_settings(webhook_url=receiver.url, rate_reset_email="4/h", rate_reset_email_ip="2/h")
+    async with running(settings) as client:
+        user = await register(client)
+        async with from_address(client, "203.0.113.7") as owner:
+            await login(owner, user["email"])  # the owner has signed in from here before
+        for n in range(6):  # six strangers, three requests each
+            async with from_address(client, f"198.51.100.{n}") as stranger:
+                for _ in range(3):
+                    r = await stranger.post("/auth/password-reset/request", json={"email": user["email"]})
+                    assert r.status_code == 202
+        await settle(client.gatehouse)
+        assert len(receiver.messages) == 4  # the mailbox cap held against 18 requests from 6 addresses
+        async with from_address(client, "203.0.113.7") as owner:
+            assert (await owner.post("/auth/password-reset/request", json={"email": user["email"]})).status_code \
+                == 202
+        await messages_of(receiver, "password_reset", 5)  # the owner's request still got through
+
+
+async def test_attack_rotating_ipv6_addresses_in_one_64_shares_one_limit(make_settings: Any) -> None:
+    async with running(make_settings(rate_auth_ip="3/h")) as client:
+        answers = []
+        for n in range(4):
+            async with from_address(client, f"2001:db8:1:2::{n + 1:x}") as rotating:
+                r = await rotating.post("/auth/register", json={"email": f"v6-{n}@example.com", "password": PASSWORD})
+                answers.append(r.status_code)
+        assert answers == [201, 201, 201, 429]
+        async with from_address(client, "2001:db8:1:3::1") as neighbour:  # another /64
+            r = await neighbour.post("/auth/register", json={"email": "v6-n@example.com", "password": PASSWORD})
+            assert r.status_code == 201
+    assert service.ip_group("::ffff:192.0.2.1") == "192.0.2.1"
+
+
+async def test_attack_key_made_by_a_key_cannot_outlive_outrank_or_survive_its_parent(
+        client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    parent = await make_key(client, tokens["access_token"], scopes=["keys:write", "users:read"], expires_in_days=5)
+    r = await client.post("/api-keys", headers=bearer(parent["key"]),
+                          json={"name": "longer", "scopes": ["users:read"], "expires_in_days": 10})
+    assert r.status_code == 403 and error_code(r) == "key_outlives_parent"
+    r = await client.post("/api-keys", headers=bearer(parent["key"]), json={"name": "up", "scopes": ["users:write"]})
+    assert r.status_code == 403 and error_code(r) == "insufficient_scope"
+    child = await make_key(client, parent["key"], scopes=["users:read", "keys:write"])
+    assert child["expires_at"] == parent["expires_at"] and child["parent_id"] == parent["id"]
+    grandchild = await make_key(client, child["key"], scopes=["users:read"])
+    r = await client.delete(f"/api-keys/{parent['id']}", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 204
+    for key in (parent, child, grandchild):
+        assert (await client.get("/users/me", headers=bearer(key["key"]))).status_code == 401
+
+
+async def test_attack_demoted_admins_keys_do_not_come_back_on_repromotion(client: httpx.AsyncClient,
+                                                                         settings: Settings) -> None:
+    admin, session = await admin_tokens(client, settings)
+    await admin_tokens(client, settings)
+    strong = (await make_key(client, session["access_token"], scopes=["admin", "users:read"]))["key"]
+    plain = (await make_key(client, session["access_token"], scopes=["users:read"]))["key"]
+    gh, admin_id = client.gatehouse, uuid.UUID(admin["id"])
+    await service.update_user(gh, user_id=admin_id, role="user")
+    await service.update_user(gh, user_id=admin_id, role="admin")
+    assert (await client.get("/users", headers=bearer(strong))).status_code == 401
+    assert (await client.get("/users/me", headers=bearer(plain))).status_code == 200  # held nothing above "user"
+
+
+async def test_session_has_an_absolute_lifetime(make_settings: Any) -> None:
+    async with running(make_settings(session_max_days=2, refresh_token_days=30)) as client:
+        _, tokens = await new_user(client)
+        sid = uuid.UUID(claims(tokens["access_token"])["sid"])
+        row = await session_row(client.gatehouse, str(sid))
+        assert row.expires_at - row.created_at == service.timedelta(days=2)
+        async with client.gatehouse.transaction(write=True) as db:  # a session kept alive by refreshes for 3 days
+            await db.execute(sa.update(service.LoginSession).where(service.LoginSession.id == sid).values(
+                created_at=service.utcnow() - service.timedelta(days=3),
+                expires_at=service.utcnow() + service.timedelta(days=20)))
+        r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 401 and error_code(r) == "token_expired"
+
+
+async def test_attack_bogus_reset_tokens_cost_no_hash_and_are_rate_limited(make_settings: Any) -> None:
+    async with running(make_settings(rate_auth_ip="3/h")) as client:
+        hasher = client.gatehouse.hasher
+        before = hasher.hashes
+        body = {"token": "x" * 43, "new_password": "whatever it is"}
+        answers = [(await client.post("/auth/password-reset/confirm", json=body)).status_code for _ in range(4)]
+        assert answers == [400, 400, 400, 429]
+        assert hasher.hashes == before
