@@ -2950,3 +2950,27 @@ async def test_attack_bogus_reset_tokens_cost_no_hash_and_are_rate_limited(make_
         answers = [(await client.post("/auth/password-reset/confirm", json=body)).status_code for _ in range(4)]
         assert answers == [400, 400, 400, 429]
         assert hasher.hashes == before
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # limits are shared through Redis; in-process ones are per process
+async def test_attack_guesses_spread_over_two_instances_share_one_budget(make_settings: Any,
+                                                                         receiver: "Receiver") -> None:
+    settings = make_settings(webhook_url=receiver.url, rate_login_failures_account_ip="10/h",
+                             rate_login_failures_account="12/h")
+    async with running(settings) as a, running(settings) as b:
+        user = await register(a)
+        wrong = {"email": user["email"], "password": "a wrong guess"}
+        checks = a.gatehouse.hasher.checks + b.gatehouse.hasher.checks
+        answers = await asyncio.gather(*(c.post("/auth/login", json=wrong) for c in (a, b) * 25))
+        assert sorted(r.status_code for r in answers) == [401] * 10 + [429] * 40
+        assert a.gatehouse.hasher.checks + b.gatehouse.hasher.checks - checks == 10
+        async with from_address(a, "198.51.100.1") as stranger:  # the account-wide limit fills up on A ...
+            for _ in range(3):
+                await stranger.post("/auth/login", json=wrong)
+        async with from_address(b, "203.0.113.9") as owner:  # ... and B asks the owner for the mailed code
+            right = {"email": user["email"], "password": PASSWORD}
+            r = await owner.post("/auth/login", json=right)
+            assert r.status_code == 401 and error_code(r) == "login_code_required"
+            [mail] = await messages_of(receiver, "login_code")
+        async with from_address(a, "203.0.113.9") as owner:  # the code works on either instance
+            assert (await owner.post("/auth/login", json={**right, "code": mail["code"]})).status_code == 200
