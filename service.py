@@ -1191,7 +1191,7 @@ class TokenIssuer:
             segment = token.split(".", 1)[0]
             header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
             algorithm, kid = header.get("alg"), header.get("kid")
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: nested too deep
             raise InvalidToken() from None
         if algorithm not in SIGNING_ALGORITHMS:
             raise InvalidToken("The token's algorithm is not allowed.", code="invalid_algorithm")
@@ -3008,7 +3008,7 @@ async def _read_login(request: Request) -> LoginIn:
             data: Any = {"email": form.get("username"), "password": form.get("password")}
         else:
             data = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise ServiceError("The body is not valid JSON.", code="malformed_json") from None
     try:
         return LoginIn.model_validate(data)
