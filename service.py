@@ -366,6 +366,10 @@ class NotFound(ServiceError):
     status_code, code, message = 404, "not_found", "Not found."
 
 
+class InvalidCursor(InvalidInput):
+    code, message = "invalid_cursor", "cursor: not a cursor this service issued"
+
+
 class UserNotFound(NotFound):
     code, message = "user_not_found", "No such user."
 
@@ -1962,12 +1966,21 @@ def _encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(json.dumps([at.isoformat(), row_id.hex]).encode()).decode().rstrip("=")
 
 
+# Rows are stamped with utcnow(): a time before the epoch or in the calendar's last year is in
+# no cursor this service issued, and at the calendar's edges the conversion to UTC overflows.
+_CURSOR_TIMES = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+
+
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         at, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at).astimezone(UTC), uuid.UUID(row_id)
-    except (ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidInput("cursor: not a cursor this service issued", code="invalid_cursor") from None
+        when = datetime.fromisoformat(at).astimezone(UTC)
+        row = uuid.UUID(row_id) if isinstance(row_id, str) else None
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
+        raise InvalidCursor() from None
+    if row is None or not _CURSOR_TIMES[0] <= when < _CURSOR_TIMES[1]:
+        raise InvalidCursor()
+    return when, row
 
 
 async def _keyset_page(db: AsyncSession, stmt: sa.Select[Any], at: Any, row_id: Any, *, cursor: str | None,
@@ -2608,10 +2621,21 @@ async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str) -> bool:
     return False
 
 
+def _utc_bound(at: datetime | None, name: str) -> datetime | None:
+    """A time filter in UTC (no offset means UTC); InvalidInput if UTC lies off the calendar."""
+    if at is None:
+        return None
+    try:
+        return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is 14 hours before year 1 in UTC
+        raise InvalidInput(f"{name}: {at.isoformat()} is outside the calendar once converted to UTC") from None
+
+
 async def list_audit(gh: Gatehouse, *, user_id: uuid.UUID | None = None, event: str | None = None,
                      since: datetime | None = None, until: datetime | None = None, cursor: str | None = None,
                      limit: int = 50) -> tuple[list[AuditEvent], str | None]:
     """A page of audit events, newest first (this process's queue is written first)."""
+    since, until = _utc_bound(since, "since"), _utc_bound(until, "until")
     await gh.flush_audit()
     stmt = sa.select(AuditEvent)
     if user_id is not None:

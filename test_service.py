@@ -2612,3 +2612,55 @@ async def test_attack_login_body_nested_1000_deep_is_400_malformed_json(client: 
     for path in ("/auth/register", "/auth/refresh"):  # FastAPI parses these bodies itself: 400 too
         r = await client.post(path, content=NESTED_1000, headers=json_body)
         assert r.status_code == 400 and error_code(r), path
+
+
+@pytest.mark.parametrize("decoded", [
+    [[1], [2]],
+    ["2026-01-01T00:00:00+00:00", [2]],
+    ["2026-01-01T00:00:00+00:00", 5],
+    ["2026-01-01T00:00:00+00:00"],
+    {"at": "2026-01-01T00:00:00+00:00", "id": "0" * 32},
+    ["0001-01-01T00:00:00+00:00", "0" * 32],
+    ["0001-01-01T00:00:00+01:00", "0" * 32],
+    ["9999-12-31T23:59:59+00:00", "0" * 32],
+    ["9999-12-31T23:59:59-01:00", "0" * 32],
+])
+async def test_attack_admin_cursor_of_another_shape_or_at_the_calendar_edge_is_422(
+        client: httpx.AsyncClient, settings: Settings, decoded: Any) -> None:
+    _, admin = await admin_tokens(client, settings)
+    for path in ("/users", "/audit"):
+        r = await client.get(path, headers=bearer(admin["access_token"]), params={"cursor": _b64(decoded)})
+        assert r.status_code == 422 and error_code(r) == "invalid_cursor", (path, r.text)
+
+
+@pytest.mark.parametrize("value, lies", [
+    ("0001-01-01T00:00:00Z", "before every row"),
+    ("0001-01-01T00:00:00", "before every row"),  # no offset: UTC, as the CLI reads it
+    ("0001-01-01T00:00:00-14:00", "before every row"),
+    ("0001-01-01T00:00:00+14:00", "off the calendar in UTC"),
+    ("9999-12-31T23:59:59Z", "after every row"),
+    ("9999-12-31T23:59:59.999999Z", "after every row"),
+    ("9999-12-31T23:59:59+14:00", "after every row"),
+    ("9999-12-31T23:59:59-14:00", "off the calendar in UTC"),
+])
+async def test_attack_audit_since_until_at_the_calendar_edges_are_right_rows_or_422(
+        client: httpx.AsyncClient, settings: Settings, value: str, lies: str) -> None:
+    _, admin = await admin_tokens(client, settings)
+    auth = bearer(admin["access_token"])
+    every = [e["id"] for e in (await client.get("/audit", headers=auth, params={"limit": 200})).json()["items"]]
+    assert every
+    for bound in ("since", "until"):
+        r = await client.get("/audit", headers=auth, params={bound: value, "limit": 200})
+        if lies == "off the calendar in UTC":
+            assert r.status_code == 422 and error_code(r) == "invalid_input", r.text
+            assert bound in r.json()["error"]["message"]
+            continue
+        assert r.status_code == 200, r.text
+        expect_all = (bound == "since") == (lies == "before every row")
+        assert [e["id"] for e in r.json()["items"]] == (every if expect_all else [])
+    result = await run_cli(settings, "audit", "--since", value)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    if lies == "off the calendar in UTC":
+        assert result.exit_code == 1 and result.output.startswith("error: since:"), result.output
+    else:
+        assert result.exit_code == 0, result.output
