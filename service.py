@@ -3122,7 +3122,7 @@ async def verify_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> 
 @users_router.get("", response_model=UserPage)
 async def admin_list_users(
     principal: AdminUser, gh: GatehouseDep,
-    email: Annotated[str | None, Query(max_length=320, description="Substring of the email.")] = None,
+    email: Annotated[str | None, Query(max_length=320, pattern=_NO_NUL, description="Substring of the email.")] = None,
     role: Literal["user", "admin"] | None = None, active: bool | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> UserPage:
@@ -3171,7 +3171,7 @@ async def admin_revoke_sessions(user_id: uuid.UUID, principal: AdminUser, gh: Ga
 @audit_router.get("", response_model=AuditPage)
 async def audit_log(
     principal: AdminUser, gh: GatehouseDep, user_id: uuid.UUID | None = None,
-    event: Annotated[str | None, Query(max_length=40)] = None, since: IsoTime | None = None,
+    event: Annotated[str | None, Query(max_length=40, pattern=_NO_NUL)] = None, since: IsoTime | None = None,
     until: IsoTime | None = None, cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage:

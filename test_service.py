@@ -2664,3 +2664,19 @@ async def test_attack_audit_since_until_at_the_calendar_edges_are_right_rows_or_
         assert result.exit_code == 1 and result.output.startswith("error: since:"), result.output
     else:
         assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/users", {"email": "\x00"}),
+    ("/users", {"email": "page\x00@example.com"}),
+    ("/audit", {"event": "\x00"}),
+    ("/audit", {"event": "auth.login\x00"}),
+])
+async def test_attack_nul_byte_in_admin_filters_is_422_on_every_backend(client: httpx.AsyncClient,
+                                                                       settings: Settings, path: str,
+                                                                       params: dict[str, str]) -> None:
+    _, admin = await admin_tokens(client, settings)
+    r = await client.get(path, headers=bearer(admin["access_token"]), params=params)
+    # PostgreSQL refuses NUL in text (was a 500); SQLite's LIKE stopped at it and matched everyone.
+    assert r.status_code == 422 and error_code(r) == "validation_error", r.text
+    assert r.json()["error"]["details"][0]["loc"] == ["query", *params]
