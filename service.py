@@ -766,7 +766,7 @@ def _create_engine(settings: Settings) -> AsyncEngine:
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
-                                     pool_timeout=settings.db_pool_timeout)
+                                     pool_timeout=settings.db_pool_timeout, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_connect(settings.sqlite_busy_timeout_ms))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -778,6 +778,7 @@ def _create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=settings.db_pool_pre_ping,
         connect_args={"timeout": settings.db_pool_timeout, "command_timeout": 30},
+        hide_parameters=True,
     )
 
 

@@ -2680,3 +2680,43 @@ async def test_attack_nul_byte_in_admin_filters_is_422_on_every_backend(client: 
     # PostgreSQL refuses NUL in text (was a 500); SQLite's LIKE stopped at it and matched everyone.
     assert r.status_code == 422 and error_code(r) == "validation_error", r.text
     assert r.json()["error"]["details"][0]["loc"] == ["query", *params]
+
+
+async def test_attack_unexpected_database_error_logs_no_bound_parameters(client: httpx.AsyncClient,
+                                                                        backend: str) -> None:
+    import io
+    import logging
+
+    # A trigger makes the users INSERT fail in a way no handler expects (neither a duplicate
+    # nor an outage); its bound parameters are the new email and the password hash.
+    if backend == "sqlite":
+        setup = ["CREATE TRIGGER gh_boom BEFORE INSERT ON users BEGIN SELECT zeroblob(2000000000); END"]
+        teardown = ["DROP TRIGGER gh_boom"]
+    else:
+        setup = ["CREATE FUNCTION gh_boom() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$ BEGIN RAISE EXCEPTION 'boom'; END $$",
+                 "CREATE TRIGGER gh_boom BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION gh_boom()"]
+        teardown = ["DROP TRIGGER gh_boom ON users", "DROP FUNCTION gh_boom()"]
+
+    async def run(statements: list[str]) -> None:
+        async with client.gatehouse.transaction(write=True) as db:
+            for statement in statements:
+                await db.execute(sa.text(statement))
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(service.JsonFormatter())
+    logger = logging.getLogger("gatehouse")
+    logger.addHandler(handler)
+    await run(setup)
+    try:
+        email = f"leak-{secrets.token_hex(4)}@example.com"
+        r = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
+    finally:
+        await run(teardown)
+        logger.removeHandler(handler)
+    assert r.status_code == 500 and error_code(r) == "internal_error"
+    logged = stream.getvalue()
+    assert "unhandled error" in logged and "INSERT INTO users" in logged  # the error was logged...
+    assert email not in logged and "$2b$" not in logged  # ...without the email or the hash
+    assert "hide_parameters" in logged
