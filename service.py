@@ -168,6 +168,7 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     prometheus_multiproc_dir: str = ""
     docs_enabled: bool | None = None
+    timing_headers: bool | None = None
     cors_origins: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
     cors_allow_credentials: bool = False
     allowed_hosts: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = ["*"]
@@ -214,6 +215,11 @@ class Settings(BaseSettings):
     @property
     def show_docs(self) -> bool:
         return self.environment == "development" if self.docs_enabled is None else self.docs_enabled
+
+    @property
+    def show_timing(self) -> bool:
+        # Off in production: a caller could time internal branches (which check failed, cache or not).
+        return self.environment == "development" if self.timing_headers is None else self.timing_headers
 
     @property
     def json_logs(self) -> bool:
@@ -3319,6 +3325,7 @@ class EdgeMiddleware:
         self.max_body = settings.max_body_bytes
         self.hosts = {h.lower() for h in settings.allowed_hosts}
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+        self.timing = settings.show_timing
         self.access = logging.getLogger("gatehouse.access")
         self.metrics = metrics(settings)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -3338,14 +3345,15 @@ class EdgeMiddleware:
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 outcome["status"], outcome["started"] = message["status"], True
-                elapsed = time.perf_counter() - started
                 headers = list(message.get("headers", []))
                 if not any(k == b"cache-control" for k, _ in headers):
                     headers.append((b"cache-control", b"no-store"))  # personal data: no caching by default
                 headers += [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
-                            (b"server-timing", f"app;dur={elapsed * 1000:.2f}".encode()),
-                            (b"x-process-time", f"{elapsed:.6f}".encode())]
+                            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+                if self.timing:
+                    elapsed = time.perf_counter() - started
+                    headers += [(b"server-timing", f"app;dur={elapsed * 1000:.2f}".encode()),
+                                (b"x-process-time", f"{elapsed:.6f}".encode())]
                 if scope.get("scheme") == "https":
                     headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
                 message = {**message, "headers": headers}

@@ -2720,3 +2720,14 @@ async def test_attack_unexpected_database_error_logs_no_bound_parameters(client:
     assert "unhandled error" in logged and "INSERT INTO users" in logged  # the error was logged...
     assert email not in logged and "$2b$" not in logged  # ...without the email or the hash
     assert "hide_parameters" in logged
+
+
+async def test_attack_timing_headers_are_off_in_production_unless_asked_for(make_settings: Any) -> None:
+    for overrides, shown in [({}, True), ({"timing_headers": False}, False),
+                             ({"environment": "production"}, False),
+                             ({"environment": "production", "timing_headers": True}, True)]:
+        async with running(make_settings(**overrides)) as client:
+            for r in (await client.get("/health/live"), await client.post("/auth/login", json={})):
+                assert ("server-timing" in r.headers) is shown, overrides
+                assert ("x-process-time" in r.headers) is shown, overrides
+                assert r.headers["x-content-type-options"] == "nosniff"
