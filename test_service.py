@@ -1163,11 +1163,21 @@ class Server:
 
     def __init__(self, settings: Settings, *args: str, log_path: Any = None, **env: str):
         self.env = {**os.environ, **settings_env(settings), **env}
-        self.args = args
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.command = ["uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
+                        "--log-level", "warning", *args]
         self.proc: Any = None
         self.log_path = log_path
+
+    @classmethod
+    def as_the_image(cls, settings: Settings, *, log_path: Any = None, **env: str) -> "Server":
+        """The Dockerfile's CMD exactly, but listening on a free loopback port."""
+        server = cls(settings, log_path=log_path, **{"ENVIRONMENT": "production", **env})
+        command = image_command()
+        command[command.index("--host") + 1], command[command.index("--port") + 1] = "127.0.0.1", str(server.port)
+        server.command = command
+        return server
 
     def start(self) -> "Server":
         import subprocess
@@ -1176,10 +1186,9 @@ class Server:
         if self.log_path is None:  # a file, not a pipe: an unread pipe would stall the server's logging
             self.log_path = tempfile.mkstemp(prefix="gatehouse-server-", suffix=".log")[1]
         stderr = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-access-log", "--log-level", "warning", *self.args],
-            cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=stderr)
+        # `python -m uvicorn`: the `uvicorn` on PATH may belong to another interpreter.
+        self.proc = subprocess.Popen([sys.executable, "-m", *self.command], cwd=REPO, env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=stderr)
         for _ in range(200):
             try:
                 if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
@@ -1204,6 +1213,17 @@ class Server:
         if self.proc and self.proc.poll() is None:
             self.proc.kill() if kill else self.proc.terminate()
             self.proc.wait(timeout=15)
+
+
+def image_command() -> list[str]:
+    """The Dockerfile's CMD as an argument list."""
+    import json
+    import re
+
+    dockerfile = open(os.path.join(REPO, "Dockerfile")).read()
+    command = json.loads(re.findall(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE)[-1])
+    assert command[0] == "uvicorn", command
+    return command
 
 
 def _cli_process(settings: Settings, *args: str) -> Any:
@@ -2184,7 +2204,11 @@ def test_compose_file_matches_the_dockerfile() -> None:
     assert "/health/live" in " ".join(app["healthcheck"]["test"]) and "/health/live" in dockerfile
     assert app["ports"] == ["8000:8000"] and "EXPOSE 8000" in dockerfile
     assert "\nUSER gatehouse" in dockerfile and "HEALTHCHECK" in dockerfile
-    assert 'CMD ["uvicorn", "service:app"' in dockerfile and '"--proxy-headers"' in dockerfile
+    # TRUSTED_PROXIES is the one rule for client addresses: uvicorn must not rewrite them first.
+    assert "FORWARDED_ALLOW_IPS" not in env
+    command = image_command()
+    assert command[:2] == ["uvicorn", "service:app"] and "--no-proxy-headers" in command
+    assert "--proxy-headers" not in command
     assert dockerfile.count("FROM ") >= 2  # build stage and runtime stage
 
 
@@ -2731,3 +2755,26 @@ async def test_attack_timing_headers_are_off_in_production_unless_asked_for(make
                 assert ("server-timing" in r.headers) is shown, overrides
                 assert ("x-process-time" in r.headers) is shown, overrides
                 assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_attack_spoofed_forwarded_for_with_the_image_command_changes_nothing(make_settings: Any,
+                                                                             tmp_path: Any) -> None:
+    import json
+
+    log_path = tmp_path / "server.log"
+    # FORWARDED_ALLOW_IPS=* is what the compose file used to set: the image must not care.
+    server = Server.as_the_image(make_settings(rate_auth_ip="3/m"), log_path=log_path,
+                                 FORWARDED_ALLOW_IPS="*").start()
+    spoofed = [f"203.0.113.{i}" for i in range(1, 5)]
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            codes = [c.post("/auth/login", json={"email": "nobody@example.com", "password": PASSWORD},
+                            headers={"X-Forwarded-For": ip}).status_code for ip in spoofed]
+    finally:
+        server.stop()
+    assert codes == [401, 401, 401, 429]  # one budget: the real peer's
+    text = log_path.read_text()
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    logins = [r for r in records if r["logger"] == "gatehouse.access" and r["route"] == "/auth/login"]
+    assert [r["client_ip"] for r in logins] == ["127.0.0.1"] * 4
+    assert not any(ip in text for ip in spoofed)
