@@ -21,6 +21,7 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2)"]
-# Production by default: it refuses to start without SECRET_KEY. --proxy-headers: client addresses and
-# scheme from the load balancer (set FORWARDED_ALLOW_IPS to its address); Gatehouse logs each request itself.
-CMD ["uvicorn", "service:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--no-access-log"]
+# Production by default: it refuses to start without SECRET_KEY. --no-proxy-headers: uvicorn would otherwise
+# take the client address from X-Forwarded-For (it trusts 127.0.0.1 by default); Gatehouse's TRUSTED_PROXIES
+# is the one rule for that. Gatehouse logs each request itself.
+CMD ["uvicorn", "service:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers", "--no-access-log"]

@@ -176,6 +176,7 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     prometheus_multiproc_dir: str = ""
     docs_enabled: bool | None = None
+    timing_headers: bool | None = None
     cors_origins: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
     cors_allow_credentials: bool = False
     allowed_hosts: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = ["*"]
@@ -222,6 +223,11 @@ class Settings(BaseSettings):
     @property
     def show_docs(self) -> bool:
         return self.environment == "development" if self.docs_enabled is None else self.docs_enabled
+
+    @property
+    def show_timing(self) -> bool:
+        # Off in production: a caller could time internal branches (which check failed, cache or not).
+        return self.environment == "development" if self.timing_headers is None else self.timing_headers
 
     @property
     def json_logs(self) -> bool:
@@ -392,6 +398,10 @@ class SignupDisabled(Forbidden):
 
 class NotFound(ServiceError):
     status_code, code, message = 404, "not_found", "Not found."
+
+
+class InvalidCursor(InvalidInput):
+    code, message = "invalid_cursor", "cursor: not a cursor this service issued"
 
 
 class UserNotFound(NotFound):
@@ -794,7 +804,7 @@ def _create_engine(settings: Settings) -> AsyncEngine:
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
-                                     pool_timeout=settings.db_pool_timeout)
+                                     pool_timeout=settings.db_pool_timeout, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_connect(settings.sqlite_busy_timeout_ms))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -806,6 +816,7 @@ def _create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=settings.db_pool_pre_ping,
         connect_args={"timeout": settings.db_pool_timeout, "command_timeout": 30},
+        hide_parameters=True,
     )
 
 
@@ -1235,7 +1246,7 @@ class TokenIssuer:
             segment = token.split(".", 1)[0]
             header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
             algorithm, kid = header.get("alg"), header.get("kid")
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: nested too deep
             raise InvalidToken() from None
         if algorithm not in SIGNING_ALGORITHMS:
             raise InvalidToken("The token's algorithm is not allowed.", code="invalid_algorithm")
@@ -2050,12 +2061,21 @@ def _encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(json.dumps([at.isoformat(), row_id.hex]).encode()).decode().rstrip("=")
 
 
+# Rows are stamped with utcnow(): a time before the epoch or in the calendar's last year is in
+# no cursor this service issued, and at the calendar's edges the conversion to UTC overflows.
+_CURSOR_TIMES = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+
+
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         at, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at).astimezone(UTC), uuid.UUID(row_id)
-    except (ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidInput("cursor: not a cursor this service issued", code="invalid_cursor") from None
+        when = datetime.fromisoformat(at).astimezone(UTC)
+        row = uuid.UUID(row_id) if isinstance(row_id, str) else None
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
+        raise InvalidCursor() from None
+    if row is None or not _CURSOR_TIMES[0] <= when < _CURSOR_TIMES[1]:
+        raise InvalidCursor()
+    return when, row
 
 
 async def _keyset_page(db: AsyncSession, stmt: sa.Select[Any], at: Any, row_id: Any, *, cursor: str | None,
@@ -3002,10 +3022,21 @@ async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str = "", **fie
     return False
 
 
+def _utc_bound(at: datetime | None, name: str) -> datetime | None:
+    """A time filter in UTC (no offset means UTC); InvalidInput if UTC lies off the calendar."""
+    if at is None:
+        return None
+    try:
+        return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is 14 hours before year 1 in UTC
+        raise InvalidInput(f"{name}: {at.isoformat()} is outside the calendar once converted to UTC") from None
+
+
 async def list_audit(gh: Gatehouse, *, user_id: uuid.UUID | None = None, event: str | None = None,
                      since: datetime | None = None, until: datetime | None = None, cursor: str | None = None,
                      limit: int = 50) -> tuple[list[AuditEvent], str | None]:
     """A page of audit events, newest first (this process's queue is written first)."""
+    since, until = _utc_bound(since, "since"), _utc_bound(until, "until")
     await gh.flush_audit()
     stmt = sa.select(AuditEvent)
     if user_id is not None:
@@ -3430,7 +3461,7 @@ async def _read_login(request: Request) -> LoginIn:
             data: Any = {"email": form.get("username"), "password": form.get("password")}
         else:
             data = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise ServiceError("The body is not valid JSON.", code="malformed_json") from None
     try:
         return LoginIn.model_validate(data)
@@ -3559,7 +3590,7 @@ async def verify_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> 
 @users_router.get("", response_model=UserPage)
 async def admin_list_users(
     principal: AdminUser, gh: GatehouseDep,
-    email: Annotated[str | None, Query(max_length=320, description="Substring of the email.")] = None,
+    email: Annotated[str | None, Query(max_length=320, pattern=_NO_NUL, description="Substring of the email.")] = None,
     role: Literal["user", "admin"] | None = None, active: bool | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> UserPage:
@@ -3608,7 +3639,7 @@ async def admin_revoke_sessions(user_id: uuid.UUID, principal: AdminUser, gh: Ga
 @audit_router.get("", response_model=AuditPage)
 async def audit_log(
     principal: AdminUser, gh: GatehouseDep, user_id: uuid.UUID | None = None,
-    event: Annotated[str | None, Query(max_length=40)] = None, since: IsoTime | None = None,
+    event: Annotated[str | None, Query(max_length=40, pattern=_NO_NUL)] = None, since: IsoTime | None = None,
     until: IsoTime | None = None, cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage:
@@ -3760,6 +3791,7 @@ class EdgeMiddleware:
         self.max_body = settings.max_body_bytes
         self.hosts = {h.lower() for h in settings.allowed_hosts}
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+        self.timing = settings.show_timing
         self.access = logging.getLogger("gatehouse.access")
         self.metrics = metrics(settings)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -3779,14 +3811,15 @@ class EdgeMiddleware:
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 outcome["status"], outcome["started"] = message["status"], True
-                elapsed = time.perf_counter() - started
                 headers = list(message.get("headers", []))
                 if not any(k == b"cache-control" for k, _ in headers):
                     headers.append((b"cache-control", b"no-store"))  # personal data: no caching by default
                 headers += [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
-                            (b"server-timing", f"app;dur={elapsed * 1000:.2f}".encode()),
-                            (b"x-process-time", f"{elapsed:.6f}".encode())]
+                            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+                if self.timing:
+                    elapsed = time.perf_counter() - started
+                    headers += [(b"server-timing", f"app;dur={elapsed * 1000:.2f}".encode()),
+                                (b"x-process-time", f"{elapsed:.6f}".encode())]
                 if scope.get("scheme") == "https":
                     headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
                 message = {**message, "headers": headers}

@@ -1164,11 +1164,21 @@ class Server:
 
     def __init__(self, settings: Settings, *args: str, log_path: Any = None, **env: str):
         self.env = {**os.environ, **settings_env(settings), **env}
-        self.args = args
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.command = ["uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
+                        "--log-level", "warning", *args]
         self.proc: Any = None
         self.log_path = log_path
+
+    @classmethod
+    def as_the_image(cls, settings: Settings, *, log_path: Any = None, **env: str) -> "Server":
+        """The Dockerfile's CMD exactly, but listening on a free loopback port."""
+        server = cls(settings, log_path=log_path, **{"ENVIRONMENT": "production", **env})
+        command = image_command()
+        command[command.index("--host") + 1], command[command.index("--port") + 1] = "127.0.0.1", str(server.port)
+        server.command = command
+        return server
 
     def start(self) -> "Server":
         import subprocess
@@ -1177,10 +1187,9 @@ class Server:
         if self.log_path is None:  # a file, not a pipe: an unread pipe would stall the server's logging
             self.log_path = tempfile.mkstemp(prefix="gatehouse-server-", suffix=".log")[1]
         stderr = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-access-log", "--log-level", "warning", *self.args],
-            cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=stderr)
+        # `python -m uvicorn`: the `uvicorn` on PATH may belong to another interpreter.
+        self.proc = subprocess.Popen([sys.executable, "-m", *self.command], cwd=REPO, env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=stderr)
         for _ in range(200):
             try:
                 if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
@@ -1205,6 +1214,17 @@ class Server:
         if self.proc and self.proc.poll() is None:
             self.proc.kill() if kill else self.proc.terminate()
             self.proc.wait(timeout=15)
+
+
+def image_command() -> list[str]:
+    """The Dockerfile's CMD as an argument list."""
+    import json
+    import re
+
+    dockerfile = open(os.path.join(REPO, "Dockerfile")).read()
+    command = json.loads(re.findall(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE)[-1])
+    assert command[0] == "uvicorn", command
+    return command
 
 
 def _cli_process(settings: Settings, *args: str) -> Any:
@@ -2186,7 +2206,11 @@ def test_compose_file_matches_the_dockerfile() -> None:
     assert "/health/live" in " ".join(app["healthcheck"]["test"]) and "/health/live" in dockerfile
     assert app["ports"] == ["8000:8000"] and "EXPOSE 8000" in dockerfile
     assert "\nUSER gatehouse" in dockerfile and "HEALTHCHECK" in dockerfile
-    assert 'CMD ["uvicorn", "service:app"' in dockerfile and '"--proxy-headers"' in dockerfile
+    # TRUSTED_PROXIES is the one rule for client addresses: uvicorn must not rewrite them first.
+    assert "FORWARDED_ALLOW_IPS" not in env
+    command = image_command()
+    assert command[:2] == ["uvicorn", "service:app"] and "--no-proxy-headers" in command
+    assert "--proxy-headers" not in command
     assert dockerfile.count("FROM ") >= 2  # build stage and runtime stage
 
 
@@ -2976,3 +3000,177 @@ async def test_attack_guesses_spread_over_two_instances_share_one_budget(make_se
             [mail] = await messages_of(receiver, "login_code")
         async with from_address(a, "203.0.113.9") as owner:  # the code works on either instance
             assert (await owner.post("/auth/login", json={**right, "code": mail["code"]})).status_code == 200
+
+
+# Takeover resistance: edge and input #########################################
+
+# Hostile or malformed input gets a clear 4xx JSON answer, never a 500 or a leaky log line,
+# and the shipped image takes the client address from the socket, not from a header.
+
+
+def _b64(obj_or_text: Any) -> str:
+    import base64
+    import json
+
+    text = obj_or_text if isinstance(obj_or_text, str) else json.dumps(obj_or_text)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+NESTED_1000 = "[" * 1000 + "]" * 1000
+
+
+async def test_attack_jwt_header_nested_1000_deep_is_401_invalid_token(client: httpx.AsyncClient) -> None:
+    r = await client.get("/users/me", headers=bearer(f"{_b64(NESTED_1000)}.e30.c2ln"))
+    assert r.status_code == 401 and error_code(r) == "invalid_token"
+    assert r.json()["error"]["request_id"] == r.headers["x-request-id"]
+
+
+async def test_attack_login_body_nested_1000_deep_is_400_malformed_json(client: httpx.AsyncClient) -> None:
+    json_body = {"content-type": "application/json"}
+    r = await client.post("/auth/login", content=NESTED_1000, headers=json_body)
+    assert r.status_code == 400 and error_code(r) == "malformed_json"
+    for path in ("/auth/register", "/auth/refresh"):  # FastAPI parses these bodies itself: 400 too
+        r = await client.post(path, content=NESTED_1000, headers=json_body)
+        assert r.status_code == 400 and error_code(r), path
+
+
+@pytest.mark.parametrize("decoded", [
+    [[1], [2]],
+    ["2026-01-01T00:00:00+00:00", [2]],
+    ["2026-01-01T00:00:00+00:00", 5],
+    ["2026-01-01T00:00:00+00:00"],
+    {"at": "2026-01-01T00:00:00+00:00", "id": "0" * 32},
+    ["0001-01-01T00:00:00+00:00", "0" * 32],
+    ["0001-01-01T00:00:00+01:00", "0" * 32],
+    ["9999-12-31T23:59:59+00:00", "0" * 32],
+    ["9999-12-31T23:59:59-01:00", "0" * 32],
+])
+async def test_attack_admin_cursor_of_another_shape_or_at_the_calendar_edge_is_422(
+        client: httpx.AsyncClient, settings: Settings, decoded: Any) -> None:
+    _, admin = await admin_tokens(client, settings)
+    for path in ("/users", "/audit"):
+        r = await client.get(path, headers=bearer(admin["access_token"]), params={"cursor": _b64(decoded)})
+        assert r.status_code == 422 and error_code(r) == "invalid_cursor", (path, r.text)
+
+
+@pytest.mark.parametrize("value, lies", [
+    ("0001-01-01T00:00:00Z", "before every row"),
+    ("0001-01-01T00:00:00", "before every row"),  # no offset: UTC, as the CLI reads it
+    ("0001-01-01T00:00:00-14:00", "before every row"),
+    ("0001-01-01T00:00:00+14:00", "off the calendar in UTC"),
+    ("9999-12-31T23:59:59Z", "after every row"),
+    ("9999-12-31T23:59:59.999999Z", "after every row"),
+    ("9999-12-31T23:59:59+14:00", "after every row"),
+    ("9999-12-31T23:59:59-14:00", "off the calendar in UTC"),
+])
+async def test_attack_audit_since_until_at_the_calendar_edges_are_right_rows_or_422(
+        client: httpx.AsyncClient, settings: Settings, value: str, lies: str) -> None:
+    _, admin = await admin_tokens(client, settings)
+    auth = bearer(admin["access_token"])
+    every = [e["id"] for e in (await client.get("/audit", headers=auth, params={"limit": 200})).json()["items"]]
+    assert every
+    for bound in ("since", "until"):
+        r = await client.get("/audit", headers=auth, params={bound: value, "limit": 200})
+        if lies == "off the calendar in UTC":
+            assert r.status_code == 422 and error_code(r) == "invalid_input", r.text
+            assert bound in r.json()["error"]["message"]
+            continue
+        assert r.status_code == 200, r.text
+        expect_all = (bound == "since") == (lies == "before every row")
+        assert [e["id"] for e in r.json()["items"]] == (every if expect_all else [])
+    result = await run_cli(settings, "audit", "--since", value)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    if lies == "off the calendar in UTC":
+        assert result.exit_code == 1 and result.output.startswith("error: since:"), result.output
+    else:
+        assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/users", {"email": "\x00"}),
+    ("/users", {"email": "page\x00@example.com"}),
+    ("/audit", {"event": "\x00"}),
+    ("/audit", {"event": "auth.login\x00"}),
+])
+async def test_attack_nul_byte_in_admin_filters_is_422_on_every_backend(client: httpx.AsyncClient,
+                                                                       settings: Settings, path: str,
+                                                                       params: dict[str, str]) -> None:
+    _, admin = await admin_tokens(client, settings)
+    r = await client.get(path, headers=bearer(admin["access_token"]), params=params)
+    # PostgreSQL refuses NUL in text (was a 500); SQLite's LIKE stopped at it and matched everyone.
+    assert r.status_code == 422 and error_code(r) == "validation_error", r.text
+    assert r.json()["error"]["details"][0]["loc"] == ["query", *params]
+
+
+async def test_attack_unexpected_database_error_logs_no_bound_parameters(client: httpx.AsyncClient,
+                                                                        backend: str) -> None:
+    import io
+    import logging
+
+    # A trigger makes the users INSERT fail in a way no handler expects (neither a duplicate
+    # nor an outage); its bound parameters are the new email and the password hash.
+    if backend == "sqlite":
+        setup = ["CREATE TRIGGER gh_boom BEFORE INSERT ON users BEGIN SELECT zeroblob(2000000000); END"]
+        teardown = ["DROP TRIGGER gh_boom"]
+    else:
+        setup = ["CREATE FUNCTION gh_boom() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$ BEGIN RAISE EXCEPTION 'boom'; END $$",
+                 "CREATE TRIGGER gh_boom BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION gh_boom()"]
+        teardown = ["DROP TRIGGER gh_boom ON users", "DROP FUNCTION gh_boom()"]
+
+    async def run(statements: list[str]) -> None:
+        async with client.gatehouse.transaction(write=True) as db:
+            for statement in statements:
+                await db.execute(sa.text(statement))
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(service.JsonFormatter())
+    logger = logging.getLogger("gatehouse")
+    logger.addHandler(handler)
+    await run(setup)
+    try:
+        email = f"leak-{secrets.token_hex(4)}@example.com"
+        r = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
+    finally:
+        await run(teardown)
+        logger.removeHandler(handler)
+    assert r.status_code == 500 and error_code(r) == "internal_error"
+    logged = stream.getvalue()
+    assert "unhandled error" in logged and "INSERT INTO users" in logged  # the error was logged...
+    assert email not in logged and "$2b$" not in logged  # ...without the email or the hash
+    assert "hide_parameters" in logged
+
+
+async def test_attack_timing_headers_are_off_in_production_unless_asked_for(make_settings: Any) -> None:
+    for overrides, shown in [({}, True), ({"timing_headers": False}, False),
+                             ({"environment": "production"}, False),
+                             ({"environment": "production", "timing_headers": True}, True)]:
+        async with running(make_settings(**overrides)) as client:
+            for r in (await client.get("/health/live"), await client.post("/auth/login", json={})):
+                assert ("server-timing" in r.headers) is shown, overrides
+                assert ("x-process-time" in r.headers) is shown, overrides
+                assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_attack_spoofed_forwarded_for_with_the_image_command_changes_nothing(make_settings: Any,
+                                                                             tmp_path: Any) -> None:
+    import json
+
+    log_path = tmp_path / "server.log"
+    # FORWARDED_ALLOW_IPS=* is what the compose file used to set: the image must not care.
+    server = Server.as_the_image(make_settings(rate_auth_ip="3/m"), log_path=log_path,
+                                 FORWARDED_ALLOW_IPS="*").start()
+    spoofed = [f"203.0.113.{i}" for i in range(1, 5)]
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            codes = [c.post("/auth/login", json={"email": "nobody@example.com", "password": PASSWORD},
+                            headers={"X-Forwarded-For": ip}).status_code for ip in spoofed]
+    finally:
+        server.stop()
+    assert codes == [401, 401, 401, 429]  # one budget: the real peer's
+    text = log_path.read_text()
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    logins = [r for r in records if r["logger"] == "gatehouse.access" and r["route"] == "/auth/login"]
+    assert [r["client_ip"] for r in logins] == ["127.0.0.1"] * 4
+    assert not any(ip in text for ip in spoofed)
