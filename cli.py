@@ -41,9 +41,8 @@ def _run(work: Callable[[Gatehouse], Awaitable[T]], *, auto_migrate: bool | None
     settings = _settings()
 
     async def main() -> T:
-        gh = Gatehouse(settings)
+        gh = await Gatehouse.open(settings, auto_migrate=auto_migrate)
         try:
-            await gh.start(auto_migrate=auto_migrate)
             return await work(gh)
         finally:
             await gh.close()
@@ -54,10 +53,6 @@ def _run(work: Callable[[Gatehouse], Awaitable[T]], *, auto_migrate: bool | None
         raise _fail(exc.message) from None
     except service.ConfigError as exc:
         raise _fail(str(exc)) from None
-    except Exception as exc:
-        if (mapped := service.as_service_error(exc)) is not None:
-            raise _fail(mapped.message) from None
-        raise
 
 
 def _read_password(from_stdin: bool, prompt: str = "Password") -> str:

@@ -4,7 +4,7 @@ Accounts, login, rotating refresh tokens, instant revocation and an admin CLI
 (`cli.py`) over the same functions.
 
 Run it:      uvicorn service:app
-Embed it:    host.mount("/auth", service.create_app(Settings(...)))
+Embed it:    service.mount_gatehouse(host, "/auth", Settings(...))   # host routes can use CurrentUser
 Settings:    environment variables or a `.env` file in the working directory
              (see `Settings`); with none at all it runs on a SQLite file and an
              in-process cache. Production: PostgreSQL + Redis, many instances.
@@ -13,8 +13,9 @@ Settings:    environment variables or a `.env` file in the working directory
 import asyncio
 import base64
 import dataclasses
-import hashlib
+import functools
 import gc
+import hashlib
 import hmac
 import ipaddress
 import itertools
@@ -190,6 +191,11 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)
         return value
 
+    @functools.cached_property
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """TRUSTED_PROXIES, parsed once."""
+        return [ipaddress.ip_network(n, strict=False) for n in self.trusted_proxies]
+
     def problems(self) -> list[str]:
         """Rules a deployment must meet, one line per broken rule."""
         problems = []
@@ -297,6 +303,10 @@ def load_secret(settings: Settings) -> bytes:
 
 
 # Errors ######################################################################
+#
+# One class per machine-readable code: a caller (and the README's table, which a test
+# compares with these classes) can rely on `code` meaning one thing. The HTTP layer alone
+# turns them into responses (see the App factory).
 
 
 class ConfigError(Exception):
@@ -304,52 +314,101 @@ class ConfigError(Exception):
 
 
 class ServiceError(Exception):
-    """Root of every error the service reports to a caller."""
+    """Root of every error the service reports to a caller: an HTTP status, a stable code, a message."""
 
     status_code: int = 400
     code: str = "bad_request"
     message: str = "The request cannot be served."
+    headers: dict[str, str] = {}
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(self, message: str | None = None):
         super().__init__(message or self.message)
         self.message = message or self.message
-        self.code = code or self.code
-        self.headers = headers or {}
 
-    def response(self) -> Any:
-        """This error as a JSON response."""
-        return _error_response(self.status_code, self.code, self.message, headers=self.headers)
+
+class BadRequest(ServiceError):
+    status_code, code, message = 400, "bad_request", "The request cannot be served."
+
+
+class MalformedJson(ServiceError):
+    status_code, code, message = 400, "malformed_json", "The body is not valid JSON."
 
 
 class InvalidInput(ServiceError):
     status_code, code, message = 422, "invalid_input", "The request is not valid."
 
 
+class InvalidCursor(InvalidInput):
+    code, message = "invalid_cursor", "cursor: not a cursor this service issued"
+
+
 class NotAuthenticated(ServiceError):
     status_code, code, message = 401, "not_authenticated", "Authentication is required."
-
-    def __init__(self, message: str | None = None, *, code: str | None = None):
-        super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class InvalidCredentials(NotAuthenticated):
     code, message = "invalid_credentials", "Incorrect email or password."
 
 
+class ReauthenticationRequired(NotAuthenticated):
+    code = "reauthentication_required"
+    message = ("This action needs a recent sign-in: send your current password as `password`, "
+               "or call POST /auth/reauthenticate first.")
+
+
+class LoginCodeRequired(NotAuthenticated):
+    code = "login_code_required"
+    message = ("This account is protected after many failed sign-ins. If the password was right, a one-time "
+               "code was sent to the account's email address: send it again with the password as `code`.")
+
+
 class InvalidToken(NotAuthenticated):
     code, message = "invalid_token", "The token is invalid or has expired."
+
+
+class WrongTokenType(InvalidToken):
+    code, message = "wrong_token_type", "A token of another kind was sent where an access token is required."
+
+
+class InvalidAlgorithm(InvalidToken):
+    code, message = "invalid_algorithm", "The token's algorithm is not allowed for its key."
+
+
+class UnknownKey(InvalidToken):
+    code, message = "unknown_key", "The token was signed with an unknown or retired key."
+
+
+class InvalidAudience(InvalidToken):
+    code, message = "invalid_audience", "The token is meant for another audience."
+
+
+class InvalidIssuer(InvalidToken):
+    code, message = "invalid_issuer", "The token comes from another issuer."
+
+
+class TokenExpired(InvalidToken):
+    code, message = "token_expired", "The token has expired."
+
+
+class SessionRevoked(InvalidToken):
+    code, message = "session_revoked", "The session has ended."
+
+
+class RefreshTokenReused(InvalidToken):
+    code, message = "refresh_token_reused", "This refresh token was already used; the session has been ended."
 
 
 class InvalidApiKey(NotAuthenticated):
     code, message = "invalid_api_key", "The API key is invalid, revoked or expired."
 
 
+class ApiKeyExpired(InvalidApiKey):
+    code, message = "api_key_expired", "The API key has expired."
+
+
 class InvalidActionToken(ServiceError):
     status_code, code, message = 400, "invalid_or_expired_token", "The link is invalid, used or expired."
-
-
-class RefreshTokenReused(NotAuthenticated):
-    code, message = "refresh_token_reused", "This refresh token was already used; the session has been ended."
 
 
 class WrongPassword(ServiceError):
@@ -376,18 +435,6 @@ class KeyOutlivesParent(Forbidden):
     code, message = "key_outlives_parent", "A key made by a key cannot outlive the key that made it."
 
 
-class ReauthenticationRequired(NotAuthenticated):
-    code = "reauthentication_required"
-    message = ("This action needs a recent sign-in: send your current password as `password`, "
-               "or call POST /auth/reauthenticate first.")
-
-
-class LoginCodeRequired(NotAuthenticated):
-    code = "login_code_required"
-    message = ("This account is protected after many failed sign-ins. If the password was right, a one-time "
-               "code was sent to the account's email address: send it again with the password as `code`.")
-
-
 class EmailNotVerified(Forbidden):
     code, message = "email_not_verified", "Verify your email address before logging in."
 
@@ -400,12 +447,16 @@ class NotFound(ServiceError):
     status_code, code, message = 404, "not_found", "Not found."
 
 
-class InvalidCursor(InvalidInput):
-    code, message = "invalid_cursor", "cursor: not a cursor this service issued"
-
-
 class UserNotFound(NotFound):
     code, message = "user_not_found", "No such user."
+
+
+class ApiKeyNotFound(NotFound):
+    code, message = "api_key_not_found", "No such API key."
+
+
+class SigningKeyNotFound(NotFound):
+    code, message = "signing_key_not_found", "No such active signing key."
 
 
 class EmailTaken(ServiceError):
@@ -421,7 +472,8 @@ class RateLimited(ServiceError):
 
     def __init__(self, retry_after: float):
         seconds = max(1, math.ceil(retry_after))
-        super().__init__(f"Too many requests; retry in {seconds} s.", headers={"Retry-After": str(seconds)})
+        super().__init__(f"Too many requests; retry in {seconds} s.")
+        self.headers = {"Retry-After": str(seconds)}
 
 
 class DatabaseUnavailable(ServiceError):
@@ -431,13 +483,10 @@ class DatabaseUnavailable(ServiceError):
 _DB_DOWN_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError, TimeoutError)
 
 
-def as_service_error(exc: BaseException) -> ServiceError | None:
-    """The ServiceError an infrastructure exception stands for, if any."""
-    if isinstance(exc, ServiceError):
-        return exc
-    if isinstance(exc, _DB_DOWN_ERRORS) or (isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated):
-        return DatabaseUnavailable()
-    return None
+def database_unavailable(exc: BaseException) -> bool:
+    """Does an exception raised by database work mean the database cannot be reached?
+    (Only for database work: an OSError elsewhere is a bug, not an outage.)"""
+    return isinstance(exc, _DB_DOWN_ERRORS) or (isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated)
 
 
 # Observability ###############################################################
@@ -1146,11 +1195,11 @@ class KeyMaterial:
 SIGNING_ALGORITHMS = ("HS256", "EdDSA", "ES256", "RS256")
 _KID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _REFRESH_RE = re.compile(r"^([0-9a-f]{32})\.(\d{1,9})\.([A-Za-z0-9_-]{43})$")
-_JWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
-    (jwt.ExpiredSignatureError, "token_expired", "The access token has expired."),
-    (jwt.InvalidAudienceError, "invalid_audience", "The token is meant for another audience."),
-    (jwt.InvalidIssuerError, "invalid_issuer", "The token comes from another issuer."),
-    (jwt.InvalidAlgorithmError, "invalid_algorithm", "The token's algorithm is not allowed for its key."),
+_JWT_ERRORS: tuple[tuple[type[Exception], type[InvalidToken]], ...] = (
+    (jwt.ExpiredSignatureError, TokenExpired),
+    (jwt.InvalidAudienceError, InvalidAudience),
+    (jwt.InvalidIssuerError, InvalidIssuer),
+    (jwt.InvalidAlgorithmError, InvalidAlgorithm),
 )
 
 
@@ -1240,8 +1289,7 @@ class TokenIssuer:
     def read_header(self, token: str) -> tuple[str, str]:
         """(kid, alg) of a would-be access token, refusing `none`, odd algorithms and odd kids."""
         if _REFRESH_RE.match(token) or token.startswith(API_KEY_PREFIX):
-            raise InvalidToken("A refresh token or API key was sent where an access token is required.",
-                               code="wrong_token_type")
+            raise WrongTokenType("A refresh token or API key was sent where an access token is required.")
         try:
             segment = token.split(".", 1)[0]
             header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
@@ -1249,9 +1297,9 @@ class TokenIssuer:
         except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: nested too deep
             raise InvalidToken() from None
         if algorithm not in SIGNING_ALGORITHMS:
-            raise InvalidToken("The token's algorithm is not allowed.", code="invalid_algorithm")
+            raise InvalidAlgorithm("The token's algorithm is not allowed.")
         if not isinstance(kid, str) or not _KID_RE.match(kid):
-            raise InvalidToken("The token names no known signing key.", code="unknown_key")
+            raise UnknownKey("The token names no known signing key.")
         return kid, algorithm
 
     def verified(self, token: str) -> AccessClaims | None:
@@ -1280,13 +1328,12 @@ class TokenIssuer:
                 options={"require": ["exp", "iat", "sub", "sid", "jti", "iss", "aud", "typ"]},
             )
         except jwt.PyJWTError as exc:
-            for kind, code, message in _JWT_ERRORS:
+            for kind, error in _JWT_ERRORS:
                 if isinstance(exc, kind):
-                    raise InvalidToken(message, code=code) from None
+                    raise error() from None
             raise InvalidToken() from None
         if claims["typ"] != "access":
-            raise InvalidToken("A token of another type was sent where an access token is required.",
-                               code="wrong_token_type")
+            raise WrongTokenType()
         try:
             auth_time = claims.get("auth_time", 0)
             return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), int(claims["exp"]), kid,
@@ -1842,13 +1889,13 @@ class Gatehouse:
     """Everything the service functions need: engine, cache, hasher, token issuer, audit queue."""
 
     def __init__(self, settings: Settings):
+        """The parts; `await Gatehouse.open(settings)` gives one that is also migrated and listening."""
         self.settings = settings
-        self.trusted_proxies = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
-        self.engine: AsyncEngine | None = None
-        self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self.tokens = TokenIssuer(settings, load_secret(settings))
+        self.engine = create_engine(settings)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.cache: Cache = create_cache(settings)
         self.hasher = PasswordHasher(rounds=settings.bcrypt_rounds, workers=settings.hash_workers)
-        self.tokens: TokenIssuer | None = None
         self.key_touches: OrderedDict[str, float] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._audit_queue: list[AuditEvent] = []
@@ -1864,7 +1911,7 @@ class Gatehouse:
             try:
                 await work
             except Exception as exc:
-                log.warning("background task failed: %s", as_service_error(exc) or exc)
+                log.warning("background task failed: %s", exc)
 
         task = asyncio.get_running_loop().create_task(guarded())
         self._tasks.add(task)
@@ -1898,26 +1945,29 @@ class Gatehouse:
             # Fresh copies (the failed session has let go of the originals), every column kept.
             columns = [column.key for column in AuditEvent.__table__.columns]
             self._audit_queue[:0] = [AuditEvent(**{c: getattr(r, c) for c in columns}) for r in rows]
-            log.warning("audit rows kept queued: %s", as_service_error(exc) or exc)
+            log.warning("audit rows kept queued: %s", exc)
 
-    async def start(self, *, auto_migrate: bool | None = None) -> "Gatehouse":
-        self.tokens = TokenIssuer(self.settings, load_secret(self.settings))
-        self.engine = create_engine(self.settings)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        if self.settings.auto_migrate if auto_migrate is None else auto_migrate:
-            try:
-                await migrate(self.engine)
-            except _DB_DOWN_ERRORS as exc:
-                raise ConfigError(f"DATABASE_URL: cannot reach the database to migrate ({exc})") from exc
-        await self.cache.start()
-        self._sampler = asyncio.get_running_loop().create_task(self._sample_gauges())
-        return self
+    @classmethod
+    async def open(cls, settings: Settings, *, auto_migrate: bool | None = None) -> "Gatehouse":
+        """A ready Gatehouse: migrated (with AUTO_MIGRATE), following the cache bus, sampling gauges."""
+        gh = cls(settings)
+        try:
+            if settings.auto_migrate if auto_migrate is None else auto_migrate:
+                try:
+                    await migrate(gh.engine)
+                except _DB_DOWN_ERRORS as exc:
+                    raise ConfigError(f"DATABASE_URL: cannot reach the database to migrate ({exc})") from exc
+            await gh.cache.start()
+        except BaseException:
+            await gh.close()
+            raise
+        gh._sampler = asyncio.get_running_loop().create_task(gh._sample_gauges())
+        return gh
 
     async def _sample_gauges(self) -> None:
         while True:
             self.metrics.hash_queue.set(self.hasher.queued)
-            if self.engine is not None:
-                self.metrics.db_pool.set(getattr(self.engine.pool, "checkedout", lambda: 0)())
+            self.metrics.db_pool.set(getattr(self.engine.pool, "checkedout", lambda: 0)())
             await asyncio.sleep(1.0)
 
     async def close(self) -> None:
@@ -1926,23 +1976,14 @@ class Gatehouse:
             self._sampler.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
-        if self.sessionmaker is not None:
-            await self.flush_audit()
+        await self.flush_audit()
         await self.cache.close()
-        if self.engine is not None:
-            await self.engine.dispose()
+        await self.engine.dispose()
         self.hasher.close()
-
-    async def __aenter__(self) -> "Gatehouse":
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
         """One database transaction; outages become DatabaseUnavailable."""
-        assert self.sessionmaker is not None, "Gatehouse.start() was not awaited"
         try:
             async with self.sessionmaker() as session, session.begin():
                 if write:
@@ -1951,8 +1992,8 @@ class Gatehouse:
         except (ServiceError, sa.exc.IntegrityError):
             raise
         except Exception as exc:
-            if (mapped := as_service_error(exc)) is not None:
-                raise mapped from exc
+            if database_unavailable(exc):
+                raise DatabaseUnavailable() from exc
             raise
 
 
@@ -2156,7 +2197,6 @@ async def _start_session(gh: Gatehouse, user: User, client: Client, *, rehash: s
 
 
 async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session: LoginSession) -> TokenPair:
-    assert gh.tokens is not None
     key = await active_signing_key(gh)
     proved = session.authenticated_at or session.created_at
     access = gh.tokens.issue_access(user_id=user_id, session_id=session.id, role=role, key=key,
@@ -2266,7 +2306,7 @@ async def reauthenticate(gh: Gatehouse, *, principal: "Principal", password: str
     async with gh.transaction(write=True) as db:
         row = await db.get(LoginSession, principal.session_id, with_for_update=True)
         if row is None or row.revoked_at is not None:
-            raise InvalidToken("The session has ended.", code="session_revoked")
+            raise SessionRevoked()
         row.authenticated_at = utcnow()
         db.add(_audit("auth.reauthenticate", client, subject=user.id, session=str(row.id)))
     return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
@@ -2297,7 +2337,6 @@ async def _load_user(gh: Gatehouse, user_id: uuid.UUID) -> User:
 
 async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client = CLI) -> TokenPair:
     """Rotate a refresh token; a rotated one replayed after the grace window ends the session."""
-    assert gh.tokens is not None
     session_id, generation = gh.tokens.parse_refresh(refresh_token)
     now = utcnow()
     grace = timedelta(seconds=gh.settings.refresh_grace_seconds)
@@ -2306,12 +2345,12 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client =
         # The row lock serialises racing refreshes of one token: exactly one rotates.
         row = await db.get(LoginSession, session_id, with_for_update=True)
         if row is None or row.revoked_at is not None:
-            raise InvalidToken("The session has ended.", code="session_revoked")
+            raise SessionRevoked()
         if min(row.expires_at, _session_expiry(gh, row.created_at, now)) <= now:  # idle or SESSION_MAX_DAYS
-            raise InvalidToken("The session has expired.", code="token_expired")
+            raise TokenExpired("The session has expired.")
         user = await db.get(User, row.user_id)
         if user is None or not user.is_active:
-            raise InvalidToken("The session has ended.", code="session_revoked")
+            raise SessionRevoked()
         if generation == row.generation:
             row.generation += 1
             row.rotated_at = row.refreshed_at = now
@@ -2356,18 +2395,17 @@ async def _live_user(gh: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] 
 
 async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
     """The caller behind an access token; its key, session and account must still be live."""
-    assert gh.tokens is not None
     claims = gh.tokens.verified(token)
     if claims is not None:  # verified before: only its key's retirement can have changed
         if await _cached(gh, f"sk:{claims.kid}", lambda: _load_key_entry(gh, claims.kid)) is None:
-            raise InvalidToken("The token was signed with an unknown or retired key.", code="unknown_key")
+            raise UnknownKey()
     else:
         kid, algorithm = gh.tokens.read_header(token)
         key = await _cached(gh, f"sk:{kid}", lambda: _load_key_entry(gh, kid))
         if key is None:
-            raise InvalidToken("The token was signed with an unknown or retired key.", code="unknown_key")
+            raise UnknownKey()
         if key["alg"] != algorithm:  # e.g. HS256 "signed" with a published public key
-            raise InvalidToken("The token's algorithm does not match its key.", code="invalid_algorithm")
+            raise InvalidAlgorithm("The token's algorithm does not match its key.")
         claims = gh.tokens.decode_access(token, kid=kid, algorithm=algorithm, public_key=key["public"])
     session = await _cached(gh, f"s:{claims.session_id}", lambda: _load_session_entry(gh, claims.session_id))
     if session is not None and session["exp"] <= time.time():
@@ -2375,10 +2413,10 @@ async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
         if session is not None and session["exp"] <= time.time():
             session = None
     if session is None or session["uid"] != str(claims.user_id):
-        raise InvalidToken("The session has ended.", code="session_revoked")
+        raise SessionRevoked()
     user = await _live_user(gh, claims.user_id)
     if user is None:
-        raise InvalidToken("The account is not active.", code="session_revoked")
+        raise SessionRevoked("The account is not active.")
     return Principal(user, claims.session_id, None, ROLE_SCOPES.get(user["role"], frozenset()), claims.auth_time)
 
 
@@ -2432,7 +2470,6 @@ async def active_signing_key(gh: Gatehouse) -> KeyMaterial:
 
 async def rotate_signing_key(gh: Gatehouse, *, algorithm: str | None = None, client: Client = CLI) -> SigningKey:
     """Make a new active signing key; older keys keep verifying until retired."""
-    assert gh.tokens is not None
     algorithm = algorithm or gh.settings.jwt_algorithm
     if algorithm not in SIGNING_ALGORITHMS:
         raise InvalidInput(f"algorithm must be one of: {', '.join(SIGNING_ALGORITHMS)}")
@@ -2452,7 +2489,7 @@ async def retire_signing_key(gh: Gatehouse, *, kid: str, client: Client = CLI) -
     async with gh.transaction(write=True) as db:
         row = await db.get(SigningKey, kid, with_for_update=True)
         if row is None or row.retired_at is not None:
-            raise NotFound("No such active signing key.", code="signing_key_not_found")
+            raise SigningKeyNotFound()
         row.retired_at = utcnow()
         db.add(_audit("signing_key.retire", client, kid=kid))
         await db.flush()
@@ -2470,7 +2507,6 @@ async def list_signing_keys(gh: Gatehouse) -> list[SigningKey]:
 
 async def public_jwks(gh: Gatehouse) -> dict[str, Any]:
     """The JWK set of every non-retired asymmetric key."""
-    assert gh.tokens is not None
     async with gh.transaction() as db:
         rows = await db.scalars(sa.select(SigningKey).where(SigningKey.retired_at.is_(None),
                                                             SigningKey.public_key.is_not(None))
@@ -2503,7 +2539,7 @@ async def resolve_api_key(gh: Gatehouse, key: str) -> Principal:
     if not hmac.compare_digest(hash_secret(match[2]), entry["hash"] if entry else _NO_KEY_HASH) or not entry:
         raise InvalidApiKey()
     if entry["exp"] is not None and entry["exp"] <= time.time():
-        raise InvalidApiKey("The API key has expired.", code="api_key_expired")
+        raise ApiKeyExpired()
     user = await _live_user(gh, entry["uid"])
     if user is None:
         raise InvalidApiKey("The API key's owner is not active.")
@@ -2589,7 +2625,7 @@ async def revoke_api_key(gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUI
     async with gh.transaction(write=True) as db:
         row = await db.get(ApiKey, key_id, with_for_update=True)
         if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
-            raise NotFound("No such API key.", code="api_key_not_found")
+            raise ApiKeyNotFound()
         revoked = await _revoke_key_rows(db, [key_id])
         db.add(_audit("key.revoke", client, subject=row.user_id, key=str(key_id), with_children=len(revoked) - 1))
     await _publish_revoked_keys(gh, revoked)
@@ -3076,7 +3112,6 @@ async def check_config(gh: Gatehouse) -> list[str]:
     if not ready:
         problems.append(f"DATABASE_URL: the database does not answer ({checks['database'].get('detail', '')})")
     else:
-        assert gh.engine is not None
         status = await migration_status(gh.engine)
         if status.pending and not gh.settings.auto_migrate:
             problems.append(f"{len(status.pending)} migration(s) pending and AUTO_MIGRATE is off: run `cli.py migrate`")
@@ -3328,13 +3363,9 @@ async def get_gatehouse(request: Request) -> Gatehouse:
 GatehouseDep = Annotated[Gatehouse, Depends(get_gatehouse)]
 
 
-def client_ip(request: Request, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
-    """The socket peer, or the right-most untrusted X-Forwarded-For hop when the peer is a trusted proxy."""
-    peer = request.client.host if request.client else "unknown"
-    return _client_ip(peer, request.headers.get("x-forwarded-for", ""), trusted)
-
-
-def _client_ip(peer: str, forwarded_for: str, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+def client_ip(peer: str, forwarded_for: str, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """The socket peer, or the right-most untrusted X-Forwarded-For hop when the peer is a trusted proxy.
+    Worked out once per request by the edge (`request.state.client_ip`)."""
 
     def is_trusted(addr: str) -> bool:
         try:
@@ -3355,8 +3386,8 @@ def _client_ip(peer: str, forwarded_for: str, trusted: list[ipaddress.IPv4Networ
     return peer
 
 
-async def get_client(request: Request, gh: GatehouseDep) -> Client:
-    return Client(ip=client_ip(request, gh.trusted_proxies), user_agent=request.headers.get("user-agent", "")[:300])
+async def get_client(request: Request) -> Client:
+    return Client(ip=request.state.client_ip, user_agent=request.headers.get("user-agent", "")[:300])
 
 
 ClientDep = Annotated[Client, Depends(get_client)]
@@ -3462,7 +3493,7 @@ async def _read_login(request: Request) -> LoginIn:
         else:
             data = await request.json()
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
-        raise ServiceError("The body is not valid JSON.", code="malformed_json") from None
+        raise MalformedJson() from None
     try:
         return LoginIn.model_validate(data)
     except ValidationError as exc:
@@ -3728,12 +3759,16 @@ def _error_response(status_code: int, code: str, message: str, *, headers: dict[
     return JSONResponse({"error": error}, status_code=status_code, headers=headers)
 
 
+def service_error_response(exc: ServiceError) -> JSONResponse:
+    """A ServiceError as the JSON answer every route and the edge give."""
+    return _error_response(exc.status_code, exc.code, exc.message, headers=exc.headers)
+
+
 async def _on_service_error(_request: Request, exc: Exception) -> JSONResponse:
-    mapped = as_service_error(exc)
-    if mapped is None:
-        log.exception("unhandled error", exc_info=exc)
-        return _error_response(500, "internal_error", "An internal error occurred.")
-    return mapped.response()
+    if isinstance(exc, ServiceError):
+        return service_error_response(exc)
+    log.exception("unhandled error", exc_info=exc)
+    return _error_response(500, "internal_error", "An internal error occurred.")
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -3788,9 +3823,11 @@ class EdgeMiddleware:
 
     def __init__(self, app: Any, *, settings: Settings):
         self.app = app
+        self.settings = settings
+        self._starting = asyncio.Lock()
         self.max_body = settings.max_body_bytes
         self.hosts = {h.lower() for h in settings.allowed_hosts}
-        self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+        self.trusted = settings.trusted_networks
         self.timing = settings.show_timing
         self.access = logging.getLogger("gatehouse.access")
         self.metrics = metrics(settings)
@@ -3802,11 +3839,15 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        gh = getattr(scope["app"].state, "gatehouse", None) or await self._start_lazily(scope["app"])
         header = dict(scope["headers"])  # the last of a repeated header wins, which is fine for these
         incoming = header.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else f"{self._id_prefix}{next(self._ids):08x}"
         context = request_id_var.set(request_id)
         outcome = {"status": 500, "started": False}
+        ip = client_ip(scope["client"][0] if scope.get("client") else "unknown",
+                       header.get(b"x-forwarded-for", b"").decode("latin-1"), self.trusted)
+        scope.setdefault("state", {})["client_ip"] = ip
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -3834,9 +3875,9 @@ class EdgeMiddleware:
             elif length.isdigit() and int(length) > self.max_body:
                 await _error_response(413, "payload_too_large", f"The request body is larger than "
                                       f"{self.max_body} bytes.")(scope, receive, send_with_headers)
-            elif (wait := await self._general_limit(scope, header)) > 0:
+            elif (wait := await self._general_limit(gh, scope, ip)) > 0:
                 self.metrics.rate_limited.labels("ip").inc()
-                await RateLimited(wait).response()(scope, receive, send_with_headers)
+                await service_error_response(RateLimited(wait))(scope, receive, send_with_headers)
             else:
                 if scope["method"] in _BODY_METHODS:
                     receive = self._limited(receive)
@@ -3848,16 +3889,23 @@ class EdgeMiddleware:
             await _error_response(500, "internal_error", "An internal error occurred.")(
                 scope, receive, send_with_headers)
         finally:
-            self._record(scope, header, outcome["status"], time.perf_counter() - started)
+            self._record(scope, ip, outcome["status"], time.perf_counter() - started)
             request_id_var.reset(context)
 
-    async def _general_limit(self, scope: dict[str, Any], header: dict[bytes, bytes]) -> float:
-        gh: Gatehouse | None = getattr(scope["app"].state, "gatehouse", None)
+    async def _start_lazily(self, app: Any) -> "Gatehouse":
+        # A plain `host.mount(path, create_app())` never runs this app's lifespan (Starlette does not
+        # run mounted apps' lifespans): start on first use rather than answer 500.
+        async with self._starting:
+            if getattr(app.state, "gatehouse", None) is None:
+                log.warning("Gatehouse was mounted without mount_gatehouse(): started on the first request; "
+                            "use service.mount_gatehouse(host) so the host's shutdown also closes it")
+                app.state.gatehouse = await Gatehouse.open(self.settings)
+        return app.state.gatehouse
+
+    async def _general_limit(self, gh: "Gatehouse", scope: dict[str, Any], ip: str) -> float:
         path = scope["path"][len(scope.get("root_path", "")):]
-        if gh is None or not gh.settings.rate_general_ip.limit or path.startswith(_UNLIMITED_PATHS):
+        if not gh.settings.rate_general_ip.limit or path.startswith(_UNLIMITED_PATHS):
             return 0.0
-        ip = _client_ip(scope["client"][0] if scope.get("client") else "unknown",
-                        header.get(b"x-forwarded-for", b"").decode("latin-1"), self.trusted)
         return await gh.cache.hit_general(f"ip:{ip_group(ip)}", gh.settings.rate_general_ip)
 
     def _limited(self, receive: Any) -> Any:
@@ -3873,7 +3921,7 @@ class EdgeMiddleware:
 
         return limited
 
-    def _record(self, scope: dict[str, Any], header: dict[bytes, bytes], status: int, elapsed: float) -> None:
+    def _record(self, scope: dict[str, Any], ip: str, status: int, elapsed: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", "unmatched")
         key = (template, scope["method"], status)
@@ -3885,9 +3933,7 @@ class EdgeMiddleware:
         children[1].observe(elapsed)
         # Successful health probes arrive every few seconds from every load balancer: no line each.
         if self.access.isEnabledFor(logging.INFO) and not (status == 200 and template.startswith("/health/")):
-            principal = scope.get("state", {}).get("principal")
-            peer = scope["client"][0] if scope.get("client") else "unknown"
-            ip = _client_ip(peer, header.get(b"x-forwarded-for", b"").decode("latin-1"), self.trusted)
+            principal = scope["state"].get("principal")
             record = logging.LogRecord("gatehouse.access", logging.INFO, __file__, 0, "%s %s %d",
                                        (scope["method"], template, status), None)
             record.fields = {"method": scope["method"], "route": template, "status": status,
@@ -3903,8 +3949,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gatehouse = Gatehouse(settings)
-        await gatehouse.start()
+        gatehouse = await Gatehouse.open(settings)
         app.state.gatehouse = gatehouse
         gc.freeze()  # everything built so far lives as long as the app: keep it out of every GC pass
         try:

@@ -2187,6 +2187,23 @@ async def test_embedding_in_a_host_app(settings: Settings) -> None:
             assert (await c.get("/reports", headers=bearer(tokens["access_token"]))).status_code == 401
 
 
+async def test_plain_mount_starts_gatehouse_on_first_use_instead_of_a_500(settings: Settings,
+                                                                          caplog: Any) -> None:
+    from fastapi import FastAPI
+
+    host = FastAPI()
+    inner = service.create_app(settings)
+    host.mount("/auth-service", inner)  # no mount_gatehouse: Starlette never runs the inner lifespan
+    async with host.router.lifespan_context(host):
+        transport = httpx.ASGITransport(app=host)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host.test") as c:
+            answers = await asyncio.gather(*(c.post("/auth-service/auth/register", json={
+                "email": f"first-{n}@example.com", "password": PASSWORD}) for n in range(3)))
+            assert [r.status_code for r in answers] == [201, 201, 201]
+    assert "mount_gatehouse" in caplog.text
+    await inner.state.gatehouse.close()
+
+
 def test_compose_file_matches_the_dockerfile() -> None:
     import yaml
 
