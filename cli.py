@@ -61,8 +61,8 @@ def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
     return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
 
 
-def _user_row(user: service.User) -> dict[str, Any]:
-    return service.to_public(user).model_dump(mode="json")
+def _user_row(user: service.UserPublic) -> dict[str, Any]:
+    return user.model_dump(mode="json")
 
 
 async def _user_id(gh: Gatehouse, email: str) -> Any:
@@ -128,7 +128,7 @@ def create_user(
 @app.command("list-users")
 def list_users(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List every user."""
-    async def work(gh: Gatehouse) -> list[service.User]:
+    async def work(gh: Gatehouse) -> list[service.UserPublic]:
         rows, cursor = await service.list_users(gh, limit=200)
         while cursor:
             page, cursor = await service.list_users(gh, cursor=cursor, limit=200)
@@ -163,15 +163,15 @@ def set_password(
 def set_role(email: str, role: Annotated[str, typer.Argument(help="user or admin")]) -> None:
     """Change a user's role."""
 
-    async def work(gh: Gatehouse) -> service.User:
+    async def work(gh: Gatehouse) -> service.UserPublic:
         return await service.update_user(gh, user_id=await _user_id(gh, email), role=role)
 
     user = _run(work)
     typer.echo(f"{user.email} is now {user.role}")
 
 
-def _set_active(email: str, active: bool) -> service.User:
-    async def work(gh: Gatehouse) -> service.User:
+def _set_active(email: str, active: bool) -> service.UserPublic:
+    async def work(gh: Gatehouse) -> service.UserPublic:
         return await service.update_user(gh, user_id=await _user_id(gh, email), is_active=active)
 
     return _run(work)

@@ -37,7 +37,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import bcrypt
 import email_validator
@@ -75,6 +75,16 @@ log = logging.getLogger("gatehouse")
 
 
 # Settings ####################################################################
+
+# The vocabulary, defined once: the tuples the code checks against are derived from the
+# types the schemas and settings validate with.
+Role = Literal["user", "admin"]
+Scope = Literal["users:read", "users:write", "keys:read", "keys:write", "admin"]
+SigningAlgorithm = Literal["HS256", "EdDSA", "ES256", "RS256"]
+ROLES: tuple[str, ...] = get_args(Role)
+SCOPES: tuple[str, ...] = get_args(Scope)
+SIGNING_ALGORITHMS: tuple[str, ...] = get_args(SigningAlgorithm)
+ROLE_SCOPES = {"user": frozenset(SCOPES) - {"admin"}, "admin": frozenset(SCOPES)}
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|m|h|d)[a-z]*\s*$", re.IGNORECASE)
@@ -128,7 +138,7 @@ class Settings(BaseSettings):
     secret_key_file: str = "gatehouse.secret"
     jwt_issuer: str = "gatehouse"
     jwt_audience: str = "gatehouse"
-    jwt_algorithm: Literal["HS256", "EdDSA", "ES256", "RS256"] = "HS256"
+    jwt_algorithm: SigningAlgorithm = "HS256"
     access_token_minutes: int = Field(15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(30, ge=1, le=365)
     refresh_grace_seconds: int = Field(10, ge=0, le=300)
@@ -1192,7 +1202,6 @@ class KeyMaterial:
     public_key: str | None
 
 
-SIGNING_ALGORITHMS = ("HS256", "EdDSA", "ES256", "RS256")
 _KID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _REFRESH_RE = re.compile(r"^([0-9a-f]{32})\.(\d{1,9})\.([A-Za-z0-9_-]{43})$")
 _JWT_ERRORS: tuple[tuple[type[Exception], type[InvalidToken]], ...] = (
@@ -1384,8 +1393,6 @@ def ip_group(ip: str) -> str:
 # (the secret has 160 random bits, so a slow hash would add nothing).
 API_KEY_PREFIX = "gate_"
 _API_KEY_RE = re.compile(r"^gate_([a-z2-7]{10})_([a-z2-7]{32})$")
-SCOPES = ("users:read", "users:write", "keys:read", "keys:write", "admin")
-ROLE_SCOPES = {"user": frozenset(SCOPES[:4]), "admin": frozenset(SCOPES)}
 
 
 def _b32(nbytes: int) -> str:
@@ -1858,7 +1865,6 @@ def create_cache(settings: Settings) -> Cache:
 
 # Service functions ###########################################################
 
-ROLES = ("user", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -2019,17 +2025,31 @@ class Principal:
         return uuid.UUID(self.user["id"])
 
 
-def _iso(at: datetime) -> str:
-    """A UTC time as pydantic writes it (`…Z`), so cached and validated users look the same."""
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+class UserPublic(BaseModel):
+    """The one shape of a user: what the API answers, what the CLI prints, and — as JSON — what
+    the cache holds, built once when the user is written so `/users/me` can send it as is."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    email_verified_at: datetime | None = None
 
 
 def _user_entry(user: User) -> Entry:
-    return user.version, {
-        "id": str(user.id), "email": user.email, "full_name": user.full_name, "role": user.role,
-        "is_active": user.is_active, "created_at": _iso(user.created_at), "updated_at": _iso(user.updated_at),
-        "email_verified_at": _iso(user.email_verified_at) if user.email_verified_at else None,
-    }
+    return user.version, UserPublic.model_validate(user).model_dump(mode="json")
+
+
+async def _publish_user(gh: Gatehouse, user: User) -> UserPublic:
+    """After a user's write commits: every instance drops its copy; the public shape."""
+    version, payload = _user_entry(user)
+    await gh.cache.publish({f"u:{user.id}": (version, payload)})
+    return UserPublic.model_validate(payload)
 
 
 def _session_entry(row: LoginSession | None) -> Entry:
@@ -2075,14 +2095,18 @@ async def _check_auth_ip(gh: Gatehouse, client: Client) -> None:
     await _check_rate(gh, f"auth-ip:{ip_group(client.ip)}", gh.settings.rate_auth_ip)
 
 
-async def find_user(gh: Gatehouse, *, email: str) -> User:
+async def _user_by_email(db: AsyncSession, email: str) -> User | None:
+    return await db.scalar(sa.select(User).where(User.email == email))
+
+
+async def find_user(gh: Gatehouse, *, email: str) -> UserPublic:
     """The user with this email; UserNotFound otherwise."""
     email = _validated(normalize_email, email, "email")
     async with gh.transaction() as db:
         user = await _user_by_email(db, email)
     if user is None:
         raise UserNotFound()
-    return user
+    return UserPublic.model_validate(user)
 
 
 async def _user_payload(gh: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] | None:
@@ -2090,12 +2114,12 @@ async def _user_payload(gh: Gatehouse, user_id: uuid.UUID | str) -> dict[str, An
     return await _cached(gh, f"u:{user_id}", lambda: _load_user_entry(gh, uuid.UUID(str(user_id))))
 
 
-async def get_user(gh: Gatehouse, *, user_id: uuid.UUID) -> dict[str, Any]:
-    """A user's public fields (cached)."""
+async def get_user(gh: Gatehouse, *, user_id: uuid.UUID) -> UserPublic:
+    """A user (cached)."""
     payload = await _user_payload(gh, user_id)
     if payload is None:
         raise UserNotFound()
-    return payload
+    return UserPublic.model_validate(payload)
 
 
 def _encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
@@ -2138,7 +2162,7 @@ async def _keyset_page(db: AsyncSession, stmt: sa.Select[Any], at: Any, row_id: 
 
 async def list_users(gh: Gatehouse, *, email_contains: str | None = None, role: str | None = None,
                      active: bool | None = None, cursor: str | None = None,
-                     limit: int = 50) -> tuple[list[User], str | None]:
+                     limit: int = 50) -> tuple[list[UserPublic], str | None]:
     """A page of users, oldest first, and the cursor of the next page."""
     stmt = sa.select(User)
     if email_contains:
@@ -2148,11 +2172,13 @@ async def list_users(gh: Gatehouse, *, email_contains: str | None = None, role: 
     if active is not None:
         stmt = stmt.where(User.is_active.is_(active))
     async with gh.transaction() as db:
-        return await _keyset_page(db, stmt, User.created_at, User.id, cursor=cursor, limit=limit, newest_first=False)
+        rows, next_cursor = await _keyset_page(db, stmt, User.created_at, User.id, cursor=cursor, limit=limit,
+                                               newest_first=False)
+    return [UserPublic.model_validate(row) for row in rows], next_cursor
 
 
 async def create_user(gh: Gatehouse, *, email: str, password: str, full_name: str = "", role: str = "user",
-                      self_signup: bool = False, client: Client = CLI) -> User:
+                      self_signup: bool = False, client: Client = CLI) -> UserPublic:
     """Create an account; `self_signup` applies the SIGNUP_ENABLED and per-IP limits."""
     if self_signup:
         if not gh.settings.signup_enabled:
@@ -2172,7 +2198,7 @@ async def create_user(gh: Gatehouse, *, email: str, password: str, full_name: st
     except sa.exc.IntegrityError:
         raise EmailTaken() from None
     log.info("user created id=%s role=%s", user.id, role)
-    return user
+    return UserPublic.model_validate(user)
 
 
 
@@ -2203,10 +2229,6 @@ async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session: 
                                     auth_time=int(proved.timestamp()))
     return TokenPair(access_token=access, refresh_token=gh.tokens.issue_refresh(session.id, session.generation),
                      expires_in=gh.tokens.access_ttl)
-
-
-async def _user_by_email(db: AsyncSession, email: str) -> User | None:
-    return await db.scalar(sa.select(User).where(User.email == email))
 
 
 def _login_limit_keys(account: str, client: Client) -> tuple[str, str]:
@@ -2599,7 +2621,7 @@ async def create_api_key(gh: Gatehouse, *, user_id: uuid.UUID, name: str, scopes
                 if expires_at is None:
                     expires_at = parent.expires_at
                 elif expires_at > parent.expires_at:
-                    raise KeyOutlivesParent(f"This key expires at {_iso(parent.expires_at)}; a key it makes "
+                    raise KeyOutlivesParent(f"This key expires at {parent.expires_at.isoformat()}; a key it makes "
                                             "must expire no later.")
         row = ApiKey(id=uuid.uuid4(), user_id=user_id, public_id=public_id, secret_hash=secret_hash, name=name,
                      scopes=" ".join(sorted(set(scopes))), created_at=now, expires_at=expires_at, parent_id=parent_id)
@@ -2676,7 +2698,7 @@ def _bump(user: User) -> None:
 
 
 async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = None, full_name: str | None = None,
-                      role: str | None = None, is_active: bool | None = None, client: Client = CLI) -> User:
+                      role: str | None = None, is_active: bool | None = None, client: Client = CLI) -> UserPublic:
     """Change a user's fields at once (an admin's act; owners change their email through
     `request_email_change`). Deactivation ends every session, a demotion revokes the keys that
     hold scopes the new role lacks, an email change notifies the old address; the last admin stays."""
@@ -2713,16 +2735,17 @@ async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = 
                 db.add(_audit("user.update", client, subject=user.id, keys_revoked=len(revoked), **audited))
     except sa.exc.IntegrityError:
         raise EmailTaken() from None
-    if changes:
-        await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
-        await _publish_revoked_keys(gh, revoked)
-        if changes.get("is_active") is False:
-            await revoke_sessions(gh, user_id=user.id, reason="deactivated")
-        if "email" in changes:
-            gh.spawn(send_mail(gh, kind="email_changed", email=old_email, client=client, budget=False,
-                               new_email=user.email))
-        log.info("user updated id=%s fields=%s", user.id, ",".join(sorted(changes)))
-    return user
+    if not changes:
+        return UserPublic.model_validate(user)
+    public = await _publish_user(gh, user)
+    await _publish_revoked_keys(gh, revoked)
+    if changes.get("is_active") is False:
+        await revoke_sessions(gh, user_id=user.id, reason="deactivated")
+    if "email" in changes:
+        gh.spawn(send_mail(gh, kind="email_changed", email=old_email, client=client, budget=False,
+                           new_email=user.email))
+    log.info("user updated id=%s fields=%s", user.id, ",".join(sorted(changes)))
+    return public
 
 
 async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -> ActionToken:
@@ -2778,7 +2801,7 @@ async def _store_password(gh: Gatehouse, *, user: User, new_hash: str, event: st
 
 async def _after_password_stored(gh: Gatehouse, user: User, revoked: list[ApiKey], *,
                                  keep_session: uuid.UUID | None) -> CredentialsEnded:
-    await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
+    await _publish_user(gh, user)
     await _publish_revoked_keys(gh, revoked)
     ended = await revoke_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")
     log.info("password changed user=%s sessions_ended=%d keys_revoked=%d", user.id, ended, len(revoked))
@@ -2911,7 +2934,7 @@ async def request_email_verification(gh: Gatehouse, *, user_id: uuid.UUID, clien
     return True
 
 
-async def confirm_email_verification(gh: Gatehouse, *, token: str, client: Client = CLI) -> User:
+async def confirm_email_verification(gh: Gatehouse, *, token: str, client: Client = CLI) -> UserPublic:
     """Spend a verification token: the address it was sent to is now verified."""
     async with gh.transaction(write=True) as db:
         row = await _consume_action_token(db, token=token, purpose="verify")
@@ -2921,8 +2944,7 @@ async def confirm_email_verification(gh: Gatehouse, *, token: str, client: Clien
         user.email_verified_at = utcnow()
         _bump(user)
         db.add(_audit("user.email_verified", client, subject=user.id))
-    await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
-    return user
+    return await _publish_user(gh, user)
 
 
 async def request_email_change(gh: Gatehouse, *, user_id: uuid.UUID, email: str, client: Client = CLI) -> str:
@@ -2953,7 +2975,7 @@ async def request_email_change(gh: Gatehouse, *, user_id: uuid.UUID, email: str,
     return new
 
 
-async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CLI) -> User:
+async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CLI) -> UserPublic:
     """Spend the link mailed to the new address: the account's address is now that one, verified."""
     try:
         async with gh.transaction(write=True) as db:
@@ -2967,9 +2989,8 @@ async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CL
             db.add(_audit("user.email_change", client, subject=user.id))
     except sa.exc.IntegrityError:
         raise EmailTaken() from None
-    await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
     log.info("email changed user=%s", user.id)
-    return user
+    return await _publish_user(gh, user)
 
 
 async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
@@ -2989,7 +3010,7 @@ async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI
             db.add(_audit("user.email_change_revert", client, subject=user.id, keys_revoked=len(revoked)))
     except sa.exc.IntegrityError:
         raise EmailTaken("The old address now belongs to another account; ask an administrator.") from None
-    await gh.cache.publish({f"u:{user.id}": _user_entry(user)})
+    await _publish_user(gh, user)
     await _publish_revoked_keys(gh, revoked)
     ended = await revoke_sessions(gh, user_id=user.id, reason="email_revert")
     log.warning("email change reverted user=%s sessions_ended=%d keys_revoked=%d", user.id, ended, len(revoked))
@@ -3198,17 +3219,6 @@ class CredentialsEndedOut(BaseModel):
     api_keys_revoked: int
 
 
-class UserPublic(BaseModel):
-    id: uuid.UUID
-    email: str
-    full_name: str
-    role: Literal["user", "admin"]
-    is_active: bool
-    created_at: datetime
-    updated_at: datetime
-    email_verified_at: datetime | None = None
-
-
 class UserMeUpdated(UserPublic):
     pending_email: str | None = Field(None, description="Waiting for the link mailed to it; `email` is still "
                                       "the account's address until then.")
@@ -3218,13 +3228,13 @@ class UserCreate(_Input):
     email: Email
     password: Password
     full_name: Annotated[CleanStr, Field(max_length=200)] = ""
-    role: Literal["user", "admin"] = "user"
+    role: Role = "user"
 
 
 class UserUpdate(_Input):
     email: Email | None = None
     full_name: Annotated[CleanStr, Field(max_length=200)] | None = None
-    role: Literal["user", "admin"] | None = None
+    role: Role | None = None
     is_active: Annotated[bool, Strict()] | None = None  # "yes", 1 or "on" are not booleans here
 
 
@@ -3291,9 +3301,6 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
-Scope = Literal["users:read", "users:write", "keys:read", "keys:write", "admin"]
-
-
 class ApiKeyCreate(ProofIn):
     name: Annotated[CleanStr, Field(min_length=1, max_length=100)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))] = ["users:read"]
@@ -3343,8 +3350,6 @@ class HealthOut(BaseModel):
     checks: dict[str, Any] = {}
 
 
-def to_public(user: User | dict[str, Any]) -> UserPublic:
-    return UserPublic.model_validate(user if isinstance(user, dict) else _user_entry(user)[1])
 
 
 def _tokens_out(pair: TokenPair) -> TokenOut:
@@ -3466,7 +3471,7 @@ async def register(body: UserRegister, gh: GatehouseDep, client: ClientDep) -> U
     """Create an account."""
     user = await create_user(gh, email=body.email, password=body.password, full_name=body.full_name,
                              self_signup=True, client=client)
-    return to_public(user)
+    return user
 
 
 _LOGIN_BODY = {
@@ -3557,7 +3562,7 @@ async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep, cli
         await require_recent_proof(gh, principal, password=body.password, client=client)
         pending = await request_email_change(gh, user_id=principal.user_id, email=body.email, client=client)
     user = await update_user(gh, user_id=principal.user_id, full_name=body.full_name, client=client)
-    return UserMeUpdated(**to_public(user).model_dump(), pending_email=pending)
+    return UserMeUpdated(**user.model_dump(), pending_email=pending)
 
 
 @users_router.delete("/me", status_code=204)
@@ -3594,7 +3599,7 @@ async def password_reset_confirm(body: ResetConfirm, gh: GatehouseDep, client: C
 @auth_router.post("/email-change/confirm", response_model=UserPublic)
 async def email_change_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> UserPublic:
     """Use the link mailed to the new address: it becomes the account's address."""
-    return to_public(await confirm_email_change(gh, token=body.token, client=client))
+    return await confirm_email_change(gh, token=body.token, client=client)
 
 
 @auth_router.post("/email-change/revert", response_model=CredentialsEndedOut)
@@ -3615,41 +3620,41 @@ async def verify_request(principal: Writer, gh: GatehouseDep, client: ClientDep)
 @auth_router.post("/verify/confirm", response_model=UserPublic)
 async def verify_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> UserPublic:
     """Mark an email address verified with the token sent to it."""
-    return to_public(await confirm_email_verification(gh, token=body.token, client=client))
+    return await confirm_email_verification(gh, token=body.token, client=client)
 
 
 @users_router.get("", response_model=UserPage)
 async def admin_list_users(
     principal: AdminUser, gh: GatehouseDep,
     email: Annotated[str | None, Query(max_length=320, pattern=_NO_NUL, description="Substring of the email.")] = None,
-    role: Literal["user", "admin"] | None = None, active: bool | None = None,
+    role: Role | None = None, active: bool | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> UserPage:
     """Users, oldest first, a page at a time (`next_cursor` until the last page)."""
     rows, next_cursor = await list_users(gh, email_contains=email, role=role, active=active, cursor=cursor,
                                          limit=limit)
-    return UserPage(items=[to_public(row) for row in rows], next_cursor=next_cursor)
+    return UserPage(items=rows, next_cursor=next_cursor)
 
 
 @users_router.post("", status_code=201, response_model=UserPublic)
 async def admin_create_user(body: UserCreate, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> UserPublic:
     """Create a user with a role."""
-    return to_public(await create_user(gh, email=body.email, password=body.password, full_name=body.full_name,
-                                       role=body.role, client=client.acting(principal)))
+    return await create_user(gh, email=body.email, password=body.password, full_name=body.full_name,
+                             role=body.role, client=client.acting(principal))
 
 
 @users_router.get("/{user_id:uuid}", response_model=UserPublic)
 async def admin_get_user(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep) -> UserPublic:
     """One user."""
-    return to_public(await get_user(gh, user_id=user_id))
+    return await get_user(gh, user_id=user_id)
 
 
 @users_router.patch("/{user_id:uuid}", response_model=UserPublic)
 async def admin_update_user(user_id: uuid.UUID, body: UserUpdate, principal: AdminUser, gh: GatehouseDep,
                             client: ClientDep) -> UserPublic:
     """Change a user's email, name, role or active flag (never removing the last admin)."""
-    return to_public(await update_user(gh, user_id=user_id, email=body.email, full_name=body.full_name,
-                                       role=body.role, is_active=body.is_active, client=client.acting(principal)))
+    return await update_user(gh, user_id=user_id, email=body.email, full_name=body.full_name,
+                             role=body.role, is_active=body.is_active, client=client.acting(principal))
 
 
 @users_router.delete("/{user_id:uuid}", status_code=204)

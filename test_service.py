@@ -1727,7 +1727,7 @@ async def test_two_admins_demoting_each_other_at_once_leaves_one(client: httpx.A
         service.update_user(client.gatehouse, user_id=uuid.UUID(a["id"]), role="user"),
         service.update_user(client.gatehouse, user_id=uuid.UUID(b["id"]), role="user"),
         return_exceptions=True)
-    assert sorted(type(r).__name__ for r in results) == ["LastAdmin", "User"]
+    assert sorted(type(r).__name__ for r in results) == ["LastAdmin", "UserPublic"]
     async with client.gatehouse.transaction() as db:
         assert await db.scalar(sa.select(sa.func.count()).select_from(service.User)
                                .where(service.User.role == "admin")) == 1
