@@ -2761,7 +2761,8 @@ class TokenIn(_Input):
 
 def _iso_time_only(value: Any) -> Any:
     # pydantic also reads bare numbers as Unix times; the schema promises ISO 8601, so hold to it.
-    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+\s*", value)):
+    if isinstance(value, (int, float)) or (
+            isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+(?:[eE][-+]?\d+)?\s*", value)):
         raise ValueError("an ISO 8601 date-time is expected, e.g. 2026-01-31T12:00:00Z")
     return value
 
@@ -3259,13 +3260,17 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return _error_response(exc.status_code, code, message, headers=headers)
 
 
+_HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    # FastAPI registers one route per method, and Starlette's 405 names only the first one's.
-    root, path = request.scope.get("root_path", ""), request.scope["path"]
-    path = path[len(root):] if root and path.startswith(root) else path
-    return sorted({method for route in request.app.router.routes
-                   if (regex := getattr(route, "path_regex", None)) is not None and regex.match(path)
-                   for method in getattr(route, "methods", None) or ()})
+    # FastAPI registers one route per method, and Starlette's 405 names only the first one's. Ask
+    # every route whether it takes this path with each method (included routers nest their routes).
+    from starlette.routing import Match
+
+    routes = request.app.router.routes
+    return [method for method in _HTTP_METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
 
 
 def install_error_handlers(app: FastAPI) -> None:
