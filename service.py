@@ -1164,6 +1164,14 @@ class TokenIssuer:
             self._private[key.kid] = load_pem_private_key(pem, password=None)
         return self._private[key.kid]
 
+    def unseals(self, key: KeyMaterial) -> bool:
+        """Whether this SECRET_KEY opens the key's sealed private half (always, for HS256)."""
+        try:
+            self._signing_key(key)
+        except ConfigError:
+            return False
+        return True
+
     def _verification_key(self, kid: str, algorithm: str, public_pem: str | None) -> Any:
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -2253,6 +2261,22 @@ async def retire_signing_key(gh: Gatehouse, *, kid: str, client: Client = CLI) -
     return row
 
 
+async def sealed_keys_not_opened(gh: Gatehouse) -> list[str]:
+    """Kids of unretired signing keys whose private half SECRET_KEY cannot unseal (it changed since)."""
+    assert gh.tokens is not None
+    async with gh.transaction() as db:
+        rows = list(await db.scalars(sa.select(SigningKey).where(SigningKey.retired_at.is_(None),
+                                                                 SigningKey.private_key.is_not(None))
+                                     .order_by(SigningKey.created_at)))
+    return [row.kid for row in rows if not gh.tokens.unseals(_material(row))]
+
+
+def sealed_keys_problem(kids: list[str]) -> str:
+    """The one line that says which keys cannot be unsealed, and what to do."""
+    return (f"SECRET_KEY cannot unseal signing key(s) {', '.join(kids)}: was SECRET_KEY changed? Restore the "
+            "old value, or retire them with `cli.py signing-keys retire KID` (tokens they signed stop working)")
+
+
 async def list_signing_keys(gh: Gatehouse) -> list[SigningKey]:
     """Every signing key, newest first."""
     async with gh.transaction() as db:
@@ -2656,6 +2680,8 @@ async def check_config(gh: Gatehouse) -> list[str]:
         if status.pending and not gh.settings.auto_migrate:
             problems.append(f"{len(status.pending)} migration(s) pending and AUTO_MIGRATE is off: run `cli.py migrate`")
         problems += [f"schema drift: {diff}" for diff in status.drift]
+        if not status.pending and (kids := await sealed_keys_not_opened(gh)):
+            problems.append(sealed_keys_problem(kids))
     if gh.settings.redis_url and checks["cache"]["status"] != "ok":
         problems.append(f"REDIS_URL: Redis does not answer ({checks['cache'].get('detail', 'not subscribed')})")
     return problems
@@ -3403,6 +3429,20 @@ class EdgeMiddleware:
             self.access.handle(record)  # no caller lookup: the line says where it is from
 
 
+async def _refuse_sealed_keys_not_opened(gh: Gatehouse) -> None:
+    # Every login would fail to sign; refuse to start rather than answer 500s. (The CLI still
+    # starts, so an operator can retire the keys.) A database not reachable or not migrated yet
+    # is not this check's business: requests will say so.
+    try:
+        kids = await sealed_keys_not_opened(gh)
+    except (ServiceError, sa.exc.DBAPIError):
+        return
+    if kids:
+        await gh.close()
+        log.error("%s", sealed_keys_problem(kids))
+        raise ConfigError(sealed_keys_problem(kids))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A fresh Gatehouse ASGI app; settings default to the environment."""
     settings = settings or Settings()
@@ -3411,6 +3451,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gatehouse = Gatehouse(settings)
         await gatehouse.start()
+        await _refuse_sealed_keys_not_opened(gatehouse)
         app.state.gatehouse = gatehouse
         gc.freeze()  # everything built so far lives as long as the app: keep it out of every GC pass
         try:

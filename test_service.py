@@ -2151,6 +2151,33 @@ async def test_check_config(make_settings: Any) -> None:
     assert result.exit_code == 1 and result.output.startswith("problem: SECRET_KEY is a placeholder"), result.output
 
 
+async def test_changed_secret_key_with_sealed_signing_keys_is_a_startup_and_config_problem(
+        make_settings: Any, backend: str) -> None:
+    import re
+
+    async with running(make_settings(jwt_algorithm="EdDSA")) as client:
+        user, tokens = await new_user(client)
+    kid = jwt.get_unverified_header(tokens["access_token"])["kid"]
+    changed = make_settings(jwt_algorithm="EdDSA", secret_key="another-secret-" + "z" * 40)
+    problem = f"SECRET_KEY cannot unseal signing key(s) {kid}: was SECRET_KEY changed?"
+    with pytest.raises(service.ConfigError) as refused:  # not a service that answers every login with 500
+        async with running(changed):
+            pass
+    assert str(refused.value).startswith(problem)
+    result = await run_cli(changed, "check-config")
+    assert result.exit_code == 1 and f"problem: {problem}" in result.output, result.output
+    if backend == "sqlite":  # the real process says so and exits
+        with pytest.raises(AssertionError, match=re.escape(problem)):
+            Server(changed).start()
+    # what the message advises works: retire the key, and the service starts and signs with a new one
+    assert (await run_cli(changed, "signing-keys", "retire", kid)).exit_code == 0
+    assert (await run_cli(changed, "check-config")).exit_code == 0
+    async with running(changed) as client:
+        fresh = await login(client, user["email"])
+        assert jwt.get_unverified_header(fresh["access_token"])["kid"] != kid
+        assert (await client.get("/users/me", headers=bearer(fresh["access_token"]))).status_code == 200
+
+
 async def test_embedding_in_a_host_app(settings: Settings) -> None:
     from typing import Annotated
 
