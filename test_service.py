@@ -940,16 +940,47 @@ async def test_in_process_cache_is_bounded(make_settings: Any) -> None:
         assert len(client.gatehouse.cache.local) <= 100
 
 
-async def test_many_concurrent_requests_share_a_small_pool(make_settings: Any) -> None:
-    settings = make_settings(redis_max_connections=8, db_pool_size=4, db_max_overflow=0, db_pool_timeout=30)
+def _cache_lookups() -> tuple[float, float]:
+    """(hits, misses) of this process's cache so far."""
+    from prometheus_client import REGISTRY
+
+    return tuple(REGISTRY.get_sample_value("gatehouse_cache_total", {"result": r}) or 0.0  # type: ignore[return-value]
+                 for r in ("hit", "miss"))
+
+
+def _statements(gh: service.Gatehouse) -> list[str]:
+    """Every SQL statement `gh` sends from now on, appended as it goes."""
+    seen: list[str] = []
+    sa.event.listen(gh.engine.sync_engine, "before_cursor_execute",  # type: ignore[union-attr]
+                    lambda _conn, _cursor, statement, *_: seen.append(statement))
+    return seen
+
+
+async def test_many_concurrent_requests_share_a_small_pool(make_settings: Any, backend: str) -> None:
+    settings = make_settings(redis_max_connections=8, db_pool_size=4, db_max_overflow=0, db_pool_timeout=30,
+                             redis_timeout=30)  # the pool bounds the waits here, not a clock
     async with running(settings) as client:
+        gh = client.gatehouse
         user = await register(client)
         sessions = [await login(client, user["email"]) for _ in range(25)]
-        client.gatehouse.cache.local.clear()  # force every request through the shared tier
+        assert (await client.get("/users/me", headers=bearer(sessions[0]["access_token"]))).status_code == 200
+        gh.cache.local.clear()  # force every request through the shared tier
+        statements, (hits, misses) = _statements(gh), _cache_lookups()
         responses = await asyncio.gather(*[
             client.get("/users/me", headers=bearer(sessions[i % 25]["access_token"])) for i in range(500)
         ])
         assert [r.status_code for r in responses] == [200] * 500
+        new_hits, new_misses = _cache_lookups()
+        if backend == "postgres":
+            # Every key, session and user lookup was answered by Redis through the 8 connections: none
+            # failed over to the database (a failed or starved GET reads the database and counts a miss).
+            pool = gh.cache.redis.connection_pool
+            opened = len(pool._available_connections) + len(pool._in_use_connections)
+            assert (new_misses - misses, statements) == (0, [])
+            assert new_hits - hits >= 3 * 500 and gh.cache._down_until == 0.0  # key, session, user each
+            assert 1 < opened <= 8, opened
+        else:  # no shared tier: the database answered, through its 4 connections
+            assert new_misses - misses > 0 and statements and gh.engine.pool.checkedout() == 0
 
 
 async def test_exhausted_database_pool_is_503_then_recovers(make_settings: Any) -> None:
@@ -1442,17 +1473,24 @@ async def test_api_key_with_wrong_secret_is_rejected(client: httpx.AsyncClient) 
     assert r.status_code == 401 and error_code(r) == "invalid_api_key"
 
 
-async def test_api_key_last_used_is_recorded_without_a_write_per_request(client: httpx.AsyncClient) -> None:
-    _, tokens = await new_user(client)
-    created = await make_key(client, tokens["access_token"])
-    for _ in range(5):
-        assert (await client.get("/users/me", headers=bearer(created["key"]))).status_code == 200
+async def test_api_key_last_used_is_recorded_without_a_write_per_request(settings: Settings, backend: str) -> None:
+    async with running(settings) as a, running(settings) as b:
+        _, tokens = await new_user(a)
+        created = await make_key(a, tokens["access_token"])
+        seen_a, seen_b = _statements(a.gatehouse), _statements(b.gatehouse)
+        for _ in range(5):
+            for instance in (a, b):
+                assert (await instance.get("/users/me", headers=bearer(created["key"]))).status_code == 200
 
-    async def used() -> bool:
-        return any(k["last_used_at"] for k in (await client.get("/api-keys", headers=bearer(tokens["access_token"]))).json())
+        async def settled() -> bool:
+            return not a.gatehouse._tasks and not b.gatehouse._tasks
 
-    await _until(used, "last_used_at is recorded")
-    assert len(client.gatehouse.key_touches) == 1
+        await _until(settled, "the touches are written")
+        writes = [s for s in seen_a + seen_b if s.lstrip().upper().startswith("UPDATE API_KEYS")]
+        # One write per interval: with Redis across both instances; without it, one per instance.
+        assert len(writes) == (1 if backend == "postgres" else 2), writes
+        listed = (await a.get("/api-keys", headers=bearer(tokens["access_token"]))).json()
+        assert [k["id"] for k in listed] == [created["id"]] and listed[0]["last_used_at"] is not None
 
 
 async def test_api_key_revocation_reaches_another_instance(settings: Settings) -> None:
@@ -1891,11 +1929,19 @@ async def test_email_verification(make_settings: Any, receiver: Receiver) -> Non
         tokens = await login(client, user["email"])
         me = (await client.get("/users/me", headers=bearer(tokens["access_token"]))).json()
         assert me["email_verified_at"] is not None
-        # a new address must be verified again; a link sent to the old one is worthless
-        r = await client.post("/auth/verify/request", headers=bearer(tokens["access_token"]))
-        assert r.status_code == 202
-        r = await client.patch("/users/me", headers=bearer(tokens["access_token"]), json={"email": "moved@example.com"})
-        assert r.json()["email_verified_at"] is None
+        # a new address must be verified again; a link sent to an address since left is worthless
+        auth = bearer(tokens["access_token"])
+        r = await client.patch("/users/me", headers=auth, json={"email": "moved@example.com"})
+        assert r.status_code == 200 and r.json()["email_verified_at"] is None
+        assert (await client.post("/auth/verify/request", headers=auth)).status_code == 202
+        await _until(lambda: asyncio.sleep(0, len(receiver.messages) == 2), "the link to the new address")
+        assert receiver.messages[1]["email"] == "moved@example.com"
+        r = await client.patch("/users/me", headers=auth, json={"email": "moved-again@example.com"})
+        assert r.status_code == 200
+        r = await client.post("/auth/verify/confirm", json={"token": token_of(receiver.messages[1]["link"])})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+        me = (await client.get("/users/me", headers=auth)).json()
+        assert me["email"] == "moved-again@example.com" and me["email_verified_at"] is None
 
 
 # Audit log ###################################################################
@@ -2056,22 +2102,51 @@ async def test_metrics_are_scraped_and_can_be_protected_or_disabled(make_setting
         assert (await client.get("/metrics")).status_code == 404
 
 
+def _served_by_each_worker(prom_dir: Any, route: str) -> list[float]:
+    """Each worker's own count of `GET route` answered 200, read from its counter file alone."""
+    import shutil
+
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    counts = []
+    for path in sorted(prom_dir.glob("counter_*.db")):
+        alone = prom_dir.parent / f"alone-{path.stem}"
+        alone.mkdir(exist_ok=True)
+        shutil.copy(path, alone / path.name)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(alone))
+        labels = {"route": route, "method": "GET", "status": "200"}
+        counts.append(registry.get_sample_value("gatehouse_requests_total", labels) or 0.0)
+    return counts
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_metrics_add_up_across_uvicorn_workers(make_settings: Any, tmp_path: Any) -> None:
+    import concurrent.futures
     import re
 
-    settings = make_settings(prometheus_multiproc_dir=str(tmp_path / "prom"))
-    server = Server(settings, "--workers", "2").start()
+    prom = tmp_path / "prom"
+    server = Server(make_settings(prometheus_multiproc_dir=str(prom)), "--workers", "2").start()
+    sent = 0
+
+    def one(_: int) -> int:
+        # A fresh connection each time, 16 at once: whichever worker accepts first serves it.
+        return httpx.get(f"{server.url}/health/ready", timeout=10).status_code  # nobody else calls this route
+
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as c:
-            for _ in range(40):
-                assert c.get("/health/live").status_code == 200
-            text = c.get("/metrics").text
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            for _ in range(25):  # until both workers have served some (the first round nearly always does)
+                assert list(pool.map(one, range(40))) == [200] * 40
+                sent += 40
+                if sum(1 for n in _served_by_each_worker(prom, "/health/ready") if n) >= 2:
+                    break
+        per_worker = _served_by_each_worker(prom, "/health/ready")
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
     finally:
         server.stop()
-    served = re.search(r'gatehouse_requests_total\{method="GET",route="/health/live",status="200"\} (\S+)', text)
-    assert served and float(served[1]) >= 40  # every worker's count, not one worker's share
-    assert len(list((tmp_path / "prom").glob("counter_*.db"))) >= 2  # more than one process wrote
+    assert len(per_worker) == 2 and all(n > 0 for n in per_worker), per_worker  # both workers served
+    served = re.search(r'gatehouse_requests_total\{method="GET",route="/health/ready",status="200"\} (\S+)', text)
+    assert served and float(served[1]) == sum(per_worker) == sent  # the scrape sums every worker, exactly
 
 
 async def test_cors_trusted_hosts_and_body_limit(make_settings: Any) -> None:
