@@ -592,6 +592,36 @@ async def test_refresh_of_tampered_generation_is_invalid(client: httpx.AsyncClie
     assert r.status_code == 401 and error_code(r) == "invalid_token"
 
 
+async def test_refresh_of_an_expired_session_is_token_expired(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    sid = claims(tokens["access_token"])["sid"]
+    async with client.gatehouse.transaction(write=True) as db:
+        await db.execute(sa.update(service.LoginSession).where(service.LoginSession.id == uuid.UUID(sid))
+                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+    r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401 and error_code(r) == "token_expired"
+    row = await session_row(client.gatehouse, sid)
+    assert row.generation == 0 and row.revoked_at is None  # refused, not rotated
+
+
+async def test_access_path_rereads_a_cached_session_expiry_that_has_passed(client: httpx.AsyncClient) -> None:
+    """A cached expiry in the past may predate a refresh (on another instance) that extended the
+    session: the database decides, and only an expiry it confirms ends the session."""
+    _, tokens = await new_user(client)
+    gh, auth = client.gatehouse, bearer(tokens["access_token"])
+    sid, uid = claims(tokens["access_token"])["sid"], claims(tokens["access_token"])["sub"]
+    assert (await client.get("/users/me", headers=auth)).status_code == 200
+    stale = {"uid": uid, "exp": time.time() - 1}
+    gh.cache.local.put(f"s:{sid}", 0, stale)
+    assert (await client.get("/users/me", headers=auth)).status_code == 200  # the database says it is live
+    async with gh.transaction(write=True) as db:
+        await db.execute(sa.update(service.LoginSession).where(service.LoginSession.id == uuid.UUID(sid))
+                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+    gh.cache.local.put(f"s:{sid}", 0, stale)
+    r = await client.get("/users/me", headers=auth)
+    assert r.status_code == 401 and error_code(r) == "session_revoked"  # now it agrees: over
+
+
 # Logout ######################################################################
 
 
@@ -818,6 +848,87 @@ async def test_concurrent_migrations_apply_once(make_settings: Any, backend: str
             await engine.dispose()
 
 
+async def _insert_pre_003_rows(engine: Any) -> tuple[str, str]:
+    """A user, a session and an API key as the schema before migration 003 held them; (email, key)."""
+    hasher = service.PasswordHasher(rounds=4, workers=1)
+    password_hash = await hasher.hash(PASSWORD)
+    hasher.close()
+    key, public_id, secret_hash = service.new_api_key()
+    user_id, now = uuid.uuid4(), service.utcnow()
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(gatehouse_write=True)
+        async with conn.begin():
+            await conn.execute(sa.insert(service.User.__table__).values(
+                id=user_id, email="before@example.com", password_hash=password_hash, full_name="Before",
+                role="user", is_active=True, version=1, created_at=now, updated_at=now))
+            await conn.execute(sa.insert(service.LoginSession.__table__).values(
+                id=uuid.uuid4(), user_id=user_id, generation=0, created_at=now, refreshed_at=now,
+                expires_at=now + service.timedelta(days=1), user_agent="", ip=""))
+            await conn.execute(sa.insert(service.ApiKey.__table__).values(
+                id=uuid.uuid4(), user_id=user_id, public_id=public_id, secret_hash=secret_hash, name="old",
+                scopes="users:read", created_at=now))
+    return "before@example.com", key
+
+
+async def _tables_and_user_columns(engine: Any) -> tuple[set[str], set[str]]:
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda c: (set(sa.inspect(c).get_table_names()),
+                                              {col["name"] for col in sa.inspect(c).get_columns("users")}))
+
+
+async def test_migrations_complete_a_partly_migrated_database_that_holds_rows(
+        make_settings: Any, backend: str, tmp_path: Any, monkeypatch: Any) -> None:
+    async with fresh_database(backend, tmp_path) as url:
+        settings = make_settings(database_url=url)
+        engine = service.create_engine(settings)
+        try:
+            monkeypatch.setattr(service, "MIGRATIONS", service.MIGRATIONS[:2])  # the release before 003
+            assert [m.version for m in await service.migrate(engine)] == [1, 2]
+            email, key = await _insert_pre_003_rows(engine)
+            monkeypatch.undo()
+            assert [m.version for m in await service.migrate(engine)] == [3]
+            status = await service.migration_status(engine)
+            assert ([v for v, _, _ in status.applied], status.pending, status.drift) == ([1, 2, 3], [], [])
+        finally:
+            await engine.dispose()
+        async with running(settings) as client:  # the old rows work under the new schema
+            tokens = await login(client, email)
+            me = (await client.get("/users/me", headers=bearer(tokens["access_token"]))).json()
+            assert (me["email"], me["full_name"], me["email_verified_at"]) == (email, "Before", None)
+            assert (await client.get("/users/me", headers=bearer(key))).json()["id"] == me["id"]
+
+
+async def test_a_failing_migration_rolls_back_whole(make_settings: Any, backend: str, tmp_path: Any,
+                                                    monkeypatch: Any) -> None:
+    shipped = service.MIGRATIONS
+
+    def broken(op: Any) -> None:
+        op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+        raise RuntimeError("migration 004 fails halfway")
+
+    async with fresh_database(backend, tmp_path) as url:
+        engine = service.create_engine(make_settings(database_url=url))
+        try:
+            monkeypatch.setattr(service, "MIGRATIONS", shipped[:2])
+            await service.migrate(engine)
+            email, _ = await _insert_pre_003_rows(engine)
+            monkeypatch.setattr(service, "MIGRATIONS", (*shipped, service.Migration(4, "broken", broken)))
+            with pytest.raises(RuntimeError, match="fails halfway"):
+                await service.migrate(engine)  # 003 succeeds, then 004 fails: neither may stay
+            status = await service.migration_status(engine)
+            assert ([v for v, _, _ in status.applied], [m.version for m in status.pending]) == ([1, 2], [3, 4])
+            tables, columns = await _tables_and_user_columns(engine)
+            assert {"users", "sessions", "api_keys"} <= tables
+            assert not tables & {"action_tokens", "audit_events", "half_done"}
+            assert "email_verified_at" not in columns  # 003's change to an existing table is undone too
+            async with engine.connect() as conn:
+                assert (await conn.execute(sa.text("SELECT email FROM users"))).scalars().all() == [email]
+            monkeypatch.setattr(service, "MIGRATIONS", shipped)  # fixed: what is pending applies
+            assert [m.version for m in await service.migrate(engine)] == [3]
+        finally:
+            await engine.dispose()
+
+
 async def test_migrate_status_reports_drift(client: httpx.AsyncClient, settings: Settings) -> None:
     async with client.gatehouse.transaction(write=True) as db:
         await db.execute(sa.text("ALTER TABLE users ADD COLUMN nickname VARCHAR(20)"))
@@ -948,6 +1059,24 @@ async def test_general_limit_per_client_and_health_is_exempt(make_settings: Any)
         codes = [(await client.get("/users/me")).status_code for _ in range(4)]
         assert codes == [401, 401, 401, 429]
         assert (await client.get("/health/live")).status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # across instances needs Redis
+async def test_general_limit_adds_up_across_instances(make_settings: Any) -> None:
+    async with running(make_settings(rate_general_ip="5/h")) as a, running(make_settings(rate_general_ip="5/h")) as b:
+
+        async def counted(instance: httpx.AsyncClient, total: int) -> None:
+            async def known() -> bool:
+                return instance.gatehouse.cache._gl_known.get("ip:127.0.0.1", (0, 0))[1] == total
+
+            await _until(known, f"{total} requests summed in Redis")
+
+        assert [(await a.get("/users/me")).status_code for _ in range(3)] == [401] * 3
+        await counted(a, 3)
+        assert (await b.get("/users/me")).status_code == 401
+        await counted(b, 4)  # B has added its one to A's three
+        assert [(await b.get("/users/me")).status_code for _ in range(2)] == [401, 429]  # the 5th, then over
+        assert (await b.get("/health/live")).status_code == 200
 
 
 async def test_in_process_cache_is_bounded(make_settings: Any) -> None:
@@ -1362,6 +1491,16 @@ def test_acknowledged_writes_survive_kill_9(make_settings: Any) -> None:
     missing = [e for e in acknowledged if e not in stored]
     assert not missing, f"{len(missing)} acknowledged registrations lost"
     assert len(acknowledged) >= 40
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_connections_are_durable_and_wait_for_the_write_lock(client: httpx.AsyncClient) -> None:
+    """What a kill -9 cannot tell apart (synchronous FULL from OFF), read from a live pooled connection."""
+    await register(client)
+    async with client.gatehouse.engine.connect() as conn:  # type: ignore[union-attr]
+        pragmas = {name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                   for name in ("synchronous", "journal_mode", "busy_timeout", "foreign_keys")}
+    assert pragmas == {"synchronous": 2, "journal_mode": "wal", "busy_timeout": 10_000, "foreign_keys": 1}
 
 
 # API keys ####################################################################
@@ -1806,13 +1945,17 @@ async def test_two_admins_demoting_each_other_at_once_leaves_one(client: httpx.A
 class Receiver:
     """A real local HTTP endpoint standing in for a mail-sending service."""
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, script: list[int | str] | None = None):
+        """`script`: how to answer each attempt in turn (a status, or "hang" until closed); then 204."""
         import http.server
         import threading
 
         self.messages: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.failures_left = fail_first
+        self.script = list(script or [])
+        self.attempts = 0
+        self.released = threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -1820,9 +1963,14 @@ class Receiver:
                 import json
 
                 body = self.rfile.read(int(self.headers["content-length"]))
-                if outer.failures_left > 0:
-                    outer.failures_left -= 1
-                    self.send_response(503)
+                outer.attempts += 1
+                answer = outer.script.pop(0) if outer.script else 204
+                if answer == "hang":
+                    outer.released.wait(30)
+                    return
+                if outer.failures_left > 0 or answer != 204:
+                    outer.failures_left = max(0, outer.failures_left - 1)
+                    self.send_response(503 if answer == 204 else int(answer))
                 else:
                     outer.messages.append(json.loads(body))
                     outer.headers.append({**dict(self.headers), "_body": body.decode()})
@@ -1837,6 +1985,7 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -1926,6 +2075,34 @@ async def test_webhook_delivery_retries(make_settings: Any) -> None:
             assert receiver.failures_left == 0
     finally:
         receiver.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # no database or Redis involved
+@pytest.mark.parametrize("script, delivered, attempts", [
+    ([400], False, 1),  # the receiver refuses the message: retrying will not help
+    ([422], False, 1),
+    ([408, 204], True, 2),  # request timeout and too many requests are worth another try
+    ([429, 429, 204], True, 3),
+    ([503, 500, 204], True, 3),
+    (["hang", 204], True, 2),  # no answer within WEBHOOK_TIMEOUT: tried again
+    ([503, "hang", 502], False, 3),  # WEBHOOK_ATTEMPTS spent: gives up, and says so
+])
+async def test_webhook_delivery_failures(make_settings: Any, caplog: Any, script: list[Any], delivered: bool,
+                                         attempts: int) -> None:
+    import logging
+
+    receiver = Receiver(script=script)
+    try:
+        async with running(make_settings(webhook_url=receiver.url, webhook_timeout=0.3, webhook_attempts=3)) as client:
+            with caplog.at_level(logging.WARNING, logger="gatehouse"):
+                ok = await service.deliver(client.gatehouse, kind="password_reset", email="a@example.com",
+                                           link="http://app.test/reset?token=secret-link")
+    finally:
+        receiver.close()
+    assert (ok, receiver.attempts) == (delivered, attempts)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == ([] if delivered else ["webhook delivery of password_reset failed"])
+    assert "secret-link" not in caplog.text
 
 
 async def test_cli_reset_link(settings: Settings, client: httpx.AsyncClient) -> None:
