@@ -1275,6 +1275,14 @@ class TokenIssuer:
             self._private[key.kid] = load_pem_private_key(pem, password=None)
         return self._private[key.kid]
 
+    def unseals(self, key: KeyMaterial) -> bool:
+        """Whether this SECRET_KEY opens the key's sealed private half (always, for HS256)."""
+        try:
+            self._signing_key(key)
+        except ConfigError:
+            return False
+        return True
+
     def _verification_key(self, kid: str, algorithm: str, public_pem: str | None) -> Any:
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -2521,6 +2529,21 @@ async def retire_signing_key(gh: Gatehouse, *, kid: str, client: Client = CLI) -
     return row
 
 
+async def sealed_keys_not_opened(gh: Gatehouse) -> list[str]:
+    """Kids of unretired signing keys whose private half SECRET_KEY cannot unseal (it changed since)."""
+    async with gh.transaction() as db:
+        rows = list(await db.scalars(sa.select(SigningKey).where(SigningKey.retired_at.is_(None),
+                                                                 SigningKey.private_key.is_not(None))
+                                     .order_by(SigningKey.created_at)))
+    return [row.kid for row in rows if not gh.tokens.unseals(_material(row))]
+
+
+def sealed_keys_problem(kids: list[str]) -> str:
+    """The one line that says which keys cannot be unsealed, and what to do."""
+    return (f"SECRET_KEY cannot unseal signing key(s) {', '.join(kids)}: was SECRET_KEY changed? Restore the "
+            "old value, or retire them with `cli.py signing-keys retire KID` (tokens they signed stop working)")
+
+
 async def list_signing_keys(gh: Gatehouse) -> list[SigningKey]:
     """Every signing key, newest first."""
     async with gh.transaction() as db:
@@ -3137,6 +3160,8 @@ async def check_config(gh: Gatehouse) -> list[str]:
         if status.pending and not gh.settings.auto_migrate:
             problems.append(f"{len(status.pending)} migration(s) pending and AUTO_MIGRATE is off: run `cli.py migrate`")
         problems += [f"schema drift: {diff}" for diff in status.drift]
+        if not status.pending and (kids := await sealed_keys_not_opened(gh)):
+            problems.append(sealed_keys_problem(kids))
     if gh.settings.redis_url and checks["cache"]["status"] != "ok":
         problems.append(f"REDIS_URL: Redis does not answer ({checks['cache'].get('detail', 'not subscribed')})")
     return problems
@@ -3258,7 +3283,8 @@ class TokenIn(_Input):
 
 def _iso_time_only(value: Any) -> Any:
     # pydantic also reads bare numbers as Unix times; the schema promises ISO 8601, so hold to it.
-    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+\s*", value)):
+    if isinstance(value, (int, float)) or (
+            isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+(?:[eE][-+]?\d+)?\s*", value)):
         raise ValueError("an ISO 8601 date-time is expected, e.g. 2026-01-31T12:00:00Z")
     return value
 
@@ -3796,13 +3822,17 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return _error_response(exc.status_code, code, message, headers=headers)
 
 
+_HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    # FastAPI registers one route per method, and Starlette's 405 names only the first one's.
-    root, path = request.scope.get("root_path", ""), request.scope["path"]
-    path = path[len(root):] if root and path.startswith(root) else path
-    return sorted({method for route in request.app.router.routes
-                   if (regex := getattr(route, "path_regex", None)) is not None and regex.match(path)
-                   for method in getattr(route, "methods", None) or ()})
+    # FastAPI registers one route per method, and Starlette's 405 names only the first one's. Ask
+    # every route whether it takes this path with each method (included routers nest their routes).
+    from starlette.routing import Match
+
+    routes = request.app.router.routes
+    return [method for method in _HTTP_METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -3904,7 +3934,7 @@ class EdgeMiddleware:
             if getattr(app.state, "gatehouse", None) is None:
                 log.warning("Gatehouse was mounted without mount_gatehouse(): started on the first request; "
                             "use service.mount_gatehouse(host) so the host's shutdown also closes it")
-                app.state.gatehouse = await Gatehouse.open(self.settings)
+                app.state.gatehouse = await open_for_serving(self.settings)
         return app.state.gatehouse
 
     async def _general_limit(self, gh: "Gatehouse", scope: dict[str, Any], ip: str) -> float:
@@ -3948,13 +3978,28 @@ class EdgeMiddleware:
             self.access.handle(record)  # no caller lookup: the line says where it is from
 
 
+async def open_for_serving(settings: Settings) -> Gatehouse:
+    """A Gatehouse ready to serve HTTP, refusing to start when SECRET_KEY cannot unseal a signing
+    key: every login would fail to sign. (The CLI still starts, so an operator can retire the keys.)"""
+    gh = await Gatehouse.open(settings)
+    try:
+        kids = await sealed_keys_not_opened(gh)
+    except (ServiceError, sa.exc.DBAPIError):
+        return gh  # no database or no schema yet is not this check's business: requests will say so
+    if kids:
+        await gh.close()
+        log.error("%s", sealed_keys_problem(kids))
+        raise ConfigError(sealed_keys_problem(kids))
+    return gh
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A fresh Gatehouse ASGI app; settings default to the environment."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gatehouse = await Gatehouse.open(settings)
+        gatehouse = await open_for_serving(settings)
         app.state.gatehouse = gatehouse
         gc.freeze()  # everything built so far lives as long as the app: keep it out of every GC pass
         try:

@@ -505,11 +505,19 @@ async def test_bad_access_tokens_are_rejected_each_with_its_code(client: httpx.A
 async def test_token_for_deleted_user_or_foreign_session_is_rejected(client: httpx.AsyncClient,
                                                                      settings: Settings) -> None:
     a, a_tokens = await new_user(client)
-    b, _ = await new_user(client)
+    b, b_tokens = await new_user(client)
     # a genuine signature but A's session claimed for B: the session does not belong to B
     forged = _forge(settings, a_tokens["access_token"], sub=b["id"])
     r = await client.get("/users/me", headers=bearer(forged))
     assert r.status_code == 401 and error_code(r) == "session_revoked"
+    # B's own token, verified and cached, after B is deleted
+    assert (await client.get("/users/me", headers=bearer(b_tokens["access_token"]))).status_code == 200
+    await service.delete_user(client.gatehouse, user_id=uuid.UUID(b["id"]))
+    r = await client.get("/users/me", headers=bearer(b_tokens["access_token"]))
+    assert r.status_code == 401 and error_code(r) == "session_revoked"
+    r = await client.post("/auth/refresh", json={"refresh_token": b_tokens["refresh_token"]})
+    assert r.status_code == 401 and error_code(r) == "session_revoked"
+    assert (await client.get("/users/me", headers=bearer(a_tokens["access_token"]))).status_code == 200
 
 
 # Refresh #####################################################################
@@ -564,10 +572,17 @@ async def test_forged_refresh_tokens_are_invalid(client: httpx.AsyncClient, toke
     assert r.status_code == 401 and error_code(r) == "invalid_token"
 
 
-async def test_access_token_is_not_a_refresh_token(client: httpx.AsyncClient) -> None:
+async def test_access_token_is_not_a_refresh_token(client: httpx.AsyncClient, settings: Settings) -> None:
     _, tokens = await new_user(client)
+    assert len(tokens["access_token"]) > 200  # longer than any refresh token: refused by the schema
     r = await client.post("/auth/refresh", json={"refresh_token": tokens["access_token"]})
-    assert r.status_code in (401, 422)
+    assert r.status_code == 422 and error_code(r) == "validation_error"
+    assert r.json()["error"]["details"][0]["loc"] == ["body", "refresh_token"]
+    # one short enough for the schema is still not a refresh token
+    short = jwt.encode({"sid": claims(tokens["access_token"])["sid"]}, "k" * 32, algorithm="HS256")
+    assert len(short) <= 200
+    r = await client.post("/auth/refresh", json={"refresh_token": short})
+    assert r.status_code == 401 and error_code(r) == "invalid_token"
 
 
 async def test_refresh_of_tampered_generation_is_invalid(client: httpx.AsyncClient) -> None:
@@ -575,6 +590,36 @@ async def test_refresh_of_tampered_generation_is_invalid(client: httpx.AsyncClie
     sid, gen, mac = tokens["refresh_token"].split(".")
     r = await client.post("/auth/refresh", json={"refresh_token": f"{sid}.{int(gen) + 1}.{mac}"})
     assert r.status_code == 401 and error_code(r) == "invalid_token"
+
+
+async def test_refresh_of_an_expired_session_is_token_expired(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    sid = claims(tokens["access_token"])["sid"]
+    async with client.gatehouse.transaction(write=True) as db:
+        await db.execute(sa.update(service.LoginSession).where(service.LoginSession.id == uuid.UUID(sid))
+                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+    r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401 and error_code(r) == "token_expired"
+    row = await session_row(client.gatehouse, sid)
+    assert row.generation == 0 and row.revoked_at is None  # refused, not rotated
+
+
+async def test_access_path_rereads_a_cached_session_expiry_that_has_passed(client: httpx.AsyncClient) -> None:
+    """A cached expiry in the past may predate a refresh (on another instance) that extended the
+    session: the database decides, and only an expiry it confirms ends the session."""
+    _, tokens = await new_user(client)
+    gh, auth = client.gatehouse, bearer(tokens["access_token"])
+    sid, uid = claims(tokens["access_token"])["sid"], claims(tokens["access_token"])["sub"]
+    assert (await client.get("/users/me", headers=auth)).status_code == 200
+    stale = {"uid": uid, "exp": time.time() - 1}
+    gh.cache.local.put(f"s:{sid}", 0, stale)
+    assert (await client.get("/users/me", headers=auth)).status_code == 200  # the database says it is live
+    async with gh.transaction(write=True) as db:
+        await db.execute(sa.update(service.LoginSession).where(service.LoginSession.id == uuid.UUID(sid))
+                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+    gh.cache.local.put(f"s:{sid}", 0, stale)
+    r = await client.get("/users/me", headers=auth)
+    assert r.status_code == 401 and error_code(r) == "session_revoked"  # now it agrees: over
 
 
 # Logout ######################################################################
@@ -683,6 +728,27 @@ async def test_framework_errors_are_json(client: httpx.AsyncClient) -> None:
     assert r.json()["error"]["details"][0]["loc"] == ["body", "refresh_token"]
 
 
+async def test_fuzz_findings_stay_fixed(client: httpx.AsyncClient, settings: Settings) -> None:
+    """The three bugs the fuzzer found, each pinned."""
+    admin_user, admin = await admin_tokens(client, settings)
+    auth = bearer(admin["access_token"])
+    # 1. a 405 names every method the path allows, not only the first route's
+    r = await client.put("/users/me", headers=auth)
+    assert (r.status_code, error_code(r), r.headers["allow"]) == (405, "method_not_allowed", "GET, PATCH")
+    r = await client.post(f"/users/{admin_user['id']}", headers=auth, json={})
+    assert (r.status_code, r.headers["allow"]) == (405, "DELETE, GET, PATCH")
+    # 2. DELETE /users/me is not DELETE /users/{user_id} with user_id "me"
+    r = await client.delete("/users/me", headers=auth)
+    assert (r.status_code, error_code(r), r.headers["allow"]) == (405, "method_not_allowed", "GET, PATCH")
+    assert (await client.get("/users/me", headers=auth)).json()["id"] == admin_user["id"]
+    # 3. times are ISO 8601 as documented, never Unix numbers
+    for value in ("0", "1700000000", "1.7e9", " 17 "):
+        r = await client.get("/audit", headers=auth, params={"since": value})
+        assert r.status_code == 422 and error_code(r) == "validation_error", value
+        assert r.json()["error"]["details"][0]["loc"] == ["query", "since"]
+    assert (await client.get("/audit", headers=auth, params={"until": "2999-01-31T12:00:00Z"})).json()["items"]
+
+
 async def test_health(client: httpx.AsyncClient, backend: str) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok", "checks": {}}
     r = await client.get("/health/ready")
@@ -783,6 +849,87 @@ async def test_concurrent_migrations_apply_once(make_settings: Any, backend: str
             await engine.dispose()
 
 
+async def _insert_pre_003_rows(engine: Any) -> tuple[str, str]:
+    """A user, a session and an API key as the schema before migration 003 held them; (email, key)."""
+    hasher = service.PasswordHasher(rounds=4, workers=1)
+    password_hash = await hasher.hash(PASSWORD)
+    hasher.close()
+    key, public_id, secret_hash = service.new_api_key()
+    user_id, now = uuid.uuid4(), service.utcnow()
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(gatehouse_write=True)
+        async with conn.begin():
+            await conn.execute(sa.insert(service.User.__table__).values(
+                id=user_id, email="before@example.com", password_hash=password_hash, full_name="Before",
+                role="user", is_active=True, version=1, created_at=now, updated_at=now))
+            await conn.execute(sa.insert(service.LoginSession.__table__).values(
+                id=uuid.uuid4(), user_id=user_id, generation=0, created_at=now, refreshed_at=now,
+                expires_at=now + service.timedelta(days=1), user_agent="", ip=""))
+            await conn.execute(sa.insert(service.ApiKey.__table__).values(
+                id=uuid.uuid4(), user_id=user_id, public_id=public_id, secret_hash=secret_hash, name="old",
+                scopes="users:read", created_at=now))
+    return "before@example.com", key
+
+
+async def _tables_and_user_columns(engine: Any) -> tuple[set[str], set[str]]:
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda c: (set(sa.inspect(c).get_table_names()),
+                                              {col["name"] for col in sa.inspect(c).get_columns("users")}))
+
+
+async def test_migrations_complete_a_partly_migrated_database_that_holds_rows(
+        make_settings: Any, backend: str, tmp_path: Any, monkeypatch: Any) -> None:
+    async with fresh_database(backend, tmp_path) as url:
+        settings = make_settings(database_url=url)
+        engine = service.create_engine(settings)
+        try:
+            monkeypatch.setattr(service, "MIGRATIONS", service.MIGRATIONS[:2])  # the release before 003
+            assert [m.version for m in await service.migrate(engine)] == [1, 2]
+            email, key = await _insert_pre_003_rows(engine)
+            monkeypatch.undo()
+            assert [m.version for m in await service.migrate(engine)] == [3]
+            status = await service.migration_status(engine)
+            assert ([v for v, _, _ in status.applied], status.pending, status.drift) == ([1, 2, 3], [], [])
+        finally:
+            await engine.dispose()
+        async with running(settings) as client:  # the old rows work under the new schema
+            tokens = await login(client, email)
+            me = (await client.get("/users/me", headers=bearer(tokens["access_token"]))).json()
+            assert (me["email"], me["full_name"], me["email_verified_at"]) == (email, "Before", None)
+            assert (await client.get("/users/me", headers=bearer(key))).json()["id"] == me["id"]
+
+
+async def test_a_failing_migration_rolls_back_whole(make_settings: Any, backend: str, tmp_path: Any,
+                                                    monkeypatch: Any) -> None:
+    shipped = service.MIGRATIONS
+
+    def broken(op: Any) -> None:
+        op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+        raise RuntimeError("migration 004 fails halfway")
+
+    async with fresh_database(backend, tmp_path) as url:
+        engine = service.create_engine(make_settings(database_url=url))
+        try:
+            monkeypatch.setattr(service, "MIGRATIONS", shipped[:2])
+            await service.migrate(engine)
+            email, _ = await _insert_pre_003_rows(engine)
+            monkeypatch.setattr(service, "MIGRATIONS", (*shipped, service.Migration(4, "broken", broken)))
+            with pytest.raises(RuntimeError, match="fails halfway"):
+                await service.migrate(engine)  # 003 succeeds, then 004 fails: neither may stay
+            status = await service.migration_status(engine)
+            assert ([v for v, _, _ in status.applied], [m.version for m in status.pending]) == ([1, 2], [3, 4])
+            tables, columns = await _tables_and_user_columns(engine)
+            assert {"users", "sessions", "api_keys"} <= tables
+            assert not tables & {"action_tokens", "audit_events", "half_done"}
+            assert "email_verified_at" not in columns  # 003's change to an existing table is undone too
+            async with engine.connect() as conn:
+                assert (await conn.execute(sa.text("SELECT email FROM users"))).scalars().all() == [email]
+            monkeypatch.setattr(service, "MIGRATIONS", shipped)  # fixed: what is pending applies
+            assert [m.version for m in await service.migrate(engine)] == [3]
+        finally:
+            await engine.dispose()
+
+
 async def test_migrate_status_reports_drift(client: httpx.AsyncClient, settings: Settings) -> None:
     async with client.gatehouse.transaction(write=True) as db:
         await db.execute(sa.text("ALTER TABLE users ADD COLUMN nickname VARCHAR(20)"))
@@ -868,10 +1015,17 @@ async def test_two_instances_share_revocation_and_user_changes(settings: Setting
         assert (await b.get("/users/me", headers=auth)).status_code == 200  # B caches the session
         r = await a.patch("/users/me", headers=auth, json={"full_name": "Changed on A"})
         assert r.status_code == 200
-        await asyncio.sleep(0.1)  # pub/sub delivery (the bound the design promises)
-        assert (await b.get("/users/me", headers=auth)).json()["full_name"] == "Changed on A"
+
+        async def b_sees_the_change() -> bool:
+            return (await b.get("/users/me", headers=auth)).json()["full_name"] == "Changed on A"
+
+        await _until(b_sees_the_change, "B serves the name changed on A")
         assert (await a.post("/auth/logout", headers=auth)).status_code == 204
-        await asyncio.sleep(0.1)
+
+        async def b_refuses() -> bool:
+            return (await b.get("/users/me", headers=auth)).status_code == 401
+
+        await _until(b_refuses, "B refuses the session ended on A")
         r = await b.get("/users/me", headers=auth)
         assert r.status_code == 401 and error_code(r) == "session_revoked"
         await login(b, user["email"])
@@ -908,6 +1062,24 @@ async def test_general_limit_per_client_and_health_is_exempt(make_settings: Any)
         assert (await client.get("/health/live")).status_code == 200
 
 
+@pytest.mark.parametrize("backend", ["postgres"])  # across instances needs Redis
+async def test_general_limit_adds_up_across_instances(make_settings: Any) -> None:
+    async with running(make_settings(rate_general_ip="5/h")) as a, running(make_settings(rate_general_ip="5/h")) as b:
+
+        async def counted(instance: httpx.AsyncClient, total: int) -> None:
+            async def known() -> bool:
+                return instance.gatehouse.cache._gl_known.get("ip:127.0.0.1", (0, 0))[1] == total
+
+            await _until(known, f"{total} requests summed in Redis")
+
+        assert [(await a.get("/users/me")).status_code for _ in range(3)] == [401] * 3
+        await counted(a, 3)
+        assert (await b.get("/users/me")).status_code == 401
+        await counted(b, 4)  # B has added its one to A's three
+        assert [(await b.get("/users/me")).status_code for _ in range(2)] == [401, 429]  # the 5th, then over
+        assert (await b.get("/health/live")).status_code == 200
+
+
 async def test_in_process_cache_is_bounded(make_settings: Any) -> None:
     async with running(make_settings(local_cache_max_entries=100)) as client:
         user = await register(client)
@@ -920,16 +1092,47 @@ async def test_in_process_cache_is_bounded(make_settings: Any) -> None:
         assert len(client.gatehouse.cache.local) <= 100
 
 
-async def test_many_concurrent_requests_share_a_small_pool(make_settings: Any) -> None:
-    settings = make_settings(redis_max_connections=8, db_pool_size=4, db_max_overflow=0, db_pool_timeout=30)
+def _cache_lookups() -> tuple[float, float]:
+    """(hits, misses) of this process's cache so far."""
+    from prometheus_client import REGISTRY
+
+    return tuple(REGISTRY.get_sample_value("gatehouse_cache_total", {"result": r}) or 0.0  # type: ignore[return-value]
+                 for r in ("hit", "miss"))
+
+
+def _statements(gh: service.Gatehouse) -> list[str]:
+    """Every SQL statement `gh` sends from now on, appended as it goes."""
+    seen: list[str] = []
+    sa.event.listen(gh.engine.sync_engine, "before_cursor_execute",  # type: ignore[union-attr]
+                    lambda _conn, _cursor, statement, *_: seen.append(statement))
+    return seen
+
+
+async def test_many_concurrent_requests_share_a_small_pool(make_settings: Any, backend: str) -> None:
+    settings = make_settings(redis_max_connections=8, db_pool_size=4, db_max_overflow=0, db_pool_timeout=30,
+                             redis_timeout=30)  # the pool bounds the waits here, not a clock
     async with running(settings) as client:
+        gh = client.gatehouse
         user = await register(client)
         sessions = [await login(client, user["email"]) for _ in range(25)]
-        client.gatehouse.cache.local.clear()  # force every request through the shared tier
+        assert (await client.get("/users/me", headers=bearer(sessions[0]["access_token"]))).status_code == 200
+        gh.cache.local.clear()  # force every request through the shared tier
+        statements, (hits, misses) = _statements(gh), _cache_lookups()
         responses = await asyncio.gather(*[
             client.get("/users/me", headers=bearer(sessions[i % 25]["access_token"])) for i in range(500)
         ])
         assert [r.status_code for r in responses] == [200] * 500
+        new_hits, new_misses = _cache_lookups()
+        if backend == "postgres":
+            # Every key, session and user lookup was answered by Redis through the 8 connections: none
+            # failed over to the database (a failed or starved GET reads the database and counts a miss).
+            pool = gh.cache.redis.connection_pool
+            opened = len(pool._available_connections) + len(pool._in_use_connections)
+            assert (new_misses - misses, statements) == (0, [])
+            assert new_hits - hits >= 3 * 500 and gh.cache._down_until == 0.0  # key, session, user each
+            assert 1 < opened <= 8, opened
+        else:  # no shared tier: the database answered, through its 4 connections
+            assert new_misses - misses > 0 and statements and gh.engine.pool.checkedout() == 0
 
 
 async def test_exhausted_database_pool_is_503_then_recovers(make_settings: Any) -> None:
@@ -1148,7 +1351,11 @@ async def test_change_made_while_cut_off_from_redis_is_not_served_stale_after(ma
             return a.gatehouse.cache._subscribed and not a.gatehouse.cache._dirty
 
         await _until(a_reconnected, "A resubscribes and bumps the cache generation")
-        await asyncio.sleep(0.1)
+
+        async def b_refuses() -> bool:
+            return (await b.get("/users/me", headers=auth)).status_code == 401
+
+        await _until(b_refuses, "B drops its stale entry once told of the new generation")
         r = await b.get("/users/me", headers=auth)
         assert r.status_code == 401 and error_code(r) == "session_revoked"
         await proxy.cut()
@@ -1309,6 +1516,16 @@ def test_acknowledged_writes_survive_kill_9(make_settings: Any) -> None:
     assert len(acknowledged) >= 40
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_connections_are_durable_and_wait_for_the_write_lock(client: httpx.AsyncClient) -> None:
+    """What a kill -9 cannot tell apart (synchronous FULL from OFF), read from a live pooled connection."""
+    await register(client)
+    async with client.gatehouse.engine.connect() as conn:  # type: ignore[union-attr]
+        pragmas = {name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                   for name in ("synchronous", "journal_mode", "busy_timeout", "foreign_keys")}
+    assert pragmas == {"synchronous": 2, "journal_mode": "wal", "busy_timeout": 10_000, "foreign_keys": 1}
+
+
 # API keys ####################################################################
 
 API_KEY_RE = r"^gate_[a-z2-7]{10}_[a-z2-7]{32}$"
@@ -1444,17 +1661,24 @@ async def test_api_key_with_wrong_secret_is_rejected(client: httpx.AsyncClient) 
     assert r.status_code == 401 and error_code(r) == "invalid_api_key"
 
 
-async def test_api_key_last_used_is_recorded_without_a_write_per_request(client: httpx.AsyncClient) -> None:
-    _, tokens = await new_user(client)
-    created = await make_key(client, tokens["access_token"])
-    for _ in range(5):
-        assert (await client.get("/users/me", headers=bearer(created["key"]))).status_code == 200
+async def test_api_key_last_used_is_recorded_without_a_write_per_request(settings: Settings, backend: str) -> None:
+    async with running(settings) as a, running(settings) as b:
+        _, tokens = await new_user(a)
+        created = await make_key(a, tokens["access_token"])
+        seen_a, seen_b = _statements(a.gatehouse), _statements(b.gatehouse)
+        for _ in range(5):
+            for instance in (a, b):
+                assert (await instance.get("/users/me", headers=bearer(created["key"]))).status_code == 200
 
-    async def used() -> bool:
-        return any(k["last_used_at"] for k in (await client.get("/api-keys", headers=bearer(tokens["access_token"]))).json())
+        async def settled() -> bool:
+            return not a.gatehouse._tasks and not b.gatehouse._tasks
 
-    await _until(used, "last_used_at is recorded")
-    assert len(client.gatehouse.key_touches) == 1
+        await _until(settled, "the touches are written")
+        writes = [s for s in seen_a + seen_b if s.lstrip().upper().startswith("UPDATE API_KEYS")]
+        # One write per interval: with Redis across both instances; without it, one per instance.
+        assert len(writes) == (1 if backend == "postgres" else 2), writes
+        listed = (await a.get("/api-keys", headers=bearer(tokens["access_token"]))).json()
+        assert [k["id"] for k in listed] == [created["id"]] and listed[0]["last_used_at"] is not None
 
 
 async def test_api_key_revocation_reaches_another_instance(settings: Settings) -> None:
@@ -1463,8 +1687,13 @@ async def test_api_key_revocation_reaches_another_instance(settings: Settings) -
         created = await make_key(a, tokens["access_token"])
         assert (await b.get("/users/me", headers=bearer(created["key"]))).status_code == 200
         assert (await a.delete(f"/api-keys/{created['id']}", headers=bearer(tokens["access_token"]))).status_code == 204
-        await asyncio.sleep(0.1)
-        assert (await b.get("/users/me", headers=bearer(created["key"]))).status_code == 401
+
+        async def b_refuses() -> bool:
+            return (await b.get("/users/me", headers=bearer(created["key"]))).status_code == 401
+
+        await _until(b_refuses, "B refuses the key revoked on A")
+        r = await b.get("/users/me", headers=bearer(created["key"]))
+        assert r.status_code == 401 and error_code(r) == "invalid_api_key"
 
 
 async def test_cli_keys(settings: Settings, client: httpx.AsyncClient) -> None:
@@ -1739,13 +1968,17 @@ async def test_two_admins_demoting_each_other_at_once_leaves_one(client: httpx.A
 class Receiver:
     """A real local HTTP endpoint standing in for a mail-sending service."""
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, script: list[int | str] | None = None):
+        """`script`: how to answer each attempt in turn (a status, or "hang" until closed); then 204."""
         import http.server
         import threading
 
         self.messages: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.failures_left = fail_first
+        self.script = list(script or [])
+        self.attempts = 0
+        self.released = threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -1753,9 +1986,14 @@ class Receiver:
                 import json
 
                 body = self.rfile.read(int(self.headers["content-length"]))
-                if outer.failures_left > 0:
-                    outer.failures_left -= 1
-                    self.send_response(503)
+                outer.attempts += 1
+                answer = outer.script.pop(0) if outer.script else 204
+                if answer == "hang":
+                    outer.released.wait(30)
+                    return
+                if outer.failures_left > 0 or answer != 204:
+                    outer.failures_left = max(0, outer.failures_left - 1)
+                    self.send_response(503 if answer == 204 else int(answer))
                 else:
                     outer.messages.append(json.loads(body))
                     outer.headers.append({**dict(self.headers), "_body": body.decode()})
@@ -1770,6 +2008,7 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -1825,8 +2064,7 @@ async def test_password_reset_does_not_enumerate(make_settings: Any, receiver: R
             r = await client.post("/auth/password-reset/request", json={"email": email})
             answers.append((r.status_code, r.json(), sorted(r.headers.keys())))
         assert answers[0] == answers[1] == answers[2]
-        await _until(lambda: asyncio.sleep(0, len(receiver.messages) >= 1), "the one real message")
-        await asyncio.sleep(0.2)
+        await _until(lambda: asyncio.sleep(0, not client.gatehouse._tasks), "every request's lookup and delivery")
         assert [m["email"] for m in receiver.messages] == [user["email"]]
 
 
@@ -1861,6 +2099,34 @@ async def test_webhook_delivery_retries(make_settings: Any) -> None:
             assert receiver.failures_left == 0
     finally:
         receiver.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # no database or Redis involved
+@pytest.mark.parametrize("script, delivered, attempts", [
+    ([400], False, 1),  # the receiver refuses the message: retrying will not help
+    ([422], False, 1),
+    ([408, 204], True, 2),  # request timeout and too many requests are worth another try
+    ([429, 429, 204], True, 3),
+    ([503, 500, 204], True, 3),
+    (["hang", 204], True, 2),  # no answer within WEBHOOK_TIMEOUT: tried again
+    ([503, "hang", 502], False, 3),  # WEBHOOK_ATTEMPTS spent: gives up, and says so
+])
+async def test_webhook_delivery_failures(make_settings: Any, caplog: Any, script: list[Any], delivered: bool,
+                                         attempts: int) -> None:
+    import logging
+
+    receiver = Receiver(script=script)
+    try:
+        async with running(make_settings(webhook_url=receiver.url, webhook_timeout=0.3, webhook_attempts=3)) as client:
+            with caplog.at_level(logging.WARNING, logger="gatehouse"):
+                ok = await service.deliver(client.gatehouse, kind="password_reset", email="a@example.com",
+                                           link="http://app.test/reset?token=secret-link")
+    finally:
+        receiver.close()
+    assert (ok, receiver.attempts) == (delivered, attempts)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == ([] if delivered else ["webhook delivery of password_reset failed"])
+    assert "secret-link" not in caplog.text
 
 
 async def test_cli_reset_link(settings: Settings, client: httpx.AsyncClient) -> None:
@@ -1940,6 +2206,7 @@ async def test_audit_records_security_events_without_secrets(client: httpx.Async
     assert later == []
     page = (await client.get("/audit", headers=auth, params={"limit": 2})).json()
     following = (await client.get("/audit", headers=auth, params={"limit": 2, "cursor": page["next_cursor"]})).json()
+    assert len(page["items"]) == len(following["items"]) == 2
     assert {e["id"] for e in page["items"]}.isdisjoint(e["id"] for e in following["items"])
 
     result = await run_cli(settings, "audit", "--user", user["email"], "--event", "auth.login", "--json")
@@ -2057,22 +2324,51 @@ async def test_metrics_are_scraped_and_can_be_protected_or_disabled(make_setting
         assert (await client.get("/metrics")).status_code == 404
 
 
+def _served_by_each_worker(prom_dir: Any, route: str) -> list[float]:
+    """Each worker's own count of `GET route` answered 200, read from its counter file alone."""
+    import shutil
+
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    counts = []
+    for path in sorted(prom_dir.glob("counter_*.db")):
+        alone = prom_dir.parent / f"alone-{path.stem}"
+        alone.mkdir(exist_ok=True)
+        shutil.copy(path, alone / path.name)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(alone))
+        labels = {"route": route, "method": "GET", "status": "200"}
+        counts.append(registry.get_sample_value("gatehouse_requests_total", labels) or 0.0)
+    return counts
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_metrics_add_up_across_uvicorn_workers(make_settings: Any, tmp_path: Any) -> None:
+    import concurrent.futures
     import re
 
-    settings = make_settings(prometheus_multiproc_dir=str(tmp_path / "prom"))
-    server = Server(settings, "--workers", "2").start()
+    prom = tmp_path / "prom"
+    server = Server(make_settings(prometheus_multiproc_dir=str(prom)), "--workers", "2").start()
+    sent = 0
+
+    def one(_: int) -> int:
+        # A fresh connection each time, 16 at once: whichever worker accepts first serves it.
+        return httpx.get(f"{server.url}/health/ready", timeout=10).status_code  # nobody else calls this route
+
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as c:
-            for _ in range(40):
-                assert c.get("/health/live").status_code == 200
-            text = c.get("/metrics").text
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            for _ in range(25):  # until both workers have served some (the first round nearly always does)
+                assert list(pool.map(one, range(40))) == [200] * 40
+                sent += 40
+                if sum(1 for n in _served_by_each_worker(prom, "/health/ready") if n) >= 2:
+                    break
+        per_worker = _served_by_each_worker(prom, "/health/ready")
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
     finally:
         server.stop()
-    served = re.search(r'gatehouse_requests_total\{method="GET",route="/health/live",status="200"\} (\S+)', text)
-    assert served and float(served[1]) >= 40  # every worker's count, not one worker's share
-    assert len(list((tmp_path / "prom").glob("counter_*.db"))) >= 2  # more than one process wrote
+    assert len(per_worker) == 2 and all(n > 0 for n in per_worker), per_worker  # both workers served
+    served = re.search(r'gatehouse_requests_total\{method="GET",route="/health/ready",status="200"\} (\S+)', text)
+    assert served and float(served[1]) == sum(per_worker) == sent  # the scrape sums every worker, exactly
 
 
 async def test_cors_trusted_hosts_and_body_limit(make_settings: Any) -> None:
@@ -2123,11 +2419,19 @@ def test_graceful_shutdown_finishes_requests_and_flushes_audit(make_settings: An
         assert c.post("/auth/login", json={"email": "slow@example.com", "password": "not it at all"}).status_code \
             == 401
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            idle = _thread_cpu_ticks(server.proc.pid)
             pending = pool.submit(c.post, "/auth/login", json={"email": "slow@example.com", "password": PASSWORD})
-            time.sleep(0.2)
+            for _ in range(1000):  # until a bcrypt thread is busy with this login's password
+                busy = _thread_cpu_ticks(server.proc.pid)
+                if any(ticks - idle.get(tid, 0) >= 5 for tid, ticks in busy.items()):
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("the login never reached the password check")
+            assert not pending.done()
             server.proc.send_signal(signal.SIGTERM)
             assert pending.result().status_code == 200  # in flight when the signal came: finished
-    assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
+    assert server.proc.wait(timeout=30) == -signal.SIGTERM  # uvicorn re-raises the signal once done
     result = _cli_process(settings, "audit", "--event", "auth.login", "--json")
     import json
 
@@ -2150,6 +2454,33 @@ async def test_check_config(make_settings: Any) -> None:
     env = {**settings_env(settings), "ENVIRONMENT": "production", "SECRET_KEY": "changethis"}
     result = await asyncio.to_thread(CliRunner().invoke, cli.app, ["check-config"], env=env)
     assert result.exit_code == 1 and result.output.startswith("problem: SECRET_KEY is a placeholder"), result.output
+
+
+async def test_changed_secret_key_with_sealed_signing_keys_is_a_startup_and_config_problem(
+        make_settings: Any, backend: str) -> None:
+    import re
+
+    async with running(make_settings(jwt_algorithm="EdDSA")) as client:
+        user, tokens = await new_user(client)
+    kid = jwt.get_unverified_header(tokens["access_token"])["kid"]
+    changed = make_settings(jwt_algorithm="EdDSA", secret_key="another-secret-" + "z" * 40)
+    problem = f"SECRET_KEY cannot unseal signing key(s) {kid}: was SECRET_KEY changed?"
+    with pytest.raises(service.ConfigError) as refused:  # not a service that answers every login with 500
+        async with running(changed):
+            pass
+    assert str(refused.value).startswith(problem)
+    result = await run_cli(changed, "check-config")
+    assert result.exit_code == 1 and f"problem: {problem}" in result.output, result.output
+    if backend == "sqlite":  # the real process says so and exits
+        with pytest.raises(AssertionError, match=re.escape(problem)):
+            Server(changed).start()
+    # what the message advises works: retire the key, and the service starts and signs with a new one
+    assert (await run_cli(changed, "signing-keys", "retire", kid)).exit_code == 0
+    assert (await run_cli(changed, "check-config")).exit_code == 0
+    async with running(changed) as client:
+        fresh = await login(client, user["email"])
+        assert jwt.get_unverified_header(fresh["access_token"])["kid"] != kid
+        assert (await client.get("/users/me", headers=bearer(fresh["access_token"]))).status_code == 200
 
 
 async def test_embedding_in_a_host_app(settings: Settings) -> None:
@@ -2234,13 +2565,17 @@ def test_compose_file_matches_the_dockerfile() -> None:
 def test_requirements_are_pinned() -> None:
     lines = [line.strip() for line in open(os.path.join(REPO, "requirements.txt"))
              if line.strip() and not line.startswith("#")]
-    assert all("==" in line for line in lines), [line for line in lines if "==" not in line]
+    assert lines and all("==" in line for line in lines), [line for line in lines if "==" not in line]
     assert any(line.startswith("uvicorn[standard]==") for line in lines)
 
 
 # Fuzzing #####################################################################
 
 import schemathesis  # noqa: E402
+from schemathesis.config import OperationConfig  # noqa: E402
+from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES  # noqa: E402
+
+POSITIVE_DEFAULT = tuple(POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES)
 
 
 @pytest.fixture(scope="session")
@@ -2261,10 +2596,30 @@ def fuzz_target(tmp_path_factory: Any) -> Any:
 
     keys = asyncio.run(setup())
     schema = schemathesis.openapi.from_asgi("/openapi.json", service.create_app(settings))
-    # Schema-valid input may still be refused by a rule a JSON schema cannot express: 400 for state
-    # (wrong current password, a spent token), 422 for content (a reserved email domain).
-    schema.config.checks.positive_data_acceptance.expected_statuses += ["400", "422"]
+    for name, (statuses, _why) in FUZZ_REFUSALS.items():  # this schema's config only; defaults stay as shipped
+        schema.config.operations.operations.append(OperationConfig.from_dict({
+            "include-name": name,
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE_DEFAULT, *statuses]}}}))
     return schema, keys
+
+
+# Schema-valid input that a rule no JSON schema expresses still refuses: the operations that may
+# answer so to the fuzzer's positive data, each with the status it may add and why. Nowhere else.
+_RESERVED = "an email on a special-use domain (`.test`, `.invalid`): valid by `format: email`, not deliverable"
+_NEVER_ISSUED = "a token the service never issued (the fuzzer cannot know one)"
+FUZZ_REFUSALS: dict[str, tuple[list[str], str]] = {
+    "POST /auth/register": (["422"], _RESERVED),
+    "POST /users": (["422"], _RESERVED),
+    "PATCH /users/me": (["422"], _RESERVED),
+    "PATCH /users/{user_id}": (["422"], _RESERVED),
+    "POST /users/me/password": (["400"], "wrong_password: the fuzzer does not know the current password"),
+    "POST /auth/password-reset/confirm": (["400"], _NEVER_ISSUED),
+    "POST /auth/verify/confirm": (["400"], _NEVER_ISSUED),
+    "GET /users": (["422"], "invalid_cursor: " + _NEVER_ISSUED),
+    "GET /audit": (["422"], "invalid_cursor: " + _NEVER_ISSUED),
+    "POST /api-keys": (["422"], "a name of spaces only (empty once stripped), or `expires_in_days: 2.0`, an "
+                                "integer to JSON Schema that the strict field refuses (`true` is not one day)"),
+}
 
 
 @pytest.fixture(scope="session")
@@ -2273,6 +2628,22 @@ def fuzz_schema(fuzz_target: Any) -> Any:
 
 
 fuzz = schemathesis.pytest.from_fixture("fuzz_schema")
+
+
+def test_fuzz_relaxations_are_per_operation_and_leave_the_defaults(fuzz_schema: Any) -> None:
+    from schemathesis.config import ChecksConfig
+
+    assert tuple(POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES) == POSITIVE_DEFAULT  # never mutated
+    assert "400" not in POSITIVE_DEFAULT and "422" not in POSITIVE_DEFAULT
+    assert ChecksConfig().positive_data_acceptance.expected_statuses == list(POSITIVE_DEFAULT)
+    labels = set()
+    for result in fuzz_schema.get_all_operations():
+        operation = result.ok()
+        labels.add(operation.label)
+        config = fuzz_schema.config.checks_config_for(operation=operation).positive_data_acceptance
+        added = FUZZ_REFUSALS.get(operation.label, ([], ""))[0]
+        assert sorted(config.expected_statuses) == sorted([*POSITIVE_DEFAULT, *added]), operation.label
+    assert set(FUZZ_REFUSALS) <= labels and len(labels) > len(FUZZ_REFUSALS)  # names real operations
 
 
 @fuzz.parametrize()
@@ -2353,8 +2724,8 @@ HOSTILE = ["Robert'); DROP TABLE users;--", "' OR '1'='1", "\\\"; SELECT pg_slee
 
 async def test_security_sql_metacharacters_and_unicode_in_every_string_field(client: httpx.AsyncClient,
                                                                             settings: Settings) -> None:
-    _, admin = await admin_tokens(client, settings)
-    auth = bearer(admin["access_token"])
+    admin_user, admin = await admin_tokens(client, settings)
+    admin_email, auth = admin_user["email"], bearer(admin["access_token"])
     for i, text in enumerate(HOSTILE):
         email = f"o'brien+{i}@example.com"
         r = await client.post("/auth/register", json={"email": email, "password": text + "-pw-long",
@@ -2367,14 +2738,18 @@ async def test_security_sql_metacharacters_and_unicode_in_every_string_field(cli
             == text.strip()
         key = await make_key(client, tokens["access_token"], name=text)
         assert key["name"] == text.strip()
-        for query in ({"email": text}, {"email": "'"}, {"role": "admin"}):
-            assert (await client.get("/users", headers=auth, params=query)).status_code in (200, 422)
-        assert (await client.get("/audit", headers=auth, params={"event": text[:40]})).status_code == 200
-        for path, body in [("/auth/login", {"email": text, "password": text}),
-                           ("/auth/password-reset/request", {"email": text}),
-                           ("/auth/refresh", {"refresh_token": text}),
-                           ("/auth/verify/confirm", {"token": text})]:
-            assert (await client.post(path, json=body)).status_code in (202, 400, 401, 422), path
+        so_far = [f"o'brien+{j}@example.com" for j in range(i + 1)]
+        for query, found in (({"email": text}, []), ({"email": "'"}, so_far), ({"role": "admin"}, [admin_email])):
+            r = await client.get("/users", headers=auth, params=query)
+            assert r.status_code == 200 and [u["email"] for u in r.json()["items"]] == found, query
+        assert (await client.get("/audit", headers=auth, params={"event": text[:40]})).json()["items"] == []
+        # each refused the way it refuses any wrong value: as data, never as SQL or a crash
+        for path, body, status, code in [("/auth/login", {"email": text, "password": text}, 401, "invalid_credentials"),
+                                         ("/auth/password-reset/request", {"email": text}, 202, None),
+                                         ("/auth/refresh", {"refresh_token": text}, 401, "invalid_token"),
+                                         ("/auth/verify/confirm", {"token": text}, 400, "invalid_or_expired_token")]:
+            r = await client.post(path, json=body)
+            assert (r.status_code, code and error_code(r)) == (status, code), (path, text, r.text)
     async with client.gatehouse.transaction() as db:  # every table still there, every row intact
         count = await db.scalar(sa.select(sa.func.count()).select_from(service.User))
     assert count == len(HOSTILE) + 1
@@ -2516,9 +2891,10 @@ def test_fault_postgres_cut_under_load(make_settings: Any, pg_url: str) -> None:
                                   f"WHERE datname = '{url.database}' AND pid <> pg_backend_pid()"))
             time.sleep(2.0)
         during, after = hammer.results[:outage], hammer.results[outage:]
-        assert all(status in (200, 201, 503) for _, status in hammer.results), set(hammer.results)
+        # 200/201 while the database answers, 503 while it does not: nothing else, ever
+        assert {s for _, s in hammer.results} <= {200, 201, 503}, set(hammer.results)
         assert any(status == 503 for _, status in during)  # the outage was felt, and said so
-        assert {s for _, s in after[-30:]} <= {200, 201}  # and recovered without a restart
+        assert len(after) >= 30 and {s for _, s in after[-30:]} <= {200, 201}  # and recovered without a restart
         with httpx.Client(base_url=server.url) as c:
             assert c.get("/health/ready").status_code == 200
     finally:
@@ -2555,6 +2931,20 @@ def test_load_500_connections(make_settings: Any) -> None:
     assert after - before < 64, (before, after)
 
 
+def _thread_cpu_ticks(pid: int) -> dict[int, int]:
+    """CPU time (user + system, in clock ticks) of each thread of `pid` but its main one."""
+    ticks = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        if int(task) == pid:
+            continue
+        try:
+            fields = open(f"/proc/{pid}/task/{task}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        ticks[int(task)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
 def _rss_mb(pid: int) -> float:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -2566,12 +2956,13 @@ def test_log_writer_drops_instead_of_growing_when_stderr_stalls() -> None:
     import logging
     import threading
 
-    release = threading.Event()
+    release, stuck = threading.Event(), threading.Event()
 
     class StalledStream:
         written: list[str] = []
 
         def write(self, text: str) -> None:
+            stuck.set()
             release.wait(10)  # stderr blocked, e.g. an unread pipe
             self.written.append(text)
 
@@ -2581,7 +2972,7 @@ def test_log_writer_drops_instead_of_growing_when_stderr_stalls() -> None:
     stream = StalledStream()
     writer = service.BatchWriter(stream, service.JsonFormatter())
     writer.handle(logging.LogRecord("gatehouse", logging.INFO, __file__, 0, "first", (), None))
-    time.sleep(0.2)  # the writer thread is now stuck in write()
+    assert stuck.wait(10)  # the writer thread is now stuck in write()
     for i in range(writer.MAX_QUEUED + 500):
         writer.handle(logging.LogRecord("gatehouse", logging.INFO, __file__, 0, "line %d", (i,), None))
     assert writer._queue.qsize() <= writer.MAX_QUEUED and writer.dropped >= 500

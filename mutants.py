@@ -1,0 +1,352 @@
+"""Would a test notice? Break one security-critical behaviour at a time and run the tests that must catch it.
+
+Each mutant is an exact snippet of a source file and its replacement: the snippet must occur exactly once
+(a mutant never silently stops applying), the change is made in a throwaway copy of the repository, and
+only the paired tests run there (`-x`, on SQLite unless the behaviour needs Redis). A mutant is killed when
+those tests fail; one that survives is a behaviour the suite does not check.
+
+    python mutants.py            # every mutant, two at a time; exit 1 if any survives
+    python mutants.py -k refresh # only mutants whose name contains "refresh"
+    python mutants.py -v NAME    # one mutant, with the failing test's output (evidence)
+
+Before the mutants, the paired tests run once on the unmutated code: a test that already fails kills
+nothing.
+"""
+
+import argparse
+import concurrent.futures
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+IGNORED = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", "*.db", "*.db-*", "*.secret", "*-signal")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    find: str
+    replace: str
+    tests: str  # a pytest -k expression
+    backend: str = "sqlite"  # "postgres" where the behaviour needs PostgreSQL and Redis
+    file: str = "service.py"
+
+    @property
+    def selection(self) -> str:
+        return f"({self.tests}) and {self.backend}"
+
+
+MUTANTS = [
+    # Login
+    Mutant("login: no dummy hash for an unknown email",
+           "            await self._run(self._verify_sync, password, self._dummy)\n            return False",
+           "            return False",
+           "test_login_failures_are_indistinguishable"),
+    Mutant("login: an inactive account may log in",
+           "    if not ok or user is None or not user.is_active:",
+           "    if not ok or user is None:",
+           "test_login_failures_are_indistinguishable"),
+    Mutant("login: an unverified email may log in",
+           "    if settings.require_verified_email and user.email_verified_at is None:",
+           "    if False:",
+           "test_email_verification"),
+    Mutant("rate limit: a failed login is not counted per account and address",
+           "        await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip)\n",
+           "",
+           "test_failed_logins_per_account_and_ip_are_limited"),
+    Mutant("rate limit: registration is not limited per address",
+           '        await _check_rate(gh, f"auth-ip:{client.ip}", gh.settings.rate_auth_ip)\n'
+           '    email = _validated(normalize_email, email, "email")',
+           '    email = _validated(normalize_email, email, "email")',
+           "test_register_attempts_per_ip_are_limited"),
+    Mutant("rate limit: the general per-address limit never refuses",
+           "            elif (wait := await self._general_limit(scope, header)) > 0:",
+           "            elif (wait := await self._general_limit(scope, header)) > 1e9:",
+           "test_general_limit_per_client_and_health_is_exempt"),
+    Mutant("rate limit: the general limit does not add up across instances",
+           "                self._gl_known[key] = (window, int(total))",
+           "                self._gl_known[key] = (window, 0)",
+           "test_general_limit_adds_up_across_instances", backend="postgres"),
+    # Refresh
+    Mutant("refresh: no compare-and-swap on the generation (an old token rotates again)",
+           "        if generation == row.generation:\n            row.generation += 1",
+           "        if generation in (row.generation, row.generation - 1):\n            row.generation += 1",
+           "test_refresh_rotates_and_old_token_in_grace_gets_current_pair or test_parallel_refreshes_rotate_exactly_once"),
+    Mutant("refresh: a rotated token replayed after the grace window is accepted",
+           "        elif not (generation == row.generation - 1 and row.rotated_at and now - row.rotated_at <= grace):",
+           "        elif False:",
+           "test_refresh_reuse_after_grace_revokes_the_whole_session"),
+    Mutant("refresh: an ended session refreshes",
+           "        if row is None or row.revoked_at is not None:\n"
+           '            raise InvalidToken("The session has ended.", code="session_revoked")\n'
+           "        if row.expires_at <= now:",
+           "        if row is None:\n"
+           '            raise InvalidToken("The session has ended.", code="session_revoked")\n'
+           "        if row.expires_at <= now:",
+           "test_logout_revokes_this_session_only"),
+    Mutant("refresh: an expired session refreshes",
+           "        if row.expires_at <= now:",
+           "        if False:",
+           "test_refresh_of_an_expired_session_is_token_expired"),
+    Mutant("refresh: the token's MAC is not checked",
+           "        if not hmac.compare_digest(match[3], self._refresh_mac(session_id, generation)):",
+           "        if False:",
+           "test_refresh_of_tampered_generation_is_invalid"),
+    # Access tokens
+    Mutant("access: session liveness not checked",
+           '    if session is None or session["uid"] != str(claims.user_id):',
+           '    if session is not None and session["uid"] != str(claims.user_id):',
+           "test_logout_revokes_this_session_only"),
+    Mutant("access: the session's owner not checked",
+           '    if session is None or session["uid"] != str(claims.user_id):',
+           "    if session is None:",
+           "test_token_for_deleted_user_or_foreign_session_is_rejected"),
+    Mutant("access: a passed cached session expiry is not read again",
+           "        session = (await _load_session_entry(gh, claims.session_id))[1]  # cached copy predates a refresh?",
+           "        pass",
+           "test_access_path_rereads_a_cached_session_expiry_that_has_passed"),
+    Mutant("access: session expiry not checked",
+           '    if session is not None and session["exp"] <= time.time():\n        session = (await',
+           "    if False:\n        session = (await",
+           "test_access_path_rereads_a_cached_session_expiry_that_has_passed"),
+    Mutant("access: key retirement not checked for a token verified before",
+           '        if await _cached(gh, f"sk:{claims.kid}", lambda: _load_key_entry(gh, claims.kid)) is None:',
+           "        if False:",
+           "test_rotate_and_retire_signing_keys_under_a_running_service"),
+    Mutant("access: the token's algorithm not matched to its key",
+           '        if key["alg"] != algorithm:  # e.g. HS256 "signed" with a published public key',
+           "        if False:",
+           "test_key_confusion_hs256_signed_with_public_key"),
+    Mutant("access: aud not checked",
+           'options={"require": ["exp", "iat", "sub", "sid", "jti", "iss", "aud", "typ"]},',
+           'options={"require": ["exp", "iat", "sub", "sid", "jti", "iss", "aud", "typ"], "verify_aud": False},',
+           "test_bad_access_tokens_are_rejected_each_with_its_code"),
+    Mutant("access: iss not checked",
+           'options={"require": ["exp", "iat", "sub", "sid", "jti", "iss", "aud", "typ"]},',
+           'options={"require": ["exp", "iat", "sub", "sid", "jti", "iss", "aud", "typ"], "verify_iss": False},',
+           "test_bad_access_tokens_are_rejected_each_with_its_code"),
+    Mutant("access: exp not required",
+           'options={"require": ["exp", "iat",',
+           'options={"require": ["iat",',
+           "test_bad_access_tokens_are_rejected_each_with_its_code"),
+    Mutant("access: the token type not checked",
+           '        if claims["typ"] != "access":',
+           "        if False:",
+           "test_bad_access_tokens_are_rejected_each_with_its_code"),
+    Mutant("access: logout not announced to the caches",
+           '    if ended:\n        await gh.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})',
+           '    if False:\n        await gh.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})',
+           "test_logout_revokes_this_session_only"),
+    Mutant("access: a failing Redis GET quietly falls back to the database",
+           "            raw = await self.redis.get(self._key(key))",
+           '            raise ConnectionError("mutant: every Redis GET fails")',
+           "test_many_concurrent_requests_share_a_small_pool", backend="postgres"),
+    # API keys and scopes
+    Mutant("api key: the secret not compared",
+           '    if not hmac.compare_digest(hash_secret(match[2]), entry["hash"] if entry else _NO_KEY_HASH) or not entry:',
+           "    if not entry:",
+           "test_api_key_with_wrong_secret_is_rejected"),
+    Mutant("api key: expiry ignored",
+           '    if entry["exp"] is not None and entry["exp"] <= time.time():',
+           "    if False:",
+           "test_expired_and_owner_deactivated_keys_stop_at_once"),
+    Mutant("api key: scopes not capped at the owner's current role",
+           '    scopes = frozenset(entry["scopes"]) & ROLE_SCOPES.get(user["role"], frozenset())  # never above the owner',
+           '    scopes = frozenset(entry["scopes"])',
+           "test_api_key_cannot_exceed_owner_or_creator"),
+    Mutant("api key: scopes not capped at creation",
+           "    if excess := sorted(set(scopes) - allowed):",
+           "    if excess := []:",
+           "test_api_key_cannot_exceed_owner_or_creator"),
+    Mutant("api key: revocation not announced to the caches",
+           '    await gh.cache.publish({f"k:{row.public_id}": _api_key_entry(None)})',
+           "    pass",
+           "test_api_key_lifecycle"),
+    Mutant("api key: last_used_at written on every request (no throttle)",
+           "    if now - gh.key_touches.get(key_id, -math.inf) < interval:\n        return",
+           "    if False:\n        return",
+           "test_api_key_last_used_is_recorded_without_a_write_per_request"),
+    Mutant("api key: last_used_at not claimed across instances",
+           '        if await gh.cache.claim(f"touch:{key_id}", interval):',
+           "        if True:",
+           "test_api_key_last_used_is_recorded_without_a_write_per_request", backend="postgres"),
+    Mutant("scopes: a route's scopes not enforced",
+           "        if missing := [scope for scope in self.scopes if scope not in principal.scopes]:",
+           "        if missing := []:",
+           "test_api_key_scopes_are_enforced_on_every_route"),
+    Mutant("scopes: an API key accepted where a session is required",
+           "        if self.session and principal.session_id is None:",
+           "        if False:",
+           "test_api_key_scopes_are_enforced_on_every_route"),
+    Mutant("admin: acting on another user without the admin scope",
+           '    if "admin" not in principal.scopes:\n'
+           '        raise InsufficientScope("Acting on another user needs the admin scope.")',
+           '    if False:\n'
+           '        raise InsufficientScope("Acting on another user needs the admin scope.")',
+           "test_security_no_idor_between_users"),
+    Mutant("admin: another user's key may be revoked",
+           " or (owner_id is not None and row.user_id != owner_id)",
+           "",
+           "test_security_no_idor_between_users"),
+    Mutant("admin: the last admin may be removed",
+           "    if admins == [user.id]:",
+           "    if False:",
+           "test_last_admin_cannot_be_removed"),
+    # Passwords, reset and verification
+    Mutant("password: other sessions survive a password change",
+           '    await revoke_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")',
+           "    pass",
+           "test_change_password_ends_other_sessions"),
+    Mutant("reset: a link works twice",
+           "ActionToken.used_at.is_(None), ActionToken.expires_at > sa.literal(now, UTCDateTime()))",
+           "ActionToken.expires_at > sa.literal(now, UTCDateTime()))",
+           "test_password_reset_end_to_end"),
+    Mutant("reset: an expired link works",
+           "ActionToken.used_at.is_(None), ActionToken.expires_at > sa.literal(now, UTCDateTime()))",
+           "ActionToken.used_at.is_(None))",
+           "test_reset_tokens_expire_and_die_with_the_password"),
+    Mutant("reset: outstanding links outlive the old password",
+           "        # every outstanding reset link dies with the old password\n        await db.execute(",
+           "        0 and await db.execute(",
+           "test_reset_tokens_expire_and_die_with_the_password"),
+    Mutant("verify: a link is not bound to the address it was sent to",
+           "        if user is None or user.email != row.email:\n"
+           "            raise InvalidActionToken()  # the address changed since the link was sent",
+           "        if user is None:\n"
+           "            raise InvalidActionToken()  # the address changed since the link was sent",
+           "test_email_verification"),
+    Mutant("verify: a changed email stays verified",
+           "                    user.email_verified_at = None  # the new address is not verified yet",
+           "                    pass",
+           "test_email_verification"),
+    Mutant("webhook: a 4xx is retried",
+           "                    break  # the receiver refuses this message: retrying will not help",
+           "                    pass",
+           "test_webhook_delivery_failures"),
+    Mutant("webhook: 408 and 429 are not retried",
+           "if 400 <= response.status_code < 500 and response.status_code not in (408, 429):",
+           "if 400 <= response.status_code < 500:",
+           "test_webhook_delivery_failures"),
+    Mutant("webhook: giving up is not logged",
+           '    log.error("webhook delivery of %s failed", kind)',
+           "    pass",
+           "test_webhook_delivery_failures"),
+    # Operations, storage and configuration
+    Mutant("metrics: a scrape reports one worker, not the sum",
+           '    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):\n        registry = CollectorRegistry()',
+           "    if False:\n        registry = CollectorRegistry()",
+           "test_metrics_add_up_across_uvicorn_workers"),
+    Mutant("sqlite: synchronous=OFF",
+           'cursor.execute("PRAGMA synchronous=FULL")',
+           'cursor.execute("PRAGMA synchronous=OFF")',
+           "test_sqlite_connections_are_durable_and_wait_for_the_write_lock"),
+    Mutant("migrations: each migration commits on its own",
+           "        done.append(migration)\n    return done",
+           "        done.append(migration)\n        conn.commit()\n    return done",
+           "test_a_failing_migration_rolls_back_whole"),
+    Mutant("config: a changed SECRET_KEY with sealed signing keys goes unnoticed",
+           "    return [row.kid for row in rows if not gh.tokens.unseals(_material(row))]",
+           "    return []",
+           "test_changed_secret_key_with_sealed_signing_keys_is_a_startup_and_config_problem"),
+    Mutant("fuzz finding: a 405's Allow names one route's method",
+           '        headers["Allow"] = ", ".join(_allowed_methods(request))',
+           "        pass",
+           "test_fuzz_findings_stay_fixed"),
+    Mutant("fuzz finding: DELETE /users/me reaches /users/{user_id}",
+           '@users_router.delete("/{user_id:uuid}", status_code=204)',
+           '@users_router.delete("/{user_id}", status_code=204)',
+           "test_fuzz_findings_stay_fixed"),
+    Mutant("fuzz finding: Unix-number timestamps accepted",
+           '        raise ValueError("an ISO 8601 date-time is expected, e.g. 2026-01-31T12:00:00Z")',
+           "        pass",
+           "test_fuzz_findings_stay_fixed"),
+]
+
+
+def _copy_repo() -> str:
+    root = tempfile.mkdtemp(prefix="gatehouse-mutant-")
+    target = os.path.join(root, "repo")
+    shutil.copytree(REPO, target, ignore=IGNORED)
+    return target
+
+
+def _pytest(cwd: str, selection: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+               "-k", selection]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+def apply(mutant: Mutant, repo: str) -> None:
+    """Make the change in `repo`; the snippet must occur exactly once."""
+    path = os.path.join(repo, mutant.file)
+    with open(path) as fh:
+        source = fh.read()
+    found = source.count(mutant.find)
+    if found != 1:
+        raise ValueError(f"{mutant.name}: snippet found {found} times in {mutant.file}, expected exactly once")
+    with open(path, "w") as fh:
+        fh.write(source.replace(mutant.find, mutant.replace))
+
+
+def run(mutant: Mutant) -> tuple[Mutant, str, float, str]:
+    """(mutant, 'killed' | 'survived' | 'error', seconds, pytest's output)."""
+    started = time.perf_counter()
+    repo = _copy_repo()
+    try:
+        apply(mutant, repo)
+        result = _pytest(repo, mutant.selection)
+    finally:
+        shutil.rmtree(os.path.dirname(repo), ignore_errors=True)
+    # 1: a test failed (killed); 0: every test passed (survived); anything else: nothing ran as meant
+    verdict = {1: "killed", 0: "survived"}.get(result.returncode, "error")
+    if verdict == "killed" and " passed" not in result.stdout and " failed" not in result.stdout:
+        verdict = "error"
+    return mutant, verdict, time.perf_counter() - started, result.stdout + result.stderr
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-k", dest="match", default="", help="only mutants whose name contains this")
+    parser.add_argument("-v", dest="verbose", action="store_true", help="print each mutant's pytest output")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--no-baseline", action="store_true", help="skip running the tests unmutated first")
+    args = parser.parse_args()
+    for mutant in MUTANTS:  # every snippet applies before anything runs
+        with open(os.path.join(REPO, mutant.file)) as fh:
+            if (found := fh.read().count(mutant.find)) != 1:
+                print(f"{mutant.name}: snippet found {found} times in {mutant.file}, expected exactly once")
+                return 1
+    chosen = [m for m in MUTANTS if args.match.lower() in m.name.lower()]
+    started = time.perf_counter()
+    if not args.no_baseline:
+        union = " or ".join(f"({m.selection})" for m in chosen)
+        baseline = _pytest(REPO, union)
+        if baseline.returncode != 0:
+            print(baseline.stdout[-4000:] + baseline.stderr[-2000:])
+            print("the paired tests fail without any mutant: fix them first")
+            return 1
+        print(f"baseline: the paired tests pass unmutated ({baseline.stdout.strip().splitlines()[-1]})")
+    results = []
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        for mutant, verdict, seconds, output in pool.map(run, chosen):
+            results.append((mutant, verdict))
+            print(f"{verdict.upper():9} {seconds:5.1f}s  {mutant.name}  [{mutant.backend}: {mutant.tests}]", flush=True)
+            if args.verbose or verdict == "error":
+                print("\n".join("    " + line for line in output.strip().splitlines()[-25:]))
+    killed = sum(1 for _, v in results if v == "killed")
+    survived = [m.name for m, v in results if v == "survived"]
+    errors = [m.name for m, v in results if v == "error"]
+    print(f"\n{killed} killed, {len(survived)} survived, {len(errors)} errors "
+          f"({len(results)} mutants in {time.perf_counter() - started:.0f} s)")
+    for name in survived:
+        print(f"survived: {name}")
+    return 1 if survived or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
