@@ -734,12 +734,12 @@ async def test_fuzz_findings_stay_fixed(client: httpx.AsyncClient, settings: Set
     auth = bearer(admin["access_token"])
     # 1. a 405 names every method the path allows, not only the first route's
     r = await client.put("/users/me", headers=auth)
-    assert (r.status_code, error_code(r), r.headers["allow"]) == (405, "method_not_allowed", "GET, PATCH")
+    assert (r.status_code, error_code(r), r.headers["allow"]) == (405, "method_not_allowed", "DELETE, GET, PATCH")
     r = await client.post(f"/users/{admin_user['id']}", headers=auth, json={})
     assert (r.status_code, r.headers["allow"]) == (405, "DELETE, GET, PATCH")
-    # 2. DELETE /users/me is not DELETE /users/{user_id} with user_id "me"
+    # 2. DELETE /users/me is the owner's own route, never DELETE /users/{user_id} with user_id "me"
     r = await client.delete("/users/me", headers=auth)
-    assert (r.status_code, error_code(r), r.headers["allow"]) == (405, "method_not_allowed", "GET, PATCH")
+    assert (r.status_code, error_code(r)) == (409, "last_admin")  # the owner's guard answered, not a 422 on "me"
     assert (await client.get("/users/me", headers=auth)).json()["id"] == admin_user["id"]
     # 3. times are ISO 8601 as documented, never Unix numbers
     for value in ("0", "1700000000", "1.7e9", " 17 "):
@@ -887,9 +887,10 @@ async def test_migrations_complete_a_partly_migrated_database_that_holds_rows(
             assert [m.version for m in await service.migrate(engine)] == [1, 2]
             email, key = await _insert_pre_003_rows(engine)
             monkeypatch.undo()
-            assert [m.version for m in await service.migrate(engine)] == [3]
+            later = [m.version for m in service.MIGRATIONS[2:]]
+            assert [m.version for m in await service.migrate(engine)] == later
             status = await service.migration_status(engine)
-            assert ([v for v, _, _ in status.applied], status.pending, status.drift) == ([1, 2, 3], [], [])
+            assert ([v for v, _, _ in status.applied], status.pending, status.drift) == ([1, 2, *later], [], [])
         finally:
             await engine.dispose()
         async with running(settings) as client:  # the old rows work under the new schema
@@ -913,11 +914,13 @@ async def test_a_failing_migration_rolls_back_whole(make_settings: Any, backend:
             monkeypatch.setattr(service, "MIGRATIONS", shipped[:2])
             await service.migrate(engine)
             email, _ = await _insert_pre_003_rows(engine)
-            monkeypatch.setattr(service, "MIGRATIONS", (*shipped, service.Migration(4, "broken", broken)))
+            later = [m.version for m in shipped[2:]]
+            monkeypatch.setattr(service, "MIGRATIONS", (*shipped, service.Migration(len(shipped) + 1, "broken", broken)))
             with pytest.raises(RuntimeError, match="fails halfway"):
-                await service.migrate(engine)  # 003 succeeds, then 004 fails: neither may stay
+                await service.migrate(engine)  # 003 and later succeed, then the last fails: none may stay
             status = await service.migration_status(engine)
-            assert ([v for v, _, _ in status.applied], [m.version for m in status.pending]) == ([1, 2], [3, 4])
+            assert ([v for v, _, _ in status.applied], [m.version for m in status.pending]) == \
+                ([1, 2], [*later, len(shipped) + 1])
             tables, columns = await _tables_and_user_columns(engine)
             assert {"users", "sessions", "api_keys"} <= tables
             assert not tables & {"action_tokens", "audit_events", "half_done"}
@@ -925,7 +928,7 @@ async def test_a_failing_migration_rolls_back_whole(make_settings: Any, backend:
             async with engine.connect() as conn:
                 assert (await conn.execute(sa.text("SELECT email FROM users"))).scalars().all() == [email]
             monkeypatch.setattr(service, "MIGRATIONS", shipped)  # fixed: what is pending applies
-            assert [m.version for m in await service.migrate(engine)] == [3]
+            assert [m.version for m in await service.migrate(engine)] == later
         finally:
             await engine.dispose()
 
