@@ -265,7 +265,7 @@ class Bench:
         import service
 
         settings = service.Settings(**{k.lower(): v for k, v in env.items()})
-        async with service.Gatehouse(settings) as gh:
+        async with await service.Gatehouse.open(settings) as gh:
             async with gh.transaction() as db:
                 have = await db.scalar(sa.select(sa.func.count()).select_from(service.User))
             template = await gh.hasher.hash(PASSWORD)
@@ -425,7 +425,7 @@ class Bench:
 
         settings = service.Settings(**{k.lower(): v for k, v in env.items()},
                                     bcrypt_rounds=4)
-        async with service.Gatehouse(settings) as gh:
+        async with await service.Gatehouse.open(settings) as gh:
             await service.create_user(gh, email=email, password=PASSWORD, role="admin")
 
     def scenario_revocation(self, env: dict[str, str]) -> None:

@@ -29,9 +29,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import OrderedDict
 from contextvars import ContextVar
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import bcrypt
+import cachetools
 import email_validator
 import jwt
 import orjson
@@ -334,10 +334,6 @@ class ServiceError(Exception):
     def __init__(self, message: str | None = None):
         super().__init__(message or self.message)
         self.message = message or self.message
-
-
-class BadRequest(ServiceError):
-    status_code, code, message = 400, "bad_request", "The request cannot be served."
 
 
 class MalformedJson(ServiceError):
@@ -1239,8 +1235,8 @@ class TokenIssuer:
         self._public: dict[str, Any] = {}
         # token -> verified claims: a repeat of a token already verified skips the signature check
         # (its key is still checked for retirement, and its expiry on every use).
-        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
-        self._verified_max = min(settings.local_cache_max_entries, 10_000)
+        self._verified: cachetools.LRUCache[str, AccessClaims] = cachetools.LRUCache(
+            min(settings.local_cache_max_entries, 10_000))
 
     def generate(self, algorithm: str) -> KeyMaterial:
         """A new signing key; asymmetric private halves are sealed with SECRET_KEY."""
@@ -1323,7 +1319,7 @@ class TokenIssuer:
         """The claims of a token this process already verified, while it has not expired."""
         known = self._verified.get(token)
         if known is not None and known.expires_at + 5 <= time.time():
-            del self._verified[token]
+            self._verified.pop(token, None)
             return None
         return known
 
@@ -1333,8 +1329,6 @@ class TokenIssuer:
             return known
         claims = self._decode(token, kid=kid, algorithm=algorithm, public_key=public_key)
         self._verified[token] = claims
-        if len(self._verified) > self._verified_max:
-            self._verified.popitem(last=False)
         return claims
 
     def _decode(self, token: str, *, kid: str, algorithm: str, public_key: str | None) -> AccessClaims:
@@ -1429,10 +1423,11 @@ Entry = tuple[int, Any]  # (version, payload); payload None = known not to exist
 
 
 class LocalCache:
-    """Bounded LRU of versioned entries with a TTL and an invalidation epoch."""
+    """Bounded LRU of versioned entries with a TTL and an invalidation epoch (the version and
+    epoch rules are ours; cachetools keeps the bound)."""
 
     def __init__(self, *, max_entries: int, ttl: float):
-        self._data: OrderedDict[str, tuple[float, int, Any]] = OrderedDict()
+        self._data: cachetools.LRUCache[str, tuple[float, int, Any]] = cachetools.LRUCache(max_entries)
         self.max_entries, self.ttl = max_entries, ttl
         self.epoch = 0
 
@@ -1441,9 +1436,8 @@ class LocalCache:
         if item is None:
             return None
         if item[0] < time.monotonic():
-            del self._data[key]
+            self._data.pop(key, None)
             return None
-        self._data.move_to_end(key)
         return item[1], item[2]
 
     def put(self, key: str, version: int, payload: Any, *, epoch: int | None = None) -> None:
@@ -1454,9 +1448,6 @@ class LocalCache:
         if current is not None and current[1] > version:
             return
         self._data[key] = (time.monotonic() + self.ttl, version, payload)
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
 
     def evict(self, keys: list[str]) -> None:
         self.epoch += 1
@@ -1475,8 +1466,7 @@ class LocalLimiter:
     """GCRA rate limiter in process memory, bounded by an LRU of keys."""
 
     def __init__(self, max_entries: int):
-        self._tat: OrderedDict[str, float] = OrderedDict()
-        self.max_entries = max_entries
+        self._tat: cachetools.LRUCache[str, float] = cachetools.LRUCache(max_entries)
 
     def forget(self, key: str) -> None:
         self._tat.pop(key, None)
@@ -1494,9 +1484,6 @@ class LocalLimiter:
             return allow_at - now
         if cost:
             self._tat[key] = tat + cost * interval
-            self._tat.move_to_end(key)
-            while len(self._tat) > self.max_entries:
-                self._tat.popitem(last=False)
         return 0.0
 
 
@@ -1670,7 +1657,8 @@ class RedisCache(Cache):
         self._ready = asyncio.Event()
         self._startup_timeout = settings.redis_timeout
         self._gl_pending: dict[tuple[str, int, float], int] = {}
-        self._gl_known: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._gl_known: cachetools.LRUCache[str, tuple[int, int]] = cachetools.LRUCache(
+            settings.local_cache_max_entries)
         self._gl_task: asyncio.Task[None] | None = None
 
     def _key(self, key: str) -> str:
@@ -1838,9 +1826,6 @@ class RedisCache(Cache):
                 continue
             for ((key, window, _), _count), total in zip(batch.items(), results[::2], strict=True):
                 self._gl_known[key] = (window, int(total))
-                self._gl_known.move_to_end(key)
-            while len(self._gl_known) > self.local.max_entries:
-                self._gl_known.popitem(last=False)
 
     async def forget_limit(self, key: str) -> None:
         self.limiter.forget(key)
@@ -1910,7 +1895,7 @@ class Gatehouse:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.cache: Cache = create_cache(settings)
         self.hasher = PasswordHasher(rounds=settings.bcrypt_rounds, workers=settings.hash_workers)
-        self.key_touches: OrderedDict[str, float] = OrderedDict()
+        self.key_touches: cachetools.LRUCache[str, float] = cachetools.LRUCache(settings.local_cache_max_entries)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._audit_queue: list[AuditEvent] = []
         self._audit_flush_due = False
@@ -1994,6 +1979,12 @@ class Gatehouse:
         await self.cache.close()
         await self.engine.dispose()
         self.hasher.close()
+
+    async def __aenter__(self) -> "Gatehouse":  # `async with await Gatehouse.open(settings) as gh:`
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
@@ -2599,9 +2590,6 @@ def _touch_api_key(gh: Gatehouse, key_id: str) -> None:
     if now - gh.key_touches.get(key_id, -math.inf) < interval:
         return
     gh.key_touches[key_id] = now
-    gh.key_touches.move_to_end(key_id)
-    while len(gh.key_touches) > gh.settings.local_cache_max_entries:
-        gh.key_touches.popitem(last=False)
 
     async def write() -> None:
         if await gh.cache.claim(f"touch:{key_id}", interval):
@@ -3780,6 +3768,19 @@ async def ready(gh: GatehouseDep) -> JSONResponse:
 _HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
                415: "unsupported_media_type", 429: "rate_limited"}
+# Codes the HTTP layer answers itself (the framework's errors and the edge's), besides ServiceError's.
+_EDGE_CODES = {"invalid_host": 400, "validation_error": 422, "internal_error": 500}
+
+
+def error_codes() -> dict[str, int]:
+    """Every error code the service can answer, with its status: the contract the README's table states."""
+    def every(cls: type[ServiceError]) -> Iterator[type[ServiceError]]:
+        yield cls
+        for sub in cls.__subclasses__():
+            yield from every(sub)
+
+    codes = {cls.code: cls.status_code for cls in every(ServiceError)}
+    return codes | {code: status for status, code in _HTTP_CODES.items()} | _EDGE_CODES
 
 
 def _error_response(status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None,

@@ -749,6 +749,18 @@ async def test_fuzz_findings_stay_fixed(client: httpx.AsyncClient, settings: Set
     assert (await client.get("/audit", headers=auth, params={"until": "2999-01-31T12:00:00Z"})).json()["items"]
 
 
+def test_error_codes_match_the_readme() -> None:
+    """The README's table is the contract: every code the service can answer is in it, with its status,
+    and it lists nothing the service cannot answer."""
+    import re
+
+    readme = open(os.path.join(os.path.dirname(__file__), "README.md")).read()
+    documented = {code: status for code, status in re.findall(r"^\| `([a-z_]+)` \| (\d{3}|other) \|", readme, re.M)}
+    assert len(documented) > 40
+    assert documented.pop("http_error") == "other"  # any other status the framework raises
+    assert documented == {code: str(status) for code, status in service.error_codes().items()}
+
+
 async def test_health(client: httpx.AsyncClient, backend: str) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok", "checks": {}}
     r = await client.get("/health/ready")
@@ -2591,7 +2603,7 @@ def fuzz_target(tmp_path_factory: Any) -> Any:
 
     async def setup() -> dict[str, str]:
         keys = {}
-        async with service.Gatehouse(settings) as gh:
+        async with await service.Gatehouse.open(settings) as gh:
             for role, scopes in (("user", service.SCOPES[:4]), ("admin", service.SCOPES)):
                 user = await service.create_user(gh, email=f"fuzz-{role}@example.com", password=PASSWORD, role=role)
                 _, keys[role] = await service.create_api_key(gh, user_id=user.id, name="fuzz", scopes=list(scopes))
@@ -2618,6 +2630,8 @@ FUZZ_REFUSALS: dict[str, tuple[list[str], str]] = {
     "POST /users/me/password": (["400"], "wrong_password: the fuzzer does not know the current password"),
     "POST /auth/password-reset/confirm": (["400"], _NEVER_ISSUED),
     "POST /auth/verify/confirm": (["400"], _NEVER_ISSUED),
+    "POST /auth/email-change/confirm": (["400"], _NEVER_ISSUED),
+    "POST /auth/email-change/revert": (["400"], _NEVER_ISSUED),
     "GET /users": (["422"], "invalid_cursor: " + _NEVER_ISSUED),
     "GET /audit": (["422"], "invalid_cursor: " + _NEVER_ISSUED),
     "POST /api-keys": (["422"], "a name of spaces only (empty once stripped), or `expires_in_days: 2.0`, an "
