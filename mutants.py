@@ -199,7 +199,7 @@ MUTANTS = [
            "test_last_admin_cannot_be_removed"),
     # Passwords, reset and verification
     Mutant("password: other sessions survive a password change",
-           '    ended = await revoke_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")',
+           '    ended = await _end_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")',
            "    ended = 0",
            "test_change_password_ends_other_sessions"),
     Mutant("reset: a link works twice",

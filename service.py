@@ -1242,7 +1242,7 @@ class TokenIssuer:
         """A new signing key; asymmetric private halves are sealed with SECRET_KEY."""
         from cryptography.hazmat.primitives import serialization as ser
 
-        kid = secrets.token_urlsafe(12)
+        kid = f"k{secrets.token_urlsafe(12)}"  # never starting with "-", which a shell or CLI takes for an option
         if algorithm == "HS256":
             return KeyMaterial(kid, algorithm, None, None)
         private = _generate_private_key(algorithm)
@@ -1874,6 +1874,7 @@ class Client:
 
 
 CLI = Client()
+SERVICE = Client(ip="", user_agent=f"gatehouse/{__version__}")  # the service acting on its own
 
 
 def _audit(event: str, client: Client, *, subject: uuid.UUID | None = None, outcome: str = "success",
@@ -2389,10 +2390,23 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client =
     return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
 
 
-async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, session_id: uuid.UUID | None = None,
-                          keep: uuid.UUID | None = None, reason: str = "logout", event: str | None = None,
-                          client: Client = CLI) -> int:
-    """End one session, or every session of a user but `keep`; the number ended (`event` is audited)."""
+# Why sessions end on request, and the audit event each writes. (Sessions that end as part of
+# another audited change — deactivation, a new password, an undone email change — are counted
+# in that change's row.)
+_SESSION_END_EVENTS = {"logout": "auth.logout", "logout_all": "auth.logout_all", "admin": "sessions.revoke"}
+
+
+async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, reason: str, session_id: uuid.UUID | None = None,
+                          keep: uuid.UUID | None = None, client: Client = CLI) -> int:
+    """End one session, or every session of a user but `keep`, and audit it; the number ended."""
+    if reason not in _SESSION_END_EVENTS:
+        raise InvalidInput(f"reason must be one of: {', '.join(_SESSION_END_EVENTS)}")
+    return await _end_sessions(gh, user_id=user_id, session_id=session_id, keep=keep, reason=reason,
+                               audit=_audit(_SESSION_END_EVENTS[reason], client, subject=user_id))
+
+
+async def _end_sessions(gh: Gatehouse, *, user_id: uuid.UUID, reason: str, session_id: uuid.UUID | None = None,
+                        keep: uuid.UUID | None = None, audit: AuditEvent | None = None) -> int:
     stmt = sa.update(LoginSession).where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
     if session_id is not None:
         stmt = stmt.where(LoginSession.id == session_id)
@@ -2401,8 +2415,9 @@ async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, session_id: uuid
     async with gh.transaction(write=True) as db:
         ended = list(await db.scalars(stmt.values(revoked_at=utcnow(), revoke_reason=reason)
                                       .returning(LoginSession.id)))
-        if event:
-            db.add(_audit(event, client, subject=user_id, sessions=len(ended)))
+        if audit is not None:
+            audit.detail = json.dumps({"sessions": len(ended)})
+            db.add(audit)
     if ended:
         await gh.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})
     return len(ended)
@@ -2485,7 +2500,7 @@ async def active_signing_key(gh: Gatehouse) -> KeyMaterial:
 
     active = await _cached(gh, f"sk:active:{algorithm}", load)
     if active is None:
-        return _material(await rotate_signing_key(gh))
+        return _material(await rotate_signing_key(gh, client=SERVICE))
     return KeyMaterial(**active)
 
 
@@ -2751,7 +2766,7 @@ async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = 
     public = await _publish_user(gh, user)
     await _publish_revoked_keys(gh, revoked)
     if changes.get("is_active") is False:
-        await revoke_sessions(gh, user_id=user.id, reason="deactivated")
+        await _end_sessions(gh, user_id=user.id, reason="deactivated")
     if "email" in changes:
         gh.spawn(send_mail(gh, kind="email_changed", email=old_email, client=client, budget=False,
                            new_email=user.email))
@@ -2814,7 +2829,7 @@ async def _after_password_stored(gh: Gatehouse, user: User, revoked: list[ApiKey
                                  keep_session: uuid.UUID | None) -> CredentialsEnded:
     await _publish_user(gh, user)
     await _publish_revoked_keys(gh, revoked)
-    ended = await revoke_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")
+    ended = await _end_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")
     log.info("password changed user=%s sessions_ended=%d keys_revoked=%d", user.id, ended, len(revoked))
     return CredentialsEnded(user.id, ended, len(revoked))
 
@@ -3023,7 +3038,7 @@ async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI
         raise EmailTaken("The old address now belongs to another account; ask an administrator.") from None
     await _publish_user(gh, user)
     await _publish_revoked_keys(gh, revoked)
-    ended = await revoke_sessions(gh, user_id=user.id, reason="email_revert")
+    ended = await _end_sessions(gh, user_id=user.id, reason="email_revert")
     log.warning("email change reverted user=%s sessions_ended=%d keys_revoked=%d", user.id, ended, len(revoked))
     return CredentialsEnded(user.id, ended, len(revoked))
 
@@ -3549,14 +3564,14 @@ async def refresh(body: RefreshIn, response: Response, gh: GatehouseDep, client:
 @auth_router.post("/logout", status_code=204)
 async def logout(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
     """End this session; its tokens stop working at once."""
-    await revoke_sessions(gh, user_id=principal.user_id, session_id=principal.session_id, event="auth.logout",
+    await revoke_sessions(gh, user_id=principal.user_id, session_id=principal.session_id, reason="logout",
                           client=client.acting(principal))
 
 
 @auth_router.post("/logout-all", status_code=204)
 async def logout_all(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
     """End every session of the current user."""
-    await revoke_sessions(gh, user_id=principal.user_id, event="auth.logout_all", client=client.acting(principal))
+    await revoke_sessions(gh, user_id=principal.user_id, reason="logout_all", client=client.acting(principal))
 
 
 @users_router.get("/me", response_model=UserPublic)
@@ -3682,7 +3697,7 @@ async def admin_revoke_sessions(user_id: uuid.UUID, principal: AdminUser, gh: Ga
                                 client: ClientDep) -> None:
     """End every session of a user (force logout)."""
     await get_user(gh, user_id=user_id)
-    await revoke_sessions(gh, user_id=user_id, reason="admin", event="sessions.revoke",
+    await revoke_sessions(gh, user_id=user_id, reason="admin",
                           client=client.acting(principal))
 
 
@@ -3722,7 +3737,7 @@ async def list_keys(principal: KeyReader, gh: GatehouseDep, user_id: uuid.UUID |
 
 
 @keys_router.delete("/{key_id:uuid}", status_code=204)
-async def delete_key(key_id: uuid.UUID, principal: KeyWriter, gh: GatehouseDep, client: ClientDep) -> None:
+async def revoke_key(key_id: uuid.UUID, principal: KeyWriter, gh: GatehouseDep, client: ClientDep) -> None:
     """Revoke an API key (yours, or anyone's with the admin scope)."""
     owner = None if "admin" in principal.scopes else principal.user_id
     await revoke_api_key(gh, key_id=key_id, owner_id=owner, client=client.acting(principal))
