@@ -30,6 +30,7 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 PASSWORD = "correct horse battery"
 SECRET = "test-secret-" + "k" * 40
+NO_MAIL = "http://127.0.0.1:9/mail"  # a mail transport for production settings in tests that send none
 
 
 # Fixtures ####################################################################
@@ -123,7 +124,7 @@ def make_settings(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -
     """Settings for this test's backend; keyword overrides win."""
     base: dict[str, Any] = {
         "bcrypt_rounds": 4, "secret_key": SECRET, "secret_key_file": str(tmp_path / "secret"),
-        "rate_auth_ip": "off", "rate_general_ip": "off", "hash_workers": 2,
+        "rate_auth_ip": "off", "rate_general_ip": "off", "hash_workers": 2, "mail_retry_seconds": 0.05,
     }
     cleanups: list[Callable[[], None]] = []
     if backend == "sqlite":
@@ -136,6 +137,8 @@ def make_settings(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -
         cleanups += [lambda: _truncate(url), lambda: _drop_prefix(redis, prefix)]
 
     def make(**overrides: Any) -> Settings:
+        if overrides.get("environment") == "production" and not overrides.get("smtp_url"):
+            overrides.setdefault("webhook_url", NO_MAIL)  # production refuses to start with no way to send mail
         return Settings(**{**base, **overrides})
 
     yield make
@@ -746,7 +749,8 @@ async def test_cli_create_user_then_login_over_http(settings: Settings) -> None:
         assert me["role"] == "admin" and me["full_name"] == "Ops"
 
 
-async def test_cli_create_user_interactive_prompt_confirms(settings: Settings) -> None:
+async def test_cli_create_user_interactive_prompt_confirms(settings: Settings, monkeypatch: Any) -> None:
+    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)  # as a person at a terminal
     result = await run_cli(settings, "create-user", "p@example.com", input=f"{PASSWORD}\n{PASSWORD}\n")
     assert result.exit_code == 0 and PASSWORD not in result.output
     result = await run_cli(settings, "create-user", "p@example.com", "--password-stdin", input=PASSWORD + "\n")
@@ -1162,9 +1166,9 @@ REPO = os.path.dirname(os.path.abspath(__file__))
 class Server:
     """`uvicorn service:app` in its own process, configured through the environment."""
 
-    def __init__(self, settings: Settings, *args: str, log_path: Any = None, **env: str):
+    def __init__(self, settings: Settings, *args: str, log_path: Any = None, port: int | None = None, **env: str):
         self.env = {**os.environ, **settings_env(settings), **env}
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = ["uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
                         "--log-level", "warning", *args]
@@ -1174,7 +1178,7 @@ class Server:
     @classmethod
     def as_the_image(cls, settings: Settings, *, log_path: Any = None, **env: str) -> "Server":
         """The Dockerfile's CMD exactly, but listening on a free loopback port."""
-        server = cls(settings, log_path=log_path, **{"ENVIRONMENT": "production", **env})
+        server = cls(settings, log_path=log_path, **{"ENVIRONMENT": "production", "WEBHOOK_URL": NO_MAIL, **env})
         command = image_command()
         command[command.index("--host") + 1], command[command.index("--port") + 1] = "127.0.0.1", str(server.port)
         server.command = command
@@ -1490,7 +1494,8 @@ async def test_cli_keys(settings: Settings, client: httpx.AsyncClient) -> None:
     assert result.exit_code == 0
     assert (await client.get("/users/me", headers=bearer(created["key"]))).status_code == 401
     result = await run_cli(settings, "revoke-key", created["id"])
-    assert result.exit_code == 1 and result.output.strip() == "error: No such API key."
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: No unrevoked API key has the id or prefix '{created['id']}'."
     result = await run_cli(settings, "revoke-key", "not-a-uuid")
     assert result.exit_code == 1
 
