@@ -298,7 +298,7 @@ def audit(
     limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """Show security events, newest first, a page at a time (the last line says how to get the next)."""
+    """Show security events, newest first, a page at a time (a last line on stderr says how to get the next)."""
     since_at, until_at = _iso_option("--since", since), _iso_option("--until", until)
     if event and event not in service.AUDIT_EVENTS:
         raise _fail(f"--event {event!r} is not an audit event; known: {', '.join(sorted(service.AUDIT_EVENTS))}")
@@ -311,14 +311,13 @@ def audit(
     page, next_cursor = _run(work)
     rows = [service.AuditPublic.of(r).model_dump(mode="json") for r in page]
     if as_json:
-        _echo_json({"items": rows, "next_cursor": next_cursor})
-        return
-    for r in rows:
+        _echo_json(rows)
+    for r in [] if as_json else rows:
         who = r["actor_id"] or "-"
         typer.echo(f"{r['at']}  {r['event']:<28} {r['outcome']:<8} subject={r['subject_id'] or '-'} "
                    f"actor={who} ip={r['ip']}")
-    if next_cursor:
-        typer.echo(f"more: add --cursor {next_cursor}")
+    if next_cursor:  # on stderr: --json output stays the list it always was
+        typer.echo(f"more: add --cursor {next_cursor}", err=True)
 
 
 def _key_row(row: service.ApiKey) -> dict[str, Any]:

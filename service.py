@@ -2058,6 +2058,14 @@ class WebhookTransport:
 MailTransport = SmtpTransport | WebhookTransport
 
 
+def _mail_error(exc: Exception) -> str:
+    """What went wrong, for logs and the audit: a server's reply text may quote the address, so only its code."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return f"{type(exc).__name__} {code}"
+    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+
+
 class Mailer:
     """Every message goes through one bounded queue: the request path only renders and enqueues, a few
     workers send with retries and backoff, and every outcome is counted, logged and audited."""
@@ -2133,7 +2141,7 @@ class Mailer:
                 error = str(exc)
                 break
             except Exception as exc:
-                error = type(exc).__name__ + (f" {exc.code}" if isinstance(getattr(exc, "code", None), int) else "")
+                error = _mail_error(exc)
                 if attempt < attempts:
                     self.metrics.mail.labels(mail.kind, "retried").inc()
                     delay = min(self.MAX_DELAY, self.settings.mail_retry_seconds * 2 ** (attempt - 1))
@@ -4121,6 +4129,12 @@ async def page_style() -> Response:
     return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
+@pages_router.get("/favicon.ico")
+async def favicon() -> Response:
+    """No icon, said without a 404: browsers ask for one on every page they open."""
+    return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
+
+
 @pages_router.get("/reset-password")
 async def reset_password_page(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
     """The page PASSWORD_RESET_URL opens: a form for the new password."""
@@ -4444,12 +4458,18 @@ def _install_docs(app: FastAPI) -> None:
     from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 
     assets = Path(fastapi_offline.__file__).resolve().parent / "static"
+    patched: dict[str, bytes] = {}
 
-    async def docs_asset(name: str) -> FileResponse:
+    async def docs_asset(name: str) -> Response:
         if name not in _DOCS_ASSETS:
             raise NotFound()
-        return FileResponse(assets / name, media_type=_DOCS_ASSETS[name],
-                            headers={"Cache-Control": "public, max-age=86400"})
+        headers = {"Cache-Control": "public, max-age=86400"}
+        if name == "redoc.standalone.js":
+            if name not in patched:  # its "powered by" logo is fetched from a CDN: an empty image instead
+                patched[name] = (assets / name).read_bytes().replace(
+                    b"https://cdn.redoc.ly/redoc/logo-mini.svg", b"data:image/svg+xml,%3Csvg xmlns=%27http://www.w3.org/2000/svg%27/%3E")
+            return Response(patched[name], media_type=_DOCS_ASSETS[name], headers=headers)
+        return FileResponse(assets / name, media_type=_DOCS_ASSETS[name], headers=headers)
 
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
