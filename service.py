@@ -3842,8 +3842,9 @@ _LOGIN_BODY = {
 async def _read_login(request: Request) -> LoginIn:
     """Credentials from a JSON body or an OAuth2 password form."""
     content_type = request.headers.get("content-type", "")
+    is_form = content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
     try:
-        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        if is_form:
             form = await request.form()
             data: Any = {"email": form.get("username"), "password": form.get("password")}
         else:
@@ -3853,7 +3854,11 @@ async def _read_login(request: Request) -> LoginIn:
     try:
         return LoginIn.model_validate(data)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+        errors = exc.errors(include_url=False, include_context=False)
+        if is_form:  # name the field the form has
+            for error in errors:
+                error["loc"] = tuple("username" if part == "email" else part for part in error["loc"])
+        raise RequestValidationError(errors) from None
 
 
 @auth_router.post("/login", response_model=TokenOut, openapi_extra=_LOGIN_BODY)

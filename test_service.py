@@ -3542,6 +3542,13 @@ async def test_pages_reset_password_form_and_link_pages(make_settings: Any) -> N
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
 
+async def test_form_login_validation_errors_name_username(client: httpx.AsyncClient) -> None:
+    r = await client.post("/auth/login", data={"password": PASSWORD})
+    assert r.status_code == 422 and [d["loc"] for d in r.json()["error"]["details"]] == [["username"]]
+    r = await client.post("/auth/login", json={"password": PASSWORD})
+    assert r.status_code == 422 and [d["loc"] for d in r.json()["error"]["details"]] == [["email"]]
+
+
 async def test_root_and_offline_docs(make_settings: Any) -> None:
     async with running(make_settings()) as client:
         assert (await client.get("/")).json() == {"service": "gatehouse", "health": "/health/ready", "docs": "/docs"}
