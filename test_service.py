@@ -2222,10 +2222,16 @@ def test_compose_file_matches_the_dockerfile() -> None:
 
 
 def test_requirements_are_pinned() -> None:
-    lines = [line.strip() for line in open(os.path.join(REPO, "requirements.txt"))
-             if line.strip() and not line.startswith("#")]
-    assert all("==" in line for line in lines), [line for line in lines if "==" not in line]
-    assert any(line.startswith("uvicorn[standard]==") for line in lines)
+    def lines(name: str) -> list[str]:
+        return [line.strip() for line in open(os.path.join(REPO, name)) if line.strip() and not line.startswith("#")]
+
+    everything, runtime = lines("requirements.txt"), lines("requirements-runtime.txt")
+    assert everything[0] == "-r requirements-runtime.txt"  # the README's one file includes the runtime
+    for line in everything[1:] + runtime:
+        assert "==" in line, line
+    assert any(line.startswith("uvicorn[standard]==") for line in runtime)
+    assert not {"pytest", "schemathesis", "playwright", "aiosmtpd"} & {line.split("==")[0] for line in runtime}
+    assert "requirements-runtime.txt" in open(os.path.join(REPO, "Dockerfile")).read()
 
 
 # Fuzzing #####################################################################
