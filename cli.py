@@ -9,9 +9,9 @@ failure prints one line on stderr and exits 1.
 import asyncio
 import json
 import sys
-import uuid
-from datetime import datetime
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -36,9 +36,21 @@ def _settings() -> Settings:
         raise _fail(str(exc)) from None
 
 
+def _warn_if_new_database(settings: Settings) -> None:
+    # Run from the wrong directory, the default relative SQLite path would quietly make an empty
+    # database there, and the command would report on that instead of the service's.
+    if "database_url" in settings.model_fields_set or not settings.is_sqlite:
+        return
+    path = Path(service.database_url(settings.database_url).database or "")
+    if not path.exists():
+        typer.echo(f"warning: DATABASE_URL is not set and {path.resolve()} does not exist: creating a new, empty "
+                   f"database there (run from the service's directory or set DATABASE_URL)", err=True)
+
+
 def _run(work: Callable[[Gatehouse], Awaitable[T]], *, auto_migrate: bool | None = None) -> T:
     """Start a Gatehouse from the settings, run one piece of work, map errors to exit 1."""
     settings = _settings()
+    _warn_if_new_database(settings)
 
     async def main() -> T:
         gh = await Gatehouse.open(settings, auto_migrate=auto_migrate)
@@ -55,10 +67,24 @@ def _run(work: Callable[[Gatehouse], Awaitable[T]], *, auto_migrate: bool | None
         raise _fail(str(exc)) from None
 
 
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
     if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise _fail("no password was read: stdin was empty")
+        return password
+    if not _stdin_is_terminal():
+        # A prompt would read the piped password with a warning and then fail on the confirmation.
+        raise _fail("stdin is not a terminal: to read the password from it, add --password-stdin")
     return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
 
 
 def _user_row(user: service.UserPublic) -> dict[str, Any]:
@@ -69,39 +95,57 @@ async def _user_id(gh: Gatehouse, email: str) -> Any:
     return (await service.find_user(gh, email=email)).id
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
 @app.command()
 def migrate(status: Annotated[bool, typer.Option("--status", help="List applied and pending migrations and drift.")]
-            = False) -> None:
+            = False, as_json: JsonOption = False) -> None:
     """Apply pending database migrations (or show their status)."""
     if status:
         state = _run(lambda gh: service.migration_status(gh.engine), auto_migrate=False)
-        for version, name, applied_at in state.applied:
-            typer.echo(f"applied  {version:03d}  {name}  ({applied_at:%Y-%m-%d %H:%M:%S} UTC)")
-        for migration in state.pending:
-            typer.echo(f"pending  {migration.version:03d}  {migration.name}")
-        for diff in state.drift:
-            typer.echo(f"drift    {diff}")
+        if as_json:
+            _echo_json({"applied": [{"version": v, "name": n, "applied_at": at.isoformat()} for v, n, at in state.applied],
+                        "pending": [{"version": m.version, "name": m.name} for m in state.pending],
+                        "drift": list(state.drift)})
+        else:
+            for version, name, applied_at in state.applied:
+                typer.echo(f"applied  {version:03d}  {name}  ({applied_at:%Y-%m-%d %H:%M:%S} UTC)")
+            for migration in state.pending:
+                typer.echo(f"pending  {migration.version:03d}  {migration.name}")
+            for diff in state.drift:
+                typer.echo(f"drift    {diff}")
         if state.drift:
             raise _fail("the database schema differs from the models")
         return
     done = _run(lambda gh: service.migrate(gh.engine), auto_migrate=False)
+    if as_json:
+        _echo_json({"applied": [{"version": m.version, "name": m.name} for m in done]})
+        return
     for migration in done:
         typer.echo(f"applied  {migration.version:03d}  {migration.name}")
     typer.echo(f"{len(done)} migration(s) applied" if done else "database is up to date")
 
 
 @app.command("check-config")
-def check_config() -> None:
+def check_config(as_json: JsonOption = False) -> None:
     """Print the effective settings (secrets masked), check the database, Redis and the rules."""
     try:
         settings = service.load_settings()
     except service.ConfigError as exc:
-        for line in str(exc).splitlines():
-            typer.echo(f"problem: {line}", err=True)
+        if as_json:
+            _echo_json({"ok": False, "problems": str(exc).splitlines(), "warnings": [], "settings": {}})
+        else:
+            for line in str(exc).splitlines():
+                typer.echo(f"problem: {line}", err=True)
         raise typer.Exit(1) from None
-    for name, value in service.describe_settings(settings).items():
-        typer.echo(f"{name}={value}")
+    shown = service.describe_settings(settings)
     problems = _run(service.check_config, auto_migrate=False)
+    if as_json:
+        _echo_json({"ok": not problems, "problems": problems, "warnings": settings.advice(), "settings": shown})
+        raise typer.Exit(1 if problems else 0)
+    for name, value in shown.items():
+        typer.echo(f"{name}={value}")
     for note in settings.advice():
         typer.echo(f"warning: {note}", err=True)
     for problem in problems:
@@ -117,11 +161,15 @@ def create_user(
     admin: Annotated[bool, typer.Option("--admin", help="Give the user the admin role.")] = False,
     full_name: Annotated[str, typer.Option("--full-name")] = "",
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Create a user (prompts for the password)."""
     password = _read_password(password_stdin)
     user = _run(lambda gh: service.create_user(gh, email=email, password=password, full_name=full_name,
                                                role="admin" if admin else "user"))
+    if as_json:
+        _echo_json(_user_row(user))
+        return
     typer.echo(f"created {user.role} {user.email} ({user.id})")
 
 
@@ -235,25 +283,33 @@ def audit(
     since: Annotated[datetime | None, typer.Option("--since", formats=_ISO_FORMATS,
                                                    help="ISO time, e.g. 2026-01-31 or 2026-01-31T12:00Z (UTC "
                                                         "unless an offset is given).")] = None,
+    until: Annotated[datetime | None, typer.Option("--until", formats=_ISO_FORMATS,
+                                                   help="ISO time: only events before it.")] = None,
     event: Annotated[str | None, typer.Option("--event", help="Only this event type, e.g. auth.login.")] = None,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="The next page, as printed after the last one.")]
+    = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Show the newest security events."""
+    """Show security events, newest first, a page at a time (a last line on stderr says how to get the next)."""
+    if event and event not in service.AUDIT_EVENTS:
+        raise _fail(f"--event {event!r} is not an audit event; known: {', '.join(sorted(service.AUDIT_EVENTS))}")
 
-    async def work(gh: Gatehouse) -> list[service.AuditEvent]:
+    async def work(gh: Gatehouse) -> tuple[list[service.AuditEvent], str | None]:
         user_id = await _user_id(gh, user) if user else None
-        rows, _ = await service.list_audit(gh, user_id=user_id, event=event, since=since, limit=limit)
-        return rows
+        return await service.list_audit(gh, user_id=user_id, event=event, since=since, until=until,
+                                        cursor=cursor, limit=limit)
 
-    rows = [service.AuditPublic.of(r).model_dump(mode="json") for r in _run(work)]
+    page, next_cursor = _run(work)
+    rows = [service.AuditPublic.of(r).model_dump(mode="json") for r in page]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    for r in rows:
+        _echo_json(rows)
+    for r in [] if as_json else rows:
         who = r["actor_id"] or "-"
         typer.echo(f"{r['at']}  {r['event']:<28} {r['outcome']:<8} subject={r['subject_id'] or '-'} "
                    f"actor={who} ip={r['ip']}")
+    if next_cursor:  # on stderr: --json output stays the list it always was
+        typer.echo(f"more: add --cursor {next_cursor}", err=True)
 
 
 def _key_row(row: service.ApiKey) -> dict[str, Any]:
@@ -288,26 +344,29 @@ def list_keys(email: Annotated[str | None, typer.Argument(help="Only this user's
               as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List unrevoked API keys (never their secrets)."""
 
-    async def work(gh: Gatehouse) -> list[service.ApiKey]:
-        return await service.list_api_keys(gh, user_id=await _user_id(gh, email) if email else None)
+    async def work(gh: Gatehouse) -> list[dict[str, Any]]:
+        rows = await service.list_api_keys(gh, user_id=await _user_id(gh, email) if email else None)
+        owners = {uid: (await service.get_user(gh, user_id=uid)).email for uid in {r.user_id for r in rows}}
+        return [{**_key_row(row), "owner": owners[row.user_id]} for row in rows]
 
-    rows = [_key_row(row) for row in _run(work)]
+    rows = _run(work)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        _echo_json(rows)
         return
     for k in rows:
         expires = k["expires_at"] or "never"
-        typer.echo(f"{k['id']}  {k['prefix']}  {k['name']:<24} {','.join(k['scopes']):<30} expires={expires}")
+        typer.echo(f"{k['id']}  {k['prefix']}  {k['owner']:<32} {k['name']:<24} {','.join(k['scopes']):<30} "
+                   f"expires={expires}")
 
 
 @app.command("revoke-key")
-def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id (from list-keys).")]) -> None:
+def revoke_key(key: Annotated[str, typer.Argument(help="The key's id or prefix (as list-keys prints them).")]) -> None:
     """Revoke an API key (and the keys it made); they stop working everywhere at once."""
-    try:
-        parsed = uuid.UUID(key_id)
-    except ValueError:
-        raise _fail(f"{key_id!r} is not a key id") from None
-    row = _run(lambda gh: service.revoke_api_key(gh, key_id=parsed))
+
+    async def work(gh: Gatehouse) -> service.ApiKey:
+        return await service.revoke_api_key(gh, key_id=(await service.find_api_key(gh, ref=key)).id)
+
+    row = _run(work)
     typer.echo(f"revoked key {row.id} ({row.name})")
 
 
@@ -317,22 +376,28 @@ app.add_typer(signing, name="signing-keys")
 
 @signing.command("list")
 def signing_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List signing keys, newest first (the newest unretired key of JWT_ALGORITHM signs)."""
+    """List signing keys, newest first; `*` marks the one that signs new tokens."""
+
+    keys, algorithm = _run(service.list_signing_keys), _settings().jwt_algorithm
+    signing_kid = next((r.kid for r in keys if r.algorithm == algorithm and r.retired_at is None), None)
     rows = [{"kid": r.kid, "algorithm": r.algorithm, "created_at": r.created_at.isoformat(),
-             "retired_at": r.retired_at.isoformat() if r.retired_at else None}
-            for r in _run(service.list_signing_keys)]
+             "retired_at": r.retired_at.isoformat() if r.retired_at else None, "signing": r.kid == signing_kid}
+            for r in keys]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        _echo_json(rows)
         return
     for r in rows:
-        state = f"retired {r['retired_at']}" if r["retired_at"] else "active"
-        typer.echo(f"{r['kid']}  {r['algorithm']:<6} created {r['created_at']}  {state}")
+        state = f"retired {r['retired_at']}" if r["retired_at"] else "active, signs" if r["signing"] else "active"
+        typer.echo(f"{'*' if r['signing'] else ' '} {r['kid']}  {r['algorithm']:<6} created {r['created_at']}  {state}")
 
 
 @signing.command("rotate")
-def signing_rotate() -> None:
+def signing_rotate(as_json: JsonOption = False) -> None:
     """Make a new signing key; tokens signed with older keys keep working."""
     row = _run(service.rotate_signing_key)
+    if as_json:
+        _echo_json({"kid": row.kid, "algorithm": row.algorithm, "created_at": row.created_at.isoformat()})
+        return
     typer.echo(f"new signing key {row.kid} ({row.algorithm}); older keys still verify until retired")
 
 

@@ -17,6 +17,7 @@ import functools
 import gc
 import hashlib
 import hmac
+import html
 import ipaddress
 import itertools
 import json
@@ -25,6 +26,7 @@ import math
 import os
 import re
 import secrets
+import string
 import sys
 import tempfile
 import time
@@ -49,7 +51,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import (
     AfterValidator,
@@ -98,7 +100,14 @@ class Rate:
     period: float
 
     def __str__(self) -> str:
-        return f"{self.limit}/{self.period:g}s" if self.limit else "off"
+        """As an operator writes it: '100/h', '10/15m', 'off'."""
+        if not self.limit:
+            return "off"
+        for unit, seconds in sorted(_PERIODS.items(), key=lambda item: -item[1]):
+            count, rest = divmod(self.period, seconds)
+            if not rest:
+                return f"{self.limit}/{'' if count == 1 else f'{count:g}'}{unit}"
+        return f"{self.limit}/{self.period:g}s"
 
 
 def parse_rate(value: object) -> Rate:
@@ -122,6 +131,9 @@ def _split_list(value: object) -> object:
 
 
 RateSetting = Annotated[Rate, NoDecode, BeforeValidator(parse_rate)]
+# The pages Gatehouse serves for the links it mails, by the setting that holds each link.
+_PAGE_PATHS = {"password_reset_url": "/reset-password", "verify_email_url": "/verify-email",
+               "email_change_url": "/confirm-email-change", "email_revert_url": "/revert-email-change"}
 _PLACEHOLDER_SECRETS = {"changethis", "changeme", "change-me", "change_me", "secret", "secret-key", "your-secret-key"}
 
 
@@ -165,12 +177,22 @@ class Settings(BaseSettings):
     password_reset_minutes: int = Field(30, ge=1, le=24 * 60)
     verify_email_hours: int = Field(48, ge=1, le=24 * 30)
     require_verified_email: bool = False
-    password_reset_url: str = "http://localhost:8000/reset-password?token={token}"
-    verify_email_url: str = "http://localhost:8000/verify-email?token={token}"
+    public_url: str = "http://localhost:8000"
+    password_reset_url: str = ""
+    verify_email_url: str = ""
+    smtp_url: str = ""
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(10.0, gt=0)
+    smtp_ca_file: str = ""
+    mail_from: str = ""
+    mail_templates_dir: str = ""
+    mail_queue_size: int = Field(1000, ge=1)
+    mail_attempts: int = Field(5, ge=1, le=20)
+    mail_retry_seconds: float = Field(2.0, ge=0)
     webhook_url: str = ""
     webhook_secret: SecretStr | None = None
     webhook_timeout: float = Field(5.0, gt=0)
-    webhook_attempts: int = Field(3, ge=1, le=10)
     rate_reset_email: RateSetting = parse_rate("10/h")
     rate_reset_email_ip: RateSetting = parse_rate("3/h")
     reauth_minutes: int = Field(10, ge=1, le=24 * 60)
@@ -178,8 +200,8 @@ class Settings(BaseSettings):
     login_code_minutes: int = Field(10, ge=1, le=60)
     email_change_hours: int = Field(24, ge=1, le=24 * 30)
     email_revert_days: int = Field(7, ge=1, le=90)
-    email_change_url: str = "http://localhost:8000/confirm-email-change?token={token}"
-    email_revert_url: str = "http://localhost:8000/revert-email-change?token={token}"
+    email_change_url: str = ""
+    email_revert_url: str = ""
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     slow_query_ms: float = Field(200.0, ge=0)
@@ -206,14 +228,44 @@ class Settings(BaseSettings):
         """TRUSTED_PROXIES, parsed once."""
         return [ipaddress.ip_network(n, strict=False) for n in self.trusted_proxies]
 
+    @field_validator("public_url")
+    @classmethod
+    def _valid_public_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://auth.example.com")
+        return value.rstrip("/")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _valid_smtp_url(cls, value: str) -> str:
+        if value and not re.match(r"^smtps?://[^/?#\s]+/?$", value):
+            raise ValueError("is not smtp://[user:password@]host[:port] or smtps://... (no path)")
+        return value
+
+    @model_validator(mode="after")
+    def _links_from_public_url(self) -> "Settings":
+        # The pages Gatehouse serves itself, at the address the operator says it is reached by.
+        for name, path in _PAGE_PATHS.items():
+            if not getattr(self, name):
+                setattr(self, name, f"{self.public_url}{path}?token={{token}}")
+        return self
+
     def problems(self) -> list[str]:
         """Rules a deployment must meet, one line per broken rule."""
         problems = []
         if "*" in self.cors_origins and self.cors_allow_credentials:
             problems.append("CORS_ORIGINS may not be '*' while CORS_ALLOW_CREDENTIALS is true; list the origins")
+        if self.mail_templates_dir and not Path(self.mail_templates_dir).is_dir():
+            problems.append(f"MAIL_TEMPLATES_DIR {self.mail_templates_dir} is not a directory")
         if self.environment != "production":
             return problems
-        return problems + self._secret_problems()
+        problems += self._secret_problems()
+        if not self.smtp_url and not self.webhook_url:
+            problems.append("no way to send mail: set SMTP_URL (e.g. smtp://user:password@mail.example.com:587) "
+                            "or WEBHOOK_URL; reset and verification links cannot reach anyone without one")
+        if self.smtp_url and not self.mail_from:
+            problems.append("MAIL_FROM is not set: SMTP needs the sender address, e.g. 'Example <auth@example.com>'")
+        return problems
 
     def _secret_problems(self) -> list[str]:
         key = self.secret_key.get_secret_value() if self.secret_key else ""
@@ -262,6 +314,12 @@ class Settings(BaseSettings):
             notes.append("ALLOWED_HOSTS is '*': list the host names this service answers to")
         if self.metrics_enabled and self.metrics_token is None:
             notes.append("/metrics is open: set METRICS_TOKEN or keep it off the public network")
+        if self.smtp_url and self.webhook_url:
+            notes.append("SMTP_URL and WEBHOOK_URL are both set: mail goes over SMTP, the webhook gets nothing")
+        if self.public_url == "http://localhost:8000":
+            notes.append("PUBLIC_URL is not set: mailed links point at http://localhost:8000")
+        elif self.public_url.startswith("http://"):
+            notes.append(f"PUBLIC_URL {self.public_url} is plain http: the mailed links carry credentials")
         return notes
 
 
@@ -563,20 +621,36 @@ class BatchWriter(logging.Handler):
         except queue.Full:
             self.dropped += 1
 
+    def flush(self) -> None:
+        """Wait (briefly) until every line queued so far is written: startup lines before uvicorn's own."""
+        import threading
+
+        if self._thread.is_alive():
+            written = threading.Event()
+            try:
+                self._queue.put(written, timeout=1)  # type: ignore[arg-type]
+            except Exception:
+                return
+            written.wait(timeout=2)
+
     def _run(self) -> None:
         import queue
+        import threading
 
         while True:
             # Wake on a timer, not per record: a wake-up per request would fight the event
             # loop for the GIL thousands of times a second.
             time.sleep(0.05)
-            lines, done = [], False
+            lines, done, flushed = [], False, []
             try:
                 while True:
                     record = self._queue.get_nowait()
                     if record is None:
                         done = True
                         break
+                    if isinstance(record, threading.Event):
+                        flushed.append(record)
+                        continue
                     try:
                         lines.append(self.format(record) + "\n")
                     except Exception:
@@ -589,6 +663,8 @@ class BatchWriter(logging.Handler):
             if lines:
                 self.stream.write("".join(lines))
                 self.stream.flush()
+            for waiter in flushed:
+                waiter.set()
             if done:
                 return
 
@@ -612,6 +688,11 @@ def configure_logging(settings: Settings) -> None:
     logger.handlers[:] = [writer]
     logger.setLevel(settings.log_level)
     logger.propagate = False
+    # Gatehouse writes the access log (one line per request, with route, user and duration): uvicorn's
+    # own would be a second line for each request. Without handlers uvicorn skips it altogether.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers[:] = []
+    uvicorn_access.propagate = False
     # None of the formats print thread or process names: do not collect them per record.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
@@ -633,6 +714,9 @@ class Metrics:
                              multiprocess_mode="livesum")
         self.hash_queue = Gauge("gatehouse_bcrypt_queue", "Password hashes queued or running",
                                 multiprocess_mode="livesum")
+        self.mail = Counter("gatehouse_mail_total", "Mail messages by outcome: sent, retried, failed, dropped "
+                            "(queue full) or logged (development, no transport)", ["kind", "outcome"])
+        self.mail_queue = Gauge("gatehouse_mail_queue", "Mail messages waiting to be sent", multiprocess_mode="livesum")
 
 
 _metrics: Metrics | None = None
@@ -813,8 +897,10 @@ def _sqlite_connect(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
         # Take transaction control from the driver so BEGIN IMMEDIATE is ours to issue.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # The busy timeout first: switching a fresh file to WAL takes a lock that concurrent
+        # first connections must wait for, not fail on with "database is locked".
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a crash
         cursor.close()
@@ -1856,6 +1942,296 @@ def create_cache(settings: Settings) -> Cache:
     return RedisCache(settings) if settings.redis_url else MemoryCache(settings)
 
 
+# Mail ########################################################################
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+_KIND_RE = re.compile(r"^[a-z0-9_]{1,64}$")
+
+
+class _Values(dict[str, str]):
+    """Template values: a placeholder that a message does not fill renders empty rather than failing."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+class TemplateFiles:
+    """`$name` templates (string.Template) read once from the first directory that has each file."""
+
+    def __init__(self, *dirs: Path):
+        self.dirs = dirs
+        self._loaded: dict[str, string.Template | None] = {}
+
+    def get(self, name: str) -> string.Template | None:
+        if name not in self._loaded:
+            path = next((d / name for d in self.dirs if (d / name).is_file()), None)
+            self._loaded[name] = string.Template(path.read_text(encoding="utf-8")) if path else None
+        return self._loaded[name]
+
+    def render(self, name: str, values: dict[str, str], *, as_html: bool) -> str:
+        """Fill a template; in HTML every value is escaped."""
+        template = self.get(name)
+        if template is None:
+            raise ConfigError(f"template {name} is missing from {', '.join(map(str, self.dirs))}")
+        if as_html:
+            values = {k: html.escape(v, quote=True) for k, v in values.items()}
+        return template.substitute(_Values(values))
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """A rendered message and the facts it was made from (which the webhook receives)."""
+
+    kind: str
+    to: str
+    subject: str
+    text: str
+    html: str
+    fields: dict[str, str]
+    user_id: uuid.UUID | None = None
+
+
+def render_mail(settings: Settings, files: TemplateFiles, *, kind: str, to: str, link: str = "",
+                user_id: uuid.UUID | None = None, **fields: str) -> Mail:
+    """Subject, text and HTML for one kind of message; a kind without templates uses `_generic`."""
+    if not _KIND_RE.match(kind):
+        raise ValueError(f"mail kind {kind!r} is not a template name")
+    if files.get(f"{kind}.txt") is None:
+        kind_files = "_generic"
+    else:
+        kind_files = kind
+    values = {"email": to, "link": link, "kind": kind, "kind_title": kind.replace("_", " ").capitalize(),
+              "public_url": settings.public_url, "site": settings.public_url.split("://", 1)[1].split("/", 1)[0],
+              "reset_minutes": str(settings.password_reset_minutes), "verify_hours": str(settings.verify_email_hours),
+              "email_change_hours": str(settings.email_change_hours),
+              "email_revert_days": str(settings.email_revert_days),
+              "login_code_minutes": str(settings.login_code_minutes), **{k: str(v) for k, v in fields.items()}}
+    subject = files.render(f"{kind_files}.subject.txt", values, as_html=False)
+    subject = " ".join(subject.split())  # one header line, whatever a value holds
+    return Mail(kind=kind, to=to, subject=subject, text=files.render(f"{kind_files}.txt", values, as_html=False),
+                html=files.render(f"{kind_files}.html", values, as_html=True), fields={"link": link, **fields},
+                user_id=user_id)
+
+
+class MailRefused(Exception):
+    """The receiving server refused the message for good: another attempt would get the same answer."""
+
+
+class SmtpTransport:
+    """SMTP_URL: smtps:// is TLS from the first byte; smtp:// upgrades with STARTTLS when the server offers
+    it, and insists on it before sending a password to any host but this one."""
+
+    name = "smtp"
+
+    def __init__(self, settings: Settings):
+        import ssl
+        from urllib.parse import unquote, urlsplit
+
+        url = urlsplit(settings.smtp_url)
+        self.implicit_tls = url.scheme == "smtps"
+        self.host = url.hostname or "localhost"
+        self.port = url.port or (465 if self.implicit_tls else 587)
+        self.username = unquote(url.username or "") or settings.smtp_username
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
+        self.password = unquote(url.password or "") or password
+        self.timeout = settings.smtp_timeout
+        self.tls_context = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+        self.sender = settings.mail_from or f"Gatehouse <gatehouse@{_mail_domain(settings)}>"
+        loopback = self.host == "localhost" or self.host.startswith("127.") or self.host == "::1"
+        self.start_tls: bool | None = False if self.implicit_tls else (
+            True if self.username and not loopback else None)  # None: STARTTLS when offered
+
+    async def send(self, mail: Mail) -> None:
+        import aiosmtplib
+        from email.message import EmailMessage
+        from email.utils import formatdate, make_msgid
+
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = self.sender, mail.to, mail.subject
+        message["Date"], message["Message-ID"] = formatdate(localtime=False), make_msgid(domain=_domain(self.sender))
+        message.set_content(mail.text)
+        message.add_alternative(mail.html, subtype="html")
+        try:
+            await aiosmtplib.send(message, hostname=self.host, port=self.port, username=self.username or None,
+                                  password=self.password or None, use_tls=self.implicit_tls,
+                                  start_tls=self.start_tls, tls_context=self.tls_context, timeout=self.timeout)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({r.code for r in exc.recipients})
+            if all(code >= 500 for code in codes):
+                raise MailRefused(f"SMTP {'/'.join(map(str, codes))} for the recipient") from None
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code >= 500:
+                raise MailRefused(f"SMTP {exc.code} ({type(exc).__name__})") from None
+            raise
+
+    async def close(self) -> None:
+        pass
+
+
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip(" >") or "localhost"
+
+
+def _mail_domain(settings: Settings) -> str:
+    return settings.public_url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+
+
+class WebhookTransport:
+    """WEBHOOK_URL: the message as JSON (signed with WEBHOOK_SECRET) for a service of your own to send."""
+
+    name = "webhook"
+
+    def __init__(self, settings: Settings):
+        import httpx
+
+        self.url, self.secret = settings.webhook_url, settings.webhook_secret
+        self.http = httpx.AsyncClient(timeout=settings.webhook_timeout)
+
+    async def send(self, mail: Mail) -> None:
+        body = json.dumps({"type": mail.kind, "email": mail.to, **mail.fields,
+                           "message": {"subject": mail.subject, "text": mail.text, "html": mail.html}}).encode()
+        headers = {"content-type": "application/json", "user-agent": f"gatehouse/{__version__}"}
+        if self.secret is not None:
+            mac = hmac.new(self.secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
+            headers["x-gatehouse-signature"] = f"sha256={mac}"
+        response = await self.http.post(self.url, content=body, headers=headers)
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            raise MailRefused(f"webhook answered {response.status_code}")
+        response.raise_for_status()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+MailTransport = SmtpTransport | WebhookTransport
+
+
+def _mail_error(exc: Exception) -> str:
+    """What went wrong, for logs and the audit: a server's reply text may quote the address, so only its code."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return f"{type(exc).__name__} {code}"
+    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+
+
+class Mailer:
+    """Every message goes through one bounded queue: the request path only renders and enqueues, a few
+    workers send with retries and backoff, and every outcome is counted, logged and audited."""
+
+    WORKERS = 4
+    MAX_DELAY = 300.0
+
+    def __init__(self, settings: Settings, *, metrics: Metrics, audit: Callable[[Mail, bool, dict[str, Any]], None]):
+        self.settings = settings
+        self.files = TemplateFiles(*([Path(settings.mail_templates_dir)] if settings.mail_templates_dir else []),
+                                   TEMPLATES_DIR / "mail")
+        self.metrics, self.audit = metrics, audit
+        self.transport: MailTransport | None = None
+        self._queue: asyncio.Queue[Mail] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._sending = 0
+
+    def start(self) -> None:
+        settings = self.settings
+        if settings.smtp_url:
+            self.transport = SmtpTransport(settings)
+        elif settings.webhook_url:
+            self.transport = WebhookTransport(settings)
+        self._queue = asyncio.Queue(maxsize=settings.mail_queue_size)
+        loop = asyncio.get_running_loop()
+        self._workers = [loop.create_task(self._work()) for _ in range(self.WORKERS)] if self.transport else []
+
+    def render(self, *, kind: str, to: str, link: str = "", user_id: uuid.UUID | None = None, **fields: str) -> Mail:
+        return render_mail(self.settings, self.files, kind=kind, to=to, link=link, user_id=user_id, **fields)
+
+    def submit(self, mail: Mail) -> bool:
+        """Queue a message (never waits); False when it cannot be sent, said in the log."""
+        if self.transport is None or self._queue is None:
+            if self.settings.environment == "development":
+                self.metrics.mail.labels(mail.kind, "logged").inc()
+                log.warning("no SMTP_URL or WEBHOOK_URL (development): %s for %s: %s %s", mail.kind, mail.to,
+                            mail.fields.get("link", ""), {k: v for k, v in mail.fields.items() if k != "link"} or "")
+            else:
+                log.error("cannot deliver %s: neither SMTP_URL nor WEBHOOK_URL is set", mail.kind)
+            return False
+        try:
+            self._queue.put_nowait(mail)
+        except asyncio.QueueFull:
+            self.metrics.mail.labels(mail.kind, "dropped").inc()
+            log.error("mail queue full (%d waiting, MAIL_QUEUE_SIZE): %s message for user=%s NOT sent; "
+                      "is the mail server reachable?", self._queue.qsize(), mail.kind, mail.user_id)
+            self.audit(mail, False, {"reason": "queue_full", "attempts": 0})
+            return False
+        self.metrics.mail_queue.set(self._queue.qsize())
+        return True
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            mail = await self._queue.get()
+            self._sending += 1
+            try:
+                await self._send(mail)
+            except Exception:
+                log.exception("mail worker error")
+            finally:
+                self._sending -= 1
+                self._queue.task_done()
+                self.metrics.mail_queue.set(self._queue.qsize())
+
+    async def _send(self, mail: Mail) -> None:
+        assert self.transport is not None
+        attempts, error = self.settings.mail_attempts, ""
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.transport.send(mail)
+            except MailRefused as exc:
+                error = str(exc)
+                break
+            except Exception as exc:
+                error = _mail_error(exc)
+                if attempt < attempts:
+                    self.metrics.mail.labels(mail.kind, "retried").inc()
+                    delay = min(self.MAX_DELAY, self.settings.mail_retry_seconds * 2 ** (attempt - 1))
+                    log.warning("%s delivery of %s failed (attempt %d of %d: %s); retrying in %.1f s",
+                                self.transport.name, mail.kind, attempt, attempts, error, delay)
+                    await asyncio.sleep(delay)
+                continue
+            self.metrics.mail.labels(mail.kind, "sent").inc()
+            log.info("mail sent kind=%s user=%s via=%s attempts=%d", mail.kind, mail.user_id, self.transport.name,
+                     attempt)
+            self.audit(mail, True, {"transport": self.transport.name, "attempts": attempt})
+            return
+        self.metrics.mail.labels(mail.kind, "failed").inc()
+        log.error("%s delivery of %s for user=%s failed for good after %d attempt(s): %s", self.transport.name,
+                  mail.kind, mail.user_id, attempt, error)
+        self.audit(mail, False, {"transport": self.transport.name, "attempts": attempt, "error": error})
+
+    async def join(self, timeout: float) -> bool:
+        """Wait until every queued message is sent or given up; False if time ran out."""
+        if self._queue is None:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._queue.join()
+            return True
+        except TimeoutError:
+            return False
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Send what is queued (for at most `timeout` seconds), then stop the workers."""
+        if self._queue is not None and not await self.join(timeout):
+            log.error("mail: %d message(s) still queued or retrying at shutdown were NOT sent",
+                      self._queue.qsize() + self._sending)
+        for worker in self._workers:
+            worker.cancel()
+        if self._workers:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        if self.transport is not None:
+            await self.transport.close()
+
+
 # Service functions ###########################################################
 
 
@@ -1875,6 +2251,16 @@ class Client:
 
 CLI = Client()
 SERVICE = Client(ip="", user_agent=f"gatehouse/{__version__}")  # the service acting on its own
+MAILER = Client(ip="-", user_agent="gatehouse-mailer")
+# Every audit event type, for filters that should refuse a misspelt one (`cli.py audit --event`).
+AUDIT_EVENTS = frozenset({
+    "auth.login", "auth.login_code_sent", "auth.logout", "auth.logout_all", "auth.reauthenticate",
+    "auth.refresh_reuse", "auth.step_up", "key.create", "key.revoke", "mail.failed", "mail.sent", "sessions.revoke",
+    "signing_key.retire", "signing_key.rotate", "user.create", "user.delete", "user.email_change",
+    "user.email_change_notice", "user.email_change_request", "user.email_change_revert", "user.email_verified",
+    "user.email_verify_request", "user.password_change", "user.password_reset", "user.password_reset_request",
+    "user.password_set", "user.register", "user.update",
+})
 
 
 def _audit(event: str, client: Client, *, subject: uuid.UUID | None = None, outcome: str = "success",
@@ -1903,6 +2289,12 @@ class Gatehouse:
         self.metrics = metrics(settings)
         self._cache_hit, self._cache_miss = self.metrics.cache.labels("hit"), self.metrics.cache.labels("miss")
         self._sampler: asyncio.Task[None] | None = None
+        self.mailer = Mailer(settings, metrics=self.metrics, audit=self._audit_mail)
+
+    def _audit_mail(self, mail: Mail, sent: bool, detail: dict[str, Any]) -> None:
+        # Ids and kind only: the address and the link (a credential) never enter the audit log.
+        self.audit_later(_audit("mail.sent" if sent else "mail.failed", MAILER, subject=mail.user_id,
+                                outcome="success" if sent else "failure", kind=mail.kind, **detail))
 
     def spawn(self, work: Awaitable[Any]) -> None:
         """Run bookkeeping off the request path; close() waits for it."""
@@ -1958,6 +2350,7 @@ class Gatehouse:
                 except _DB_DOWN_ERRORS as exc:
                     raise ConfigError(f"DATABASE_URL: cannot reach the database to migrate ({exc})") from exc
             await gh.cache.start()
+            gh.mailer.start()
         except BaseException:
             await gh.close()
             raise
@@ -1975,6 +2368,9 @@ class Gatehouse:
         if self._sampler is not None:
             self._sampler.cancel()
         if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10)
+        await self.mailer.close()
+        if self._tasks:  # the audit flushes the mailer's outcomes scheduled
             await asyncio.wait(list(self._tasks), timeout=10)
         await self.flush_audit()
         await self.cache.close()
@@ -2667,6 +3063,20 @@ async def list_api_keys(gh: Gatehouse, *, user_id: uuid.UUID | None = None) -> l
         return list(await db.scalars(stmt))
 
 
+async def find_api_key(gh: Gatehouse, *, ref: str) -> ApiKey:
+    """An unrevoked key by its id or by the prefix that listings print (with or without `gate_`)."""
+    ref = ref.strip()
+    try:
+        condition = ApiKey.id == uuid.UUID(ref)
+    except ValueError:
+        condition = ApiKey.public_id == ref.removeprefix(API_KEY_PREFIX)
+    async with gh.transaction() as db:
+        row = await db.scalar(sa.select(ApiKey).where(condition, ApiKey.revoked_at.is_(None)))
+    if row is None:
+        raise NotFound(f"No unrevoked API key has the id or prefix {ref!r}.")
+    return row
+
+
 async def revoke_api_key(gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUID | None = None,
                          client: Client = CLI) -> ApiKey:
     """Revoke a key (only `owner_id`'s, when given); it stops working everywhere at once."""
@@ -2942,7 +3352,7 @@ async def request_password_reset(gh: Gatehouse, *, email: str, client: Client = 
         if user is None or not user.is_active or not await _mail_allowed(gh, address, client, user.id):
             return
         link = await password_reset_link(gh, user_id=user.id, client=client)
-        await deliver(gh, kind="password_reset", email=user.email, link=link)
+        await deliver(gh, kind="password_reset", email=user.email, link=link, user_id=user.id)
 
     gh.spawn(send())
 
@@ -2955,7 +3365,7 @@ async def request_email_verification(gh: Gatehouse, *, user_id: uuid.UUID, clien
     await _check_rate(gh, f"verify:{user.id}", gh.settings.rate_reset_email_ip)
     token = await _issue_action_token(gh, user=user, purpose="verify", event="user.email_verify_request",
                                       lifetime=timedelta(hours=gh.settings.verify_email_hours), client=client)
-    gh.spawn(deliver(gh, kind="email_verification", email=user.email,
+    gh.spawn(deliver(gh, kind="email_verification", email=user.email, user_id=user.id,
                      link=gh.settings.verify_email_url.format(token=token)))
     return True
 
@@ -3071,38 +3481,15 @@ async def send_mail(gh: Gatehouse, *, kind: str, email: str, client: Client, use
     """Deliver a message if the mail budget allows (`budget=False`: account-security notices)."""
     if budget and not await _mail_allowed(gh, email, client, user_id):
         return False
-    return await deliver(gh, kind=kind, email=email, link=link, **fields)
+    return await deliver(gh, kind=kind, email=email, link=link, user_id=user_id, **fields)
 
 
-async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str = "", **fields: str) -> bool:
-    """Hand a message to WEBHOOK_URL (JSON, retried); in development without one, log it."""
-    settings = gh.settings
-    if not settings.webhook_url:
-        if settings.environment == "development":
-            log.warning("no WEBHOOK_URL (development): %s for %s: %s %s", kind, email, link, fields or "")
-        else:
-            log.error("cannot deliver %s: WEBHOOK_URL is not set", kind)
-        return False
-    import httpx
-
-    body = json.dumps({"type": kind, "email": email, "link": link, **fields}).encode()
-    headers = {"content-type": "application/json", "user-agent": f"gatehouse/{__version__}"}
-    if settings.webhook_secret is not None:
-        mac = hmac.new(settings.webhook_secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
-        headers["x-gatehouse-signature"] = f"sha256={mac}"
-    async with httpx.AsyncClient(timeout=settings.webhook_timeout) as http:
-        for attempt in range(settings.webhook_attempts):
-            try:
-                response = await http.post(settings.webhook_url, content=body, headers=headers)
-                if response.status_code < 300:
-                    return True
-                if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-                    break  # the receiver refuses this message: retrying will not help
-            except httpx.HTTPError as exc:
-                log.warning("webhook attempt %d for %s failed: %s", attempt + 1, kind, type(exc).__name__)
-            await asyncio.sleep(0.2 * 2**attempt)
-    log.error("webhook delivery of %s failed", kind)
-    return False
+async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str = "", user_id: uuid.UUID | None = None,
+                  **fields: str) -> bool:
+    """Render a message from its templates and queue it for SMTP_URL or WEBHOOK_URL (in development
+    without either, log it). Never waits for the mail server; False if the message cannot go."""
+    mail = gh.mailer.render(kind=kind, to=email, link=link, user_id=user_id, **fields)
+    return gh.mailer.submit(mail)
 
 
 def _utc_bound(at: datetime | None, name: str) -> datetime | None:
@@ -3139,9 +3526,11 @@ def describe_settings(settings: Settings) -> dict[str, str]:
     """The effective settings with every secret masked, for printing."""
     shown = {}
     for name, value in settings.model_dump().items():
-        if isinstance(value, SecretStr):
+        if name == "secret_key" and value is None and settings.environment == "development":
+            value = "generated (development)"
+        elif isinstance(value, SecretStr):
             value = "********" if value.get_secret_value() else ""
-        elif name in ("database_url", "redis_url") and value:
+        elif name in ("database_url", "redis_url", "smtp_url") and value:
             value = make_url(value).render_as_string(hide_password=True) if "://" in value else value
         elif isinstance(value, list):
             value = ",".join(value)
@@ -3520,8 +3909,9 @@ _LOGIN_BODY = {
 async def _read_login(request: Request) -> LoginIn:
     """Credentials from a JSON body or an OAuth2 password form."""
     content_type = request.headers.get("content-type", "")
+    is_form = content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
     try:
-        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        if is_form:
             form = await request.form()
             data: Any = {"email": form.get("username"), "password": form.get("password")}
         else:
@@ -3531,7 +3921,11 @@ async def _read_login(request: Request) -> LoginIn:
     try:
         return LoginIn.model_validate(data)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+        errors = exc.errors(include_url=False, include_context=False)
+        if is_form:  # name the field the form has
+            for error in errors:
+                error["loc"] = tuple("username" if part == "email" else part for part in error["loc"])
+        raise RequestValidationError(errors) from None
 
 
 @auth_router.post("/login", response_model=TokenOut, openapi_extra=_LOGIN_BODY)
@@ -3778,6 +4172,128 @@ async def ready(gh: GatehouseDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
+# The pages the mailed links open: plain HTML forms posted back to the same path, no script at all.
+pages_router = APIRouter(include_in_schema=False)
+PAGE_FILES = TemplateFiles(TEMPLATES_DIR / "pages")
+_PAGE_CSP = "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+_INCOMPLETE_LINK = "This link is incomplete: open the whole link from the message."
+
+
+def _page(request: Request, title: str, content: str, *, status: int = 200, headers: dict[str, str] | None = None,
+          **values: str) -> HTMLResponse:
+    """One of templates/pages/ inside the layout; every value HTML-escaped."""
+    base = html.escape(request.scope.get("root_path", "").rstrip("/"))
+    body = PAGE_FILES.render(content, values, as_html=True)
+    page = PAGE_FILES.render("layout.html", {"title": html.escape(title), "base": base, "content": body},
+                             as_html=False)
+    return HTMLResponse(page, status_code=status, headers={**(headers or {}), "Content-Security-Policy": _PAGE_CSP})
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+@pages_router.get("/pages/gatehouse.css")
+async def page_style() -> Response:
+    """The pages' one style sheet (a file: the CSP allows no inline style)."""
+    css = (TEMPLATES_DIR / "pages" / "gatehouse.css").read_text(encoding="utf-8")
+    return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+
+@pages_router.get("/favicon.ico")
+async def favicon() -> Response:
+    """No icon, said without a 404: browsers ask for one on every page they open."""
+    return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
+
+
+@pages_router.get("/reset-password")
+async def reset_password_page(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
+    """The page PASSWORD_RESET_URL opens: a form for the new password."""
+    if not token:
+        return _page(request, "Reset your password", "done.html", status=400, outcome="error",
+                     message=_INCOMPLETE_LINK)
+    return _page(request, "Choose a new password", "reset_password.html", action="reset-password", token=token)
+
+
+@pages_router.post("/reset-password")
+async def reset_password_form(request: Request, gh: GatehouseDep, client: ClientDep) -> HTMLResponse:
+    """The reset form, posted: the password changes and every session ends."""
+    form = await _read_form(request)
+    token, password = form.get("token", ""), form.get("new_password", "")
+    if password != form.get("confirm_password", password):
+        return _page(request, "Choose a new password", "reset_password.html", status=422, action="reset-password",
+                     token=token, error="The two passwords differ; type the same one twice.")
+    try:
+        ended = await reset_password(gh, token=token, new_password=password, client=client)
+    except ServiceError as exc:
+        return _page(request, "Choose a new password", "reset_password.html", status=exc.status_code,
+                     headers=exc.headers, action="reset-password", token=token, error=exc.message)
+    return _page(request, "Password changed", "done.html", outcome="ok",
+                 message=f"Your password is changed. {ended.sessions_ended} session(s) ended and {ended.api_keys_revoked} API "
+                         f"key(s) were revoked: sign in again with the new password.")
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkPage:
+    """A link that does one thing when its owner presses the button (never on opening: mail scanners open links)."""
+
+    path: str
+    title: str
+    explain: str
+    button: str
+    done: str
+    spend: Callable[..., Awaitable[Any]]
+
+
+def _add_link_page(page: _LinkPage) -> None:
+    async def show(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
+        if not token:
+            return _page(request, page.title, "done.html", status=400, outcome="error", message=_INCOMPLETE_LINK)
+        return _page(request, page.title, "confirm.html", action=page.path.lstrip("/"), token=token,
+                     explain=page.explain, button=page.button)
+
+    async def spend(request: Request, gh: GatehouseDep, client: ClientDep) -> HTMLResponse:
+        try:
+            await page.spend(gh, token=(await _read_form(request)).get("token", ""), client=client)
+        except ServiceError as exc:
+            return _page(request, page.title, "done.html", status=exc.status_code, headers=exc.headers,
+                         outcome="error", message=exc.message)
+        return _page(request, page.title, "done.html", outcome="ok", message=page.done)
+
+    name = page.path.strip("/").replace("-", "_")
+    pages_router.add_api_route(page.path, show, methods=["GET"], name=f"{name}_page")
+    pages_router.add_api_route(page.path, spend, methods=["POST"], name=f"{name}_form")
+
+
+for _link_page in (
+    _LinkPage("/verify-email", "Confirm your email address", "Confirm that this address is yours.",
+              "Confirm my address", "Your address is confirmed. You can close this page.",
+              confirm_email_verification),
+    _LinkPage("/confirm-email-change", "Use your new email address",
+              "Confirm that this address is yours: your account's address becomes this one now.",
+              "Use this address", "Your account's address is changed: sign in with it from now on.",
+              confirm_email_change),
+    _LinkPage("/revert-email-change", "This wasn't me",
+              "Undo the change of your account's email address. Every session ends and every API key is revoked.",
+              "Undo the change and sign out everywhere",
+              "The change is undone, every session has ended and every API key is revoked. Now choose a new "
+              "password: ask for a reset link with your usual address.",
+              revert_email_change),
+):
+    _add_link_page(_link_page)
+
+
+@ops_router.get("/", include_in_schema=False)
+async def root(request: Request, gh: GatehouseDep) -> dict[str, str]:
+    """Where to go from here: the API docs (when on) and the health check."""
+    base = request.scope.get("root_path", "").rstrip("/")
+    answer = {"service": "gatehouse", "health": f"{base}/health/ready"}
+    if gh.settings.show_docs:
+        answer["docs"] = f"{base}/docs"
+    return answer
+
+
 # App factory #################################################################
 
 _HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
@@ -4017,6 +4533,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gatehouse = await open_for_serving(settings)
         app.state.gatehouse = gatehouse
+        for handler in log.handlers:
+            handler.flush()  # the migration lines come before uvicorn's "Application startup complete"
         gc.freeze()  # everything built so far lives as long as the app: keep it out of every GC pass
         try:
             yield
@@ -4026,8 +4544,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs = settings.show_docs
     app = FastAPI(title="Gatehouse", version=__version__, lifespan=lifespan,
                   description="Accounts, sessions and tokens. Errors are {\"error\": {\"code\", \"message\"}}.",
-                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
-                  openapi_url="/openapi.json" if docs else None)
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
     install_error_handlers(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -4042,7 +4559,58 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.openapi = lambda: _openapi_with_api_keys(app)  # type: ignore[method-assign]
     app.include_router(ops_router)
+    app.include_router(pages_router)
+    if docs:
+        _install_docs(app)
     return app
+
+
+_DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
+                "redoc.standalone.js": "text/javascript", "favicon.png": "image/png"}
+
+
+def _install_docs(app: FastAPI) -> None:
+    """/docs and /redoc with their scripts served from the fastapi-offline package: FastAPI's defaults
+    load them from a CDN (and ReDoc its fonts from Google), which leaves both pages blank offline."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+
+    assets = Path(fastapi_offline.__file__).resolve().parent / "static"
+    patched: dict[str, bytes] = {}
+
+    async def docs_asset(name: str) -> Response:
+        if name not in _DOCS_ASSETS:
+            raise NotFound()
+        headers = {"Cache-Control": "public, max-age=86400"}
+        if name == "redoc.standalone.js":
+            if name not in patched:  # its "powered by" logo is fetched from a CDN: an empty image instead
+                patched[name] = (assets / name).read_bytes().replace(
+                    b"https://cdn.redoc.ly/redoc/logo-mini.svg", b"data:image/svg+xml,%3Csvg xmlns=%27http://www.w3.org/2000/svg%27/%3E")
+            return Response(patched[name], media_type=_DOCS_ASSETS[name], headers=headers)
+        return FileResponse(assets / name, media_type=_DOCS_ASSETS[name], headers=headers)
+
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        # validatorUrl None: Swagger UI would otherwise fetch a badge from validator.swagger.io.
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+                                   swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/docs/assets/favicon.png",
+                                   oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+                                   swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False})
+
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{root}/docs/assets/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}/docs/assets/favicon.png", with_google_fonts=False)
+
+    for path, endpoint in (("/docs", swagger_ui), ("/docs/oauth2-redirect", swagger_ui_redirect),
+                           ("/docs/assets/{name}", docs_asset), ("/redoc", redoc)):
+        app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
 
 
 def _openapi_with_api_keys(app: FastAPI) -> dict[str, Any]:

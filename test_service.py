@@ -6,7 +6,9 @@ reachable servers the PostgreSQL cases skip; with REQUIRE_SERVICES=1 (CI) they f
 """
 
 import asyncio
+import json
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -30,6 +32,7 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 PASSWORD = "correct horse battery"
 SECRET = "test-secret-" + "k" * 40
+NO_MAIL = "http://127.0.0.1:9/mail"  # a mail transport for production settings in tests that send none
 
 
 # Fixtures ####################################################################
@@ -123,7 +126,7 @@ def make_settings(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -
     """Settings for this test's backend; keyword overrides win."""
     base: dict[str, Any] = {
         "bcrypt_rounds": 4, "secret_key": SECRET, "secret_key_file": str(tmp_path / "secret"),
-        "rate_auth_ip": "off", "rate_general_ip": "off", "hash_workers": 2,
+        "rate_auth_ip": "off", "rate_general_ip": "off", "hash_workers": 2, "mail_retry_seconds": 0.05,
     }
     cleanups: list[Callable[[], None]] = []
     if backend == "sqlite":
@@ -136,6 +139,8 @@ def make_settings(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -
         cleanups += [lambda: _truncate(url), lambda: _drop_prefix(redis, prefix)]
 
     def make(**overrides: Any) -> Settings:
+        if overrides.get("environment") == "production" and not overrides.get("smtp_url"):
+            overrides.setdefault("webhook_url", NO_MAIL)  # production refuses to start with no way to send mail
         return Settings(**{**base, **overrides})
 
     yield make
@@ -824,7 +829,8 @@ async def test_cli_create_user_then_login_over_http(settings: Settings) -> None:
         assert me["role"] == "admin" and me["full_name"] == "Ops"
 
 
-async def test_cli_create_user_interactive_prompt_confirms(settings: Settings) -> None:
+async def test_cli_create_user_interactive_prompt_confirms(settings: Settings, monkeypatch: Any) -> None:
+    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)  # as a person at a terminal
     result = await run_cli(settings, "create-user", "p@example.com", input=f"{PASSWORD}\n{PASSWORD}\n")
     assert result.exit_code == 0 and PASSWORD not in result.output
     result = await run_cli(settings, "create-user", "p@example.com", "--password-stdin", input=PASSWORD + "\n")
@@ -1384,9 +1390,9 @@ REPO = os.path.dirname(os.path.abspath(__file__))
 class Server:
     """`uvicorn service:app` in its own process, configured through the environment."""
 
-    def __init__(self, settings: Settings, *args: str, log_path: Any = None, **env: str):
+    def __init__(self, settings: Settings, *args: str, log_path: Any = None, port: int | None = None, **env: str):
         self.env = {**os.environ, **settings_env(settings), **env}
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = ["uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
                         "--log-level", "warning", *args]
@@ -1396,7 +1402,7 @@ class Server:
     @classmethod
     def as_the_image(cls, settings: Settings, *, log_path: Any = None, **env: str) -> "Server":
         """The Dockerfile's CMD exactly, but listening on a free loopback port."""
-        server = cls(settings, log_path=log_path, **{"ENVIRONMENT": "production", **env})
+        server = cls(settings, log_path=log_path, **{"ENVIRONMENT": "production", "WEBHOOK_URL": NO_MAIL, **env})
         command = image_command()
         command[command.index("--host") + 1], command[command.index("--port") + 1] = "127.0.0.1", str(server.port)
         server.command = command
@@ -1734,7 +1740,8 @@ async def test_cli_keys(settings: Settings, client: httpx.AsyncClient) -> None:
     assert result.exit_code == 0
     assert (await client.get("/users/me", headers=bearer(created["key"]))).status_code == 401
     result = await run_cli(settings, "revoke-key", created["id"])
-    assert result.exit_code == 1 and result.output.strip() == "error: No such API key."
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: No unrevoked API key has the id or prefix '{created['id']}'."
     result = await run_cli(settings, "revoke-key", "not-a-uuid")
     assert result.exit_code == 1
 
@@ -2124,7 +2131,7 @@ async def test_webhook_delivery_retries(make_settings: Any) -> None:
     ([429, 429, 204], True, 3),
     ([503, 500, 204], True, 3),
     (["hang", 204], True, 2),  # no answer within WEBHOOK_TIMEOUT: tried again
-    ([503, "hang", 502], False, 3),  # WEBHOOK_ATTEMPTS spent: gives up, and says so
+    ([503, "hang", 502], False, 3),  # MAIL_ATTEMPTS spent: gives up, and says so
 ])
 async def test_webhook_delivery_failures(make_settings: Any, caplog: Any, script: list[Any], delivered: bool,
                                          attempts: int) -> None:
@@ -2132,15 +2139,21 @@ async def test_webhook_delivery_failures(make_settings: Any, caplog: Any, script
 
     receiver = Receiver(script=script)
     try:
-        async with running(make_settings(webhook_url=receiver.url, webhook_timeout=0.3, webhook_attempts=3)) as client:
+        settings = make_settings(webhook_url=receiver.url, webhook_timeout=0.3, mail_attempts=3,
+                                 mail_retry_seconds=0.01)
+        async with running(settings) as client:
             with caplog.at_level(logging.WARNING, logger="gatehouse"):
-                ok = await service.deliver(client.gatehouse, kind="password_reset", email="a@example.com",
-                                           link="http://app.test/reset?token=secret-link")
+                assert await service.deliver(client.gatehouse, kind="password_reset", email="a@example.com",
+                                             link="http://app.test/reset?token=secret-link")  # queued
+                await wait_mail_done(client.gatehouse)
+                [row] = await mail_audit(client.gatehouse)
     finally:
         receiver.close()
-    assert (ok, receiver.attempts) == (delivered, attempts)
+    assert (row.event == "mail.sent", receiver.attempts) == (delivered, attempts)
+    assert json.loads(row.detail)["attempts"] == attempts
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == ([] if delivered else ["webhook delivery of password_reset failed"])
+    assert len(errors) == (0 if delivered else 1)
+    assert delivered or f"failed for good after {attempts} attempt(s)" in errors[0]
     assert "secret-link" not in caplog.text
 
 
@@ -2579,10 +2592,16 @@ def test_compose_file_matches_the_dockerfile() -> None:
 
 
 def test_requirements_are_pinned() -> None:
-    lines = [line.strip() for line in open(os.path.join(REPO, "requirements.txt"))
-             if line.strip() and not line.startswith("#")]
-    assert lines and all("==" in line for line in lines), [line for line in lines if "==" not in line]
-    assert any(line.startswith("uvicorn[standard]==") for line in lines)
+    def lines(name: str) -> list[str]:
+        return [line.strip() for line in open(os.path.join(REPO, name)) if line.strip() and not line.startswith("#")]
+
+    everything, runtime = lines("requirements.txt"), lines("requirements-runtime.txt")
+    assert everything[0] == "-r requirements-runtime.txt"  # the README's one file includes the runtime
+    for line in everything[1:] + runtime:
+        assert "==" in line, line
+    assert any(line.startswith("uvicorn[standard]==") for line in runtime)
+    assert not {"pytest", "schemathesis", "playwright", "aiosmtpd"} & {line.split("==")[0] for line in runtime}
+    assert "requirements-runtime.txt" in open(os.path.join(REPO, "Dockerfile")).read()
 
 
 # Fuzzing #####################################################################
@@ -3065,6 +3084,7 @@ async def settle(gh: service.Gatehouse) -> None:
     """Wait until the background work requests started (mail, bookkeeping) has finished."""
     while gh._tasks:
         await asyncio.wait(list(gh._tasks))
+    assert await gh.mailer.join(timeout=30), "the mail queue did not drain"
 
 
 async def messages_of(receiver: "Receiver", kind: str, count: int = 1) -> list[dict[str, Any]]:
@@ -3600,3 +3620,544 @@ def test_attack_spoofed_forwarded_for_with_the_image_command_changes_nothing(mak
     logins = [r for r in records if r["logger"] == "gatehouse.access" and r["route"] == "/auth/login"]
     assert [r["client_ip"] for r in logins] == ["127.0.0.1"] * 4
     assert not any(ip in text for ip in spoofed)
+
+
+# Mail, pages and the first hour ##############################################
+
+
+def _test_certificate(tmp_path: Any) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and localhost: (cert path, key path)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gatehouse test smtp")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "smtp-cert.pem", tmp_path / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) on a free loopback port, in its own thread; keeps what it accepts."""
+
+    def __init__(self, tmp_path: Any, *, starttls: bool = False, implicit_tls: bool = False,
+                 users: dict[str, str] | None = None, refuse: str | None = None):
+        import ssl
+
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.messages: list[Any] = []
+        self.sessions: list[dict[str, Any]] = []
+        self.cert, key = _test_certificate(tmp_path)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, key)
+        outer = self
+
+        class Handler:
+            async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                                  options: Any) -> str:
+                if refuse:
+                    return refuse
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                import email
+
+                outer.messages.append(email.message_from_bytes(envelope.original_content or envelope.content))
+                tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
+                outer.sessions.append({"tls": tls, "login": session.auth_data,
+                                       "mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos)})
+                return "250 OK"
+
+        def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+            ok = users is not None and users.get(auth_data.login.decode()) == auth_data.password.decode()
+            # handled=False: aiosmtpd then answers a refusal with 535 itself
+            return AuthResult(success=ok, handled=False, auth_data=auth_data.login if ok else None)
+
+        self.port = _free_port()
+        # aiosmtpd counts only STARTTLS as TLS for AUTH: with implicit TLS, AUTH is offered but not forced.
+        options: dict[str, Any] = {"authenticator": authenticate, "auth_required": users is not None and not implicit_tls,
+                                   "auth_require_tls": not implicit_tls}
+        if starttls:
+            options.update(tls_context=context, require_starttls=True)
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
+                                     ssl_context=context if implicit_tls else None, **options)
+        self.controller.start()
+
+    def close(self) -> None:
+        self.controller.stop()
+
+
+class BrokenSmtp:
+    """A loopback port whose server accepts connections and then hangs (never greets) or drops them."""
+
+    def __init__(self, behaviour: str):
+        self.behaviour, self.connections, self.port = behaviour, 0, 0
+        self._server: Any = None
+        self._held: list[Any] = []
+
+    async def start(self) -> "BrokenSmtp":
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            if self.behaviour == "drop":
+                writer.close()
+            else:
+                self._held.append(writer)
+
+        self._server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        for writer in self._held:
+            writer.close()
+        self._server.close()
+
+
+def mail_count(kind: str, outcome: str) -> float:
+    return service.metrics(Settings()).mail.labels(kind, outcome)._value.get()
+
+
+async def mail_audit(gh: service.Gatehouse) -> list[service.AuditEvent]:
+    rows, _ = await service.list_audit(gh, limit=200)
+    return [r for r in rows if r.event.startswith("mail.")]
+
+
+async def wait_mail_done(gh: service.Gatehouse) -> None:
+    await asyncio.sleep(0.05)  # let spawned work enqueue first
+    assert await gh.mailer.join(timeout=20), "mail queue never drained"
+
+
+def _mail_parts(message: Any) -> tuple[str, str]:
+    text = html_part = ""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            text = part.get_payload(decode=True).decode()
+        elif part.get_content_type() == "text/html":
+            html_part = part.get_payload(decode=True).decode()
+    return text, html_part
+
+
+async def test_mail_reset_over_smtp_with_starttls_and_auth(make_settings: Any, tmp_path: Any) -> None:
+    smtp = SmtpServer(tmp_path, starttls=True, users={"mailer@example.com": "p@ss:word"})
+    try:
+        settings = make_settings(smtp_url=f"smtp://mailer%40example.com:p%40ss%3Aword@127.0.0.1:{smtp.port}",
+                                 smtp_ca_file=smtp.cert, mail_from="Example Auth <auth@example.com>",
+                                 public_url="https://auth.example.com")
+        sent_before = mail_count("password_reset", "sent")
+        async with running(settings) as client:
+            user = await register(client)
+            r = await client.post("/auth/password-reset/request", json={"email": user["email"]})
+            assert r.status_code == 202
+            await _until(lambda: asyncio.sleep(0, len(smtp.messages) == 1), "the reset message over SMTP")
+            message, session = smtp.messages[0], smtp.sessions[0]
+            assert session["tls"] and session["login"] == b"mailer@example.com"  # STARTTLS before AUTH
+            assert session["rcpt_tos"] == [user["email"]] and session["mail_from"] == "auth@example.com"
+            assert message["From"] == "Example Auth <auth@example.com>" and message["To"] == user["email"]
+            assert message["Subject"] == "Reset your password for auth.example.com"
+            text, html_part = _mail_parts(message)
+            link = re.search(r"https://auth\.example\.com/reset-password\?token=\S+", text).group(0)
+            assert f'href="{link}"' in html_part and "<!doctype html>" in html_part
+            r = await client.post("/auth/password-reset/confirm",
+                                  json={"token": token_of(link), "new_password": "from the mail"})
+            assert r.status_code == 200
+            await wait_mail_done(client.gatehouse)
+            rows = await mail_audit(client.gatehouse)
+            assert [(r.event, r.outcome, str(r.subject_id)) for r in rows] == [("mail.sent", "success", user["id"])]
+            detail = json.loads(rows[0].detail)
+            assert detail == {"kind": "password_reset", "transport": "smtp", "attempts": 1}
+            assert user["email"] not in rows[0].detail and "token" not in rows[0].detail
+        assert mail_count("password_reset", "sent") == sent_before + 1
+    finally:
+        smtp.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_mail_smtps_and_credentials_from_settings(make_settings: Any, tmp_path: Any) -> None:
+    smtp = SmtpServer(tmp_path, implicit_tls=True, users={"relay": "s3cret"})
+    try:
+        settings = make_settings(smtp_url=f"smtps://127.0.0.1:{smtp.port}", smtp_username="relay",
+                                 smtp_password="s3cret", smtp_ca_file=smtp.cert, mail_from="auth@example.com")
+        async with running(settings) as client:
+            gh = client.gatehouse
+            assert await service.deliver(gh, kind="email_change_notice", email="old@example.com",
+                                         link="https://x/revert?token=a&b=<c>", new_email="<new>@example.com")
+            await wait_mail_done(gh)
+        assert smtp.sessions[0]["tls"] and smtp.sessions[0]["login"] == b"relay"
+        text, html_part = _mail_parts(smtp.messages[0])
+        assert "https://x/revert?token=a&b=<c>" in text and "<new>@example.com" in text
+        assert 'href="https://x/revert?token=a&amp;b=&lt;c&gt;"' in html_part  # every value escaped in HTML
+        assert "&lt;new&gt;@example.com" in html_part and "<new>" not in html_part
+    finally:
+        smtp.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("case", ["refused", "wrong_password"])
+async def test_mail_a_permanent_refusal_is_not_retried_and_is_audited(make_settings: Any, tmp_path: Any,
+                                                                       case: str) -> None:
+    smtp = SmtpServer(tmp_path, starttls=True, users={"relay": "right"},
+                      refuse="550 5.1.1 mailbox unavailable" if case == "refused" else None)
+    try:
+        settings = make_settings(smtp_url=f"smtp://relay:{'right' if case == 'refused' else 'wrong'}@127.0.0.1:"
+                                 f"{smtp.port}", smtp_ca_file=smtp.cert, mail_attempts=4)
+        failed_before, retried_before = mail_count("login_code", "failed"), mail_count("login_code", "retried")
+        async with running(settings) as client:
+            user = await register(client)
+            gh = client.gatehouse
+            assert await service.deliver(gh, kind="login_code", email=user["email"], code="12345678",
+                                         user_id=uuid.UUID(user["id"]))
+            await wait_mail_done(gh)
+            [row] = await mail_audit(gh)
+        assert (row.event, row.outcome, str(row.subject_id)) == ("mail.failed", "failure", user["id"])
+        detail = json.loads(row.detail)
+        assert detail["attempts"] == 1 and detail["error"].startswith("SMTP 5"), detail
+        assert user["email"] not in row.detail
+        assert mail_count("login_code", "failed") == failed_before + 1
+        assert mail_count("login_code", "retried") == retried_before
+        assert smtp.messages == []
+    finally:
+        smtp.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("behaviour", ["hang", "drop"])
+async def test_mail_a_hanging_or_dropping_server_is_retried_then_given_up(make_settings: Any, behaviour: str,
+                                                                          caplog: Any) -> None:
+    broken = await BrokenSmtp(behaviour).start()
+    try:
+        settings = make_settings(smtp_url=f"smtp://127.0.0.1:{broken.port}", smtp_timeout=0.3, mail_attempts=3,
+                                 mail_retry_seconds=0.01)
+        failed_before, retried_before = mail_count("password_reset", "failed"), mail_count("password_reset", "retried")
+        async with running(settings) as client:
+            gh = client.gatehouse
+            assert await service.deliver(gh, kind="password_reset", email="x@example.com", link="https://l")
+            await wait_mail_done(gh)
+            [row] = await mail_audit(gh)
+        assert broken.connections == 3
+        assert row.event == "mail.failed" and json.loads(row.detail)["attempts"] == 3
+        assert mail_count("password_reset", "retried") == retried_before + 2
+        assert mail_count("password_reset", "failed") == failed_before + 1
+        assert "failed for good after 3 attempt(s)" in caplog.text and "x@example.com" not in caplog.text
+    finally:
+        await broken.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_mail_queue_full_says_so_and_counts_the_drop(make_settings: Any, caplog: Any) -> None:
+    broken = await BrokenSmtp("hang").start()
+    try:
+        settings = make_settings(smtp_url=f"smtp://127.0.0.1:{broken.port}", smtp_timeout=0.5, mail_attempts=1,
+                                 mail_queue_size=1)
+        dropped_before = mail_count("email_verification", "dropped")
+        async with running(settings) as client:
+            gh = client.gatehouse
+            queued = []
+            for _ in range(service.Mailer.WORKERS + 2):
+                queued.append(await service.deliver(gh, kind="email_verification", email="q@example.com",
+                                                    link="https://l"))
+                await asyncio.sleep(0.01)  # a worker takes each message before the next arrives
+            assert queued == [True] * (service.Mailer.WORKERS + 1) + [False]
+            assert "mail queue full" in caplog.text and "NOT sent" in caplog.text
+            await wait_mail_done(gh)
+            events = sorted(json.loads(r.detail).get("reason", "") for r in await mail_audit(gh))
+        assert mail_count("email_verification", "dropped") == dropped_before + 1
+        assert events.count("queue_full") == 1 and len(events) == service.Mailer.WORKERS + 2
+    finally:
+        await broken.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_mail_templates_every_kind_override_and_fallback(make_settings: Any, tmp_path: Any) -> None:
+    kinds = ["password_reset", "email_verification", "email_change_confirm", "email_change_notice", "email_changed",
+             "login_code", "mfa_enabled", "mfa_disabled", "mfa_reset", "passkey_added", "new_sign_in", "_generic"]
+    for kind in kinds:
+        for part in ("subject.txt", "txt", "html"):
+            assert (service.TEMPLATES_DIR / "mail" / f"{kind}.{part}").is_file(), (kind, part)
+    overrides = tmp_path / "mail"
+    overrides.mkdir()
+    (overrides / "password_reset.subject.txt").write_text("Acme: reset for $email\n")
+    settings = make_settings(mail_templates_dir=str(overrides))
+    files = service.TemplateFiles(overrides, service.TEMPLATES_DIR / "mail")
+    mail = service.render_mail(settings, files, kind="password_reset", to="a@example.com", link="https://l/?token=t")
+    assert mail.subject == "Acme: reset for a@example.com"  # the overridden file
+    assert "https://l/?token=t" in mail.text and "30 minutes" in mail.text  # the built-in ones
+    for kind in kinds[:-1]:
+        rendered = service.render_mail(settings, files, kind=kind, to="a@example.com", link="https://l",
+                                       new_email="b@example.com", code="12345678")
+        assert rendered.subject and "$" not in rendered.subject + rendered.text + rendered.html, kind
+    unknown = service.render_mail(settings, files, kind="webauthn_rotated", to="a@example.com")
+    assert unknown.subject == "Webauthn rotated: your account on localhost:8000" and "a@example.com" in unknown.text
+    with pytest.raises(ValueError):
+        service.render_mail(settings, files, kind="../secret", to="a@example.com")
+    with pytest.raises(ValueError, match="MAIL_TEMPLATES_DIR"):
+        make_settings(mail_templates_dir=str(tmp_path / "missing"))
+
+
+def test_mail_settings_production_needs_a_transport_and_links_follow_public_url() -> None:
+    base = {"environment": "production", "secret_key": SECRET}
+    with pytest.raises(ValueError, match="no way to send mail: set SMTP_URL"):
+        Settings(**base)
+    with pytest.raises(ValueError, match="MAIL_FROM is not set"):
+        Settings(**base, smtp_url="smtp://mail.example.com")
+    with pytest.raises(ValueError, match="smtp://"):
+        Settings(smtp_url="http://mail.example.com")
+    assert Settings(**base, smtp_url="smtps://u:p@mail.example.com", mail_from="a@example.com")
+    assert Settings(**base, webhook_url="https://hooks.example.com/mail")
+    settings = Settings(public_url="https://auth.example.com:8443/")
+    assert settings.password_reset_url == "https://auth.example.com:8443/reset-password?token={token}"
+    assert settings.verify_email_url == "https://auth.example.com:8443/verify-email?token={token}"
+    assert settings.email_change_url == "https://auth.example.com:8443/confirm-email-change?token={token}"
+    assert settings.email_revert_url == "https://auth.example.com:8443/revert-email-change?token={token}"
+    assert Settings(verify_email_url="https://app/v?t={token}").verify_email_url == "https://app/v?t={token}"
+    shown = service.describe_settings(Settings(smtp_url="smtp://u:hunter2@mail.example.com:587"))
+    assert "hunter2" not in shown["SMTP_URL"] and shown["SECRET_KEY"] == "generated (development)"
+    assert shown["RATE_LOGIN_FAILURES_ACCOUNT"] == "100/h" and shown["RATE_LOGIN_FAILURES_ACCOUNT_IP"] == "10/15m"
+
+
+def test_every_audit_event_in_the_code_is_known() -> None:
+    source = open(os.path.join(REPO, "service.py")).read()
+    used = set(re.findall(r'"((?:auth|user|key|signing_key|sessions|mail|mfa|passkey)\.[a-z_]+)"', source))
+    assert used and used <= service.AUDIT_EVENTS, used - service.AUDIT_EVENTS
+
+
+async def test_pages_reset_password_form_and_link_pages(make_settings: Any) -> None:
+    async with running(make_settings()) as client:
+        user, tokens = await new_user(client)
+        gh = client.gatehouse
+        link = await service.password_reset_link(gh, user_id=uuid.UUID(user["id"]))
+        assert link.startswith("http://localhost:8000/reset-password?token=")
+        r = await client.get(link.removeprefix("http://localhost:8000"))
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "<script" not in r.text and "style=" not in r.text
+        assert f'name="token" value="{token_of(link)}"' in r.text
+        form = {"token": token_of(link), "new_password": "via the page!", "confirm_password": "not the same"}
+        r = await client.post("/reset-password", data=form)
+        assert r.status_code == 422 and "The two passwords differ" in r.text
+        r = await client.post("/reset-password", data={**form, "confirm_password": "via the page!"})
+        assert r.status_code == 200 and "Your password is changed. 1 session(s) ended" in r.text
+        await login(client, user["email"], "via the page!")
+        r = await client.post("/reset-password", data={**form, "confirm_password": "via the page!"})
+        assert r.status_code == 400 and "The link is invalid, used or expired." in r.text
+        assert (await client.get("/reset-password")).status_code == 400
+
+        token = await service._issue_action_token(gh, user=await user_row(gh, user["email"]), purpose="verify",
+                                                  event="user.email_verify_request", client=service.CLI,
+                                                  lifetime=service.timedelta(hours=1))
+        r = await client.get(f"/verify-email?token={token}")
+        assert r.status_code == 200 and "Confirm my address" in r.text and 'action="verify-email"' in r.text
+        assert (await user_row(gh, user["email"])).email_verified_at is None  # opening the link changes nothing
+        r = await client.post("/verify-email", data={"token": token})
+        assert r.status_code == 200 and "Your address is confirmed." in r.text
+        assert (await user_row(gh, user["email"])).email_verified_at is not None
+        for path in ("/confirm-email-change", "/revert-email-change"):
+            assert (await client.get(f"{path}?token=abc")).status_code == 200
+            r = await client.post(path, data={"token": "abc"})
+            assert r.status_code == 400 and "invalid, used or expired" in r.text
+        css = await client.get("/pages/gatehouse.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+async def test_form_login_validation_errors_name_username(client: httpx.AsyncClient) -> None:
+    r = await client.post("/auth/login", data={"password": PASSWORD})
+    assert r.status_code == 422 and [d["loc"] for d in r.json()["error"]["details"]] == [["username"]]
+    r = await client.post("/auth/login", json={"password": PASSWORD})
+    assert r.status_code == 422 and [d["loc"] for d in r.json()["error"]["details"]] == [["email"]]
+
+
+async def test_root_and_offline_docs(make_settings: Any) -> None:
+    async with running(make_settings()) as client:
+        assert (await client.get("/")).json() == {"service": "gatehouse", "health": "/health/ready", "docs": "/docs"}
+        for path in ("/docs", "/redoc"):
+            page = (await client.get(path)).text
+            assert "/docs/assets/" in page and "cdn." not in page and "googleapis" not in page, path
+            for asset in re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', page):
+                r = await client.get(asset)
+                assert r.status_code == 200 and len(r.content) > 1000, asset
+        assert (await client.get("/docs/assets/../service.py")).status_code == 404
+        assert (await client.get("/docs/assets/other.js")).status_code == 404
+    async with running(make_settings(environment="production")) as client:
+        assert (await client.get("/")).json() == {"service": "gatehouse", "health": "/health/ready"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_uvicorn_logs_each_request_once_and_migrations_before_startup(make_settings: Any, tmp_path: Any,
+                                                                     backend: str) -> None:
+    server = Server(make_settings(), log_path=tmp_path / "server.log")
+    server.command = ["uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(server.port)]  # the README's
+    server.start()
+    try:
+        for _ in range(2):
+            assert httpx.get(f"{server.url}/", timeout=5).status_code == 200
+        time.sleep(0.3)  # the log writer wakes every 50 ms
+    finally:
+        server.stop()
+    log = (tmp_path / "server.log").read_text()
+    assert len([line for line in log.splitlines() if "GET /" in line and "/health/" not in line]) == 2, log
+    assert log.index("applied migration 001") < log.index("Application startup complete"), log
+
+
+async def test_cli_first_hour_traps(settings: Settings, tmp_path: Any, monkeypatch: Any) -> None:
+    result = await run_cli(settings, "create-user", "piped@example.com", input=PASSWORD + "\n")
+    assert result.exit_code == 1
+    assert result.output == "error: stdin is not a terminal: to read the password from it, add --password-stdin\n"
+    result = await run_cli(settings, "create-user", "piped@example.com", "--password-stdin", input="")
+    assert result.exit_code == 1 and result.output == "error: no password was read: stdin was empty\n"
+
+    result = await run_cli(settings, "create-user", "json@example.com", "--password-stdin", "--json",
+                           input=PASSWORD + "\n")
+    created = json.loads(result.output)
+    assert created["email"] == "json@example.com" and "email_verified_at" in created
+    status = json.loads((await run_cli(settings, "migrate", "--status", "--json")).output)
+    assert [m["version"] for m in status["applied"]] == [1, 2, 3, 4] and status["pending"] == status["drift"] == []
+    rotated = json.loads((await run_cli(settings, "signing-keys", "rotate", "--json")).output)
+    listing = (await run_cli(settings, "signing-keys", "list")).output
+    assert listing.startswith(f"* {rotated['kid']}") and "active, signs" in listing
+    listed = json.loads((await run_cli(settings, "signing-keys", "list", "--json")).output)
+    assert [k["signing"] for k in listed if k["kid"] == rotated["kid"]] == [True]
+    config = await run_cli(settings, "check-config", "--json")
+    report = json.loads(config.stdout)
+    assert report["ok"] and report["problems"] == [] and report["settings"]["RATE_AUTH_IP"] == "off"
+
+    key = json.loads((await run_cli(settings, "create-key", "json@example.com", "--name", "ci", "--json")).output)
+    listing = (await run_cli(settings, "list-keys")).output
+    assert "json@example.com" in listing and key["prefix"] in listing
+    assert json.loads((await run_cli(settings, "list-keys", "--json")).output)[0]["owner"] == "json@example.com"
+    result = await run_cli(settings, "revoke-key", key["prefix"])
+    assert result.exit_code == 0 and f"revoked key {key['id']}" in result.output
+
+    result = await run_cli(settings, "audit", "--event", "auth.logn")
+    assert result.exit_code == 1 and result.output.startswith("error: --event 'auth.logn' is not an audit event")
+    first = await run_cli(settings, "audit", "--limit", "2", "--json")
+    assert first.exit_code == 0 and len(json.loads(first.stdout)) == 2
+    assert first.stderr.startswith("more: add --cursor ")
+    cursor = first.stderr.split()[-1]
+    page = await run_cli(settings, "audit", "--limit", "200", "--cursor", cursor, "--json")
+    everything = json.loads((await run_cli(settings, "audit", "--limit", "200", "--json")).stdout)
+    assert page.stderr == "" and json.loads(page.stdout) == everything[2:]
+    until = await run_cli(settings, "audit", "--until", "2000-01-01")
+    assert until.exit_code == 0 and until.output == ""
+
+
+def test_cli_warns_before_creating_a_database_in_the_wrong_directory(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"SECRET_KEY": SECRET, "DATABASE_URL": None}
+    result = CliRunner().invoke(cli.app, ["list-users"], env=env)
+    assert result.exit_code == 0
+    assert f"warning: DATABASE_URL is not set and {tmp_path}/gatehouse.db does not exist" in result.output
+    assert "warning" not in CliRunner().invoke(cli.app, ["list-users"], env=env).output  # now it exists
+
+
+def _chromium() -> str:
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        _unavailable("chromium is not installed (apt-get install -y chromium); .ci/run installs it")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        _unavailable(f"playwright is not installed ({exc})")
+    return path
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_browser_docs_authorize_try_it_out_and_the_reset_page(make_settings: Any, tmp_path: Any) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = _chromium()
+    port = _free_port()
+    settings = make_settings(public_url=f"http://127.0.0.1:{port}", rate_auth_ip="off")
+    server = Server(settings, log_path=tmp_path / "server.log", port=port).start()
+    email = "browser@example.com"
+    server.signup(email)
+    foreign: list[str] = []
+    problems: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.on("request", lambda req: None if req.url.startswith((server.url, "data:", f"blob:{server.url}"))
+                    else foreign.append(req.url))
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+
+            page.goto(f"{server.url}/docs")
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("Gatehouse", timeout=15_000)
+            page.locator("button.authorize").first.click()
+            page.locator("#oauth_username").fill(email)
+            page.locator("#oauth_password").fill(PASSWORD)
+            page.get_by_role("button", name="Apply given OAuth2 credentials").click()
+            expect(page.locator(".auth-container").first).to_contain_text("Logout", timeout=10_000)
+            page.locator("button.btn-done").first.click()
+            operation = page.locator("#operations-users-read_me_users_me_get")
+            operation.locator(".opblock-summary").click()
+            operation.locator("button.try-out__btn").click()
+            operation.locator("button.execute").click()
+            body = operation.locator(".live-responses-table .response-col_description pre").first
+            expect(body).to_contain_text(email, timeout=10_000)
+            shot = tmp_path / "gatehouse-docs.png"
+            page.screenshot(path=str(shot), full_page=False)
+            page.screenshot(path="/tmp/gatehouse-docs.png", full_page=False)
+            print(f"\nscreenshot of /docs after 'Try it out': {shot} (and /tmp/gatehouse-docs.png)")
+
+            page.goto(f"{server.url}/redoc")
+            expect(page.locator("h1").first).to_contain_text("Gatehouse", timeout=15_000)
+
+            link = _cli_process(settings, "reset-link", email).stdout.strip()
+            assert link.startswith(f"{server.url}/reset-password?token="), link
+            page.goto(link)
+            page.locator("#new_password").fill("changed in a browser")
+            page.locator("#confirm_password").fill("changed in a browser")
+            page.locator("button[type=submit]").click()
+            expect(page.locator("main")).to_contain_text("Your password is changed", timeout=10_000)
+            page.screenshot(path=str(tmp_path / "gatehouse-reset.png"))
+            assert page.locator("main").evaluate("e => getComputedStyle(e).maxWidth") != "none"  # the CSS applied
+            browser.close()
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            r = http.post("/auth/login", json={"email": email, "password": "changed in a browser"})
+            assert r.status_code == 200, r.text
+            access = r.json()["access_token"]
+            assert http.post("/auth/verify/request", headers=bearer(access)).status_code == 202
+        for _ in range(50):  # development without a transport: the link is in the log
+            found = re.search(r"email_verification for \S+: (\S+)", (tmp_path / "server.log").read_text())
+            if found:
+                break
+            time.sleep(0.1)
+        assert found and found.group(1).startswith(f"{server.url}/verify-email?token=")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+            page.goto(found.group(1))
+            page.locator("button[type=submit]").click()
+            expect(page.locator("main")).to_contain_text("Your address is confirmed", timeout=10_000)
+            browser.close()
+    finally:
+        server.stop()
+    assert foreign == [], foreign  # no CDN, no fonts: the pages work with no internet
+    assert problems == [], problems  # no CSP violations, no script errors
