@@ -9,6 +9,7 @@ failure prints one line on stderr and exits 1.
 import asyncio
 import json
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -253,14 +254,51 @@ def delete_user(email: str, yes: Annotated[bool, typer.Option("--yes", "-y", hel
 
 
 @app.command("revoke-sessions")
-def revoke_sessions(email: str) -> None:
-    """End every session of a user."""
+def revoke_sessions(
+    email: str,
+    session_id: Annotated[uuid.UUID | None, typer.Option("--session", help="End only this session (its id, from "
+                                                         "`sessions`).")] = None,
+) -> None:
+    """End every session of a user, or one with --session."""
 
     async def work(gh: Gatehouse) -> int:
-        return await service.revoke_sessions(gh, user_id=await _user_id(gh, email), reason="admin")
+        user_id = await _user_id(gh, email)
+        if session_id is not None:
+            await service.end_session(gh, session_id=session_id, owner_id=user_id)
+            return 1
+        return await service.revoke_sessions(gh, user_id=user_id, reason="admin")
 
     count = _run(work)
     typer.echo(f"ended {count} session(s) of {email}")
+
+
+@app.command()
+def sessions(email: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List a user's live sessions, newest first."""
+
+    async def work(gh: Gatehouse) -> list[service.LoginSession]:
+        return await service.list_sessions(gh, user_id=await _user_id(gh, email))
+
+    rows = [service.SessionPublic.of(row, None).model_dump(mode="json", exclude={"current"}) for row in _run(work)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        typer.echo(f"{r['id']}  {r['device']:<24} {','.join(r['amr']):<12} created {r['created_at']}  "
+                   f"last used {r['last_used_at'] or '-'}  ip {r['last_ip']}")
+
+
+@app.command("mfa-reset")
+def mfa_reset(email: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
+    """Remove every second factor of a user (lost device); audited, and the user is notified."""
+    if not yes:
+        typer.confirm(f"Remove every second factor of {email}?", abort=True)
+
+    async def work(gh: Gatehouse) -> int:
+        return await service.reset_mfa(gh, user_id=await _user_id(gh, email))
+
+    removed = _run(work)
+    typer.echo(f"removed {removed} second factor record(s) of {email}; they were notified")
 
 
 @app.command("reset-link")

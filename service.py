@@ -174,6 +174,13 @@ class Settings(BaseSettings):
     rate_auth_ip: RateSetting = parse_rate("30/m")
     rate_general_ip: RateSetting = parse_rate("1200/m")
     api_key_touch_seconds: int = Field(60, ge=1)
+    session_touch_seconds: int = Field(60, ge=1)
+    mfa_issuer: str = Field("Gatehouse", min_length=1, max_length=100)
+    rate_mfa_failures: RateSetting = parse_rate("10/15m")
+    require_mfa_for_admins: bool = False
+    webauthn_rp_id: str = "localhost"
+    webauthn_rp_name: str = "Gatehouse"
+    webauthn_origins: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = ["http://localhost:8000"]
     password_reset_minutes: int = Field(30, ge=1, le=24 * 60)
     verify_email_hours: int = Field(48, ge=1, le=24 * 30)
     require_verified_email: bool = False
@@ -499,6 +506,36 @@ class KeyOutlivesParent(Forbidden):
     code, message = "key_outlives_parent", "A key made by a key cannot outlive the key that made it."
 
 
+class InvalidMfaToken(NotAuthenticated):
+    code, message = "invalid_mfa_token", "The MFA token is invalid, used or expired: sign in with your password again."
+
+
+class InvalidOtp(NotAuthenticated):
+    code, message = "invalid_otp", "The code is wrong, expired or already used."
+
+
+class PasskeyRejected(NotAuthenticated):
+    code, message = "passkey_rejected", "The passkey response could not be verified."
+
+
+class MfaRequired(Forbidden):
+    code, message = "mfa_required", "This needs a sign-in with a second factor."
+
+
+class MfaEnrollmentRequired(Forbidden):
+    code = "mfa_enrollment_required"
+    message = ("Admin routes need a sign-in with a second factor: enroll one (POST /mfa/totp or a passkey), then sign "
+               "in with it or call POST /auth/reauthenticate with `otp` or `passkey`.")
+
+
+class MfaNotEnabled(ServiceError):
+    status_code, code, message = 409, "mfa_not_enabled", "This account has no second factor for this."
+
+
+class TotpAlreadyEnabled(ServiceError):
+    status_code, code, message = 409, "totp_already_enabled", "An authenticator app is already enrolled; remove it first."
+
+
 class EmailNotVerified(Forbidden):
     code, message = "email_not_verified", "Verify your email address before logging in."
 
@@ -521,6 +558,14 @@ class ApiKeyNotFound(NotFound):
 
 class SigningKeyNotFound(NotFound):
     code, message = "signing_key_not_found", "No such active signing key."
+
+
+class SessionNotFound(NotFound):
+    code, message = "session_not_found", "No such session."
+
+
+class PasskeyNotFound(NotFound):
+    code, message = "passkey_not_found", "No such passkey."
 
 
 class EmailTaken(ServiceError):
@@ -890,6 +935,52 @@ class LoginSession(Base):
     ip: Mapped[str] = mapped_column(sa.String(64), default="")
     # When the person last proved themselves (login, step-up); tokens carry it as `auth_time`.
     authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # How: methods (space-separated RFC 8176-style names) and assurance level; refreshes keep both.
+    amr: Mapped[str] = mapped_column(sa.String(64), default="pwd", server_default="pwd")
+    aal: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
+    # Written at most once per SESSION_TOUCH_SECONDS, off the request path.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_ip: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+
+
+class TotpFactor(Base):
+    """A user's authenticator app (RFC 6238): the secret sealed with SECRET_KEY; live once confirmed."""
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The newest time step accepted: a code is taken once, on every instance (compare-and-set).
+    last_step: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code; only its SHA-256 is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Passkey(Base):
+    """A WebAuthn credential: its id and COSE public key (base64url) and the last sign count seen."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[str] = mapped_column(sa.String(1400), unique=True)
+    public_key: Mapped[str] = mapped_column(sa.Text)
+    sign_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 def _sqlite_connect(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
@@ -1082,6 +1173,49 @@ def _m004_step_up_and_key_parents(op: Operations) -> None:
     op.create_index("ix_api_keys_parent_id", "api_keys", ["parent_id"])
 
 
+def _m005_sessions_and_second_factors(op: Operations) -> None:
+    op.add_column("sessions", sa.Column("amr", sa.String(64), nullable=False, server_default="pwd"))
+    op.add_column("sessions", sa.Column("aal", sa.Integer(), nullable=False, server_default="1"))
+    op.add_column("sessions", sa.Column("last_used_at", UTCDateTime(), nullable=True))
+    op.add_column("sessions", sa.Column("last_ip", sa.String(64), nullable=False, server_default=""))
+    op.create_table(
+        "totp_factors",
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("secret", sa.Text(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("confirmed_at", UTCDateTime(), nullable=True),
+        sa.Column("last_step", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name="pk_totp_factors"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_totp_factors_user_id_users", ondelete="CASCADE"),
+    )
+    op.create_table(
+        "recovery_codes",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("code_hash", sa.String(64), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("used_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_recovery_codes"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_recovery_codes_user_id_users", ondelete="CASCADE"),
+    )
+    op.create_index("ix_recovery_codes_user_id", "recovery_codes", ["user_id"])
+    op.create_table(
+        "passkeys",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("credential_id", sa.String(1400), nullable=False),
+        sa.Column("public_key", sa.Text(), nullable=False),
+        sa.Column("sign_count", sa.BigInteger(), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_passkeys"),
+        sa.UniqueConstraint("credential_id", name="uq_passkeys_credential_id"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_passkeys_user_id_users", ondelete="CASCADE"),
+    )
+    op.create_index("ix_passkeys_user_id", "passkeys", ["user_id"])
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -1094,6 +1228,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "api keys and signing keys", _m002_api_and_signing_keys),
     Migration(3, "email verification, action tokens, audit log", _m003_lifecycle_and_audit),
     Migration(4, "session proof time, API key parents", _m004_step_up_and_key_parents),
+    Migration(5, "session methods and last use, TOTP, recovery codes, passkeys", _m005_sessions_and_second_factors),
 )
 
 
@@ -1272,6 +1407,8 @@ class AccessClaims:
     expires_at: int
     kid: str = ""
     auth_time: int = 0  # when the person last proved themselves (0: not said, i.e. never fresh)
+    amr: tuple[str, ...] = ()  # how (RFC 8176-style): pwd, otp, recovery, webauthn
+    aal: int = 1  # assurance level, from `acr` ("aal1"/"aal2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1312,6 +1449,7 @@ class TokenIssuer:
 
         self._secret = secret
         self._refresh_key = _derive(secret, "refresh-token")
+        self._challenge_key = _derive(secret, "webauthn-challenge")
         self._seal = AESGCM(_derive(secret, "signing-key-seal"))
         self.issuer, self.audience = settings.jwt_issuer, settings.jwt_audience
         self.access_ttl = settings.access_token_minutes * 60
@@ -1333,8 +1471,7 @@ class TokenIssuer:
             return KeyMaterial(kid, algorithm, None, None)
         private = _generate_private_key(algorithm)
         pem = private.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
-        nonce = os.urandom(12)
-        sealed = base64.b64encode(nonce + self._seal.encrypt(nonce, pem, kid.encode())).decode()
+        sealed = self.seal(pem, context=kid)
         public = private.public_key().public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
         return KeyMaterial(kid, algorithm, sealed, public.decode())
 
@@ -1349,11 +1486,7 @@ class TokenIssuer:
         if key.algorithm == "HS256":
             return self._hmac_key(key.kid)
         if key.kid not in self._private:
-            raw = base64.b64decode(key.private_key or "")
-            try:
-                pem = self._seal.decrypt(raw[:12], raw[12:], key.kid.encode())
-            except Exception:
-                raise ConfigError(f"signing key {key.kid} cannot be unsealed: SECRET_KEY changed?") from None
+            pem = self.unseal(key.private_key or "", context=key.kid, what=f"signing key {key.kid}")
             self._private[key.kid] = load_pem_private_key(pem, password=None)
         return self._private[key.kid]
 
@@ -1365,6 +1498,35 @@ class TokenIssuer:
             return False
         return True
 
+    def seal(self, data: bytes, *, context: str) -> str:
+        """AES-GCM under a key derived from SECRET_KEY, bound to `context` (a kid, `totp/<user id>`)."""
+        nonce = os.urandom(12)
+        return base64.b64encode(nonce + self._seal.encrypt(nonce, data, context.encode())).decode()
+
+    def unseal(self, sealed: str, *, context: str, what: str) -> bytes:
+        raw = base64.b64decode(sealed)
+        try:
+            return self._seal.decrypt(raw[:12], raw[12:], context.encode())
+        except Exception:
+            raise ConfigError(f"{what} cannot be unsealed: SECRET_KEY changed?") from None
+
+    def challenge(self, purpose: str, user_id: uuid.UUID | None, lifetime: int) -> bytes:
+        """A WebAuthn challenge that carries its own purpose, user and expiry (MAC'd); spent in the database."""
+        body = os.urandom(16) + int(time.time() + lifetime).to_bytes(8, "big")
+        return body + self._challenge_mac(purpose, user_id, body)
+
+    def check_challenge(self, challenge: bytes, purpose: str, user_id: uuid.UUID | None) -> datetime | None:
+        """When a genuine, unexpired challenge of this purpose and user expires; None otherwise."""
+        body, mac = challenge[:24], challenge[24:]
+        if len(challenge) != 40 or not hmac.compare_digest(mac, self._challenge_mac(purpose, user_id, body)):
+            return None
+        expires = int.from_bytes(body[16:], "big")
+        return datetime.fromtimestamp(expires, UTC) if expires > time.time() else None
+
+    def _challenge_mac(self, purpose: str, user_id: uuid.UUID | None, body: bytes) -> bytes:
+        bound = f"{purpose}|{user_id.hex if user_id else '-'}|".encode() + body
+        return hmac.new(self._challenge_key, bound, hashlib.sha256).digest()[:16]
+
     def _verification_key(self, kid: str, algorithm: str, public_pem: str | None) -> Any:
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -1375,12 +1537,13 @@ class TokenIssuer:
         return self._public[kid]
 
     def issue_access(self, *, user_id: uuid.UUID, session_id: uuid.UUID, role: str, key: KeyMaterial,
-                     auth_time: int) -> str:
+                     auth_time: int, amr: list[str], aal: int) -> str:
         now = int(time.time())
         claims = {
             "sub": str(user_id), "sid": str(session_id), "jti": secrets.token_urlsafe(12), "role": role,
             "typ": "access", "iat": now, "exp": now + self.access_ttl, "iss": self.issuer, "aud": self.audience,
             "auth_time": auth_time,  # RFC 9068 / OIDC: other services can apply the same step-up rule
+            "amr": amr, "acr": f"aal{aal}",  # and the same "needs MFA" rule
         }
         return jwt.encode(claims, self._signing_key(key), algorithm=key.algorithm,
                           headers={"kid": key.kid, "typ": "at+jwt"})
@@ -1433,8 +1596,11 @@ class TokenIssuer:
             raise WrongTokenType()
         try:
             auth_time = claims.get("auth_time", 0)
+            amr = claims.get("amr", [])
+            amr = tuple(m for m in amr if isinstance(m, str)) if isinstance(amr, list) else ()
             return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), int(claims["exp"]), kid,
-                                auth_time if isinstance(auth_time, int) else 0)
+                                auth_time if isinstance(auth_time, int) else 0, amr,
+                                2 if claims.get("acr") == "aal2" else 1)
         except (ValueError, TypeError, AttributeError):
             raise InvalidToken() from None
 
@@ -1496,6 +1662,49 @@ def new_api_key() -> tuple[str, str, str]:
 def hash_secret(secret: str) -> str:
     """SHA-256 of a high-entropy secret (API key, reset or verification token): what is stored."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+TOTP_STEP = 30
+RECOVERY_CODES = 10
+_RECOVERY_RE = re.compile(r"^[a-z2-7]{12}$")
+
+
+def totp_step(code: str, secret: str, *, now: float | None = None) -> int | None:
+    """The time step (now, or one either side for clock skew) whose RFC 6238 code this is; None if none."""
+    import pyotp
+
+    totp, step = pyotp.TOTP(secret, interval=TOTP_STEP), int((time.time() if now is None else now) // TOTP_STEP)
+    found = None
+    for candidate in (step - 1, step, step + 1):  # all three compared: the time says nothing about which
+        if hmac.compare_digest(totp.at(candidate * TOTP_STEP).encode(), code.encode()):
+            found = candidate
+    return found
+
+
+def new_recovery_code() -> str:
+    """60 random bits as xxxx-xxxx-xxxx (base32): high entropy, so SHA-256 is the right hash."""
+    raw = _b32(8)[:12]
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def normalize_recovery_code(code: str) -> str:
+    return re.sub(r"[\s-]", "", code).lower()
+
+
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+             ("Safari/", "Safari"), ("curl/", "curl"), ("python-httpx", "httpx"), ("python-requests", "requests"),
+             ("gatehouse-cli", "Gatehouse CLI"))
+_SYSTEMS = (("iPhone", "iOS"), ("iPad", "iPadOS"), ("Android", "Android"), ("Windows", "Windows"),
+            ("Mac OS X", "macOS"), ("Macintosh", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+def device_label(user_agent: str) -> str:
+    """A short label such as "Firefox on Linux" from a User-Agent (first match wins; enough to tell devices apart)."""
+    browser = next((name for mark, name in _BROWSERS if mark in user_agent), "")
+    system = next((name for mark, name in _SYSTEMS if mark in user_agent), "")
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or (user_agent[:40] if user_agent else "unknown device")
 
 
 # Cache and rate limiting #####################################################
@@ -2259,7 +2468,10 @@ AUDIT_EVENTS = frozenset({
     "signing_key.retire", "signing_key.rotate", "user.create", "user.delete", "user.email_change",
     "user.email_change_notice", "user.email_change_request", "user.email_change_revert", "user.email_verified",
     "user.email_verify_request", "user.password_change", "user.password_reset", "user.password_reset_request",
-    "user.password_set", "user.register", "user.update",
+    "user.password_set", "user.register", "user.update", "auth.logout_others", "auth.session_end",
+    "auth.mfa_challenge", "auth.mfa", "auth.passkey_login", "mfa.totp_enroll", "mfa.totp_confirm",
+    "mfa.totp_enabled", "mfa.totp_disabled", "mfa.recovery_codes_replaced", "mfa.passkey_added",
+    "mfa.passkey_removed", "mfa.passkey_clone_detected", "mfa.reset",
 })
 
 
@@ -2283,6 +2495,8 @@ class Gatehouse:
         self.cache: Cache = create_cache(settings)
         self.hasher = PasswordHasher(rounds=settings.bcrypt_rounds, workers=settings.hash_workers)
         self.key_touches: cachetools.LRUCache[str, float] = cachetools.LRUCache(settings.local_cache_max_entries)
+        self.session_touches: cachetools.LRUCache[uuid.UUID, float] = cachetools.LRUCache(
+            settings.local_cache_max_entries)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._audit_queue: list[AuditEvent] = []
         self._audit_flush_due = False
@@ -2415,6 +2629,8 @@ class Principal:
     key_id: uuid.UUID | None
     scopes: frozenset[str]
     auth_time: int = 0  # when the person last proved themselves (sessions only)
+    amr: tuple[str, ...] = ()  # how the session signed in (sessions only), from the token
+    aal: int = 1
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -2604,17 +2820,19 @@ def _session_expiry(gh: Gatehouse, created_at: datetime, now: datetime) -> datet
     return min(now + timedelta(days=settings.refresh_token_days), created_at + timedelta(days=settings.session_max_days))
 
 
-async def _start_session(gh: Gatehouse, user: User, client: Client, *, rehash: str | None) -> TokenPair:
+async def _start_session(gh: Gatehouse, user: User, client: Client, *, rehash: str | None,
+                         amr: tuple[str, ...] = ("pwd",), aal: int = 1) -> TokenPair:
     now = utcnow()
     async with gh.transaction(write=True) as db:
         row = LoginSession(user_id=user.id, created_at=now, refreshed_at=now, generation=0, authenticated_at=now,
                            expires_at=_session_expiry(gh, now, now), user_agent=client.user_agent[:300],
-                           ip=client.ip[:64])
+                           ip=client.ip[:64], amr=" ".join(amr), aal=aal, last_used_at=now, last_ip=client.ip[:64])
         db.add(row)
-        db.add(_audit("auth.login", client, subject=user.id))
+        db.add(_audit("auth.login", client, subject=user.id, amr=list(amr)))
         if rehash is not None:
             await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
     await gh.cache.fill(f"s:{row.id}", *_session_entry(row), epoch=None)
+    gh.session_touches[row.id] = time.monotonic()  # signing in is a use: no touch write right after it
     return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
 
 
@@ -2622,7 +2840,7 @@ async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session: 
     key = await active_signing_key(gh)
     proved = session.authenticated_at or session.created_at
     access = gh.tokens.issue_access(user_id=user_id, session_id=session.id, role=role, key=key,
-                                    auth_time=int(proved.timestamp()))
+                                    auth_time=int(proved.timestamp()), amr=session.amr.split(), aal=session.aal)
     return TokenPair(access_token=access, refresh_token=gh.tokens.issue_refresh(session.id, session.generation),
                      expires_in=gh.tokens.access_ttl)
 
@@ -2683,9 +2901,22 @@ async def _spend_login_code(gh: Gatehouse, *, user: User, code: str) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class MfaChallenge:
+    """The password was right and the account has a second factor: finish with `complete_mfa`."""
+
+    mfa_token: str
+    methods: list[str]
+    expires_in: int
+
+
+MFA_TOKEN_LIFETIME = timedelta(minutes=5)
+
+
 async def authenticate(gh: Gatehouse, *, email: str, password: str, code: str | None = None,
-                       client: Client = CLI) -> TokenPair:
-    """Log in: verify the password under the guessing limits and open a session.
+                       client: Client = CLI) -> TokenPair | MfaChallenge:
+    """Log in: verify the password under the guessing limits and open a session, or, when the
+    account has a second factor, answer with the challenge that `complete_mfa` finishes.
 
     Unknown email, wrong password and inactive account are one error, at one cost."""
     settings = gh.settings
@@ -2706,40 +2937,60 @@ async def authenticate(gh: Gatehouse, *, email: str, password: str, code: str | 
         gh.audit_later(_audit("auth.login", client, subject=user.id, outcome="failure", reason="email_not_verified"))
         raise EmailNotVerified()
     rehash = await gh.hasher.hash(password) if gh.hasher.needs_rehash(user.password_hash) else None
+    async with gh.transaction() as db:
+        methods = await _mfa_methods(db, user.id)
+    if methods:
+        return await _mfa_challenge(gh, user, methods, rehash=rehash, client=client)
     pair = await _start_session(gh, user, client, rehash=rehash)
     gh.metrics.logins.labels("success").inc()
     log.info("login user=%s", user.id)
     return pair
 
 
-async def reauthenticate(gh: Gatehouse, *, principal: "Principal", password: str, code: str | None = None,
+async def reauthenticate(gh: Gatehouse, *, principal: "Principal", password: str | None = None,
+                         code: str | None = None, otp: str | None = None, passkey: dict[str, Any] | None = None,
                          client: Client = CLI) -> TokenPair:
-    """Step up: prove the password again; a fresh access token for the same session."""
+    """Step up: prove the password, an authenticator code or a passkey again; a fresh access token for
+    the same session. A second factor proved here joins the session's methods (and can raise it to aal2)."""
     if principal.session_id is None:
         raise SessionRequired()
     await _check_auth_ip(gh, client)
     user = await _load_user(gh, principal.user_id)
-    await _check_password(gh, account=user.email, user=user, password=password, code=code, client=client,
-                          event="auth.reauthenticate")
+    method, verified = "pwd", False
+    if password is not None:
+        await _check_password(gh, account=user.email, user=user, password=password, code=code, client=client,
+                              event="auth.reauthenticate")
+    elif otp is not None or passkey is not None:
+        method, verified = await _second_factor(gh, user=user, otp=otp, passkey=passkey, purpose="proof",
+                                                event="auth.reauthenticate", client=client)
+    else:
+        raise InvalidInput("send `password`, `otp` or `passkey`")
     async with gh.transaction(write=True) as db:
         row = await db.get(LoginSession, principal.session_id, with_for_update=True)
         if row is None or row.revoked_at is not None:
             raise SessionRevoked()
         row.authenticated_at = utcnow()
-        db.add(_audit("auth.reauthenticate", client, subject=user.id, session=str(row.id)))
+        amr = row.amr.split() + [method] if method not in row.amr.split() else row.amr.split()
+        row.amr, row.aal = " ".join(amr), max(row.aal, _aal(amr, verified_passkey=verified))
+        db.add(_audit("auth.reauthenticate", client, subject=user.id, session=str(row.id), method=method))
     return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
 
 
 async def require_recent_proof(gh: Gatehouse, principal: "Principal", *, password: str | None,
+                               otp: str | None = None, passkey: dict[str, Any] | None = None,
                                client: Client = CLI) -> None:
-    """Gate a sensitive action: a session (never an API key), and the password now or a
-    sign-in within REAUTH_MINUTES (the token's `auth_time`)."""
+    """Gate a sensitive action: a session (never an API key), and the password, an authenticator code
+    or a passkey now, or a sign-in within REAUTH_MINUTES (the token's `auth_time`)."""
     if principal.session_id is None:
         raise SessionRequired()
     if password is not None:
         user = await _load_user(gh, principal.user_id)
         await _check_password(gh, account=user.email, user=user, password=password, code=None, client=client,
                               event="auth.step_up", wrong=WrongPassword)
+    elif otp is not None or passkey is not None:
+        user = await _load_user(gh, principal.user_id)
+        await _second_factor(gh, user=user, otp=otp, passkey=passkey, purpose="proof", event="auth.step_up",
+                             client=client)
     elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:
         raise ReauthenticationRequired()
 
@@ -2789,7 +3040,8 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client =
 # Why sessions end on request, and the audit event each writes. (Sessions that end as part of
 # another audited change — deactivation, a new password, an undone email change — are counted
 # in that change's row.)
-_SESSION_END_EVENTS = {"logout": "auth.logout", "logout_all": "auth.logout_all", "admin": "sessions.revoke"}
+_SESSION_END_EVENTS = {"logout": "auth.logout", "logout_all": "auth.logout_all", "logout_others": "auth.logout_others",
+                       "ended": "auth.session_end", "admin": "sessions.revoke"}
 
 
 async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, reason: str, session_id: uuid.UUID | None = None,
@@ -2849,7 +3101,8 @@ async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
     user = await _live_user(gh, claims.user_id)
     if user is None:
         raise SessionRevoked("The account is not active.")
-    return Principal(user, claims.session_id, None, ROLE_SCOPES.get(user["role"], frozenset()), claims.auth_time)
+    return Principal(user, claims.session_id, None, ROLE_SCOPES.get(user["role"], frozenset()), claims.auth_time,
+                     claims.amr, claims.aal)
 
 
 async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
@@ -3073,7 +3326,7 @@ async def find_api_key(gh: Gatehouse, *, ref: str) -> ApiKey:
     async with gh.transaction() as db:
         row = await db.scalar(sa.select(ApiKey).where(condition, ApiKey.revoked_at.is_(None)))
     if row is None:
-        raise NotFound(f"No unrevoked API key has the id or prefix {ref!r}.")
+        raise ApiKeyNotFound(f"No unrevoked API key has the id or prefix {ref!r}.")
     return row
 
 
@@ -3197,14 +3450,15 @@ async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -
     return row
 
 
-async def _peek_action_token(gh: Gatehouse, *, token: str, purpose: str) -> None:
+async def _peek_action_token(gh: Gatehouse, *, token: str, purpose: str) -> ActionToken:
     """Refuse a token that could not be spent now, before any costly work (it is spent later, atomically)."""
     async with gh.transaction() as db:
-        found = await db.scalar(sa.select(ActionToken.id).where(
+        found = await db.scalar(sa.select(ActionToken).where(
             ActionToken.token_hash == hash_secret(token), ActionToken.purpose == purpose,
             ActionToken.used_at.is_(None), ActionToken.expires_at > sa.literal(utcnow(), UTCDateTime())))
     if found is None:
         raise InvalidActionToken()
+    return found
 
 
 async def _spend_user_tokens(db: AsyncSession, user_id: uuid.UUID, *purposes: str) -> None:
@@ -3302,7 +3556,7 @@ async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI
         await _guard_last_admin(db, user)
         sessions = list(await db.scalars(sa.select(LoginSession.id).where(LoginSession.user_id == user_id)))
         keys = list(await db.scalars(sa.select(ApiKey.public_id).where(ApiKey.user_id == user_id)))
-        for model in (LoginSession, ApiKey, ActionToken):
+        for model in (LoginSession, ApiKey, ActionToken, TotpFactor, RecoveryCode, Passkey):
             await db.execute(sa.delete(model).where(model.user_id == user_id))
         await db.delete(user)
         db.add(_audit("user.delete", client, subject=user_id))
@@ -3492,6 +3746,498 @@ async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str = "", user_
     return gh.mailer.submit(mail)
 
 
+# Sessions people can see and end, and second factors (TOTP, recovery codes, passkeys).
+# Every factor is checked as carefully as the password: under a per-user limit whose slot is
+# reserved before the check, single use across instances (a compare-and-set in the database),
+# audited, and announced to the owner by mail when it changes.
+
+
+async def list_sessions(gh: Gatehouse, *, user_id: uuid.UUID) -> list[LoginSession]:
+    """A user's live sessions, newest first (at most 200)."""
+    async with gh.transaction() as db:
+        return list(await db.scalars(
+            sa.select(LoginSession).where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None),
+                                          LoginSession.expires_at > sa.literal(utcnow(), UTCDateTime()))
+            .order_by(LoginSession.created_at.desc(), LoginSession.id.desc()).limit(200)))
+
+
+async def end_session(gh: Gatehouse, *, session_id: uuid.UUID, owner_id: uuid.UUID | None = None,
+                      client: Client = CLI) -> None:
+    """End one session (only `owner_id`'s, when given); its tokens stop working on every instance."""
+    async with gh.transaction() as db:
+        row = await db.get(LoginSession, session_id)
+    if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
+        raise SessionNotFound()
+    if not await revoke_sessions(gh, user_id=row.user_id, session_id=session_id, reason="ended", client=client):
+        raise SessionNotFound()
+
+
+def session_touch_due(gh: Gatehouse, session_id: uuid.UUID) -> bool:
+    """True at most once per SESSION_TOUCH_SECONDS per session in this process (a dict lookup otherwise)."""
+    now = time.monotonic()
+    if now - gh.session_touches.get(session_id, -math.inf) < gh.settings.session_touch_seconds:
+        return False
+    gh.session_touches[session_id] = now
+    return True
+
+
+def touch_session(gh: Gatehouse, session_id: uuid.UUID, *, ip: str) -> None:
+    """Record a session's last use and address off the request path, once per interval across instances."""
+    interval = gh.settings.session_touch_seconds
+
+    async def write() -> None:
+        if await gh.cache.claim(f"touch-s:{session_id}", interval):
+            async with gh.transaction(write=True) as db:
+                await db.execute(sa.update(LoginSession).where(LoginSession.id == session_id)
+                                 .values(last_used_at=utcnow(), last_ip=ip[:64]))
+
+    gh.spawn(write())
+
+
+def _aal(amr: list[str] | tuple[str, ...], *, verified_passkey: bool = False) -> int:
+    """Two distinct methods, or a passkey that verified the user (PIN, biometric), are aal2."""
+    return 2 if verified_passkey or len(set(amr)) >= 2 else 1
+
+
+async def _mfa_methods(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    """The second factors a sign-in may use; empty when the account has none."""
+    totp, passkeys, codes = (await db.execute(sa.select(
+        sa.exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)),
+        sa.exists().where(Passkey.user_id == user_id),
+        sa.exists().where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))))).one()
+    methods = (["totp"] if totp else []) + (["webauthn"] if passkeys else [])
+    return methods + ["recovery_code"] if methods and codes else methods
+
+
+async def _mfa_challenge(gh: Gatehouse, user: User, methods: list[str], *, rehash: str | None,
+                         client: Client) -> MfaChallenge:
+    # The mfa_token is a random single-use action token bound to the user, stored hashed: not a JWT,
+    # so no route that takes an access token can be fooled by it.
+    async with gh.transaction(write=True) as db:
+        token = await _issue_action_token(gh, user=user, purpose="mfa", lifetime=MFA_TOKEN_LIFETIME,
+                                          event="auth.mfa_challenge", client=client, db=db)
+        if rehash is not None:
+            await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
+    return MfaChallenge(token, methods, int(MFA_TOKEN_LIFETIME.total_seconds()))
+
+
+async def _mfa_token_user(gh: Gatehouse, mfa_token: str) -> User:
+    """The active user an unspent mfa_token belongs to; InvalidMfaToken otherwise."""
+    try:
+        row = await _peek_action_token(gh, token=mfa_token, purpose="mfa")
+    except InvalidActionToken:
+        raise InvalidMfaToken() from None
+    async with gh.transaction() as db:
+        user = await db.get(User, row.user_id)
+    if user is None or not user.is_active or user.email != row.email:
+        raise InvalidMfaToken()
+    return user
+
+
+async def complete_mfa(gh: Gatehouse, *, mfa_token: str, otp: str | None = None, recovery_code: str | None = None,
+                       passkey: dict[str, Any] | None = None, client: Client = CLI) -> TokenPair:
+    """Finish a sign-in that answered `mfa_required`: one second factor, then the session opens."""
+    await _check_auth_ip(gh, client)
+    user = await _mfa_token_user(gh, mfa_token)
+    method, _ = await _second_factor(gh, user=user, otp=otp, recovery_code=recovery_code, passkey=passkey,
+                                     purpose="mfa", event="auth.mfa", client=client)
+    try:
+        async with gh.transaction(write=True) as db:
+            await _consume_action_token(db, token=mfa_token, purpose="mfa")
+    except InvalidActionToken:
+        raise InvalidMfaToken() from None
+    pair = await _start_session(gh, user, client, rehash=None, amr=("pwd", method), aal=2)
+    gh.metrics.logins.labels("success").inc()
+    log.info("login user=%s mfa=%s", user.id, method)
+    return pair
+
+
+async def _second_factor(gh: Gatehouse, *, user: User, purpose: str, event: str, client: Client,
+                         otp: str | None = None, recovery_code: str | None = None,
+                         passkey: dict[str, Any] | None = None) -> tuple[str, bool]:
+    """Check one second factor under the per-user limit: (method used, passkey verified the user)."""
+    if otp is not None:
+        await _guarded_check(gh, user=user, method="otp", event=event, client=client,
+                             check=lambda: _spend_totp(gh, user.id, otp))
+        return "otp", False
+    if recovery_code is not None:
+        await _guarded_check(gh, user=user, method="recovery", event=event, client=client,
+                             check=lambda: _spend_recovery_code(gh, user, recovery_code, client=client))
+        return "recovery", False
+    if passkey is not None:
+        found = await _find_passkey(gh, passkey)
+        if found is None or found.user_id != user.id:
+            gh.audit_later(_audit(event, client, subject=user.id, outcome="failure", method="webauthn"))
+            raise PasskeyRejected("This passkey is not registered to this account.")
+        verified = await _guarded_check(gh, user=user, method="webauthn", event=event, client=client,
+                                        check=lambda: _check_assertion(gh, found, user, passkey, purpose=purpose,
+                                                                       bound=user.id, client=client))
+        return "webauthn", verified == "uv"
+    raise InvalidInput("send one of `code`, `recovery_code` or `webauthn`")
+
+
+async def _guarded_check(gh: Gatehouse, *, user: User, method: str, event: str, client: Client,
+                         check: Callable[[], Awaitable[Any]]) -> Any:
+    """Run one factor check under RATE_MFA_FAILURES. The slot is reserved *before* the check and given
+    back on success, so N parallel wrong codes get at most the limit's checks, on every instance."""
+    rate, key = gh.settings.rate_mfa_failures, f"mfa-fail:{user.id}"
+    await _check_rate(gh, key, rate)
+    try:
+        result = await check()
+        failure: ServiceError = InvalidOtp()
+    except (InvalidOtp, PasskeyRejected) as exc:
+        result, failure = None, exc
+    if result:
+        await gh.cache.hit(key, rate, -1)
+        return result
+    gh.audit_later(_audit(event, client, subject=user.id, outcome="failure", method=method))
+    log.info("second factor check failed event=%s method=%s ip=%s", event, method, client.ip)
+    raise failure
+
+
+def _totp_secret(gh: Gatehouse, row: TotpFactor) -> str:
+    return gh.tokens.unseal(row.secret, context=f"totp/{row.user_id}", what="a TOTP secret").decode()
+
+
+async def _spend_totp(gh: Gatehouse, user_id: uuid.UUID, code: str, *, pending: bool = False) -> bool:
+    """Accept a code of the confirmed (or, `pending`, the unconfirmed) authenticator once: its time step
+    must be newer than the last one accepted, a compare-and-set that holds across instances."""
+    async with gh.transaction() as db:
+        row = await db.get(TotpFactor, user_id)
+    if row is None or (row.confirmed_at is None) != pending:
+        return False
+    step = totp_step(code.strip(), _totp_secret(gh, row))
+    if step is None:
+        return False
+    state = TotpFactor.confirmed_at.is_(None) if pending else TotpFactor.confirmed_at.is_not(None)
+    changes: dict[str, Any] = {"last_step": step} | ({"confirmed_at": utcnow()} if pending else {})
+    async with gh.transaction(write=True) as db:
+        taken = await db.scalar(sa.update(TotpFactor).where(TotpFactor.user_id == user_id,
+                                                            TotpFactor.last_step < step, state)
+                                .values(**changes).returning(TotpFactor.user_id))
+    return taken is not None
+
+
+async def _spend_recovery_code(gh: Gatehouse, user: User, code: str, *, client: Client) -> bool:
+    normalized = normalize_recovery_code(code)
+    if not _RECOVERY_RE.match(normalized):
+        return False
+    async with gh.transaction(write=True) as db:
+        spent = await db.scalar(sa.update(RecoveryCode).where(
+            RecoveryCode.user_id == user.id, RecoveryCode.code_hash == hash_secret(normalized),
+            RecoveryCode.used_at.is_(None)).values(used_at=utcnow()).returning(RecoveryCode.id))
+        left = await db.scalar(sa.select(sa.func.count()).select_from(RecoveryCode).where(
+            RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))
+    if spent is None:
+        return False
+    gh.spawn(send_mail(gh, kind="recovery_code_used", email=user.email, client=client, budget=False,
+                       remaining=str(left)))
+    return True
+
+
+async def _store_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    """Replace a user's recovery codes inside the caller's transaction; the new codes, to show once."""
+    codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
+    await db.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    now = utcnow()
+    db.add_all([RecoveryCode(user_id=user_id, code_hash=hash_secret(normalize_recovery_code(c)), created_at=now)
+                for c in codes])
+    return codes
+
+
+async def enroll_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> tuple[str, str]:
+    """Start enrolling an authenticator app: (secret, otpauth:// URI). It counts once confirmed."""
+    import pyotp
+
+    user = await _load_user(gh, user_id)
+    secret = pyotp.random_base32()
+    sealed = gh.tokens.seal(secret.encode(), context=f"totp/{user.id}")
+    try:
+        async with gh.transaction(write=True) as db:
+            row = await db.get(TotpFactor, user.id, with_for_update=True)
+            if row is not None and row.confirmed_at is not None:
+                raise TotpAlreadyEnabled()
+            if row is None:
+                db.add(TotpFactor(user_id=user.id, secret=sealed, created_at=utcnow(), last_step=0))
+            else:
+                row.secret, row.created_at, row.last_step = sealed, utcnow(), 0
+            db.add(_audit("mfa.totp_enroll", client, subject=user.id))
+    except sa.exc.IntegrityError:
+        raise TotpAlreadyEnabled("Another enrollment started at the same moment; start again.") from None
+    uri = pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=user.email,
+                                                                   issuer_name=gh.settings.mfa_issuer)
+    return secret, uri
+
+
+async def confirm_totp(gh: Gatehouse, *, user_id: uuid.UUID, code: str, client: Client = CLI) -> list[str]:
+    """Activate the pending authenticator with one of its codes; the new recovery codes, shown once."""
+    user = await _load_user(gh, user_id)
+    async with gh.transaction() as db:
+        pending = await db.scalar(sa.select(TotpFactor.user_id).where(TotpFactor.user_id == user.id,
+                                                                     TotpFactor.confirmed_at.is_(None)))
+    if pending is None:
+        raise MfaNotEnabled("No authenticator enrollment is pending: start with POST /mfa/totp.")
+    await _guarded_check(gh, user=user, method="otp", event="mfa.totp_confirm", client=client,
+                         check=lambda: _spend_totp(gh, user.id, code, pending=True))
+    async with gh.transaction(write=True) as db:
+        codes = await _store_recovery_codes(db, user.id)
+        db.add(_audit("mfa.totp_enabled", client, subject=user.id))
+    gh.spawn(send_mail(gh, kind="mfa_enabled", email=user.email, client=client, budget=False, method="totp"))
+    return codes
+
+
+async def _forget_codes_without_factor(db: AsyncSession, user_id: uuid.UUID) -> None:
+    # Recovery codes stand in for a factor; with none left they would be a back door.
+    if not await _mfa_methods(db, user_id):
+        await db.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+
+
+async def disable_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
+    """Remove the authenticator app (and the recovery codes, when no passkey is left)."""
+    user = await _load_user(gh, user_id)
+    async with gh.transaction(write=True) as db:
+        removed = await db.scalar(sa.delete(TotpFactor).where(TotpFactor.user_id == user.id)
+                                  .returning(TotpFactor.confirmed_at))
+        if removed is None:
+            raise MfaNotEnabled("No authenticator app is enrolled.")
+        await _forget_codes_without_factor(db, user.id)
+        db.add(_audit("mfa.totp_disabled", client, subject=user.id))
+    gh.spawn(send_mail(gh, kind="mfa_disabled", email=user.email, client=client, budget=False, method="totp"))
+
+
+async def replace_recovery_codes(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> list[str]:
+    """A new set of recovery codes (the old ones stop working); needs a second factor to recover."""
+    user = await _load_user(gh, user_id)
+    async with gh.transaction(write=True) as db:
+        if not await _mfa_methods(db, user.id):
+            raise MfaNotEnabled("Enroll an authenticator app or a passkey first.")
+        codes = await _store_recovery_codes(db, user.id)
+        db.add(_audit("mfa.recovery_codes_replaced", client, subject=user.id))
+    gh.spawn(send_mail(gh, kind="recovery_codes_replaced", email=user.email, client=client, budget=False))
+    return codes
+
+
+async def reset_mfa(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> int:
+    """An admin removes every second factor of a user (lost device); the number removed. The user is told."""
+    user = await _load_user(gh, user_id)
+    async with gh.transaction(write=True) as db:
+        removed = 0
+        for model in (TotpFactor, Passkey, RecoveryCode):
+            removed += len(list(await db.scalars(sa.delete(model).where(model.user_id == user.id)
+                                                 .returning(model.user_id))))
+        db.add(_audit("mfa.reset", client, subject=user.id, removed=removed))
+    gh.spawn(send_mail(gh, kind="mfa_reset", email=user.email, client=client, budget=False))
+    log.warning("mfa reset user=%s removed=%d", user.id, removed)
+    return removed
+
+
+# Passkeys. Challenges are stateless (random, purpose, user and expiry under a MAC), and spent by
+# inserting their hash as a used action token: the unique index refuses a second use anywhere.
+
+PASSKEY_CHALLENGE_SECONDS = 300
+
+
+def _rp_options(gh: Gatehouse) -> dict[str, Any]:
+    return {"expected_rp_id": gh.settings.webauthn_rp_id, "expected_origin": gh.settings.webauthn_origins}
+
+
+async def _passkey_ids(gh: Gatehouse, user_id: uuid.UUID) -> list[str]:
+    async with gh.transaction() as db:
+        return list(await db.scalars(sa.select(Passkey.credential_id).where(Passkey.user_id == user_id)))
+
+
+async def passkey_registration_options(gh: Gatehouse, *, user_id: uuid.UUID) -> dict[str, Any]:
+    """Options for navigator.credentials.create(): a discoverable credential, bound to this user."""
+    import webauthn
+    from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor,
+                                          ResidentKeyRequirement, UserVerificationRequirement)
+
+    user = await _load_user(gh, user_id)
+    options = webauthn.generate_registration_options(
+        rp_id=gh.settings.webauthn_rp_id, rp_name=gh.settings.webauthn_rp_name, user_name=user.email,
+        user_id=user.id.bytes, user_display_name=user.full_name or user.email,
+        challenge=gh.tokens.challenge("register", user.id, PASSKEY_CHALLENGE_SECONDS),
+        timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.PREFERRED),
+        exclude_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c))
+                             for c in await _passkey_ids(gh, user.id)])
+    return json.loads(webauthn.options_to_json(options))
+
+
+def _request_options(gh: Gatehouse, purpose: str, user_id: uuid.UUID | None, ids: list[str]) -> dict[str, Any]:
+    import webauthn
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
+
+    options = webauthn.generate_authentication_options(
+        rp_id=gh.settings.webauthn_rp_id, challenge=gh.tokens.challenge(purpose, user_id, PASSKEY_CHALLENGE_SECONDS),
+        timeout=PASSKEY_CHALLENGE_SECONDS * 1000, user_verification=UserVerificationRequirement.PREFERRED,
+        allow_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in ids])
+    return json.loads(webauthn.options_to_json(options))
+
+
+async def passkey_login_options(gh: Gatehouse, *, mfa_token: str | None = None,
+                                client: Client = CLI) -> dict[str, Any]:
+    """Options for navigator.credentials.get(): for a passkey-only sign-in (any discoverable passkey),
+    or, with an mfa_token, for that user's passkeys as the second factor."""
+    await _check_auth_ip(gh, client)
+    if mfa_token is None:
+        return _request_options(gh, "login", None, [])
+    user = await _mfa_token_user(gh, mfa_token)
+    return _request_options(gh, "mfa", user.id, await _passkey_ids(gh, user.id))
+
+
+async def passkey_proof_options(gh: Gatehouse, *, principal: "Principal") -> dict[str, Any]:
+    """Options for proving a passkey in a step-up (sensitive action or POST /auth/reauthenticate)."""
+    if principal.session_id is None:
+        raise SessionRequired()
+    ids = await _passkey_ids(gh, principal.user_id)
+    if not ids:
+        raise MfaNotEnabled("This account has no passkey.")
+    return _request_options(gh, "proof", principal.user_id, ids)
+
+
+def _client_challenge(gh: Gatehouse, credential: dict[str, Any], purpose: str,
+                      user_id: uuid.UUID | None) -> tuple[bytes, datetime]:
+    """The challenge the browser signed, if this service issued it for this purpose and user and it is live."""
+    import webauthn
+
+    try:
+        client_data = json.loads(webauthn.base64url_to_bytes(credential["response"]["clientDataJSON"]))
+        challenge = webauthn.base64url_to_bytes(client_data["challenge"])
+    except Exception:  # any shape of hostile input: one answer
+        raise PasskeyRejected() from None
+    expires = gh.tokens.check_challenge(challenge, purpose, user_id)
+    if expires is None:
+        raise PasskeyRejected("The passkey challenge is not one this service issued for this, or it has expired.")
+    return challenge, expires
+
+
+def _spend_challenge(db: AsyncSession, user: User, challenge: bytes, expires: datetime) -> None:
+    now = utcnow()
+    db.add(ActionToken(user_id=user.id, purpose="webauthn", token_hash=hash_secret(challenge.hex()),
+                       email=user.email, created_at=now, expires_at=expires, used_at=now))
+
+
+async def register_passkey(gh: Gatehouse, *, user_id: uuid.UUID, credential: dict[str, Any], name: str,
+                           client: Client = CLI) -> Passkey:
+    """Verify navigator.credentials.create()'s answer to our options and keep the credential."""
+    import webauthn
+
+    name = _validated(_no_bad_text, name, "name").strip()[:100] or "passkey"
+    user = await _load_user(gh, user_id)
+    challenge, expires = _client_challenge(gh, credential, "register", user.id)
+    try:
+        verified = webauthn.verify_registration_response(credential=credential, expected_challenge=challenge,
+                                                         **_rp_options(gh))
+    except Exception as exc:
+        log.info("passkey registration refused: %s", exc)
+        raise PasskeyRejected() from None
+    try:
+        async with gh.transaction(write=True) as db:
+            _spend_challenge(db, user, challenge, expires)
+            row = Passkey(user_id=user.id, credential_id=webauthn.helpers.bytes_to_base64url(verified.credential_id),
+                          public_key=webauthn.helpers.bytes_to_base64url(verified.credential_public_key),
+                          sign_count=verified.sign_count, name=name, created_at=utcnow())
+            db.add(row)
+            db.add(_audit("mfa.passkey_added", client, subject=user.id, passkey=str(row.id)))
+    except sa.exc.IntegrityError:
+        raise PasskeyRejected("This passkey is already registered, or this answer was already used.") from None
+    gh.spawn(send_mail(gh, kind="passkey_added", email=user.email, client=client, budget=False, name=name))
+    return row
+
+
+async def list_passkeys(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Passkey]:
+    """A user's passkeys, oldest first."""
+    async with gh.transaction() as db:
+        return list(await db.scalars(sa.select(Passkey).where(Passkey.user_id == user_id)
+                                     .order_by(Passkey.created_at, Passkey.id)))
+
+
+async def delete_passkey(gh: Gatehouse, *, user_id: uuid.UUID, passkey_id: uuid.UUID, client: Client = CLI) -> None:
+    """Remove one of a user's passkeys (and the recovery codes, when no factor is left)."""
+    user = await _load_user(gh, user_id)
+    async with gh.transaction(write=True) as db:
+        name = await db.scalar(sa.delete(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id)
+                               .returning(Passkey.name))
+        if name is None:
+            raise PasskeyNotFound()
+        await _forget_codes_without_factor(db, user.id)
+        db.add(_audit("mfa.passkey_removed", client, subject=user.id, passkey=str(passkey_id)))
+    gh.spawn(send_mail(gh, kind="passkey_removed", email=user.email, client=client, budget=False, name=name))
+
+
+async def _find_passkey(gh: Gatehouse, credential: dict[str, Any]) -> Passkey | None:
+    credential_id = credential.get("id") if isinstance(credential, dict) else None
+    if not isinstance(credential_id, str) or not 0 < len(credential_id) <= 1400:
+        return None
+    async with gh.transaction() as db:
+        return await db.scalar(sa.select(Passkey).where(Passkey.credential_id == credential_id))
+
+
+async def _check_assertion(gh: Gatehouse, passkey: Passkey, user: User, credential: dict[str, Any], *,
+                           purpose: str, bound: uuid.UUID | None, client: Client) -> str:
+    """Verify an assertion of `passkey`: challenge, origin, RP id, signature, then the sign count,
+    which must grow (a counter going backwards means a cloned authenticator: refused and audited).
+    "uv" when the authenticator verified the user, else "up"."""
+    import webauthn
+
+    challenge, expires = _client_challenge(gh, credential, purpose, bound)
+    handle = credential.get("response", {}).get("userHandle")
+    if handle and handle != webauthn.helpers.bytes_to_base64url(user.id.bytes):
+        raise PasskeyRejected("The passkey answered for another account.")
+    try:
+        # The counter is checked below, not by the library, so that a clone is told from a bad signature.
+        verified = webauthn.verify_authentication_response(
+            credential=credential, expected_challenge=challenge, credential_current_sign_count=0,
+            credential_public_key=webauthn.base64url_to_bytes(passkey.public_key), **_rp_options(gh))
+    except Exception as exc:
+        log.info("passkey assertion refused: %s", exc)
+        raise PasskeyRejected() from None
+    count = verified.new_sign_count
+    if (count or passkey.sign_count) and count <= passkey.sign_count:
+        _refuse_clone(gh, passkey, user, count, client)
+    try:
+        async with gh.transaction(write=True) as db:
+            _spend_challenge(db, user, challenge, expires)
+            grows = Passkey.sign_count < count if count else Passkey.sign_count == 0
+            if await db.scalar(sa.update(Passkey).where(Passkey.id == passkey.id, grows)
+                               .values(sign_count=count, last_used_at=utcnow()).returning(Passkey.id)) is None:
+                _refuse_clone(gh, passkey, user, count, client)  # a use with a higher count got there first
+    except sa.exc.IntegrityError:
+        raise PasskeyRejected("This passkey answer was already used.") from None
+    return "uv" if verified.user_verified else "up"
+
+
+def _refuse_clone(gh: Gatehouse, passkey: Passkey, user: User, count: int, client: Client) -> None:
+    gh.audit_later(_audit("mfa.passkey_clone_detected", client, subject=user.id, outcome="failure",
+                          passkey=str(passkey.id), stored=passkey.sign_count, presented=count))
+    log.warning("passkey sign count went backwards: passkey=%s user=%s", passkey.id, user.id)
+    raise PasskeyRejected("This passkey's signature counter went backwards, as a cloned authenticator's would: "
+                          "it is refused. Sign in with another factor and remove it.")
+
+
+async def sign_in_with_passkey(gh: Gatehouse, *, credential: dict[str, Any], client: Client = CLI) -> TokenPair:
+    """Passwordless sign-in with a discoverable passkey; aal2 when the authenticator verified the user."""
+    await _check_auth_ip(gh, client)
+    passkey = await _find_passkey(gh, credential)
+    async with gh.transaction() as db:
+        user = await db.get(User, passkey.user_id) if passkey else None
+    if passkey is None or user is None or not user.is_active:
+        gh.audit_later(_audit("auth.passkey_login", client, subject=user.id if user else None, outcome="failure"))
+        raise PasskeyRejected()
+    if gh.settings.require_verified_email and user.email_verified_at is None:
+        raise EmailNotVerified()
+    verified = await _guarded_check(gh, user=user, method="webauthn", event="auth.passkey_login", client=client,
+                                    check=lambda: _check_assertion(gh, passkey, user, credential, purpose="login",
+                                                                   bound=None, client=client))
+    pair = await _start_session(gh, user, client, rehash=None, amr=("webauthn",), aal=_aal(
+        ["webauthn"], verified_passkey=verified == "uv"))
+    gh.metrics.logins.labels("success").inc()
+    log.info("login user=%s passkey", user.id)
+    return pair
+
+
 def _utc_bound(at: datetime | None, name: str) -> datetime | None:
     """A time filter in UTC (no offset means UTC); InvalidInput if UTC lies off the calendar."""
     if at is None:
@@ -3600,6 +4346,13 @@ LoginCode = Annotated[str, Field(pattern=r"^\s*\d{8}\s*$", description="The one-
                                  "login_code_required.")]
 
 
+TotpCode = Annotated[str, Field(pattern=r"^\s*\d{6}\s*$", description="A 6-digit code from the authenticator app.")]
+RecoveryCodeText = Annotated[str, Field(min_length=1, max_length=40, pattern=_NO_NUL,
+                                        description="One of the recovery codes, e.g. abcd-efgh-ijkl.")]
+WebauthnCredential = Annotated[dict[str, Any], Field(description="The PublicKeyCredential from the browser as JSON "
+                                                     "(id, rawId, type, response with base64url fields).")]
+
+
 class LoginIn(_Input):
     email: Annotated[CleanStr, Field(max_length=320)]
     password: ProvidedPassword
@@ -3607,13 +4360,88 @@ class LoginIn(_Input):
 
 
 class ReauthIn(_Input):
-    password: ProvidedPassword
+    password: ProvidedPassword | None = Field(None, description="The password; or `otp`, or `passkey`.")
     code: LoginCode | None = None
+    otp: TotpCode | None = None
+    passkey: WebauthnCredential | None = Field(None, description="An answer to POST /mfa/passkeys/challenge.")
 
 
 class ProofIn(_Input):
     password: ProvidedPassword | None = Field(None, description="Your current password, unless you signed in "
-                                              "within REAUTH_MINUTES.")
+                                              "within REAUTH_MINUTES (or send `otp` or `passkey` instead).")
+    otp: TotpCode | None = None
+    passkey: WebauthnCredential | None = Field(None, description="An answer to POST /mfa/passkeys/challenge.")
+
+
+class MfaIn(_Input):
+    mfa_token: Annotated[str, Field(min_length=1, max_length=100)]
+    code: TotpCode | None = None
+    recovery_code: RecoveryCodeText | None = None
+    webauthn: WebauthnCredential | None = Field(None, description="An answer to POST /auth/webauthn/options "
+                                                "called with this mfa_token.")
+
+
+class MfaChallengeOut(BaseModel):
+    mfa_required: Literal[True] = True
+    mfa_token: str = Field(description="Single use, for POST /auth/mfa within `expires_in` seconds.")
+    methods: list[Literal["totp", "webauthn", "recovery_code"]]
+    expires_in: int
+
+
+class TotpEnrollOut(BaseModel):
+    secret: str = Field(description="Base32; for authenticator apps that cannot scan the URI.")
+    otpauth_uri: str = Field(description="Show as a QR code.")
+
+
+class TotpConfirmIn(_Input):
+    code: TotpCode
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str] = Field(description="Each works once. Shown this once; only hashes are kept.")
+
+
+class WebauthnOptionsIn(_Input):
+    mfa_token: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        None, description="For a passkey as second factor; without it, options for a passkey-only sign-in.")
+
+
+class PasskeyLoginIn(_Input):
+    credential: WebauthnCredential
+
+
+class PasskeyRegisterIn(_Input):
+    credential: WebauthnCredential
+    name: Annotated[CleanStr, Field(max_length=100)] = "passkey"
+
+
+class PasskeyPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Passkey) -> "PasskeyPublic":
+        return cls(id=row.id, name=row.name, created_at=row.created_at, last_used_at=row.last_used_at)
+
+
+class SessionPublic(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="Written at most once per SESSION_TOUCH_SECONDS.")
+    ip: str = Field(description="The client address at sign-in.")
+    last_ip: str = Field(description="The client address at the last recorded use.")
+    device: str = Field(description="A short label from the User-Agent, e.g. \"Firefox on Linux\".")
+    amr: list[str] = Field(description="How it signed in: pwd, otp, recovery, webauthn.")
+    aal: int
+    current: bool
+
+    @classmethod
+    def of(cls, row: LoginSession, current: uuid.UUID | None) -> "SessionPublic":
+        return cls(id=row.id, created_at=row.created_at, last_used_at=row.last_used_at, ip=row.ip,
+                   last_ip=row.last_ip or row.ip, device=device_label(row.user_agent), amr=row.amr.split(),
+                   aal=row.aal, current=row.id == current)
 
 
 class RefreshIn(_Input):
@@ -3774,6 +4602,13 @@ def _tokens_out(pair: TokenPair) -> TokenOut:
     return TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
 
 
+def _login_out(result: TokenPair | MfaChallenge) -> TokenOut | MfaChallengeOut:
+    if isinstance(result, MfaChallenge):
+        return MfaChallengeOut(mfa_token=result.mfa_token, methods=result.methods,  # type: ignore[arg-type]
+                               expires_in=result.expires_in)
+    return _tokens_out(result)
+
+
 # Dependencies ################################################################
 
 
@@ -3809,6 +4644,15 @@ def client_ip(peer: str, forwarded_for: str, trusted: list[ipaddress.IPv4Network
     return peer
 
 
+def request_ip(request: Request, settings: Settings) -> str:
+    """The client address the edge worked out (a host app's own routes, outside it, work it out here)."""
+    known = getattr(request.state, "client_ip", None)
+    if known is not None:
+        return known
+    peer = request.client.host if request.client else "unknown"
+    return client_ip(peer, request.headers.get("x-forwarded-for", ""), settings.trusted_networks)
+
+
 async def get_client(request: Request) -> Client:
     return Client(ip=request.state.client_ip, user_agent=request.headers.get("user-agent", "")[:300])
 
@@ -3821,13 +4665,16 @@ class Authenticated(OAuth2PasswordBearer):
     holding every scope in `scopes` (403 insufficient_scope) and, with `session=True`,
     signed in with a session rather than a key.
 
+    With `mfa=True` the session must have signed in with a second factor (aal2; 403 mfa_required);
+    with REQUIRE_MFA_FOR_ADMINS, so must an admin session for routes that need the `admin` scope.
+
     One dependency does it all: each extra FastAPI dependency costs the hot path more than
     the token check itself. As an OAuth2 scheme it keeps /docs' Authorize button.
     """
 
-    def __init__(self, *scopes: str, session: bool = False):
+    def __init__(self, *scopes: str, session: bool = False, mfa: bool = False):
         super().__init__(tokenUrl="auth/login", auto_error=False, scheme_name="OAuth2PasswordBearer")
-        self.scopes, self.session = scopes, session
+        self.scopes, self.session, self.mfa, self.admin = scopes, session, mfa, "admin" in scopes
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         headers = request.headers
@@ -3836,12 +4683,20 @@ class Authenticated(OAuth2PasswordBearer):
             credential = headers.get("x-api-key", "")
         if not credential:
             raise NotAuthenticated()
-        principal = await resolve_credential(request.app.state.gatehouse, credential.strip())
+        gh: Gatehouse = request.app.state.gatehouse
+        principal = await resolve_credential(gh, credential.strip())
         request.state.principal = principal  # for the access log line
+        if principal.session_id is not None and session_touch_due(gh, principal.session_id):
+            touch_session(gh, principal.session_id, ip=request_ip(request, gh.settings))
         if missing := [scope for scope in self.scopes if scope not in principal.scopes]:
             raise InsufficientScope(f"This needs the scope(s): {', '.join(missing)}.")
         if self.session and principal.session_id is None:
             raise AccessTokenRequired()
+        if (self.mfa or self.admin) and principal.aal < 2:
+            if self.mfa:
+                raise MfaRequired()
+            if gh.settings.require_mfa_for_admins and principal.session_id is not None:
+                raise MfaEnrollmentRequired()
         return principal
 
 
@@ -3853,7 +4708,13 @@ def require_scope(*scopes: str) -> Any:
     return Depends(Authenticated(*scopes))
 
 
+def require_mfa(*scopes: str) -> Any:
+    """A dependency: a session signed in with a second factor (aal2; 403 mfa_required), holding `scopes`."""
+    return Depends(Authenticated(*scopes, mfa=True))
+
+
 SessionUser = Annotated[Principal, Depends(Authenticated(session=True))]
+SessionWriter = Annotated[Principal, Depends(Authenticated("users:write", session=True))]
 Reader = Annotated[Principal, require_scope("users:read")]
 Writer = Annotated[Principal, require_scope("users:write")]
 KeyReader = Annotated[Principal, require_scope("keys:read")]
@@ -3872,7 +4733,15 @@ health_router = APIRouter(prefix="/health", tags=["health"],
 keys_router = APIRouter(prefix="/api-keys", tags=["api keys"], responses=_ERRORS)
 wellknown_router = APIRouter(prefix="/.well-known", tags=["keys"], responses=_ERRORS)
 audit_router = APIRouter(prefix="/audit", tags=["admin"], responses=_ERRORS)
+sessions_router = APIRouter(prefix="/sessions", tags=["sessions"], responses=_ERRORS)
+mfa_router = APIRouter(prefix="/mfa", tags=["second factors"], responses=_ERRORS)
 ops_router = APIRouter()
+
+
+async def _prove(gh: Gatehouse, principal: Principal, body: ProofIn | None, client: Client) -> None:
+    """The step-up rule for a sensitive route, with whatever proof the body carries."""
+    await require_recent_proof(gh, principal, password=body.password if body else None, otp=body.otp if body else None,
+                               passkey=body.passkey if body else None, client=client)
 
 
 def _acting_for(principal: Principal, user_id: uuid.UUID | None) -> uuid.UUID:
@@ -3928,11 +4797,36 @@ async def _read_login(request: Request) -> LoginIn:
         raise RequestValidationError(errors) from None
 
 
-@auth_router.post("/login", response_model=TokenOut, openapi_extra=_LOGIN_BODY)
-async def login(request: Request, response: Response, gh: GatehouseDep, client: ClientDep) -> TokenOut:
-    """Log in with email and password (JSON, or the OAuth2 form's username/password)."""
+@auth_router.post("/login", response_model=TokenOut | MfaChallengeOut, openapi_extra=_LOGIN_BODY)
+async def login(request: Request, response: Response, gh: GatehouseDep,
+                client: ClientDep) -> TokenOut | MfaChallengeOut:
+    """Log in with email and password (JSON, or the OAuth2 form's username/password); with a second
+    factor enrolled the answer is `mfa_required` and an `mfa_token` for POST /auth/mfa."""
     creds = await _read_login(request)
-    pair = await authenticate(gh, email=creds.email, password=creds.password, code=creds.code, client=client)
+    result = await authenticate(gh, email=creds.email, password=creds.password, code=creds.code, client=client)
+    response.headers["Cache-Control"] = "no-store"
+    return _login_out(result)
+
+
+@auth_router.post("/mfa", response_model=TokenOut)
+async def login_mfa(body: MfaIn, response: Response, gh: GatehouseDep, client: ClientDep) -> TokenOut:
+    """Finish a sign-in with a second factor: an authenticator `code`, a `recovery_code` or a passkey."""
+    pair = await complete_mfa(gh, mfa_token=body.mfa_token, otp=body.code, recovery_code=body.recovery_code,
+                              passkey=body.webauthn, client=client)
+    response.headers["Cache-Control"] = "no-store"
+    return _tokens_out(pair)
+
+
+@auth_router.post("/webauthn/options", response_model=dict[str, Any])
+async def webauthn_options(gh: GatehouseDep, client: ClientDep, body: WebauthnOptionsIn | None = None) -> Any:
+    """Options for navigator.credentials.get(): a passkey-only sign-in, or with `mfa_token` the second factor."""
+    return await passkey_login_options(gh, mfa_token=body.mfa_token if body else None, client=client)
+
+
+@auth_router.post("/webauthn", response_model=TokenOut)
+async def webauthn_login(body: PasskeyLoginIn, response: Response, gh: GatehouseDep, client: ClientDep) -> TokenOut:
+    """Sign in with a passkey alone (no password)."""
+    pair = await sign_in_with_passkey(gh, credential=body.credential, client=client)
     response.headers["Cache-Control"] = "no-store"
     return _tokens_out(pair)
 
@@ -3940,9 +4834,10 @@ async def login(request: Request, response: Response, gh: GatehouseDep, client: 
 @auth_router.post("/reauthenticate", response_model=TokenOut)
 async def reauthenticate_route(body: ReauthIn, principal: CurrentUser, response: Response, gh: GatehouseDep,
                                client: ClientDep) -> TokenOut:
-    """Prove your password again: a fresh access token for this session (sensitive actions need one)."""
-    pair = await reauthenticate(gh, principal=principal, password=body.password, code=body.code,
-                                client=client.acting(principal))
+    """Prove your password (or an authenticator code, or a passkey) again: a fresh access token for this
+    session (sensitive actions need one)."""
+    pair = await reauthenticate(gh, principal=principal, password=body.password, code=body.code, otp=body.otp,
+                                passkey=body.passkey, client=client.acting(principal))
     response.headers["Cache-Control"] = "no-store"
     return _tokens_out(pair)
 
@@ -3959,6 +4854,13 @@ async def refresh(body: RefreshIn, response: Response, gh: GatehouseDep, client:
 async def logout(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
     """End this session; its tokens stop working at once."""
     await revoke_sessions(gh, user_id=principal.user_id, session_id=principal.session_id, reason="logout",
+                          client=client.acting(principal))
+
+
+@auth_router.post("/logout-others", status_code=204)
+async def logout_others(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
+    """End every session of the current user but this one."""
+    await revoke_sessions(gh, user_id=principal.user_id, keep=principal.session_id, reason="logout_others",
                           client=client.acting(principal))
 
 
@@ -3982,7 +4884,8 @@ async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep, cli
     client = client.acting(principal)
     pending = None
     if body.email is not None:
-        await require_recent_proof(gh, principal, password=body.password, client=client)
+        await require_recent_proof(gh, principal, password=body.password, otp=body.otp, passkey=body.passkey,
+                                   client=client)
         pending = await request_email_change(gh, user_id=principal.user_id, email=body.email, client=client)
     user = await update_user(gh, user_id=principal.user_id, full_name=body.full_name, client=client)
     return UserMeUpdated(**user.model_dump(), pending_email=pending)
@@ -3992,7 +4895,7 @@ async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep, cli
 async def delete_me(principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None) -> None:
     """Delete your account with its sessions, keys and links (sensitive; the last admin stays)."""
     client = client.acting(principal)
-    await require_recent_proof(gh, principal, password=body.password if body else None, client=client)
+    await _prove(gh, principal, body, client)
     await delete_user(gh, user_id=principal.user_id, client=client)
 
 
@@ -4095,6 +4998,104 @@ async def admin_revoke_sessions(user_id: uuid.UUID, principal: AdminUser, gh: Ga
                           client=client.acting(principal))
 
 
+@users_router.get("/{user_id:uuid}/sessions", response_model=list[SessionPublic])
+async def admin_list_sessions(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep) -> list[SessionPublic]:
+    """A user's live sessions, newest first."""
+    await get_user(gh, user_id=user_id)
+    return [SessionPublic.of(row, principal.session_id) for row in await list_sessions(gh, user_id=user_id)]
+
+
+@users_router.delete("/{user_id:uuid}/mfa", status_code=204)
+async def admin_reset_mfa(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> None:
+    """Remove every second factor of a user (a lost device); the user is notified."""
+    await reset_mfa(gh, user_id=user_id, client=client.acting(principal))
+
+
+@sessions_router.get("", response_model=list[SessionPublic])
+async def my_sessions(principal: Reader, gh: GatehouseDep) -> list[SessionPublic]:
+    """Your live sessions, newest first; `current` marks the one making this call."""
+    return [SessionPublic.of(row, principal.session_id) for row in await list_sessions(gh, user_id=principal.user_id)]
+
+
+@sessions_router.delete("/{session_id:uuid}", status_code=204)
+async def delete_session(session_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep) -> None:
+    """End one of your sessions (anyone's with the admin scope); 404 for another user's."""
+    owner = None if "admin" in principal.scopes else principal.user_id
+    await end_session(gh, session_id=session_id, owner_id=owner, client=client.acting(principal))
+
+
+@mfa_router.post("/totp", response_model=TotpEnrollOut)
+async def totp_enroll(principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None,
+                      ) -> TotpEnrollOut:
+    """Start enrolling an authenticator app (sensitive); confirm with a code to switch it on."""
+    client = client.acting(principal)
+    await _prove(gh, principal, body, client)
+    secret, uri = await enroll_totp(gh, user_id=principal.user_id, client=client)
+    return TotpEnrollOut(secret=secret, otpauth_uri=uri)
+
+
+@mfa_router.post("/totp/confirm", response_model=RecoveryCodesOut)
+async def totp_confirm(body: TotpConfirmIn, principal: SessionWriter, gh: GatehouseDep,
+                       client: ClientDep) -> RecoveryCodesOut:
+    """Switch the enrolled authenticator on with one of its codes; returns 10 recovery codes, shown once."""
+    codes = await confirm_totp(gh, user_id=principal.user_id, code=body.code, client=client.acting(principal))
+    return RecoveryCodesOut(recovery_codes=codes)
+
+
+@mfa_router.delete("/totp", status_code=204)
+async def totp_disable(principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None) -> None:
+    """Remove the authenticator app (sensitive)."""
+    client = client.acting(principal)
+    await _prove(gh, principal, body, client)
+    await disable_totp(gh, user_id=principal.user_id, client=client)
+
+
+@mfa_router.post("/recovery-codes", response_model=RecoveryCodesOut)
+async def recovery_codes_replace(principal: Writer, gh: GatehouseDep, client: ClientDep,
+                                 body: ProofIn | None = None) -> RecoveryCodesOut:
+    """Replace your recovery codes (sensitive); the old ones stop working."""
+    client = client.acting(principal)
+    await _prove(gh, principal, body, client)
+    return RecoveryCodesOut(recovery_codes=await replace_recovery_codes(gh, user_id=principal.user_id, client=client))
+
+
+@mfa_router.post("/passkeys/options", response_model=dict[str, Any])
+async def passkey_options(principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None) -> Any:
+    """Options for navigator.credentials.create() to register a passkey (sensitive)."""
+    await _prove(gh, principal, body, client.acting(principal))
+    return await passkey_registration_options(gh, user_id=principal.user_id)
+
+
+@mfa_router.post("/passkeys", status_code=201, response_model=PasskeyPublic)
+async def passkey_register(body: PasskeyRegisterIn, principal: SessionWriter, gh: GatehouseDep,
+                           client: ClientDep) -> PasskeyPublic:
+    """Register the passkey the browser created from /mfa/passkeys/options."""
+    row = await register_passkey(gh, user_id=principal.user_id, credential=body.credential, name=body.name,
+                                 client=client.acting(principal))
+    return PasskeyPublic.of(row)
+
+
+@mfa_router.get("/passkeys", response_model=list[PasskeyPublic])
+async def passkey_list(principal: Reader, gh: GatehouseDep) -> list[PasskeyPublic]:
+    """Your passkeys."""
+    return [PasskeyPublic.of(row) for row in await list_passkeys(gh, user_id=principal.user_id)]
+
+
+@mfa_router.delete("/passkeys/{passkey_id:uuid}", status_code=204)
+async def passkey_delete(passkey_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep,
+                         body: ProofIn | None = None) -> None:
+    """Remove one of your passkeys (sensitive)."""
+    client = client.acting(principal)
+    await _prove(gh, principal, body, client)
+    await delete_passkey(gh, user_id=principal.user_id, passkey_id=passkey_id, client=client)
+
+
+@mfa_router.post("/passkeys/challenge", response_model=dict[str, Any])
+async def passkey_challenge(principal: SessionUser, gh: GatehouseDep) -> Any:
+    """Options for navigator.credentials.get() to prove a passkey in a step-up (`passkey` in a proof)."""
+    return await passkey_proof_options(gh, principal=principal)
+
+
 @audit_router.get("", response_model=AuditPage)
 async def audit_log(
     principal: AdminUser, gh: GatehouseDep, user_id: uuid.UUID | None = None,
@@ -4116,7 +5117,9 @@ async def create_key(body: ApiKeyCreate, principal: KeyWriter, gh: GatehouseDep,
     owner = _acting_for(principal, body.user_id)
     client = client.acting(principal)
     if principal.key_id is None:
-        await require_recent_proof(gh, principal, password=body.password, client=client)
+        await _prove(gh, principal, body, client)
+        if "admin" in body.scopes and gh.settings.require_mfa_for_admins and principal.aal < 2:
+            raise MfaEnrollmentRequired()
     row, key = await create_api_key(gh, user_id=owner, name=body.name, scopes=list(body.scopes),
                                     expires_days=body.expires_in_days, granted=principal.scopes,
                                     parent_id=principal.key_id, client=client)
@@ -4555,7 +5558,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "Retry-After"])
     app.add_middleware(EdgeMiddleware, settings=settings)
-    for router in (users_router, auth_router, keys_router, wellknown_router, audit_router, health_router):
+    for router in (users_router, auth_router, keys_router, wellknown_router, audit_router, sessions_router,
+                   mfa_router, health_router):
         app.include_router(router)
     app.openapi = lambda: _openapi_with_api_keys(app)  # type: ignore[method-assign]
     app.include_router(ops_router)

@@ -880,7 +880,10 @@ async def _insert_pre_003_rows(engine: Any) -> tuple[str, str]:
             await conn.execute(sa.insert(service.User.__table__).values(
                 id=user_id, email="before@example.com", password_hash=password_hash, full_name="Before",
                 role="user", is_active=True, version=1, created_at=now, updated_at=now))
-            await conn.execute(sa.insert(service.LoginSession.__table__).values(
+            old_sessions = sa.table("sessions", *(  # the columns migration 001 made
+                sa.column(c, service.LoginSession.__table__.c[c].type) for c in (
+                    "id", "user_id", "generation", "created_at", "refreshed_at", "expires_at", "user_agent", "ip")))
+            await conn.execute(sa.insert(old_sessions).values(
                 id=uuid.uuid4(), user_id=user_id, generation=0, created_at=now, refreshed_at=now,
                 expires_at=now + service.timedelta(days=1), user_agent="", ip=""))
             await conn.execute(sa.insert(service.ApiKey.__table__).values(
@@ -4029,7 +4032,8 @@ async def test_cli_first_hour_traps(settings: Settings, tmp_path: Any, monkeypat
     created = json.loads(result.output)
     assert created["email"] == "json@example.com" and "email_verified_at" in created
     status = json.loads((await run_cli(settings, "migrate", "--status", "--json")).output)
-    assert [m["version"] for m in status["applied"]] == [1, 2, 3, 4] and status["pending"] == status["drift"] == []
+    assert [m["version"] for m in status["applied"]] == [m.version for m in service.MIGRATIONS]
+    assert status["pending"] == status["drift"] == []
     rotated = json.loads((await run_cli(settings, "signing-keys", "rotate", "--json")).output)
     listing = (await run_cli(settings, "signing-keys", "list")).output
     assert listing.startswith(f"* {rotated['kid']}") and "active, signs" in listing
@@ -4161,3 +4165,585 @@ def test_browser_docs_authorize_try_it_out_and_the_reset_page(make_settings: Any
         server.stop()
     assert foreign == [], foreign  # no CDN, no fonts: the pages work with no internet
     assert problems == [], problems  # no CSP violations, no script errors
+
+
+# Sessions, TOTP and passkeys #################################################
+
+
+class SoftAuthenticator:
+    """A software passkey: an ES256 key that makes real attestation ("none", CBOR) and assertion
+    objects, signed over authenticatorData || SHA-256(clientDataJSON) as a browser's would be."""
+
+    def __init__(self, *, origin: str = "http://localhost:8000", rp_id: str = "localhost", uv: bool = True):
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.credential_id = os.urandom(32)
+        self.origin, self.rp_id, self.uv = origin, rp_id, uv
+        self.sign_count = 0
+        self.user_handle: str | None = None
+
+    @staticmethod
+    def b64(data: bytes) -> str:
+        import base64
+
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    def _cose_key(self) -> bytes:
+        import cbor2
+
+        numbers = self.key.public_key().public_numbers()
+        return cbor2.dumps({1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")})
+
+    def _authenticator_data(self, *, attested: bool) -> bytes:
+        import hashlib
+
+        flags = 0x01 | (0x04 if self.uv else 0) | (0x40 if attested else 0)
+        data = hashlib.sha256(self.rp_id.encode()).digest() + bytes([flags]) + self.sign_count.to_bytes(4, "big")
+        if attested:
+            data += bytes(16) + len(self.credential_id).to_bytes(2, "big") + self.credential_id + self._cose_key()
+        return data
+
+    def _client_data(self, kind: str, options: dict[str, Any]) -> bytes:
+        import json
+
+        return json.dumps({"type": kind, "challenge": options["challenge"], "origin": self.origin,
+                           "crossOrigin": False}).encode()
+
+    def create(self, options: dict[str, Any]) -> dict[str, Any]:
+        """navigator.credentials.create() for these options."""
+        import cbor2
+
+        assert options["rp"]["id"] == self.rp_id
+        self.user_handle = options["user"]["id"]
+        attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": self._authenticator_data(attested=True)})
+        return {"id": self.b64(self.credential_id), "rawId": self.b64(self.credential_id), "type": "public-key",
+                "response": {"clientDataJSON": self.b64(self._client_data("webauthn.create", options)),
+                             "attestationObject": self.b64(attestation)},
+                "clientExtensionResults": {}}
+
+    def get(self, options: dict[str, Any]) -> dict[str, Any]:
+        """navigator.credentials.get() for these options; the counter grows by one."""
+        import hashlib
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        allowed = [c["id"] for c in options.get("allowCredentials", [])]
+        assert not allowed or self.b64(self.credential_id) in allowed
+        self.sign_count += 1
+        client_data = self._client_data("webauthn.get", options)
+        data = self._authenticator_data(attested=False)
+        signature = self.key.sign(data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
+        return {"id": self.b64(self.credential_id), "rawId": self.b64(self.credential_id), "type": "public-key",
+                "response": {"clientDataJSON": self.b64(client_data), "authenticatorData": self.b64(data),
+                             "signature": self.b64(signature), "userHandle": self.user_handle},
+                "clientExtensionResults": {}}
+
+
+async def enroll_totp(client: httpx.AsyncClient, access: str) -> tuple[Any, list[str]]:
+    """Enroll and confirm an authenticator app; (pyotp.TOTP, recovery codes)."""
+    import pyotp
+
+    r = await client.post("/mfa/totp", headers=bearer(access))
+    assert r.status_code == 200, r.text
+    totp = pyotp.TOTP(r.json()["secret"])
+    assert r.json()["otpauth_uri"] == totp.provisioning_uri(name=(await client.get(
+        "/users/me", headers=bearer(access))).json()["email"], issuer_name="Gatehouse")
+    r = await client.post("/mfa/totp/confirm", headers=bearer(access), json={"code": totp.now()})
+    assert r.status_code == 200, r.text
+    return totp, r.json()["recovery_codes"]
+
+
+def next_code(totp: Any, steps: int = 1) -> str:
+    """The code of a later time step (the service takes one step of clock skew)."""
+    return totp.at(time.time() + 30 * steps)
+
+
+async def mfa_login(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
+    r = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200 and r.json()["mfa_required"] is True, r.text
+    assert set(r.json()) == {"mfa_required", "mfa_token", "methods", "expires_in"}
+    return r.json()
+
+
+async def add_passkey(client: httpx.AsyncClient, access: str, authenticator: SoftAuthenticator,
+                      name: str = "laptop") -> httpx.Response:
+    r = await client.post("/mfa/passkeys/options", headers=bearer(access))
+    assert r.status_code == 200, r.text
+    return await client.post("/mfa/passkeys", headers=bearer(access),
+                             json={"credential": authenticator.create(r.json()), "name": name})
+
+
+async def passkey_sign_in(client: httpx.AsyncClient, authenticator: SoftAuthenticator) -> httpx.Response:
+    options = (await client.post("/auth/webauthn/options")).json()
+    return await client.post("/auth/webauthn", json={"credential": authenticator.get(options)})
+
+
+async def audit_rows(gh: service.Gatehouse, event: str, outcome: str | None = None) -> list[service.AuditEvent]:
+    await gh.flush_audit()
+    stmt = sa.select(service.AuditEvent).where(service.AuditEvent.event == event)
+    if outcome:
+        stmt = stmt.where(service.AuditEvent.outcome == outcome)
+    async with gh.transaction() as db:
+        return list(await db.scalars(stmt))
+
+
+async def test_sessions_are_listed_with_device_address_methods_and_current(client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    iphone = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+              "Version/17.0 Mobile/15E148 Safari/604.1")
+    async with from_address(client, "203.0.113.7") as phone:
+        r = await phone.post("/auth/login", json={"email": user["email"], "password": PASSWORD},
+                             headers={"user-agent": iphone})
+        on_phone = r.json()
+    r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD},
+                          headers={"user-agent": firefox})
+    here = r.json()
+    r = await client.get("/sessions", headers=bearer(here["access_token"]))
+    assert r.status_code == 200
+    newest, older = r.json()
+    assert newest["id"] == claims(here["access_token"])["sid"] and newest["current"] is True
+    assert older["id"] == claims(on_phone["access_token"])["sid"] and older["current"] is False
+    assert newest["device"] == "Firefox on Linux" and older["device"] == "Safari on iOS"
+    assert older["ip"] == "203.0.113.7" and newest["amr"] == ["pwd"] and newest["aal"] == 1
+    assert set(newest) == {"id", "created_at", "last_used_at", "ip", "last_ip", "device", "amr", "aal", "current"}
+
+
+async def test_session_last_use_is_written_at_most_once_per_interval(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    sid, gh = claims(tokens["access_token"])["sid"], client.gatehouse
+    writes: list[str] = []
+
+    @sa.event.listens_for(gh.engine.sync_engine, "before_cursor_execute")
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE sessions SET last_used_at"):
+            writes.append(statement)
+
+    async with from_address(client, "198.51.100.20") as elsewhere:
+        for c in (client, elsewhere) * 10:
+            assert (await c.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 200
+    await settle(gh)
+    sa.event.remove(gh.engine.sync_engine, "before_cursor_execute", count)
+    row = await session_row(gh, sid)
+    # signing in was the use of this interval: twenty requests from two addresses write nothing more
+    assert len(writes) == 0 and row.last_used_at is not None and row.last_ip == "127.0.0.1"
+    assert list(gh.session_touches) == [uuid.UUID(sid)]
+
+
+async def test_session_last_use_follows_the_client_after_the_interval(make_settings: Any) -> None:
+    async with running(make_settings(session_touch_seconds=1)) as client:
+        _, tokens = await new_user(client)
+        sid = claims(tokens["access_token"])["sid"]
+        async with from_address(client, "198.51.100.21") as elsewhere:
+
+            async def moved() -> bool:
+                await elsewhere.get("/users/me", headers=bearer(tokens["access_token"]))
+                await settle(client.gatehouse)
+                return (await session_row(client.gatehouse, sid)).last_ip == "198.51.100.21"
+
+            await _until(moved, "last_ip follows the client", attempts=300)
+
+
+async def test_attack_another_users_session_is_404_and_admins_may_end_it(client: httpx.AsyncClient,
+                                                                         settings: Settings) -> None:
+    _, victim = await new_user(client)
+    _, attacker = await new_user(client)
+    sid = claims(victim["access_token"])["sid"]
+    r = await client.delete(f"/sessions/{sid}", headers=bearer(attacker["access_token"]))
+    assert r.status_code == 404 and error_code(r) == "session_not_found"
+    assert sid not in [s["id"] for s in (await client.get("/sessions", headers=bearer(attacker["access_token"]))).json()]
+    assert (await client.get("/users/me", headers=bearer(victim["access_token"]))).status_code == 200
+    _, admin = await admin_tokens(client, settings)
+    victim_id = claims(victim["access_token"])["sub"]
+    r = await client.get(f"/users/{victim_id}/sessions", headers=bearer(admin["access_token"]))
+    assert r.status_code == 200 and [s["id"] for s in r.json()] == [sid]
+    assert (await client.delete(f"/sessions/{sid}", headers=bearer(admin["access_token"]))).status_code == 204
+    r = await client.get("/users/me", headers=bearer(victim["access_token"]))
+    assert r.status_code == 401 and error_code(r) == "session_revoked"
+    r = await client.delete(f"/sessions/{sid}", headers=bearer(admin["access_token"]))
+    assert r.status_code == 404  # already ended
+    [row] = await audit_rows(client.gatehouse, "auth.session_end")
+    assert str(row.subject_id) == victim_id and row.actor_id is not None
+
+
+async def test_end_one_session_and_logout_others_reach_every_instance(settings: Settings) -> None:
+    async with running(settings) as a, running(settings) as b:
+        user = await register(a)
+        first, second, third = [await login(a, user["email"]) for _ in range(3)]
+        for tokens in (first, second, third):  # B caches all three sessions
+            assert (await b.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 200
+        r = await a.delete(f"/sessions/{claims(third['access_token'])['sid']}", headers=bearer(first["access_token"]))
+        assert r.status_code == 204
+        assert (await a.post("/auth/logout-others", headers=bearer(second["access_token"]))).status_code == 204
+
+        async def only_second_left() -> bool:
+            codes = [(await b.get("/users/me", headers=bearer(t["access_token"]))).status_code
+                     for t in (first, second, third)]
+            return codes == [401, 200, 401]
+
+        await _until(only_second_left, "the ended sessions are refused on B")
+        r = await b.get("/sessions", headers=bearer(second["access_token"]))
+        assert [s["current"] for s in r.json()] == [True]
+
+
+async def test_cli_sessions_and_revoke_one_session(settings: Settings, client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    one, two = await login(client, user["email"]), await login(client, user["email"])
+    result = await run_cli(settings, "sessions", user["email"], "--json")
+    assert result.exit_code == 0, result.output
+    listed = json_loads(result.output)
+    assert {s["id"] for s in listed} == {claims(t["access_token"])["sid"] for t in (one, two)}
+    assert listed[0]["device"] == "httpx" and listed[0]["amr"] == ["pwd"]
+    sid = claims(one["access_token"])["sid"]
+    result = await run_cli(settings, "revoke-sessions", user["email"], "--session", sid)
+    assert result.exit_code == 0 and "ended 1 session(s)" in result.output
+    assert (await session_row(client.gatehouse, sid)).revoked_at is not None
+    assert (await session_row(client.gatehouse, claims(two["access_token"])["sid"])).revoked_at is None
+    result = await run_cli(settings, "revoke-sessions", user["email"], "--session", sid)
+    assert result.exit_code == 1 and result.output.strip() == "error: No such session."
+    result = await run_cli(settings, "revoke-sessions", user["email"], "--session", "not-an-id")
+    assert result.exit_code == 2 and "Invalid value for '--session'" in result.output  # Typer's own parsing
+
+
+async def test_totp_enrollment_and_two_step_login_with_amr_in_tokens(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client)
+    totp, codes = await enroll_totp(client, tokens["access_token"])
+    assert len(codes) == 10 == len(set(codes)) and all(len(c) == 14 and c.count("-") == 2 for c in codes)
+    async with client.gatehouse.transaction() as db:
+        row = await db.get(service.TotpFactor, uuid.UUID(user["id"]))
+        stored = list(await db.scalars(sa.select(service.RecoveryCode.code_hash)))
+    assert row.confirmed_at is not None and totp.secret not in row.secret  # sealed, not stored as is
+    assert not set(codes) & set(stored) and len(stored) == 10  # hashed
+    sessions_before = len((await client.get("/sessions", headers=bearer(tokens["access_token"]))).json())
+    challenge = await mfa_login(client, user["email"])
+    assert challenge["methods"] == ["totp", "recovery_code"] and challenge["expires_in"] == 300
+    assert len((await client.get("/sessions", headers=bearer(tokens["access_token"]))).json()) == sessions_before
+    r = await client.post("/auth/mfa", json={"mfa_token": challenge["mfa_token"], "code": next_code(totp)})
+    assert r.status_code == 200, r.text
+    got = claims(r.json()["access_token"])
+    assert got["amr"] == ["pwd", "otp"] and got["acr"] == "aal2"
+    r = await client.post("/auth/refresh", json={"refresh_token": r.json()["refresh_token"]})
+    assert claims(r.json()["access_token"])["amr"] == ["pwd", "otp"] and claims(r.json()["access_token"])["acr"] == "aal2"
+    assert claims(tokens["access_token"])["amr"] == ["pwd"] and claims(tokens["access_token"])["acr"] == "aal1"
+    events = {row.event for row in await audit_rows(client.gatehouse, "mfa.totp_enabled")}
+    events |= {row.event for row in await audit_rows(client.gatehouse, "auth.mfa_challenge")}
+    assert events == {"mfa.totp_enabled", "auth.mfa_challenge"}
+
+
+def test_totp_takes_one_step_of_clock_skew_and_no_more() -> None:
+    import pyotp
+
+    secret = pyotp.random_base32()
+    totp, now = pyotp.TOTP(secret), 1_800_000_015.0
+    step = int(now // 30)
+    for offset, expected in ((-60, None), (-30, step - 1), (0, step), (30, step + 1), (60, None)):
+        assert service.totp_step(totp.at(now + offset), secret, now=now) == expected, offset
+    assert service.totp_step("000000" if totp.at(now) != "000000" else "111111", secret, now=now) is None
+
+
+async def test_attack_replayed_totp_code_is_refused_across_instances(settings: Settings) -> None:
+    async with running(settings) as a, running(settings) as b:
+        user, tokens = await new_user(a)
+        totp, _ = await enroll_totp(a, tokens["access_token"])
+        on_a, on_b = await mfa_login(a, user["email"]), await mfa_login(b, user["email"])
+        code = next_code(totp)
+        assert (await a.post("/auth/mfa", json={"mfa_token": on_a["mfa_token"], "code": code})).status_code == 200
+        r = await b.post("/auth/mfa", json={"mfa_token": on_b["mfa_token"], "code": code})
+        assert r.status_code == 401 and error_code(r) == "invalid_otp"
+        r = await b.post("/auth/mfa", json={"mfa_token": on_b["mfa_token"], "code": totp.now()})  # older step
+        assert r.status_code == 401 and error_code(r) == "invalid_otp"
+        r = await b.post("/auth/mfa", json={"mfa_token": on_b["mfa_token"], "code": next_code(totp, 2)})
+        assert r.status_code == 401  # two steps ahead is beyond the skew allowed
+        [row] = await audit_rows(a.gatehouse, "mfa.totp_enabled")
+        assert len(await audit_rows(b.gatehouse, "auth.mfa", "failure")) == 3
+
+
+async def test_attack_expired_reused_or_misused_mfa_token_is_refused(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client)
+    totp, _ = await enroll_totp(client, tokens["access_token"])
+    challenge = await mfa_login(client, user["email"])
+    token = challenge["mfa_token"]
+    r = await client.get("/users/me", headers=bearer(token))  # not an access token anywhere
+    assert r.status_code == 401 and error_code(r) == "invalid_token"
+    assert (await client.post("/auth/refresh", json={"refresh_token": token})).status_code == 401
+    assert (await client.post("/auth/mfa", json={"mfa_token": token, "code": next_code(totp)})).status_code == 200
+    r = await client.post("/auth/mfa", json={"mfa_token": token, "code": next_code(totp)})
+    assert r.status_code == 401 and error_code(r) == "invalid_mfa_token"
+    stale = (await mfa_login(client, user["email"]))["mfa_token"]
+    async with client.gatehouse.transaction(write=True) as db:
+        await db.execute(sa.update(service.ActionToken).where(service.ActionToken.token_hash ==
+                                                              service.hash_secret(stale))
+                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+    r = await client.post("/auth/mfa", json={"mfa_token": stale, "code": next_code(totp)})
+    assert r.status_code == 401 and error_code(r) == "invalid_mfa_token"
+    for body in ({"mfa_token": "made-up", "code": "123456"}, {"mfa_token": token},
+                 {"mfa_token": token, "code": "12345"}, {"mfa_token": token, "code": "123456", "scope": "admin"}):
+        r = await client.post("/auth/mfa", json=body)
+        assert r.status_code in (401, 422), (body, r.text)
+
+
+async def test_attack_fifty_parallel_wrong_codes_get_no_more_checks_than_the_limit(make_settings: Any) -> None:
+    async with running(make_settings(rate_mfa_failures="10/h")) as client:
+        user, tokens = await new_user(client)
+        totp, _ = await enroll_totp(client, tokens["access_token"])
+        token = (await mfa_login(client, user["email"]))["mfa_token"]
+        right = next_code(totp)
+        wrong = [f"{(int(right) + n) % 1_000_000:06d}" for n in range(1, 51)]
+        answers = await asyncio.gather(*(client.post("/auth/mfa", json={"mfa_token": token, "code": c})
+                                         for c in wrong))
+        assert sorted(r.status_code for r in answers) == [401] * 10 + [429] * 40
+        assert len(await audit_rows(client.gatehouse, "auth.mfa", "failure")) == 10  # ten checks, no more
+        r = await client.post("/auth/mfa", json={"mfa_token": token, "code": right})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0  # even the right code waits
+
+
+async def test_attack_recovery_code_used_twice_is_refused(make_settings: Any, receiver: "Receiver") -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        _, codes = await enroll_totp(client, tokens["access_token"])
+        spoken = f"  {codes[0].upper().replace('-', ' ')} "  # read aloud off paper: case and separators vary
+        r = await client.post("/auth/mfa", json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"],
+                                                 "recovery_code": spoken})
+        assert r.status_code == 200, r.text
+        assert claims(r.json()["access_token"])["amr"] == ["pwd", "recovery"]
+        [mail] = await messages_of(receiver, "recovery_code_used")
+        assert mail["email"] == user["email"] and mail["remaining"] == "9"
+        r = await client.post("/auth/mfa", json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"],
+                                                 "recovery_code": codes[0]})
+        assert r.status_code == 401 and error_code(r) == "invalid_otp"
+        r = await client.post("/mfa/recovery-codes", headers=bearer(tokens["access_token"]))
+        fresh = r.json()["recovery_codes"]
+        assert r.status_code == 200 and len(fresh) == 10 and not set(fresh) & set(codes)
+        r = await client.post("/auth/mfa", json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"],
+                                                 "recovery_code": codes[1]})
+        assert r.status_code == 401  # the old set died with the new one
+        r = await client.post("/auth/mfa", json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"],
+                                                 "recovery_code": fresh[1]})
+        assert r.status_code == 200
+        await messages_of(receiver, "mfa_enabled")
+        await messages_of(receiver, "recovery_codes_replaced")
+
+
+async def test_attack_stale_token_cannot_remove_totp_but_a_fresh_code_proves_it(make_settings: Any,
+                                                                                receiver: "Receiver") -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        totp, _ = await enroll_totp(client, tokens["access_token"])
+        stolen = await stale_tokens(client, tokens)
+        for method, path in (("DELETE", "/mfa/totp"), ("POST", "/mfa/recovery-codes"), ("POST", "/mfa/totp"),
+                             ("POST", "/mfa/passkeys/options")):
+            r = await client.request(method, path, headers=bearer(stolen["access_token"]))
+            assert r.status_code == 401 and error_code(r) == "reauthentication_required", path
+        r = await client.request("DELETE", "/mfa/totp", headers=bearer(stolen["access_token"]), json={"otp": "000000"})
+        assert r.status_code == 401 and error_code(r) == "invalid_otp"
+        r = await client.request("DELETE", "/mfa/totp", headers=bearer(stolen["access_token"]),
+                                 json={"otp": next_code(totp)})
+        assert r.status_code == 204, r.text
+        await messages_of(receiver, "mfa_disabled")
+        r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+        assert r.status_code == 200 and "access_token" in r.json()  # no factor left: one step again
+        async with client.gatehouse.transaction() as db:
+            assert not list(await db.scalars(sa.select(service.RecoveryCode)))  # no back door left behind
+        assert len(await audit_rows(client.gatehouse, "mfa.totp_disabled")) == 1
+
+
+async def test_require_mfa_guards_host_routes_and_admins_must_enroll(make_settings: Any) -> None:
+    from fastapi import FastAPI
+
+    settings = make_settings(require_mfa_for_admins=True)
+    host = FastAPI()
+    service.mount_gatehouse(host, "/identity", settings)
+
+    @host.get("/payouts")
+    async def payouts(principal: Any = service.require_mfa()) -> dict[str, Any]:
+        return {"amr": list(principal.amr), "aal": principal.aal}
+
+    async with host.router.lifespan_context(host):
+        transport = httpx.ASGITransport(app=host)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host.test") as client:
+            gh = host.state.gatehouse
+            r = await client.post("/identity/auth/register", json={"email": "boss@example.com", "password": PASSWORD})
+            await service.update_user(gh, user_id=uuid.UUID(r.json()["id"]), role="admin")
+            tokens = (await client.post("/identity/auth/login", json={"email": "boss@example.com",
+                                                                     "password": PASSWORD})).json()
+            auth = bearer(tokens["access_token"])
+            r = await client.get("/payouts", headers=auth)
+            assert r.status_code == 403 and r.json()["error"]["code"] == "mfa_required"
+            r = await client.get("/identity/users", headers=auth)
+            assert r.status_code == 403 and r.json()["error"]["code"] == "mfa_enrollment_required"
+            r = await client.post("/identity/api-keys", headers=auth, json={"name": "x", "scopes": ["admin"]})
+            assert r.status_code == 403 and r.json()["error"]["code"] == "mfa_enrollment_required"
+            assert (await client.get("/identity/users/me", headers=auth)).status_code == 200  # only admin routes
+            r = await client.post("/identity/mfa/totp", headers=auth)
+            import pyotp
+
+            totp = pyotp.TOTP(r.json()["secret"])
+            await client.post("/identity/mfa/totp/confirm", headers=auth, json={"code": totp.now()})
+            r = await client.post("/identity/auth/reauthenticate", headers=auth, json={"otp": next_code(totp)})
+            assert r.status_code == 200, r.text
+            stepped = bearer(r.json()["access_token"])  # the same session, now with a second factor
+            assert claims(r.json()["access_token"])["amr"] == ["pwd", "otp"]
+            assert (await client.get("/identity/users", headers=stepped)).status_code == 200
+            assert (await client.get("/payouts", headers=stepped)).json() == {"amr": ["pwd", "otp"], "aal": 2}
+
+
+async def test_mfa_reset_over_http_and_cli_is_audited_and_notifies(make_settings: Any, receiver: "Receiver") -> None:
+    settings = make_settings(webhook_url=receiver.url)
+    async with running(settings) as client:
+        user, tokens = await new_user(client)
+        await enroll_totp(client, tokens["access_token"])
+        assert (await add_passkey(client, tokens["access_token"], SoftAuthenticator())).status_code == 201
+        await mfa_login(client, user["email"])
+        result = await run_cli(settings, "mfa-reset", user["email"], "--yes")
+        assert result.exit_code == 0, result.output
+        assert f"removed 12 second factor record(s) of {user['email']}" in result.output  # app, passkey, 10 codes
+        r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+        assert "access_token" in r.json()
+        [mail] = await messages_of(receiver, "mfa_reset")
+        assert mail["email"] == user["email"]
+        await enroll_totp(client, tokens["access_token"])
+        _, admin = await admin_tokens(client, settings)
+        r = await client.delete(f"/users/{user['id']}/mfa", headers=bearer(admin["access_token"]))
+        assert r.status_code == 204
+        rows = await audit_rows(client.gatehouse, "mfa.reset")
+        assert len(rows) == 2 and {str(r.actor_id) for r in rows} == {"None", claims(admin["access_token"])["sub"]}
+        await messages_of(receiver, "mfa_reset", 2)
+        assert (await run_cli(settings, "mfa-reset", "nobody@example.com", "--yes")).exit_code == 1
+
+
+async def test_passkey_register_list_and_sign_in_without_a_password(make_settings: Any,
+                                                                    receiver: "Receiver") -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        authenticator = SoftAuthenticator()
+        r = await add_passkey(client, tokens["access_token"], authenticator, name="YubiKey")
+        assert r.status_code == 201 and r.json()["name"] == "YubiKey", r.text
+        [listed] = (await client.get("/mfa/passkeys", headers=bearer(tokens["access_token"]))).json()
+        assert listed["id"] == r.json()["id"] and listed["last_used_at"] is None
+        await messages_of(receiver, "passkey_added")
+        for expected_count in (1, 2):
+            r = await passkey_sign_in(client, authenticator)
+            assert r.status_code == 200, r.text
+            got = claims(r.json()["access_token"])
+            assert got["sub"] == user["id"] and got["amr"] == ["webauthn"] and got["acr"] == "aal2"
+            async with client.gatehouse.transaction() as db:
+                row = await db.scalar(sa.select(service.Passkey))
+            assert row.sign_count == expected_count and row.last_used_at is not None
+        presence_only = SoftAuthenticator(uv=False)  # a key that did not verify the user: one factor
+        assert (await add_passkey(client, tokens["access_token"], presence_only)).status_code == 201
+        r = await passkey_sign_in(client, presence_only)
+        assert claims(r.json()["access_token"])["acr"] == "aal1"
+        challenge = await mfa_login(client, user["email"])  # a passkey makes the password one step of two
+        assert challenge["methods"] == ["webauthn"]
+
+
+async def test_passkey_as_second_factor_and_step_up(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client)
+    authenticator = SoftAuthenticator()
+    assert (await add_passkey(client, tokens["access_token"], authenticator)).status_code == 201
+    token = (await mfa_login(client, user["email"]))["mfa_token"]
+    options = (await client.post("/auth/webauthn/options", json={"mfa_token": token})).json()
+    assert [c["id"] for c in options["allowCredentials"]] == [authenticator.b64(authenticator.credential_id)]
+    r = await client.post("/auth/mfa", json={"mfa_token": token, "webauthn": authenticator.get(options)})
+    assert r.status_code == 200, r.text
+    assert claims(r.json()["access_token"])["amr"] == ["pwd", "webauthn"]
+    stolen = await stale_tokens(client, r.json())
+    passkey_id = (await client.get("/mfa/passkeys", headers=bearer(stolen["access_token"]))).json()[0]["id"]
+    r = await client.request("DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(stolen["access_token"]))
+    assert r.status_code == 401 and error_code(r) == "reauthentication_required"
+    options = (await client.post("/mfa/passkeys/challenge", headers=bearer(stolen["access_token"]))).json()
+    r = await client.request("DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(stolen["access_token"]),
+                             json={"passkey": authenticator.get(options)})
+    assert r.status_code == 204, r.text
+    assert (await client.get("/mfa/passkeys", headers=bearer(stolen["access_token"]))).json() == []
+    r = await client.request("DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 404 and error_code(r) == "passkey_not_found"
+
+
+async def test_attack_passkey_from_another_origin_or_for_another_purpose_is_refused(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client)
+    phished = SoftAuthenticator(origin="https://gatehouse.example.evil")
+    r = await add_passkey(client, tokens["access_token"], phished)
+    assert r.status_code == 401 and error_code(r) == "passkey_rejected"
+    other_rp = SoftAuthenticator(rp_id="localhost")
+    options = (await client.post("/mfa/passkeys/options", headers=bearer(tokens["access_token"]))).json()
+    other_rp.rp_id = "evil.example"
+    r = await client.post("/mfa/passkeys", headers=bearer(tokens["access_token"]),
+                          json={"credential": other_rp.create({**options, "rp": {"id": "evil.example"}})})
+    assert r.status_code == 401 and error_code(r) == "passkey_rejected"
+    real = SoftAuthenticator()
+    assert (await add_passkey(client, tokens["access_token"], real)).status_code == 201
+    real.origin = "https://gatehouse.example.evil"
+    r = await passkey_sign_in(client, real)
+    assert r.status_code == 401 and error_code(r) == "passkey_rejected"
+    real.origin = "http://localhost:8000"
+    step_up = (await client.post("/mfa/passkeys/challenge", headers=bearer(tokens["access_token"]))).json()
+    r = await client.post("/auth/webauthn", json={"credential": real.get(step_up)})  # a challenge for a step-up
+    assert r.status_code == 401 and error_code(r) == "passkey_rejected"
+    for junk in ({}, {"id": "x"}, {"id": real.b64(real.credential_id), "response": "nope"}, {"id": 5}):
+        r = await client.post("/auth/webauthn", json={"credential": junk})
+        assert r.status_code == 401 and error_code(r) == "passkey_rejected", junk
+    assert (await passkey_sign_in(client, real)).status_code == 200
+
+
+async def test_attack_replayed_passkey_assertion_is_refused(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    authenticator = SoftAuthenticator()
+    await add_passkey(client, tokens["access_token"], authenticator)
+    options = (await client.post("/auth/webauthn/options")).json()
+    answer = authenticator.get(options)
+    assert (await client.post("/auth/webauthn", json={"credential": answer})).status_code == 200
+    r = await client.post("/auth/webauthn", json={"credential": answer})
+    assert r.status_code == 401 and error_code(r) == "passkey_rejected"
+
+
+async def test_attack_cloned_passkey_with_a_counter_going_backwards_is_refused_and_audited(
+        client: httpx.AsyncClient) -> None:
+    import copy
+
+    user, tokens = await new_user(client)
+    genuine = SoftAuthenticator()
+    await add_passkey(client, tokens["access_token"], genuine)
+    clone = copy.copy(genuine)  # same key and counter, as an extracted key would be
+    for _ in range(3):
+        assert (await passkey_sign_in(client, genuine)).status_code == 200
+    r = await passkey_sign_in(client, clone)  # counter 1 after 3
+    assert r.status_code == 401 and error_code(r) == "passkey_rejected" and "cloned" in r.json()["error"]["message"]
+    [row] = await audit_rows(client.gatehouse, "mfa.passkey_clone_detected", "failure")
+    assert str(row.subject_id) == user["id"] and json_detail(row)["stored"] == 3 and json_detail(row)["presented"] == 1
+    async with client.gatehouse.transaction() as db:
+        assert (await db.scalar(sa.select(service.Passkey.sign_count))) == 3  # not moved back
+
+
+async def test_attack_wrong_passkey_answers_count_toward_the_same_limit(make_settings: Any) -> None:
+    async with running(make_settings(rate_mfa_failures="3/h")) as client:
+        _, tokens = await new_user(client)
+        authenticator = SoftAuthenticator()
+        await add_passkey(client, tokens["access_token"], authenticator)
+        options = (await client.post("/auth/webauthn/options")).json()
+        forged = authenticator.get(options)
+        forged["response"]["signature"] = authenticator.b64(b"\x30\x06\x02\x01\x01\x02\x01\x01")
+        codes = [(await client.post("/auth/webauthn", json={"credential": forged})).status_code for _ in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        assert (await passkey_sign_in(client, authenticator)).status_code == 429
+
+
+async def test_attack_login_code_path_still_asks_for_the_second_factor(make_settings: Any,
+                                                                       receiver: "Receiver") -> None:
+    settings = make_settings(webhook_url=receiver.url, rate_login_failures_account="3/h")
+    async with running(settings) as client:
+        user, tokens = await new_user(client)
+        totp, _ = await enroll_totp(client, tokens["access_token"])
+        async with from_address(client, "198.51.100.30") as stranger:
+            for _ in range(3):
+                await stranger.post("/auth/login", json={"email": user["email"], "password": "a wrong guess"})
+        right = {"email": user["email"], "password": PASSWORD}
+        r = await client.post("/auth/login", json=right)
+        assert r.status_code == 401 and error_code(r) == "login_code_required"
+        [mail] = await messages_of(receiver, "login_code")
+        r = await client.post("/auth/login", json={**right, "code": mail["code"]})
+        assert r.status_code == 200 and r.json()["mfa_required"] is True and "access_token" not in r.json()
+        r = await client.post("/auth/mfa", json={"mfa_token": r.json()["mfa_token"], "code": next_code(totp)})
+        assert r.status_code == 200 and claims(r.json()["access_token"])["amr"] == ["pwd", "otp"]
