@@ -8,6 +8,23 @@ Embed it:    service.mount_gatehouse(host, "/auth", Settings(...))   # host rout
 Settings:    environment variables or a `.env` file in the working directory
              (see `Settings`); with none at all it runs on a SQLite file and an
              in-process cache. Production: PostgreSQL + Redis, many instances.
+
+Sections, top to bottom (each under a `# Name ####` banner, each using only those above it):
+    Errors          ServiceError and one subclass per machine-readable code
+    Settings        the vocabulary (roles, scopes, algorithms) and `Settings`
+    Observability   JSON logs, request ids, Prometheus metrics
+    Database        models, engine
+    Migrations      append-only schema changes, applied once across instances
+    Security        password hashing, tokens, sealing, API key format
+    Cache and rate limiting   near cache + Redis, GCRA limits
+    Mail            templates, SMTP and webhook transports, the delivery queue
+    Service functions         runtime; users; sign-in and sessions; signing keys; API keys;
+                    account lifecycle and mail; session list and second factors; passkeys;
+                    audit, configuration and health
+    Schemas         request and response models
+    Dependencies    the caller (`CurrentUser`, `require_scope`, `require_mfa`)
+    Routes          thin: parse, call one service function, answer
+    App factory     error mapping, the edge middleware, `create_app`, `mount_gatehouse`
 """
 
 import asyncio
@@ -74,6 +91,227 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __version__ = "0.1.0"
 log = logging.getLogger("gatehouse")
+
+
+# Errors ######################################################################
+#
+# One class per machine-readable code: a caller (and the README's table, which a test
+# compares with these classes) can rely on `code` meaning one thing. The HTTP layer alone
+# turns them into responses (see the App factory).
+
+
+class ConfigError(Exception):
+    """The configuration cannot work; the message names the setting."""
+
+
+class ServiceError(Exception):
+    """Root of every error the service reports to a caller: an HTTP status, a stable code, a message."""
+
+    status_code: int = 400
+    code: str = "bad_request"
+    message: str = "The request cannot be served."
+    headers: dict[str, str] = {}
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+
+
+class MalformedJson(ServiceError):
+    status_code, code, message = 400, "malformed_json", "The body is not valid JSON."
+
+
+class InvalidInput(ServiceError):
+    status_code, code, message = 422, "invalid_input", "The request is not valid."
+
+
+class InvalidCursor(InvalidInput):
+    code, message = "invalid_cursor", "cursor: not a cursor this service issued"
+
+
+class NotAuthenticated(ServiceError):
+    status_code, code, message = 401, "not_authenticated", "Authentication is required."
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidCredentials(NotAuthenticated):
+    code, message = "invalid_credentials", "Incorrect email or password."
+
+
+class ReauthenticationRequired(NotAuthenticated):
+    code = "reauthentication_required"
+    message = ("This action needs a recent sign-in: send your current password as `password`, "
+               "or call POST /auth/reauthenticate first.")
+
+
+class LoginCodeRequired(NotAuthenticated):
+    code = "login_code_required"
+    message = ("This account is protected after many failed sign-ins. If the password was right, a one-time "
+               "code was sent to the account's email address: send it again with the password as `code`.")
+
+
+class InvalidToken(NotAuthenticated):
+    code, message = "invalid_token", "The token is invalid or has expired."
+
+
+class WrongTokenType(InvalidToken):
+    code, message = "wrong_token_type", "A token of another kind was sent where an access token is required."
+
+
+class InvalidAlgorithm(InvalidToken):
+    code, message = "invalid_algorithm", "The token's algorithm is not allowed for its key."
+
+
+class UnknownKey(InvalidToken):
+    code, message = "unknown_key", "The token was signed with an unknown or retired key."
+
+
+class InvalidAudience(InvalidToken):
+    code, message = "invalid_audience", "The token is meant for another audience."
+
+
+class InvalidIssuer(InvalidToken):
+    code, message = "invalid_issuer", "The token comes from another issuer."
+
+
+class TokenExpired(InvalidToken):
+    code, message = "token_expired", "The token has expired."
+
+
+class SessionRevoked(InvalidToken):
+    code, message = "session_revoked", "The session has ended."
+
+
+class RefreshTokenReused(InvalidToken):
+    code, message = "refresh_token_reused", "This refresh token was already used; the session has been ended."
+
+
+class InvalidApiKey(NotAuthenticated):
+    code, message = "invalid_api_key", "The API key is invalid, revoked or expired."
+
+
+class ApiKeyExpired(InvalidApiKey):
+    code, message = "api_key_expired", "The API key has expired."
+
+
+class InvalidActionToken(ServiceError):
+    status_code, code, message = 400, "invalid_or_expired_token", "The link is invalid, used or expired."
+
+
+class WrongPassword(ServiceError):
+    status_code, code, message = 400, "wrong_password", "The current password is not correct."
+
+
+class Forbidden(ServiceError):
+    status_code, code, message = 403, "forbidden", "You may not do this."
+
+
+class InsufficientScope(Forbidden):
+    code, message = "insufficient_scope", "The credential lacks a scope this needs."
+
+
+class AccessTokenRequired(Forbidden):
+    code, message = "access_token_required", "This needs a session's access token, not an API key."
+
+
+class SessionRequired(Forbidden):
+    code, message = "session_required", "This action needs a signed-in session, not an API key."
+
+
+class KeyOutlivesParent(Forbidden):
+    code, message = "key_outlives_parent", "A key made by a key cannot outlive the key that made it."
+
+
+class InvalidMfaToken(NotAuthenticated):
+    code, message = "invalid_mfa_token", "The MFA token is invalid, used or expired: sign in with your password again."
+
+
+class InvalidOtp(NotAuthenticated):
+    code, message = "invalid_otp", "The code is wrong, expired or already used."
+
+
+class PasskeyRejected(NotAuthenticated):
+    code, message = "passkey_rejected", "The passkey response could not be verified."
+
+
+class MfaRequired(Forbidden):
+    code, message = "mfa_required", "This needs a sign-in with a second factor."
+
+
+class MfaEnrollmentRequired(Forbidden):
+    code = "mfa_enrollment_required"
+    message = ("Admin routes need a sign-in with a second factor: enroll one (POST /mfa/totp or a passkey), then sign "
+               "in with it or call POST /auth/reauthenticate with `otp` or `passkey`.")
+
+
+class MfaNotEnabled(ServiceError):
+    status_code, code, message = 409, "mfa_not_enabled", "This account has no second factor for this."
+
+
+class TotpAlreadyEnabled(ServiceError):
+    status_code, code, message = 409, "totp_already_enabled", "An authenticator app is already enrolled; remove it first."
+
+
+class EmailNotVerified(Forbidden):
+    code, message = "email_not_verified", "Verify your email address before logging in."
+
+
+class SignupDisabled(Forbidden):
+    code, message = "signup_disabled", "Registration is closed."
+
+
+class NotFound(ServiceError):
+    status_code, code, message = 404, "not_found", "Not found."
+
+
+class UserNotFound(NotFound):
+    code, message = "user_not_found", "No such user."
+
+
+class ApiKeyNotFound(NotFound):
+    code, message = "api_key_not_found", "No such API key."
+
+
+class SigningKeyNotFound(NotFound):
+    code, message = "signing_key_not_found", "No such active signing key."
+
+
+class SessionNotFound(NotFound):
+    code, message = "session_not_found", "No such session."
+
+
+class PasskeyNotFound(NotFound):
+    code, message = "passkey_not_found", "No such passkey."
+
+
+class EmailTaken(ServiceError):
+    status_code, code, message = 409, "email_taken", "An account with this email already exists."
+
+
+class LastAdmin(ServiceError):
+    status_code, code, message = 409, "last_admin", "This would leave no active admin."
+
+
+class RateLimited(ServiceError):
+    status_code, code, message = 429, "rate_limited", "Too many requests; try again later."
+
+    def __init__(self, retry_after: float):
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(f"Too many requests; retry in {seconds} s.")
+        self.headers = {"Retry-After": str(seconds)}
+
+
+class DatabaseUnavailable(ServiceError):
+    status_code, code, message = 503, "database_unavailable", "The database is unavailable; try again shortly."
+
+
+_DB_DOWN_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError, TimeoutError)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Does an exception raised by database work mean the database cannot be reached?
+    (Only for database work: an OSError elsewhere is a bug, not an outage.)"""
+    return isinstance(exc, _DB_DOWN_ERRORS) or (isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated)
 
 
 # Settings ####################################################################
@@ -375,227 +613,6 @@ def load_secret(settings: Settings) -> bytes:
             return secret.encode()
         time.sleep(0.01)  # the creating process has not written it yet
     raise ConfigError(f"SECRET_KEY_FILE {path} is empty; delete it or set SECRET_KEY")
-
-
-# Errors ######################################################################
-#
-# One class per machine-readable code: a caller (and the README's table, which a test
-# compares with these classes) can rely on `code` meaning one thing. The HTTP layer alone
-# turns them into responses (see the App factory).
-
-
-class ConfigError(Exception):
-    """The configuration cannot work; the message names the setting."""
-
-
-class ServiceError(Exception):
-    """Root of every error the service reports to a caller: an HTTP status, a stable code, a message."""
-
-    status_code: int = 400
-    code: str = "bad_request"
-    message: str = "The request cannot be served."
-    headers: dict[str, str] = {}
-
-    def __init__(self, message: str | None = None):
-        super().__init__(message or self.message)
-        self.message = message or self.message
-
-
-class MalformedJson(ServiceError):
-    status_code, code, message = 400, "malformed_json", "The body is not valid JSON."
-
-
-class InvalidInput(ServiceError):
-    status_code, code, message = 422, "invalid_input", "The request is not valid."
-
-
-class InvalidCursor(InvalidInput):
-    code, message = "invalid_cursor", "cursor: not a cursor this service issued"
-
-
-class NotAuthenticated(ServiceError):
-    status_code, code, message = 401, "not_authenticated", "Authentication is required."
-    headers = {"WWW-Authenticate": "Bearer"}
-
-
-class InvalidCredentials(NotAuthenticated):
-    code, message = "invalid_credentials", "Incorrect email or password."
-
-
-class ReauthenticationRequired(NotAuthenticated):
-    code = "reauthentication_required"
-    message = ("This action needs a recent sign-in: send your current password as `password`, "
-               "or call POST /auth/reauthenticate first.")
-
-
-class LoginCodeRequired(NotAuthenticated):
-    code = "login_code_required"
-    message = ("This account is protected after many failed sign-ins. If the password was right, a one-time "
-               "code was sent to the account's email address: send it again with the password as `code`.")
-
-
-class InvalidToken(NotAuthenticated):
-    code, message = "invalid_token", "The token is invalid or has expired."
-
-
-class WrongTokenType(InvalidToken):
-    code, message = "wrong_token_type", "A token of another kind was sent where an access token is required."
-
-
-class InvalidAlgorithm(InvalidToken):
-    code, message = "invalid_algorithm", "The token's algorithm is not allowed for its key."
-
-
-class UnknownKey(InvalidToken):
-    code, message = "unknown_key", "The token was signed with an unknown or retired key."
-
-
-class InvalidAudience(InvalidToken):
-    code, message = "invalid_audience", "The token is meant for another audience."
-
-
-class InvalidIssuer(InvalidToken):
-    code, message = "invalid_issuer", "The token comes from another issuer."
-
-
-class TokenExpired(InvalidToken):
-    code, message = "token_expired", "The token has expired."
-
-
-class SessionRevoked(InvalidToken):
-    code, message = "session_revoked", "The session has ended."
-
-
-class RefreshTokenReused(InvalidToken):
-    code, message = "refresh_token_reused", "This refresh token was already used; the session has been ended."
-
-
-class InvalidApiKey(NotAuthenticated):
-    code, message = "invalid_api_key", "The API key is invalid, revoked or expired."
-
-
-class ApiKeyExpired(InvalidApiKey):
-    code, message = "api_key_expired", "The API key has expired."
-
-
-class InvalidActionToken(ServiceError):
-    status_code, code, message = 400, "invalid_or_expired_token", "The link is invalid, used or expired."
-
-
-class WrongPassword(ServiceError):
-    status_code, code, message = 400, "wrong_password", "The current password is not correct."
-
-
-class Forbidden(ServiceError):
-    status_code, code, message = 403, "forbidden", "You may not do this."
-
-
-class InsufficientScope(Forbidden):
-    code, message = "insufficient_scope", "The credential lacks a scope this needs."
-
-
-class AccessTokenRequired(Forbidden):
-    code, message = "access_token_required", "This needs a session's access token, not an API key."
-
-
-class SessionRequired(Forbidden):
-    code, message = "session_required", "This action needs a signed-in session, not an API key."
-
-
-class KeyOutlivesParent(Forbidden):
-    code, message = "key_outlives_parent", "A key made by a key cannot outlive the key that made it."
-
-
-class InvalidMfaToken(NotAuthenticated):
-    code, message = "invalid_mfa_token", "The MFA token is invalid, used or expired: sign in with your password again."
-
-
-class InvalidOtp(NotAuthenticated):
-    code, message = "invalid_otp", "The code is wrong, expired or already used."
-
-
-class PasskeyRejected(NotAuthenticated):
-    code, message = "passkey_rejected", "The passkey response could not be verified."
-
-
-class MfaRequired(Forbidden):
-    code, message = "mfa_required", "This needs a sign-in with a second factor."
-
-
-class MfaEnrollmentRequired(Forbidden):
-    code = "mfa_enrollment_required"
-    message = ("Admin routes need a sign-in with a second factor: enroll one (POST /mfa/totp or a passkey), then sign "
-               "in with it or call POST /auth/reauthenticate with `otp` or `passkey`.")
-
-
-class MfaNotEnabled(ServiceError):
-    status_code, code, message = 409, "mfa_not_enabled", "This account has no second factor for this."
-
-
-class TotpAlreadyEnabled(ServiceError):
-    status_code, code, message = 409, "totp_already_enabled", "An authenticator app is already enrolled; remove it first."
-
-
-class EmailNotVerified(Forbidden):
-    code, message = "email_not_verified", "Verify your email address before logging in."
-
-
-class SignupDisabled(Forbidden):
-    code, message = "signup_disabled", "Registration is closed."
-
-
-class NotFound(ServiceError):
-    status_code, code, message = 404, "not_found", "Not found."
-
-
-class UserNotFound(NotFound):
-    code, message = "user_not_found", "No such user."
-
-
-class ApiKeyNotFound(NotFound):
-    code, message = "api_key_not_found", "No such API key."
-
-
-class SigningKeyNotFound(NotFound):
-    code, message = "signing_key_not_found", "No such active signing key."
-
-
-class SessionNotFound(NotFound):
-    code, message = "session_not_found", "No such session."
-
-
-class PasskeyNotFound(NotFound):
-    code, message = "passkey_not_found", "No such passkey."
-
-
-class EmailTaken(ServiceError):
-    status_code, code, message = 409, "email_taken", "An account with this email already exists."
-
-
-class LastAdmin(ServiceError):
-    status_code, code, message = 409, "last_admin", "This would leave no active admin."
-
-
-class RateLimited(ServiceError):
-    status_code, code, message = 429, "rate_limited", "Too many requests; try again later."
-
-    def __init__(self, retry_after: float):
-        seconds = max(1, math.ceil(retry_after))
-        super().__init__(f"Too many requests; retry in {seconds} s.")
-        self.headers = {"Retry-After": str(seconds)}
-
-
-class DatabaseUnavailable(ServiceError):
-    status_code, code, message = 503, "database_unavailable", "The database is unavailable; try again shortly."
-
-
-_DB_DOWN_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError, TimeoutError)
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Does an exception raised by database work mean the database cannot be reached?
-    (Only for database work: an OSError elsewhere is a bug, not an outage.)"""
-    return isinstance(exc, _DB_DOWN_ERRORS) or (isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated)
 
 
 # Observability ###############################################################
@@ -1051,6 +1068,8 @@ def _create_engine(settings: Settings) -> AsyncEngine:
         hide_parameters=True,
     )
 
+
+# Migrations ##################################################################
 
 # Migrations: append-only; each is applied once, in order, in one transaction with the
 # rest, and recorded in gatehouse_migrations. Never edit one that has shipped.
@@ -1976,13 +1995,15 @@ class RedisCache(Cache):
             log.warning("redis is not reachable at startup; running degraded until it is")
 
     async def close(self) -> None:
-        for task in (self._task, self._gl_task):
-            if task:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+        tasks = [task for task in (self._task, self._gl_task) if task]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded: a cancellation swallowed inside the Redis client (seen as a rare hang at
+            # shutdown) must not keep the process from closing.
+            _, stuck = await asyncio.wait(tasks, timeout=2)
+            for task in stuck:
+                log.warning("redis task %s did not stop when cancelled; leaving it", task.get_name())
         await self.redis.aclose()
 
     async def _listen(self) -> None:
@@ -2445,6 +2466,8 @@ class Mailer:
 
 
 
+# Service functions: runtime --------------------------------------------------
+
 @dataclass(frozen=True, slots=True)
 class Client:
     """Who is calling: the network origin, and the authenticated actor if there is one."""
@@ -2707,6 +2730,8 @@ async def _check_auth_ip(gh: Gatehouse, client: Client) -> None:
     await _check_rate(gh, f"auth-ip:{ip_group(client.ip)}", gh.settings.rate_auth_ip)
 
 
+# Service functions: users ----------------------------------------------------
+
 async def _user_by_email(db: AsyncSession, email: str) -> User | None:
     return await db.scalar(sa.select(User).where(User.email == email))
 
@@ -2813,6 +2838,8 @@ async def create_user(gh: Gatehouse, *, email: str, password: str, full_name: st
     return UserPublic.model_validate(user)
 
 
+
+# Service functions: sign-in and sessions -------------------------------------
 
 def _session_expiry(gh: Gatehouse, created_at: datetime, now: datetime) -> datetime:
     """Sliding REFRESH_TOKEN_DAYS from now, never past SESSION_MAX_DAYS from the login."""
@@ -3112,6 +3139,8 @@ async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
     return await resolve_access_token(gh, credential)
 
 
+# Service functions: signing keys ---------------------------------------------
+
 def _key_entry(row: SigningKey | None) -> Entry:
     if row is None or row.retired_at is not None:
         return 1, None
@@ -3213,6 +3242,8 @@ async def public_jwks(gh: Gatehouse) -> dict[str, Any]:
                                 .order_by(SigningKey.created_at.desc()))
         return {"keys": [gh.tokens.public_jwk(r.kid, r.algorithm, r.public_key or "") for r in rows]}
 
+
+# Service functions: API keys -------------------------------------------------
 
 def _api_key_entry(row: ApiKey | None) -> Entry:
     if row is None or row.revoked_at is not None:
@@ -3369,6 +3400,8 @@ async def _revoke_user_keys(db: AsyncSession, user_id: uuid.UUID,
     ids = [key_id for key_id, scopes in keys if beyond is None or not set(scopes.split()) <= beyond]
     return await _revoke_key_rows(db, ids) if ids else []
 
+
+# Service functions: account lifecycle and mail -------------------------------
 
 async def _guard_last_admin(db: AsyncSession, user: User) -> None:
     """Refuse a change that would leave no active admin (the admin rows are locked while we count)."""
@@ -3746,6 +3779,8 @@ async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str = "", user_
     return gh.mailer.submit(mail)
 
 
+# Service functions: session list and second factors --------------------------
+
 # Sessions people can see and end, and second factors (TOTP, recovery codes, passkeys).
 # Every factor is checked as carefully as the password: under a per-user limit whose slot is
 # reserved before the check, single use across instances (a compare-and-set in the database),
@@ -4031,6 +4066,8 @@ async def reset_mfa(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) 
     return removed
 
 
+# Service functions: passkeys -------------------------------------------------
+
 # Passkeys. Challenges are stateless (random, purpose, user and expiry under a MAC), and spent by
 # inserting their hash as a used action token: the unique index refuses a second use anywhere.
 
@@ -4237,6 +4274,8 @@ async def sign_in_with_passkey(gh: Gatehouse, *, credential: dict[str, Any], cli
     log.info("login user=%s passkey", user.id)
     return pair
 
+
+# Service functions: audit, configuration and health --------------------------
 
 def _utc_bound(at: datetime | None, name: str) -> datetime | None:
     """A time filter in UTC (no offset means UTC); InvalidInput if UTC lies off the calendar."""
