@@ -3403,12 +3403,17 @@ async def _revoke_user_keys(db: AsyncSession, user_id: uuid.UUID,
 
 # Service functions: account lifecycle and mail -------------------------------
 
-async def _guard_last_admin(db: AsyncSession, user: User) -> None:
-    """Refuse a change that would leave no active admin (the admin rows are locked while we count)."""
+async def _lock_admins(db: AsyncSession) -> list[uuid.UUID]:
+    """Lock every active admin's row, in one order, before any other user row is locked: two admins
+    demoting each other at once then queue here instead of deadlocking on each other's rows."""
+    return list(await db.scalars(sa.select(User.id).where(User.role == "admin", User.is_active.is_(True))
+                                 .order_by(User.id).with_for_update()))
+
+
+def _guard_last_admin(user: User, admins: list[uuid.UUID]) -> None:
+    """Refuse a change that would leave no active admin (`admins`: from _lock_admins, still locked)."""
     if user.role != "admin" or not user.is_active:
         return
-    admins = list(await db.scalars(sa.select(User.id).where(User.role == "admin", User.is_active.is_(True))
-                                   .with_for_update()))
     if admins == [user.id]:
         raise LastAdmin()
 
@@ -3438,13 +3443,14 @@ async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = 
     revoked: list[ApiKey] = []
     try:
         async with gh.transaction(write=True) as db:
+            admins = await _lock_admins(db) if role == "user" or is_active is False else []
             user = await db.get(User, user_id, with_for_update=True)
             if user is None:
                 raise UserNotFound()
             old_email = user.email
             changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
             if changes.get("role") == "user" or changes.get("is_active") is False:
-                await _guard_last_admin(db, user)
+                _guard_last_admin(user, admins)
             if changes:
                 for name, value in changes.items():
                     setattr(user, name, value)
@@ -3583,10 +3589,11 @@ async def set_password(gh: Gatehouse, *, user_id: uuid.UUID, new_password: str,
 async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
     """Delete a user and their sessions, keys and tokens; the audit log keeps only the id."""
     async with gh.transaction(write=True) as db:
+        admins = await _lock_admins(db)
         user = await db.get(User, user_id, with_for_update=True)
         if user is None:
             raise UserNotFound()
-        await _guard_last_admin(db, user)
+        _guard_last_admin(user, admins)
         sessions = list(await db.scalars(sa.select(LoginSession.id).where(LoginSession.user_id == user_id)))
         keys = list(await db.scalars(sa.select(ApiKey.public_id).where(ApiKey.user_id == user_id)))
         for model in (LoginSession, ApiKey, ActionToken, TotpFactor, RecoveryCode, Passkey):
