@@ -28,7 +28,9 @@ Sections, top to bottom (each under a `# Name ####` banner, each using only thos
 """
 
 import asyncio
+import atexit
 import base64
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -41,11 +43,14 @@ import json
 import logging
 import math
 import os
+import queue
 import re
 import secrets
+import ssl
 import string
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from contextvars import ContextVar
@@ -54,8 +59,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import unquote, urlsplit
 
 import bcrypt
 import cachetools
@@ -659,9 +667,6 @@ class BatchWriter(logging.Handler):
     MAX_QUEUED = 50_000
 
     def __init__(self, stream: Any, formatter: logging.Formatter):
-        import queue
-        import threading
-
         super().__init__()
         self.setFormatter(formatter)
         self.stream = stream
@@ -676,8 +681,6 @@ class BatchWriter(logging.Handler):
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
-        import queue
-
         try:
             self._queue.put_nowait(record)
         except queue.Full:
@@ -685,8 +688,6 @@ class BatchWriter(logging.Handler):
 
     def flush(self) -> None:
         """Wait (briefly) until every line queued so far is written: startup lines before uvicorn's own."""
-        import threading
-
         if self._thread.is_alive():
             written = threading.Event()
             try:
@@ -696,9 +697,6 @@ class BatchWriter(logging.Handler):
             written.wait(timeout=2)
 
     def _run(self) -> None:
-        import queue
-        import threading
-
         while True:
             # Wake on a timer, not per record: a wake-up per request would fight the event
             # loop for the GIL thousands of times a second.
@@ -739,8 +737,6 @@ class BatchWriter(logging.Handler):
 
 def configure_logging(settings: Settings) -> None:
     """Send the gatehouse loggers to stderr as JSON (production) or text (development)."""
-    import atexit
-
     writer = BatchWriter(sys.stderr, JsonFormatter() if settings.json_logs else TextFormatter())
     writer.addFilter(_RequestIdFilter())  # runs in the caller: the request id lives in its context
     atexit.register(writer.close)
@@ -2033,10 +2029,8 @@ class RedisCache(Cache):
                 backoff = min(backoff * 2, 2.0)
             finally:
                 self._subscribed = False
-                try:
+                with contextlib.suppress(Exception):  # the connection is being dropped anyway
                     await pubsub.aclose()
-                except Exception:
-                    pass
 
     def _on_message(self, data: bytes) -> None:
         message = json.loads(data)
@@ -2254,9 +2248,6 @@ class SmtpTransport:
     name = "smtp"
 
     def __init__(self, settings: Settings):
-        import ssl
-        from urllib.parse import unquote, urlsplit
-
         url = urlsplit(settings.smtp_url)
         self.implicit_tls = url.scheme == "smtps"
         self.host = url.hostname or "localhost"
@@ -2272,9 +2263,7 @@ class SmtpTransport:
             True if self.username and not loopback else None)  # None: STARTTLS when offered
 
     async def send(self, mail: Mail) -> None:
-        import aiosmtplib
-        from email.message import EmailMessage
-        from email.utils import formatdate, make_msgid
+        import aiosmtplib  # imported when mail is first sent: most processes (the CLI) never send any
 
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = self.sender, mail.to, mail.subject
@@ -2438,20 +2427,20 @@ class Mailer:
                   mail.kind, mail.user_id, attempt, error)
         self.audit(mail, False, {"transport": self.transport.name, "attempts": attempt, "error": error})
 
-    async def join(self, timeout: float) -> bool:
+    async def join(self, seconds: float) -> bool:
         """Wait until every queued message is sent or given up; False if time ran out."""
         if self._queue is None:
             return True
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self._queue.join()
             return True
         except TimeoutError:
             return False
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Send what is queued (for at most `timeout` seconds), then stop the workers."""
-        if self._queue is not None and not await self.join(timeout):
+    async def close(self, seconds: float = 10.0) -> None:
+        """Send what is queued (for at most `seconds`), then stop the workers."""
+        if self._queue is not None and not await self.join(seconds):
             log.error("mail: %d message(s) still queued or retrying at shutdown were NOT sent",
                       self._queue.qsize() + self._sending)
         for worker in self._workers:

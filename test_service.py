@@ -3087,7 +3087,7 @@ async def settle(gh: service.Gatehouse) -> None:
     """Wait until the background work requests started (mail, bookkeeping) has finished."""
     while gh._tasks:
         await asyncio.wait(list(gh._tasks))
-    assert await gh.mailer.join(timeout=30), "the mail queue did not drain"
+    assert await gh.mailer.join(seconds=30), "the mail queue did not drain"
 
 
 async def messages_of(receiver: "Receiver", kind: str, count: int = 1) -> list[dict[str, Any]]:
@@ -3746,7 +3746,7 @@ async def mail_audit(gh: service.Gatehouse) -> list[service.AuditEvent]:
 
 async def wait_mail_done(gh: service.Gatehouse) -> None:
     await asyncio.sleep(0.05)  # let spawned work enqueue first
-    assert await gh.mailer.join(timeout=20), "mail queue never drained"
+    assert await gh.mailer.join(seconds=20), "mail queue never drained"
 
 
 def _mail_parts(message: Any) -> tuple[str, str]:
