@@ -33,9 +33,16 @@ from fastapi import FastAPI
 
 HERE = Path(__file__).resolve().parent
 PASSWORD = "bench password 123"
-FLOOR_USER = {"id": "8573e5db-ae6e-4198-9b7c-2cb3757037e7", "email": "bench@example.com", "full_name": "Bench",
-              "role": "user", "is_active": True, "created_at": "2026-11-25T22:50:23.753746Z",
-              "updated_at": "2026-11-25T22:50:23.753749Z", "email_verified_at": None}
+FLOOR_USER = {
+    "id": "8573e5db-ae6e-4198-9b7c-2cb3757037e7",
+    "email": "bench@example.com",
+    "full_name": "Bench",
+    "role": "user",
+    "is_active": True,
+    "created_at": "2026-11-25T22:50:23.753746Z",
+    "updated_at": "2026-11-25T22:50:23.753749Z",
+    "email_verified_at": None,
+}
 
 floor_app = FastAPI()
 
@@ -78,8 +85,16 @@ function delay() return pause end
 """
 
 
-def run_load(url: str, *, connections: int, duration: float, headers: dict[str, str] | None = None,
-             tokens_file: str | None = None, requests: int | None = None, rate: float | None = None) -> Load:
+def run_load(
+    url: str,
+    *,
+    connections: int,
+    duration: float,
+    headers: dict[str, str] | None = None,
+    tokens_file: str | None = None,
+    requests: int | None = None,
+    rate: float | None = None,
+) -> Load:
     """Drive `url` from a separate process: wrk if installed, else the built-in client.
     With `rate`, each connection pauses between requests so the total is about `rate`/s."""
     if shutil.which("wrk") and requests is None:
@@ -97,12 +112,25 @@ def run_load(url: str, *, connections: int, duration: float, headers: dict[str, 
         percent = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
         errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
         non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        return Load(rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
-                    p50_ms=_ms(percent["50"]), p99_ms=_ms(percent["99"]),
-                    errors=sum(int(g) for g in errors.groups()) if errors else 0,
-                    non_2xx=int(non_2xx[1]) if non_2xx else 0)
-    cmd = [sys.executable, __file__, "--_load", url, "--_connections", str(connections), "--duration", str(duration),
-           "--_headers", json.dumps(headers or {})]
+        return Load(
+            rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
+            p50_ms=_ms(percent["50"]),
+            p99_ms=_ms(percent["99"]),
+            errors=sum(int(g) for g in errors.groups()) if errors else 0,
+            non_2xx=int(non_2xx[1]) if non_2xx else 0,
+        )
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_load",
+        url,
+        "--_connections",
+        str(connections),
+        "--duration",
+        str(duration),
+        "--_headers",
+        json.dumps(headers or {}),
+    ]
     if tokens_file:
         cmd += ["--_tokens", tokens_file]
     if rate:
@@ -113,9 +141,17 @@ def run_load(url: str, *, connections: int, duration: float, headers: dict[str, 
     return Load(**result)
 
 
-async def _builtin_load(url: str, connections: int, duration: float, headers: dict[str, str],
-                        tokens: list[str], total: int | None, method: str = "GET", body: bytes = b"",
-                        pause: float = 0.0) -> dict[str, Any]:
+async def _builtin_load(
+    url: str,
+    connections: int,
+    duration: float,
+    headers: dict[str, str],
+    tokens: list[str],
+    total: int | None,
+    method: str = "GET",
+    body: bytes = b"",
+    pause: float = 0.0,
+) -> dict[str, Any]:
     """A keep-alive HTTP/1.1 client: `connections` loops, each one request at a time."""
     match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
     host, port, path = match[1], int(match[2]), match[3]  # type: ignore[index]
@@ -156,10 +192,16 @@ async def _builtin_load(url: str, connections: int, duration: float, headers: di
     await asyncio.gather(*[loop() for _ in range(connections)])
     elapsed = time.perf_counter() - started
     latencies.sort()
-    pick = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000) if latencies else (
-        lambda q: 0.0)
-    return {"rps": len(latencies) / elapsed, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "errors": counts["errors"],
-            "non_2xx": counts["non_2xx"]}
+    pick = (
+        (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000) if latencies else (lambda q: 0.0)
+    )
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+        "errors": counts["errors"],
+        "non_2xx": counts["non_2xx"],
+    }
 
 
 # Servers #####################################################################
@@ -189,8 +231,22 @@ class Server:
 
         log = open(Path(tempfile.gettempdir()) / f"bench-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", self.app, "--port", str(self.port), "--no-access-log",
-             "--log-level", "warning"], cwd=HERE, env={**os.environ, **self.env}, stdout=log, stderr=log)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                self.app,
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=HERE,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=log,
+        )
         for _ in range(300):
             try:
                 probe = "/users/me" if self.app.startswith("bench") else "/health/live"
@@ -247,13 +303,21 @@ class Bench:
         finally:
             floor.stop()
         f = self.floor
-        self.record("-", "floor: bare FastAPI /users/me", f"{f.rps:,.0f} rps  p50 {f.p50_ms:.2f} ms  p99 {f.p99_ms:.2f} ms")
+        self.record(
+            "-", "floor: bare FastAPI /users/me", f"{f.rps:,.0f} rps  p50 {f.p50_ms:.2f} ms  p99 {f.p99_ms:.2f} ms"
+        )
         return f
 
     def env_for(self, backend: str, database: str, redis_prefix: str) -> dict[str, str]:
-        env = {"SECRET_KEY": "bench-" + "s" * 40, "RATE_GENERAL_IP": "1000000000/m", "RATE_AUTH_IP": "off",
-               "RATE_LOGIN_FAILURES_ACCOUNT": "off", "RATE_LOGIN_FAILURES_ACCOUNT_IP": "off",
-               "DATABASE_URL": database, "LOG_FORMAT": "json"}
+        env = {
+            "SECRET_KEY": "bench-" + "s" * 40,
+            "RATE_GENERAL_IP": "1000000000/m",
+            "RATE_AUTH_IP": "off",
+            "RATE_LOGIN_FAILURES_ACCOUNT": "off",
+            "RATE_LOGIN_FAILURES_ACCOUNT_IP": "off",
+            "DATABASE_URL": database,
+            "LOG_FORMAT": "json",
+        }
         if backend == "postgres":
             env.update(REDIS_URL=self.args.redis_url, REDIS_PREFIX=redis_prefix)
         return env
@@ -270,13 +334,23 @@ class Bench:
                 have = await db.scalar(sa.select(sa.func.count()).select_from(service.User))
             template = await gh.hasher.hash(PASSWORD)
             now = service.utcnow()
-            rows = [{"id": uuid.uuid4(), "email": f"seed{i}@example.com", "password_hash": template, "full_name": "",
-                     "role": "user", "is_active": True, "version": 1,
-                     "created_at": now + timedelta(milliseconds=i), "updated_at": now}
-                    for i in range(have, users)]
+            rows = [
+                {
+                    "id": uuid.uuid4(),
+                    "email": f"seed{i}@example.com",
+                    "password_hash": template,
+                    "full_name": "",
+                    "role": "user",
+                    "is_active": True,
+                    "version": 1,
+                    "created_at": now + timedelta(milliseconds=i),
+                    "updated_at": now,
+                }
+                for i in range(have, users)
+            ]
             for start in range(0, len(rows), 5000):
                 async with gh.transaction(write=True) as db:
-                    await db.execute(sa.insert(service.User), rows[start:start + 5000])
+                    await db.execute(sa.insert(service.User), rows[start : start + 5000])
 
     def run_backend(self, backend: str) -> None:
         import httpx
@@ -296,8 +370,11 @@ class Bench:
                 c.post("/auth/register", json={"email": "bench@example.com", "password": PASSWORD})
                 tokens = c.post("/auth/login", json={"email": "bench@example.com", "password": PASSWORD}).json()
                 access = tokens["access_token"]
-                key = c.post("/api-keys", headers={"Authorization": f"Bearer {access}"},
-                             json={"name": "bench", "scopes": ["users:read"]}).json()["key"]
+                key = c.post(
+                    "/api-keys",
+                    headers={"Authorization": f"Bearer {access}"},
+                    json={"name": "bench", "scopes": ["users:read"]},
+                ).json()["key"]
             self.scenario_me(backend, server, {"Authorization": f"Bearer {access}"}, "GET /users/me, access token")
             self.scenario_me(backend, server, {"X-API-Key": key}, "GET /users/me, API key")
             self.scenario_memory(backend, server, env)
@@ -316,8 +393,13 @@ class Bench:
         load = run_load(url, connections=32, duration=self.args.duration, headers=headers)
         ratio, p99_ratio = load.rps / self.floor.rps, load.p99_ms / self.floor.p99_ms
         ok = ratio >= 0.5 and p99_ratio <= 2.0 and load.errors == 0 and load.non_2xx == 0
-        self.record(backend, name, f"{load.rps:,.0f} rps ({ratio:.2f}x)  p50 {load.p50_ms:.2f}  "
-                    f"p99 {load.p99_ms:.2f} ms ({p99_ratio:.2f}x)", ">=0.5x rps, p99 <=2x", ok)
+        self.record(
+            backend,
+            name,
+            f"{load.rps:,.0f} rps ({ratio:.2f}x)  p50 {load.p50_ms:.2f}  p99 {load.p99_ms:.2f} ms ({p99_ratio:.2f}x)",
+            ">=0.5x rps, p99 <=2x",
+            ok,
+        )
 
     def scenario_memory(self, backend: str, server: Server, env: dict[str, str]) -> None:
         """RSS after 100k requests with distinct valid tokens vs after warm-up."""
@@ -331,8 +413,10 @@ class Bench:
 
         with httpx.Client(base_url=server.url) as c:
             pair = c.post("/auth/login", json={"email": "bench@example.com", "password": PASSWORD}).json()
-        header, claims = jwt.get_unverified_header(pair["access_token"]), jwt.decode(
-            pair["access_token"], options={"verify_signature": False})
+        header, claims = (
+            jwt.get_unverified_header(pair["access_token"]),
+            jwt.decode(pair["access_token"], options={"verify_signature": False}),
+        )
         key = issuer._hmac_key(header["kid"])
         count = self.args.memory_requests
         path = Path(tempfile.gettempdir()) / f"bench-tokens-{os.getpid()}.txt"
@@ -345,8 +429,13 @@ class Bench:
         load = run_load(url, connections=32, duration=max(5.0, count / 3000), tokens_file=str(path))
         after = server.rss_mb()
         ok = after - warm <= 64 and load.errors == 0 and load.non_2xx == 0
-        self.record(backend, f"memory, {count:,} distinct tokens", f"RSS {warm:.0f} -> {after:.0f} MB "
-                    f"(+{after - warm:.1f}) at {load.rps:,.0f} rps", "<= +64 MB", ok)
+        self.record(
+            backend,
+            f"memory, {count:,} distinct tokens",
+            f"RSS {warm:.0f} -> {after:.0f} MB (+{after - warm:.1f}) at {load.rps:,.0f} rps",
+            "<= +64 MB",
+            ok,
+        )
         path.unlink()
 
     def scenario_login_storm(self, backend: str, env: dict[str, str]) -> None:
@@ -370,9 +459,22 @@ class Bench:
             health = f"{server.url}/health/live"
             idle = run_load(health, connections=4, duration=self.args.duration)
             body = json.dumps({"email": email, "password": PASSWORD})
-            cmd = [sys.executable, __file__, "--_load", f"{server.url}/auth/login", "--_connections", "16",
-                   "--duration", str(self.args.duration + 2), "--_method", "POST", "--_body", body,
-                   "--_headers", json.dumps({"Content-Type": "application/json"})]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--_load",
+                f"{server.url}/auth/login",
+                "--_connections",
+                "16",
+                "--duration",
+                str(self.args.duration + 2),
+                "--_method",
+                "POST",
+                "--_body",
+                body,
+                "--_headers",
+                json.dumps({"Content-Type": "application/json"}),
+            ]
             storm = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
             time.sleep(1.0)
             # A probe, not a flood: paced at 0.4x the idle rate, so it measures how fast health
@@ -385,12 +487,21 @@ class Bench:
         cores = os.cpu_count() or 1
         target = 0.8 * cores / one_check
         ok_health = during.p99_ms <= 25 and during.rps >= 0.3 * idle.rps
-        self.record(backend, "login storm: /health/live", f"p99 {during.p99_ms:.1f} ms, {during.rps:,.0f} rps "
-                    f"({during.rps / idle.rps:.2f}x idle {idle.rps:,.0f}; paced at 0.4x)",
-                    "p99 <=25 ms, >=0.3x idle", ok_health)
-        self.record(backend, "login storm: logins", f"{logins.rps:.1f}/s (one check {one_check * 1000:.0f} ms, "
-                    f"{cores} cores) non-2xx {logins.non_2xx}", f">= {target:.1f}/s", logins.rps >= target
-                    and logins.non_2xx == 0)
+        self.record(
+            backend,
+            "login storm: /health/live",
+            f"p99 {during.p99_ms:.1f} ms, {during.rps:,.0f} rps "
+            f"({during.rps / idle.rps:.2f}x idle {idle.rps:,.0f}; paced at 0.4x)",
+            "p99 <=25 ms, >=0.3x idle",
+            ok_health,
+        )
+        self.record(
+            backend,
+            "login storm: logins",
+            f"{logins.rps:.1f}/s (one check {one_check * 1000:.0f} ms, {cores} cores) non-2xx {logins.non_2xx}",
+            f">= {target:.1f}/s",
+            logins.rps >= target and logins.non_2xx == 0,
+        )
 
     def scenario_pages(self, backend: str, env: dict[str, str]) -> None:
         """An admin page of 50 users, deep in the list, at 1,000 and at 100,000 users."""
@@ -408,8 +519,9 @@ class Bench:
                     auth = {"Authorization": f"Bearer {token}"}
                     cursor = None
                     for _ in range(users // 2 // 200):  # walk to the middle of the list
-                        cursor = c.get("/users", headers=auth, params={"limit": 200, **(
-                            {"cursor": cursor} if cursor else {})}).json()["next_cursor"]
+                        cursor = c.get(
+                            "/users", headers=auth, params={"limit": 200, **({"cursor": cursor} if cursor else {})}
+                        ).json()["next_cursor"]
                 url = f"{server.url}/users?limit=50" + (f"&cursor={cursor}" if cursor else "")
                 run_load(url, connections=4, duration=1, headers=auth)
                 results[users] = run_load(url, connections=4, duration=self.args.duration, headers=auth)
@@ -417,14 +529,18 @@ class Bench:
                 server.stop()
         small, big = results[1_000], results[self.args.page_users]
         ratio = big.p50_ms / small.p50_ms
-        self.record(backend, "admin GET /users page (50)", f"p50 {small.p50_ms:.2f} ms @1k, {big.p50_ms:.2f} ms "
-                    f"@{self.args.page_users // 1000}k ({ratio:.2f}x)", "<= 1.5x", ratio <= 1.5)
+        self.record(
+            backend,
+            "admin GET /users page (50)",
+            f"p50 {small.p50_ms:.2f} ms @1k, {big.p50_ms:.2f} ms @{self.args.page_users // 1000}k ({ratio:.2f}x)",
+            "<= 1.5x",
+            ratio <= 1.5,
+        )
 
     async def _admin(self, env: dict[str, str], email: str) -> None:
         import service
 
-        settings = service.Settings(**{k.lower(): v for k, v in env.items()},
-                                    bcrypt_rounds=4)
+        settings = service.Settings(**{k.lower(): v for k, v in env.items()}, bcrypt_rounds=4)
         async with await service.Gatehouse.open(settings) as gh:
             await service.create_user(gh, email=email, password=PASSWORD, role="admin")
 
@@ -439,7 +555,8 @@ class Bench:
             with httpx.Client(base_url=a.url) as on_a, httpx.Client(base_url=b.url) as on_b:
                 for _ in range(self.args.revocations):
                     token = on_a.post("/auth/login", json={"email": "bench@example.com", "password": PASSWORD}).json()[
-                        "access_token"]
+                        "access_token"
+                    ]
                     auth = {"Authorization": f"Bearer {token}"}
                     assert on_b.get("/users/me", headers=auth).status_code == 200  # B holds it in cache
                     on_a.post("/auth/logout", headers=auth)
@@ -453,8 +570,13 @@ class Bench:
             b.stop()
         delays.sort()
         p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
-        self.record("postgres", "revocation A -> B", f"p50 {statistics.median(delays):.1f} ms, p99 {p99:.1f} ms "
-                    f"over {len(delays)}", "p99 <= 100 ms", p99 <= 100)
+        self.record(
+            "postgres",
+            "revocation A -> B",
+            f"p50 {statistics.median(delays):.1f} ms, p99 {p99:.1f} ms over {len(delays)}",
+            "p99 <= 100 ms",
+            p99 <= 100,
+        )
 
     def _pg_database(self) -> str:
         name = f"gatehouse_bench_{secrets.token_hex(3)}"
@@ -465,8 +587,9 @@ class Bench:
         import redis
 
         name = database.rsplit("/", 1)[1]
-        subprocess.run(["psql", self.args.pg_admin_url, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
-                       check=False)
+        subprocess.run(
+            ["psql", self.args.pg_admin_url, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=False
+        )
         client = redis.Redis.from_url(self.args.redis_url)
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:
@@ -504,25 +627,46 @@ def main() -> None:
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--markdown", action="store_true")
-    for hidden in ("--_load", "--_connections", "--_headers", "--_tokens", "--_requests", "--_method", "--_body",
-                   "--_pause"):
+    for hidden in (
+        "--_load",
+        "--_connections",
+        "--_headers",
+        "--_tokens",
+        "--_requests",
+        "--_method",
+        "--_body",
+        "--_pause",
+    ):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._load:  # the built-in load generator, in its own process
         tokens = Path(args._tokens).read_text().split() if args._tokens else []
-        result = asyncio.run(_builtin_load(args._load, int(args._connections), args.duration,
-                                           json.loads(args._headers or "{}"), tokens,
-                                           int(args._requests) if args._requests else None,
-                                           args._method or "GET", (args._body or "").encode(),
-                                           float(args._pause or 0)))
+        result = asyncio.run(
+            _builtin_load(
+                args._load,
+                int(args._connections),
+                args.duration,
+                json.loads(args._headers or "{}"),
+                tokens,
+                int(args._requests) if args._requests else None,
+                args._method or "GET",
+                (args._body or "").encode(),
+                float(args._pause or 0),
+            )
+        )
         print(json.dumps(result))
         return
     if not shutil.which("wrk"):
-        print("warning: wrk is not installed (apt-get install wrk); using the built-in asyncio client, "
-              "which saturates sooner and understates every server alike", file=sys.stderr)
+        print(
+            "warning: wrk is not installed (apt-get install wrk); using the built-in asyncio client, "
+            "which saturates sooner and understates every server alike",
+            file=sys.stderr,
+        )
     bench = Bench(args)
-    print(f"Gatehouse benchmark — {os.cpu_count()} cores, {args.duration:g} s per measurement, "
-          f"load from {'wrk' if shutil.which('wrk') else 'the built-in client'}")
+    print(
+        f"Gatehouse benchmark — {os.cpu_count()} cores, {args.duration:g} s per measurement, "
+        f"load from {'wrk' if shutil.which('wrk') else 'the built-in client'}"
+    )
     bench.measure_floor()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:

@@ -44,8 +44,11 @@ def _warn_if_new_database(settings: Settings) -> None:
         return
     path = Path(service.database_url(settings.database_url).database or "")
     if not path.exists():
-        typer.echo(f"warning: DATABASE_URL is not set and {path.resolve()} does not exist: creating a new, empty "
-                   f"database there (run from the service's directory or set DATABASE_URL)", err=True)
+        typer.echo(
+            f"warning: DATABASE_URL is not set and {path.resolve()} does not exist: creating a new, empty "
+            f"database there (run from the service's directory or set DATABASE_URL)",
+            err=True,
+        )
 
 
 def _run(work: Callable[[Gatehouse], Awaitable[T]], *, auto_migrate: bool | None = None) -> T:
@@ -100,15 +103,21 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.command()
-def migrate(status: Annotated[bool, typer.Option("--status", help="List applied and pending migrations and drift.")]
-            = False, as_json: JsonOption = False) -> None:
+def migrate(
+    status: Annotated[bool, typer.Option("--status", help="List applied and pending migrations and drift.")] = False,
+    as_json: JsonOption = False,
+) -> None:
     """Apply pending database migrations (or show their status)."""
     if status:
         state = _run(lambda gh: service.migration_status(gh.engine), auto_migrate=False)
         if as_json:
-            _echo_json({"applied": [{"version": v, "name": n, "applied_at": at.isoformat()} for v, n, at in state.applied],
-                        "pending": [{"version": m.version, "name": m.name} for m in state.pending],
-                        "drift": list(state.drift)})
+            _echo_json(
+                {
+                    "applied": [{"version": v, "name": n, "applied_at": at.isoformat()} for v, n, at in state.applied],
+                    "pending": [{"version": m.version, "name": m.name} for m in state.pending],
+                    "drift": list(state.drift),
+                }
+            )
         else:
             for version, name, applied_at in state.applied:
                 typer.echo(f"applied  {version:03d}  {name}  ({applied_at:%Y-%m-%d %H:%M:%S} UTC)")
@@ -166,8 +175,11 @@ def create_user(
 ) -> None:
     """Create a user (prompts for the password)."""
     password = _read_password(password_stdin)
-    user = _run(lambda gh: service.create_user(gh, email=email, password=password, full_name=full_name,
-                                               role="admin" if admin else "user"))
+    user = _run(
+        lambda gh: service.create_user(
+            gh, email=email, password=password, full_name=full_name, role="admin" if admin else "user"
+        )
+    )
     if as_json:
         _echo_json(_user_row(user))
         return
@@ -177,6 +189,7 @@ def create_user(
 @app.command("list-users")
 def list_users(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List every user."""
+
     async def work(gh: Gatehouse) -> list[service.UserPublic]:
         rows, cursor = await service.list_users(gh, limit=200)
         while cursor:
@@ -256,8 +269,9 @@ def delete_user(email: str, yes: Annotated[bool, typer.Option("--yes", "-y", hel
 @app.command("revoke-sessions")
 def revoke_sessions(
     email: str,
-    session_id: Annotated[uuid.UUID | None, typer.Option("--session", help="End only this session (its id, from "
-                                                         "`sessions`).")] = None,
+    session_id: Annotated[
+        uuid.UUID | None, typer.Option("--session", help="End only this session (its id, from `sessions`).")
+    ] = None,
 ) -> None:
     """End every session of a user, or one with --session."""
 
@@ -284,8 +298,10 @@ def sessions(email: str, as_json: Annotated[bool, typer.Option("--json", help="P
         typer.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        typer.echo(f"{r['id']}  {r['device']:<24} {','.join(r['amr']):<12} created {r['created_at']}  "
-                   f"last used {r['last_used_at'] or '-'}  ip {r['last_ip']}")
+        typer.echo(
+            f"{r['id']}  {r['device']:<24} {','.join(r['amr']):<12} created {r['created_at']}  "
+            f"last used {r['last_used_at'] or '-'}  ip {r['last_ip']}"
+        )
 
 
 @app.command("mfa-reset")
@@ -311,21 +327,35 @@ def reset_link(email: str) -> None:
     typer.echo(_run(work))
 
 
-_ISO_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M%z",
-                "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"]
+_ISO_FORMATS = [
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M%z",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+]
 
 
 @app.command()
 def audit(
     user: Annotated[str | None, typer.Option("--user", help="Events about or by this user (email).")] = None,
-    since: Annotated[datetime | None, typer.Option("--since", formats=_ISO_FORMATS,
-                                                   help="ISO time, e.g. 2026-01-31 or 2026-01-31T12:00Z (UTC "
-                                                        "unless an offset is given).")] = None,
-    until: Annotated[datetime | None, typer.Option("--until", formats=_ISO_FORMATS,
-                                                   help="ISO time: only events before it.")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            "--since",
+            formats=_ISO_FORMATS,
+            help="ISO time, e.g. 2026-01-31 or 2026-01-31T12:00Z (UTC unless an offset is given).",
+        ),
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option("--until", formats=_ISO_FORMATS, help="ISO time: only events before it.")
+    ] = None,
     event: Annotated[str | None, typer.Option("--event", help="Only this event type, e.g. auth.login.")] = None,
-    cursor: Annotated[str | None, typer.Option("--cursor", help="The next page, as printed after the last one.")]
-    = None,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="The next page, as printed after the last one.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 50,
     as_json: JsonOption = False,
 ) -> None:
@@ -335,8 +365,9 @@ def audit(
 
     async def work(gh: Gatehouse) -> tuple[list[service.AuditEvent], str | None]:
         user_id = await _user_id(gh, user) if user else None
-        return await service.list_audit(gh, user_id=user_id, event=event, since=since, until=until,
-                                        cursor=cursor, limit=limit)
+        return await service.list_audit(
+            gh, user_id=user_id, event=event, since=since, until=until, cursor=cursor, limit=limit
+        )
 
     page, next_cursor = _run(work)
     rows = [service.AuditPublic.of(r).model_dump(mode="json") for r in page]
@@ -344,8 +375,9 @@ def audit(
         _echo_json(rows)
     for r in [] if as_json else rows:
         who = r["actor_id"] or "-"
-        typer.echo(f"{r['at']}  {r['event']:<28} {r['outcome']:<8} subject={r['subject_id'] or '-'} "
-                   f"actor={who} ip={r['ip']}")
+        typer.echo(
+            f"{r['at']}  {r['event']:<28} {r['outcome']:<8} subject={r['subject_id'] or '-'} actor={who} ip={r['ip']}"
+        )
     if next_cursor:  # on stderr: --json output stays the list it always was
         typer.echo(f"more: add --cursor {next_cursor}", err=True)
 
@@ -358,16 +390,18 @@ def _key_row(row: service.ApiKey) -> dict[str, Any]:
 def create_key(
     email: str,
     name: Annotated[str, typer.Option("--name", help="What the key is for.")],
-    scope: Annotated[list[str] | None, typer.Option("--scope", help=f"Repeatable: {', '.join(service.SCOPES)}.")]
-    = None,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help=f"Repeatable: {', '.join(service.SCOPES)}.")
+    ] = None,
     expires_days: Annotated[int | None, typer.Option("--expires-days", help="Expire after N days.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create an API key for a user and print it (the only time it is shown)."""
 
     async def work(gh: Gatehouse) -> tuple[service.ApiKey, str]:
-        return await service.create_api_key(gh, user_id=await _user_id(gh, email), name=name,
-                                            scopes=scope or ["users:read"], expires_days=expires_days)
+        return await service.create_api_key(
+            gh, user_id=await _user_id(gh, email), name=name, scopes=scope or ["users:read"], expires_days=expires_days
+        )
 
     row, key = _run(work)
     if as_json:
@@ -378,8 +412,10 @@ def create_key(
 
 
 @app.command("list-keys")
-def list_keys(email: Annotated[str | None, typer.Argument(help="Only this user's keys.")] = None,
-              as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def list_keys(
+    email: Annotated[str | None, typer.Argument(help="Only this user's keys.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """List unrevoked API keys (never their secrets)."""
 
     async def work(gh: Gatehouse) -> list[dict[str, Any]]:
@@ -393,8 +429,9 @@ def list_keys(email: Annotated[str | None, typer.Argument(help="Only this user's
         return
     for k in rows:
         expires = k["expires_at"] or "never"
-        typer.echo(f"{k['id']}  {k['prefix']}  {k['owner']:<32} {k['name']:<24} {','.join(k['scopes']):<30} "
-                   f"expires={expires}")
+        typer.echo(
+            f"{k['id']}  {k['prefix']}  {k['owner']:<32} {k['name']:<24} {','.join(k['scopes']):<30} expires={expires}"
+        )
 
 
 @app.command("revoke-key")
@@ -418,9 +455,16 @@ def signing_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
 
     keys, algorithm = _run(service.list_signing_keys), _settings().jwt_algorithm
     signing_kid = next((r.kid for r in keys if r.algorithm == algorithm and r.retired_at is None), None)
-    rows = [{"kid": r.kid, "algorithm": r.algorithm, "created_at": r.created_at.isoformat(),
-             "retired_at": r.retired_at.isoformat() if r.retired_at else None, "signing": r.kid == signing_kid}
-            for r in keys]
+    rows = [
+        {
+            "kid": r.kid,
+            "algorithm": r.algorithm,
+            "created_at": r.created_at.isoformat(),
+            "retired_at": r.retired_at.isoformat() if r.retired_at else None,
+            "signing": r.kid == signing_kid,
+        }
+        for r in keys
+    ]
     if as_json:
         _echo_json(rows)
         return

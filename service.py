@@ -53,10 +53,10 @@ import tempfile
 import threading
 import time
 import uuid
-from contextvars import ContextVar
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -148,14 +148,18 @@ class InvalidCredentials(NotAuthenticated):
 
 class ReauthenticationRequired(NotAuthenticated):
     code = "reauthentication_required"
-    message = ("This action needs a recent sign-in: send your current password as `password`, "
-               "or call POST /auth/reauthenticate first.")
+    message = (
+        "This action needs a recent sign-in: send your current password as `password`, "
+        "or call POST /auth/reauthenticate first."
+    )
 
 
 class LoginCodeRequired(NotAuthenticated):
     code = "login_code_required"
-    message = ("This account is protected after many failed sign-ins. If the password was right, a one-time "
-               "code was sent to the account's email address: send it again with the password as `code`.")
+    message = (
+        "This account is protected after many failed sign-ins. If the password was right, a one-time "
+        "code was sent to the account's email address: send it again with the password as `code`."
+    )
 
 
 class InvalidToken(NotAuthenticated):
@@ -248,8 +252,10 @@ class MfaRequired(Forbidden):
 
 class MfaEnrollmentRequired(Forbidden):
     code = "mfa_enrollment_required"
-    message = ("Admin routes need a sign-in with a second factor: enroll one (POST /mfa/totp or a passkey), then sign "
-               "in with it or call POST /auth/reauthenticate with `otp` or `passkey`.")
+    message = (
+        "Admin routes need a sign-in with a second factor: enroll one (POST /mfa/totp or a passkey), then sign "
+        "in with it or call POST /auth/reauthenticate with `otp` or `passkey`."
+    )
 
 
 class MfaNotEnabled(ServiceError):
@@ -257,7 +263,11 @@ class MfaNotEnabled(ServiceError):
 
 
 class TotpAlreadyEnabled(ServiceError):
-    status_code, code, message = 409, "totp_already_enabled", "An authenticator app is already enrolled; remove it first."
+    status_code, code, message = (
+        409,
+        "totp_already_enabled",
+        "An authenticator app is already enrolled; remove it first.",
+    )
 
 
 class EmailNotVerified(Forbidden):
@@ -378,8 +388,12 @@ def _split_list(value: object) -> object:
 
 RateSetting = Annotated[Rate, NoDecode, BeforeValidator(parse_rate)]
 # The pages Gatehouse serves for the links it mails, by the setting that holds each link.
-_PAGE_PATHS = {"password_reset_url": "/reset-password", "verify_email_url": "/verify-email",
-               "email_change_url": "/confirm-email-change", "email_revert_url": "/revert-email-change"}
+_PAGE_PATHS = {
+    "password_reset_url": "/reset-password",
+    "verify_email_url": "/verify-email",
+    "email_change_url": "/confirm-email-change",
+    "email_revert_url": "/revert-email-change",
+}
 _PLACEHOLDER_SECRETS = {"changethis", "changeme", "change-me", "change_me", "secret", "secret-key", "your-secret-key"}
 
 
@@ -514,8 +528,10 @@ class Settings(BaseSettings):
             return problems
         problems += self._secret_problems()
         if not self.smtp_url and not self.webhook_url:
-            problems.append("no way to send mail: set SMTP_URL (e.g. smtp://user:password@mail.example.com:587) "
-                            "or WEBHOOK_URL; reset and verification links cannot reach anyone without one")
+            problems.append(
+                "no way to send mail: set SMTP_URL (e.g. smtp://user:password@mail.example.com:587) "
+                "or WEBHOOK_URL; reset and verification links cannot reach anyone without one"
+            )
         if self.smtp_url and not self.mail_from:
             problems.append("MAIL_FROM is not set: SMTP needs the sender address, e.g. 'Example <auth@example.com>'")
         return problems
@@ -639,9 +655,13 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id and any `fields`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-                "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
-                "request_id": getattr(record, "request_id", "-")}
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
@@ -651,8 +671,10 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = " ".join(f"{k}={v}" for k, v in getattr(record, "fields", {}).items())
-        text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} [{getattr(record, 'request_id', '-')}] " \
-               f"{record.getMessage()}{' ' + fields if fields else ''}"
+        text = (
+            f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} [{getattr(record, 'request_id', '-')}] "
+            f"{record.getMessage()}{' ' + fields if fields else ''}"
+        )
         return text + ("\n" + self.formatException(record.exc_info) if record.exc_info else "")
 
 
@@ -762,18 +784,28 @@ class Metrics:
         from prometheus_client import Counter, Gauge, Histogram
 
         self.requests = Counter("gatehouse_requests_total", "HTTP requests", ["route", "method", "status"])
-        self.latency = Histogram("gatehouse_request_seconds", "HTTP request latency", ["route", "method"],
-                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+        self.latency = Histogram(
+            "gatehouse_request_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
         self.logins = Counter("gatehouse_logins_total", "Login attempts", ["outcome"])
         self.rate_limited = Counter("gatehouse_rate_limited_total", "Requests refused by a rate limit", ["limit"])
         self.refresh_reuse = Counter("gatehouse_refresh_reuse_total", "Refresh tokens replayed after rotation")
         self.cache = Counter("gatehouse_cache_total", "Cache lookups", ["result"])
-        self.db_pool = Gauge("gatehouse_db_pool_in_use", "Database connections checked out",
-                             multiprocess_mode="livesum")
-        self.hash_queue = Gauge("gatehouse_bcrypt_queue", "Password hashes queued or running",
-                                multiprocess_mode="livesum")
-        self.mail = Counter("gatehouse_mail_total", "Mail messages by outcome: sent, retried, failed, dropped "
-                            "(queue full) or logged (development, no transport)", ["kind", "outcome"])
+        self.db_pool = Gauge(
+            "gatehouse_db_pool_in_use", "Database connections checked out", multiprocess_mode="livesum"
+        )
+        self.hash_queue = Gauge(
+            "gatehouse_bcrypt_queue", "Password hashes queued or running", multiprocess_mode="livesum"
+        )
+        self.mail = Counter(
+            "gatehouse_mail_total",
+            "Mail messages by outcome: sent, retried, failed, dropped "
+            "(queue full) or logged (development, no transport)",
+            ["kind", "outcome"],
+        )
         self.mail_queue = Gauge("gatehouse_mail_queue", "Mail messages waiting to be sent", multiprocess_mode="livesum")
 
 
@@ -1028,8 +1060,10 @@ def _log_slow_queries(engine: AsyncEngine, threshold_ms: float) -> None:
     def after(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
         elapsed = (time.perf_counter() - conn.info["gatehouse_started"].pop()) * 1000
         if elapsed >= threshold_ms:  # the statement only: parameters may hold hashes or emails
-            slow_log.warning("slow query", extra={"fields": {"duration_ms": round(elapsed, 1),
-                                                             "statement": " ".join(statement.split())[:500]}})
+            slow_log.warning(
+                "slow query",
+                extra={"fields": {"duration_ms": round(elapsed, 1), "statement": " ".join(statement.split())[:500]}},
+            )
 
     event.listen(engine.sync_engine, "before_cursor_execute", before)
     event.listen(engine.sync_engine, "after_cursor_execute", after)
@@ -1048,8 +1082,13 @@ def _create_engine(settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
-                                     pool_timeout=settings.db_pool_timeout, hide_parameters=True)
+        engine = create_async_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            hide_parameters=True,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_connect(settings.sqlite_busy_timeout_ms))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -1268,8 +1307,9 @@ def _apply_pending(conn: sa.Connection) -> list[Migration]:
         if migration.version in applied:
             continue
         migration.upgrade(ops)
-        conn.execute(sa.insert(_migrations_table).values(version=migration.version, name=migration.name,
-                                                        applied_at=utcnow()))
+        conn.execute(
+            sa.insert(_migrations_table).values(version=migration.version, name=migration.name, applied_at=utcnow())
+        )
         done.append(migration)
     return done
 
@@ -1279,10 +1319,13 @@ def _status(conn: sa.Connection) -> MigrationStatus:
     pending = [m for m in MIGRATIONS if m.version not in applied]
     drift: list[str] = []
     if not pending:
-        context = MigrationContext.configure(conn, opts={
-            "compare_type": True,
-            "include_name": lambda name, kind, _parent: not (kind == "table" and name == MIGRATIONS_TABLE),
-        })
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, _parent: not (kind == "table" and name == MIGRATIONS_TABLE),
+            },
+        )
         drift = [str(diff) for diff in compare_metadata(context, Base.metadata)]
     return MigrationStatus([(v, n, at) for v, (n, at) in sorted(applied.items())], pending, drift)
 
@@ -1475,7 +1518,8 @@ class TokenIssuer:
         # token -> verified claims: a repeat of a token already verified skips the signature check
         # (its key is still checked for retirement, and its expiry on every use).
         self._verified: cachetools.LRUCache[str, AccessClaims] = cachetools.LRUCache(
-            min(settings.local_cache_max_entries, 10_000))
+            min(settings.local_cache_max_entries, 10_000)
+        )
 
     def generate(self, algorithm: str) -> KeyMaterial:
         """A new signing key; asymmetric private halves are sealed with SECRET_KEY."""
@@ -1551,17 +1595,35 @@ class TokenIssuer:
             self._public[kid] = load_pem_public_key((public_pem or "").encode())
         return self._public[kid]
 
-    def issue_access(self, *, user_id: uuid.UUID, session_id: uuid.UUID, role: str, key: KeyMaterial,
-                     auth_time: int, amr: list[str], aal: int) -> str:
+    def issue_access(
+        self,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID,
+        role: str,
+        key: KeyMaterial,
+        auth_time: int,
+        amr: list[str],
+        aal: int,
+    ) -> str:
         now = int(time.time())
         claims = {
-            "sub": str(user_id), "sid": str(session_id), "jti": secrets.token_urlsafe(12), "role": role,
-            "typ": "access", "iat": now, "exp": now + self.access_ttl, "iss": self.issuer, "aud": self.audience,
+            "sub": str(user_id),
+            "sid": str(session_id),
+            "jti": secrets.token_urlsafe(12),
+            "role": role,
+            "typ": "access",
+            "iat": now,
+            "exp": now + self.access_ttl,
+            "iss": self.issuer,
+            "aud": self.audience,
             "auth_time": auth_time,  # RFC 9068 / OIDC: other services can apply the same step-up rule
-            "amr": amr, "acr": f"aal{aal}",  # and the same "needs MFA" rule
+            "amr": amr,
+            "acr": f"aal{aal}",  # and the same "needs MFA" rule
         }
-        return jwt.encode(claims, self._signing_key(key), algorithm=key.algorithm,
-                          headers={"kid": key.kid, "typ": "at+jwt"})
+        return jwt.encode(
+            claims, self._signing_key(key), algorithm=key.algorithm, headers={"kid": key.kid, "typ": "at+jwt"}
+        )
 
     def read_header(self, token: str) -> tuple[str, str]:
         """(kid, alg) of a would-be access token, refusing `none`, odd algorithms and odd kids."""
@@ -1598,8 +1660,12 @@ class TokenIssuer:
     def _decode(self, token: str, *, kid: str, algorithm: str, public_key: str | None) -> AccessClaims:
         try:
             claims = jwt.decode(
-                token, self._verification_key(kid, algorithm, public_key), algorithms=[algorithm],
-                audience=self.audience, issuer=self.issuer, leeway=5,
+                token,
+                self._verification_key(kid, algorithm, public_key),
+                algorithms=[algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=5,
                 options={"require": ["exp", "iat", "sub", "sid", "jti", "iss", "aud", "typ"]},
             )
         except jwt.PyJWTError as exc:
@@ -1613,9 +1679,15 @@ class TokenIssuer:
             auth_time = claims.get("auth_time", 0)
             amr = claims.get("amr", [])
             amr = tuple(m for m in amr if isinstance(m, str)) if isinstance(amr, list) else ()
-            return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), int(claims["exp"]), kid,
-                                auth_time if isinstance(auth_time, int) else 0, amr,
-                                2 if claims.get("acr") == "aal2" else 1)
+            return AccessClaims(
+                uuid.UUID(claims["sub"]),
+                uuid.UUID(claims["sid"]),
+                int(claims["exp"]),
+                kid,
+                auth_time if isinstance(auth_time, int) else 0,
+                amr,
+                2 if claims.get("acr") == "aal2" else 1,
+            )
         except (ValueError, TypeError, AttributeError):
             raise InvalidToken() from None
 
@@ -1706,11 +1778,27 @@ def normalize_recovery_code(code: str) -> str:
     return re.sub(r"[\s-]", "", code).lower()
 
 
-_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
-             ("Safari/", "Safari"), ("curl/", "curl"), ("python-httpx", "httpx"), ("python-requests", "requests"),
-             ("gatehouse-cli", "Gatehouse CLI"))
-_SYSTEMS = (("iPhone", "iOS"), ("iPad", "iPadOS"), ("Android", "Android"), ("Windows", "Windows"),
-            ("Mac OS X", "macOS"), ("Macintosh", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+    ("python-httpx", "httpx"),
+    ("python-requests", "requests"),
+    ("gatehouse-cli", "Gatehouse CLI"),
+)
+_SYSTEMS = (
+    ("iPhone", "iOS"),
+    ("iPad", "iPadOS"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("Macintosh", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
 
 
 def device_label(user_agent: str) -> str:
@@ -1949,8 +2037,11 @@ class RedisCache(Cache):
         super().__init__(settings)
         self._errors = (aioredis.RedisError, OSError, asyncio.TimeoutError)
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_max_connections, timeout=settings.redis_timeout,
-            socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout,
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=settings.redis_timeout,
+            socket_timeout=settings.redis_timeout,
+            socket_connect_timeout=settings.redis_timeout,
             health_check_interval=30,
         )
         self.redis = aioredis.Redis(connection_pool=pool)
@@ -1968,7 +2059,8 @@ class RedisCache(Cache):
         self._startup_timeout = settings.redis_timeout
         self._gl_pending: dict[tuple[str, int, float], int] = {}
         self._gl_known: cachetools.LRUCache[str, tuple[int, int]] = cachetools.LRUCache(
-            settings.local_cache_max_entries)
+            settings.local_cache_max_entries
+        )
         self._gl_task: asyncio.Task[None] | None = None
 
     def _key(self, key: str) -> str:
@@ -2080,8 +2172,7 @@ class RedisCache(Cache):
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, (version, payload) in entries.items():
-                    await self._fill(keys=[self._key(key)], args=[version, json.dumps(payload), self.ttl],
-                                     client=pipe)
+                    await self._fill(keys=[self._key(key)], args=[version, json.dumps(payload), self.ttl], client=pipe)
                 pipe.publish(self.channel, json.dumps({"evict": list(entries)}))
                 await pipe.execute()
         except self._errors as exc:
@@ -2095,8 +2186,7 @@ class RedisCache(Cache):
         if self._available():
             interval = rate.period * 1000 / rate.limit
             try:
-                wait_ms = await self._gcra(keys=[f"{self.prefix}rl:{key}"],
-                                           args=[interval, rate.period * 1000, cost])
+                wait_ms = await self._gcra(keys=[f"{self.prefix}rl:{key}"], args=[interval, rate.period * 1000, cost])
                 return float(wait_ms) / 1000
             except self._errors as exc:
                 self._failed(exc)
@@ -2215,8 +2305,16 @@ class Mail:
     user_id: uuid.UUID | None = None
 
 
-def render_mail(settings: Settings, files: TemplateFiles, *, kind: str, to: str, link: str = "",
-                user_id: uuid.UUID | None = None, **fields: str) -> Mail:
+def render_mail(
+    settings: Settings,
+    files: TemplateFiles,
+    *,
+    kind: str,
+    to: str,
+    link: str = "",
+    user_id: uuid.UUID | None = None,
+    **fields: str,
+) -> Mail:
     """Subject, text and HTML for one kind of message; a kind without templates uses `_generic`."""
     if not _KIND_RE.match(kind):
         raise ValueError(f"mail kind {kind!r} is not a template name")
@@ -2224,17 +2322,31 @@ def render_mail(settings: Settings, files: TemplateFiles, *, kind: str, to: str,
         kind_files = "_generic"
     else:
         kind_files = kind
-    values = {"email": to, "link": link, "kind": kind, "kind_title": kind.replace("_", " ").capitalize(),
-              "public_url": settings.public_url, "site": settings.public_url.split("://", 1)[1].split("/", 1)[0],
-              "reset_minutes": str(settings.password_reset_minutes), "verify_hours": str(settings.verify_email_hours),
-              "email_change_hours": str(settings.email_change_hours),
-              "email_revert_days": str(settings.email_revert_days),
-              "login_code_minutes": str(settings.login_code_minutes), **{k: str(v) for k, v in fields.items()}}
+    values = {
+        "email": to,
+        "link": link,
+        "kind": kind,
+        "kind_title": kind.replace("_", " ").capitalize(),
+        "public_url": settings.public_url,
+        "site": settings.public_url.split("://", 1)[1].split("/", 1)[0],
+        "reset_minutes": str(settings.password_reset_minutes),
+        "verify_hours": str(settings.verify_email_hours),
+        "email_change_hours": str(settings.email_change_hours),
+        "email_revert_days": str(settings.email_revert_days),
+        "login_code_minutes": str(settings.login_code_minutes),
+        **{k: str(v) for k, v in fields.items()},
+    }
     subject = files.render(f"{kind_files}.subject.txt", values, as_html=False)
     subject = " ".join(subject.split())  # one header line, whatever a value holds
-    return Mail(kind=kind, to=to, subject=subject, text=files.render(f"{kind_files}.txt", values, as_html=False),
-                html=files.render(f"{kind_files}.html", values, as_html=True), fields={"link": link, **fields},
-                user_id=user_id)
+    return Mail(
+        kind=kind,
+        to=to,
+        subject=subject,
+        text=files.render(f"{kind_files}.txt", values, as_html=False),
+        html=files.render(f"{kind_files}.html", values, as_html=True),
+        fields={"link": link, **fields},
+        user_id=user_id,
+    )
 
 
 class MailRefused(Exception):
@@ -2259,8 +2371,9 @@ class SmtpTransport:
         self.tls_context = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
         self.sender = settings.mail_from or f"Gatehouse <gatehouse@{_mail_domain(settings)}>"
         loopback = self.host == "localhost" or self.host.startswith("127.") or self.host == "::1"
-        self.start_tls: bool | None = False if self.implicit_tls else (
-            True if self.username and not loopback else None)  # None: STARTTLS when offered
+        self.start_tls: bool | None = (
+            False if self.implicit_tls else (True if self.username and not loopback else None)
+        )  # None: STARTTLS when offered
 
     async def send(self, mail: Mail) -> None:
         import aiosmtplib  # imported when mail is first sent: most processes (the CLI) never send any
@@ -2271,9 +2384,17 @@ class SmtpTransport:
         message.set_content(mail.text)
         message.add_alternative(mail.html, subtype="html")
         try:
-            await aiosmtplib.send(message, hostname=self.host, port=self.port, username=self.username or None,
-                                  password=self.password or None, use_tls=self.implicit_tls,
-                                  start_tls=self.start_tls, tls_context=self.tls_context, timeout=self.timeout)
+            await aiosmtplib.send(
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self.username or None,
+                password=self.password or None,
+                use_tls=self.implicit_tls,
+                start_tls=self.start_tls,
+                tls_context=self.tls_context,
+                timeout=self.timeout,
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = sorted({r.code for r in exc.recipients})
             if all(code >= 500 for code in codes):
@@ -2308,8 +2429,14 @@ class WebhookTransport:
         self.http = httpx.AsyncClient(timeout=settings.webhook_timeout)
 
     async def send(self, mail: Mail) -> None:
-        body = json.dumps({"type": mail.kind, "email": mail.to, **mail.fields,
-                           "message": {"subject": mail.subject, "text": mail.text, "html": mail.html}}).encode()
+        body = json.dumps(
+            {
+                "type": mail.kind,
+                "email": mail.to,
+                **mail.fields,
+                "message": {"subject": mail.subject, "text": mail.text, "html": mail.html},
+            }
+        ).encode()
         headers = {"content-type": "application/json", "user-agent": f"gatehouse/{__version__}"}
         if self.secret is not None:
             mac = hmac.new(self.secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
@@ -2343,8 +2470,9 @@ class Mailer:
 
     def __init__(self, settings: Settings, *, metrics: Metrics, audit: Callable[[Mail, bool, dict[str, Any]], None]):
         self.settings = settings
-        self.files = TemplateFiles(*([Path(settings.mail_templates_dir)] if settings.mail_templates_dir else []),
-                                   TEMPLATES_DIR / "mail")
+        self.files = TemplateFiles(
+            *([Path(settings.mail_templates_dir)] if settings.mail_templates_dir else []), TEMPLATES_DIR / "mail"
+        )
         self.metrics, self.audit = metrics, audit
         self.transport: MailTransport | None = None
         self._queue: asyncio.Queue[Mail] | None = None
@@ -2369,8 +2497,13 @@ class Mailer:
         if self.transport is None or self._queue is None:
             if self.settings.environment == "development":
                 self.metrics.mail.labels(mail.kind, "logged").inc()
-                log.warning("no SMTP_URL or WEBHOOK_URL (development): %s for %s: %s %s", mail.kind, mail.to,
-                            mail.fields.get("link", ""), {k: v for k, v in mail.fields.items() if k != "link"} or "")
+                log.warning(
+                    "no SMTP_URL or WEBHOOK_URL (development): %s for %s: %s %s",
+                    mail.kind,
+                    mail.to,
+                    mail.fields.get("link", ""),
+                    {k: v for k, v in mail.fields.items() if k != "link"} or "",
+                )
             else:
                 log.error("cannot deliver %s: neither SMTP_URL nor WEBHOOK_URL is set", mail.kind)
             return False
@@ -2378,8 +2511,13 @@ class Mailer:
             self._queue.put_nowait(mail)
         except asyncio.QueueFull:
             self.metrics.mail.labels(mail.kind, "dropped").inc()
-            log.error("mail queue full (%d waiting, MAIL_QUEUE_SIZE): %s message for user=%s NOT sent; "
-                      "is the mail server reachable?", self._queue.qsize(), mail.kind, mail.user_id)
+            log.error(
+                "mail queue full (%d waiting, MAIL_QUEUE_SIZE): %s message for user=%s NOT sent; "
+                "is the mail server reachable?",
+                self._queue.qsize(),
+                mail.kind,
+                mail.user_id,
+            )
             self.audit(mail, False, {"reason": "queue_full", "attempts": 0})
             return False
         self.metrics.mail_queue.set(self._queue.qsize())
@@ -2413,18 +2551,32 @@ class Mailer:
                 if attempt < attempts:
                     self.metrics.mail.labels(mail.kind, "retried").inc()
                     delay = min(self.MAX_DELAY, self.settings.mail_retry_seconds * 2 ** (attempt - 1))
-                    log.warning("%s delivery of %s failed (attempt %d of %d: %s); retrying in %.1f s",
-                                self.transport.name, mail.kind, attempt, attempts, error, delay)
+                    log.warning(
+                        "%s delivery of %s failed (attempt %d of %d: %s); retrying in %.1f s",
+                        self.transport.name,
+                        mail.kind,
+                        attempt,
+                        attempts,
+                        error,
+                        delay,
+                    )
                     await asyncio.sleep(delay)
                 continue
             self.metrics.mail.labels(mail.kind, "sent").inc()
-            log.info("mail sent kind=%s user=%s via=%s attempts=%d", mail.kind, mail.user_id, self.transport.name,
-                     attempt)
+            log.info(
+                "mail sent kind=%s user=%s via=%s attempts=%d", mail.kind, mail.user_id, self.transport.name, attempt
+            )
             self.audit(mail, True, {"transport": self.transport.name, "attempts": attempt})
             return
         self.metrics.mail.labels(mail.kind, "failed").inc()
-        log.error("%s delivery of %s for user=%s failed for good after %d attempt(s): %s", self.transport.name,
-                  mail.kind, mail.user_id, attempt, error)
+        log.error(
+            "%s delivery of %s for user=%s failed for good after %d attempt(s): %s",
+            self.transport.name,
+            mail.kind,
+            mail.user_id,
+            attempt,
+            error,
+        )
         self.audit(mail, False, {"transport": self.transport.name, "attempts": attempt, "error": error})
 
     async def join(self, seconds: float) -> bool:
@@ -2441,8 +2593,10 @@ class Mailer:
     async def close(self, seconds: float = 10.0) -> None:
         """Send what is queued (for at most `seconds`), then stop the workers."""
         if self._queue is not None and not await self.join(seconds):
-            log.error("mail: %d message(s) still queued or retrying at shutdown were NOT sent",
-                      self._queue.qsize() + self._sending)
+            log.error(
+                "mail: %d message(s) still queued or retrying at shutdown were NOT sent",
+                self._queue.qsize() + self._sending,
+            )
         for worker in self._workers:
             worker.cancel()
         if self._workers:
@@ -2454,8 +2608,8 @@ class Mailer:
 # Service functions ###########################################################
 
 
-
 # Service functions: runtime --------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Client:
@@ -2474,25 +2628,69 @@ CLI = Client()
 SERVICE = Client(ip="", user_agent=f"gatehouse/{__version__}")  # the service acting on its own
 MAILER = Client(ip="-", user_agent="gatehouse-mailer")
 # Every audit event type, for filters that should refuse a misspelt one (`cli.py audit --event`).
-AUDIT_EVENTS = frozenset({
-    "auth.login", "auth.login_code_sent", "auth.logout", "auth.logout_all", "auth.reauthenticate",
-    "auth.refresh_reuse", "auth.step_up", "key.create", "key.revoke", "mail.failed", "mail.sent", "sessions.revoke",
-    "signing_key.retire", "signing_key.rotate", "user.create", "user.delete", "user.email_change",
-    "user.email_change_notice", "user.email_change_request", "user.email_change_revert", "user.email_verified",
-    "user.email_verify_request", "user.password_change", "user.password_reset", "user.password_reset_request",
-    "user.password_set", "user.register", "user.update", "auth.logout_others", "auth.session_end",
-    "auth.mfa_challenge", "auth.mfa", "auth.passkey_login", "mfa.totp_enroll", "mfa.totp_confirm",
-    "mfa.totp_enabled", "mfa.totp_disabled", "mfa.recovery_codes_replaced", "mfa.passkey_added",
-    "mfa.passkey_removed", "mfa.passkey_clone_detected", "mfa.reset",
-})
+AUDIT_EVENTS = frozenset(
+    {
+        "auth.login",
+        "auth.login_code_sent",
+        "auth.logout",
+        "auth.logout_all",
+        "auth.reauthenticate",
+        "auth.refresh_reuse",
+        "auth.step_up",
+        "key.create",
+        "key.revoke",
+        "mail.failed",
+        "mail.sent",
+        "sessions.revoke",
+        "signing_key.retire",
+        "signing_key.rotate",
+        "user.create",
+        "user.delete",
+        "user.email_change",
+        "user.email_change_notice",
+        "user.email_change_request",
+        "user.email_change_revert",
+        "user.email_verified",
+        "user.email_verify_request",
+        "user.password_change",
+        "user.password_reset",
+        "user.password_reset_request",
+        "user.password_set",
+        "user.register",
+        "user.update",
+        "auth.logout_others",
+        "auth.session_end",
+        "auth.mfa_challenge",
+        "auth.mfa",
+        "auth.passkey_login",
+        "mfa.totp_enroll",
+        "mfa.totp_confirm",
+        "mfa.totp_enabled",
+        "mfa.totp_disabled",
+        "mfa.recovery_codes_replaced",
+        "mfa.passkey_added",
+        "mfa.passkey_removed",
+        "mfa.passkey_clone_detected",
+        "mfa.reset",
+    }
+)
 
 
-def _audit(event: str, client: Client, *, subject: uuid.UUID | None = None, outcome: str = "success",
-           **detail: Any) -> AuditEvent:
+def _audit(
+    event: str, client: Client, *, subject: uuid.UUID | None = None, outcome: str = "success", **detail: Any
+) -> AuditEvent:
     """An audit row; callers add it to the transaction that makes the change."""
-    return AuditEvent(at=utcnow(), event=event, outcome=outcome, actor_id=client.actor_id, key_id=client.key_id,
-                      subject_id=subject, ip=client.ip[:64], user_agent=client.user_agent[:300],
-                      detail=json.dumps(detail, default=str, sort_keys=True)[:1000])
+    return AuditEvent(
+        at=utcnow(),
+        event=event,
+        outcome=outcome,
+        actor_id=client.actor_id,
+        key_id=client.key_id,
+        subject_id=subject,
+        ip=client.ip[:64],
+        user_agent=client.user_agent[:300],
+        detail=json.dumps(detail, default=str, sort_keys=True)[:1000],
+    )
 
 
 class Gatehouse:
@@ -2508,7 +2706,8 @@ class Gatehouse:
         self.hasher = PasswordHasher(rounds=settings.bcrypt_rounds, workers=settings.hash_workers)
         self.key_touches: cachetools.LRUCache[str, float] = cachetools.LRUCache(settings.local_cache_max_entries)
         self.session_touches: cachetools.LRUCache[uuid.UUID, float] = cachetools.LRUCache(
-            settings.local_cache_max_entries)
+            settings.local_cache_max_entries
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._audit_queue: list[AuditEvent] = []
         self._audit_flush_due = False
@@ -2519,8 +2718,16 @@ class Gatehouse:
 
     def _audit_mail(self, mail: Mail, sent: bool, detail: dict[str, Any]) -> None:
         # Ids and kind only: the address and the link (a credential) never enter the audit log.
-        self.audit_later(_audit("mail.sent" if sent else "mail.failed", MAILER, subject=mail.user_id,
-                                outcome="success" if sent else "failure", kind=mail.kind, **detail))
+        self.audit_later(
+            _audit(
+                "mail.sent" if sent else "mail.failed",
+                MAILER,
+                subject=mail.user_id,
+                outcome="success" if sent else "failure",
+                kind=mail.kind,
+                **detail,
+            )
+        )
 
     def spawn(self, work: Awaitable[Any]) -> None:
         """Run bookkeeping off the request path; close() waits for it."""
@@ -2721,6 +2928,7 @@ async def _check_auth_ip(gh: Gatehouse, client: Client) -> None:
 
 # Service functions: users ----------------------------------------------------
 
+
 async def _user_by_email(db: AsyncSession, email: str) -> User | None:
     return await db.scalar(sa.select(User).where(User.email == email))
 
@@ -2769,8 +2977,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     return when, row
 
 
-async def _keyset_page(db: AsyncSession, stmt: sa.Select[Any], at: Any, row_id: Any, *, cursor: str | None,
-                       limit: int, newest_first: bool) -> tuple[list[Any], str | None]:
+async def _keyset_page(
+    db: AsyncSession, stmt: sa.Select[Any], at: Any, row_id: Any, *, cursor: str | None, limit: int, newest_first: bool
+) -> tuple[list[Any], str | None]:
     """One page in (at, id) order from an index; the cost does not grow with the table."""
     if not 1 <= limit <= 200:
         raise InvalidInput("limit: must be between 1 and 200")
@@ -2786,9 +2995,15 @@ async def _keyset_page(db: AsyncSession, stmt: sa.Select[Any], at: Any, row_id: 
     return rows, _encode_cursor(getattr(rows[-1], at.key), rows[-1].id) if more else None
 
 
-async def list_users(gh: Gatehouse, *, email_contains: str | None = None, role: str | None = None,
-                     active: bool | None = None, cursor: str | None = None,
-                     limit: int = 50) -> tuple[list[UserPublic], str | None]:
+async def list_users(
+    gh: Gatehouse,
+    *,
+    email_contains: str | None = None,
+    role: str | None = None,
+    active: bool | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[UserPublic], str | None]:
     """A page of users, oldest first, and the cursor of the next page."""
     stmt = sa.select(User)
     if email_contains:
@@ -2798,13 +3013,22 @@ async def list_users(gh: Gatehouse, *, email_contains: str | None = None, role: 
     if active is not None:
         stmt = stmt.where(User.is_active.is_(active))
     async with gh.transaction() as db:
-        rows, next_cursor = await _keyset_page(db, stmt, User.created_at, User.id, cursor=cursor, limit=limit,
-                                               newest_first=False)
+        rows, next_cursor = await _keyset_page(
+            db, stmt, User.created_at, User.id, cursor=cursor, limit=limit, newest_first=False
+        )
     return [UserPublic.model_validate(row) for row in rows], next_cursor
 
 
-async def create_user(gh: Gatehouse, *, email: str, password: str, full_name: str = "", role: str = "user",
-                      self_signup: bool = False, client: Client = CLI) -> UserPublic:
+async def create_user(
+    gh: Gatehouse,
+    *,
+    email: str,
+    password: str,
+    full_name: str = "",
+    role: str = "user",
+    self_signup: bool = False,
+    client: Client = CLI,
+) -> UserPublic:
     """Create an account; `self_signup` applies the SIGNUP_ENABLED and per-IP limits."""
     if self_signup:
         if not gh.settings.signup_enabled:
@@ -2827,22 +3051,36 @@ async def create_user(gh: Gatehouse, *, email: str, password: str, full_name: st
     return UserPublic.model_validate(user)
 
 
-
 # Service functions: sign-in and sessions -------------------------------------
+
 
 def _session_expiry(gh: Gatehouse, created_at: datetime, now: datetime) -> datetime:
     """Sliding REFRESH_TOKEN_DAYS from now, never past SESSION_MAX_DAYS from the login."""
     settings = gh.settings
-    return min(now + timedelta(days=settings.refresh_token_days), created_at + timedelta(days=settings.session_max_days))
+    return min(
+        now + timedelta(days=settings.refresh_token_days), created_at + timedelta(days=settings.session_max_days)
+    )
 
 
-async def _start_session(gh: Gatehouse, user: User, client: Client, *, rehash: str | None,
-                         amr: tuple[str, ...] = ("pwd",), aal: int = 1) -> TokenPair:
+async def _start_session(
+    gh: Gatehouse, user: User, client: Client, *, rehash: str | None, amr: tuple[str, ...] = ("pwd",), aal: int = 1
+) -> TokenPair:
     now = utcnow()
     async with gh.transaction(write=True) as db:
-        row = LoginSession(user_id=user.id, created_at=now, refreshed_at=now, generation=0, authenticated_at=now,
-                           expires_at=_session_expiry(gh, now, now), user_agent=client.user_agent[:300],
-                           ip=client.ip[:64], amr=" ".join(amr), aal=aal, last_used_at=now, last_ip=client.ip[:64])
+        row = LoginSession(
+            user_id=user.id,
+            created_at=now,
+            refreshed_at=now,
+            generation=0,
+            authenticated_at=now,
+            expires_at=_session_expiry(gh, now, now),
+            user_agent=client.user_agent[:300],
+            ip=client.ip[:64],
+            amr=" ".join(amr),
+            aal=aal,
+            last_used_at=now,
+            last_ip=client.ip[:64],
+        )
         db.add(row)
         db.add(_audit("auth.login", client, subject=user.id, amr=list(amr)))
         if rehash is not None:
@@ -2855,10 +3093,20 @@ async def _start_session(gh: Gatehouse, user: User, client: Client, *, rehash: s
 async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session: LoginSession) -> TokenPair:
     key = await active_signing_key(gh)
     proved = session.authenticated_at or session.created_at
-    access = gh.tokens.issue_access(user_id=user_id, session_id=session.id, role=role, key=key,
-                                    auth_time=int(proved.timestamp()), amr=session.amr.split(), aal=session.aal)
-    return TokenPair(access_token=access, refresh_token=gh.tokens.issue_refresh(session.id, session.generation),
-                     expires_in=gh.tokens.access_ttl)
+    access = gh.tokens.issue_access(
+        user_id=user_id,
+        session_id=session.id,
+        role=role,
+        key=key,
+        auth_time=int(proved.timestamp()),
+        amr=session.amr.split(),
+        aal=session.aal,
+    )
+    return TokenPair(
+        access_token=access,
+        refresh_token=gh.tokens.issue_refresh(session.id, session.generation),
+        expires_in=gh.tokens.access_ttl,
+    )
 
 
 def _login_limit_keys(account: str, client: Client) -> tuple[str, str]:
@@ -2866,8 +3114,17 @@ def _login_limit_keys(account: str, client: Client) -> tuple[str, str]:
     return f"login-fail:{account}", f"login-fail:{account}|{ip_group(client.ip)}"
 
 
-async def _check_password(gh: Gatehouse, *, account: str, user: User | None, password: str, code: str | None,
-                          client: Client, event: str, wrong: type[ServiceError] = InvalidCredentials) -> User:
+async def _check_password(
+    gh: Gatehouse,
+    *,
+    account: str,
+    user: User | None,
+    password: str,
+    code: str | None,
+    client: Client,
+    event: str,
+    wrong: type[ServiceError] = InvalidCredentials,
+) -> User:
     """Check a password under the guessing limits; the active user it proves, or `wrong`.
 
     Each attempt reserves a slot of the account+address and the account-wide limit *before*
@@ -2898,9 +3155,15 @@ async def _check_password(gh: Gatehouse, *, account: str, user: User | None, pas
 
 async def _send_login_code(gh: Gatehouse, *, user: User, client: Client) -> None:
     code = f"{secrets.randbelow(10**8):08d}"
-    await _issue_action_token(gh, user=user, purpose="login_code", token=f"{user.id}:{code}",
-                              lifetime=timedelta(minutes=gh.settings.login_code_minutes),
-                              event="auth.login_code_sent", client=client)
+    await _issue_action_token(
+        gh,
+        user=user,
+        purpose="login_code",
+        token=f"{user.id}:{code}",
+        lifetime=timedelta(minutes=gh.settings.login_code_minutes),
+        event="auth.login_code_sent",
+        client=client,
+    )
     await send_mail(gh, kind="login_code", email=user.email, client=client, user_id=user.id, code=code)
 
 
@@ -2929,8 +3192,9 @@ class MfaChallenge:
 MFA_TOKEN_LIFETIME = timedelta(minutes=5)
 
 
-async def authenticate(gh: Gatehouse, *, email: str, password: str, code: str | None = None,
-                       client: Client = CLI) -> TokenPair | MfaChallenge:
+async def authenticate(
+    gh: Gatehouse, *, email: str, password: str, code: str | None = None, client: Client = CLI
+) -> TokenPair | MfaChallenge:
     """Log in: verify the password under the guessing limits and open a session, or, when the
     account has a second factor, answer with the challenge that `complete_mfa` finishes.
 
@@ -2944,8 +3208,9 @@ async def authenticate(gh: Gatehouse, *, email: str, password: str, code: str | 
     async with gh.transaction() as db:
         user = await _user_by_email(db, email)
     try:
-        user = await _check_password(gh, account=email, user=user, password=password, code=code, client=client,
-                                     event="auth.login")
+        user = await _check_password(
+            gh, account=email, user=user, password=password, code=code, client=client, event="auth.login"
+        )
     except NotAuthenticated:
         gh.metrics.logins.labels("failure").inc()
         raise
@@ -2963,9 +3228,16 @@ async def authenticate(gh: Gatehouse, *, email: str, password: str, code: str | 
     return pair
 
 
-async def reauthenticate(gh: Gatehouse, *, principal: "Principal", password: str | None = None,
-                         code: str | None = None, otp: str | None = None, passkey: dict[str, Any] | None = None,
-                         client: Client = CLI) -> TokenPair:
+async def reauthenticate(
+    gh: Gatehouse,
+    *,
+    principal: "Principal",
+    password: str | None = None,
+    code: str | None = None,
+    otp: str | None = None,
+    passkey: dict[str, Any] | None = None,
+    client: Client = CLI,
+) -> TokenPair:
     """Step up: prove the password, an authenticator code or a passkey again; a fresh access token for
     the same session. A second factor proved here joins the session's methods (and can raise it to aal2)."""
     if principal.session_id is None:
@@ -2974,11 +3246,13 @@ async def reauthenticate(gh: Gatehouse, *, principal: "Principal", password: str
     user = await _load_user(gh, principal.user_id)
     method, verified = "pwd", False
     if password is not None:
-        await _check_password(gh, account=user.email, user=user, password=password, code=code, client=client,
-                              event="auth.reauthenticate")
+        await _check_password(
+            gh, account=user.email, user=user, password=password, code=code, client=client, event="auth.reauthenticate"
+        )
     elif otp is not None or passkey is not None:
-        method, verified = await _second_factor(gh, user=user, otp=otp, passkey=passkey, purpose="proof",
-                                                event="auth.reauthenticate", client=client)
+        method, verified = await _second_factor(
+            gh, user=user, otp=otp, passkey=passkey, purpose="proof", event="auth.reauthenticate", client=client
+        )
     else:
         raise InvalidInput("send `password`, `otp` or `passkey`")
     async with gh.transaction(write=True) as db:
@@ -2992,21 +3266,36 @@ async def reauthenticate(gh: Gatehouse, *, principal: "Principal", password: str
     return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
 
 
-async def require_recent_proof(gh: Gatehouse, principal: "Principal", *, password: str | None,
-                               otp: str | None = None, passkey: dict[str, Any] | None = None,
-                               client: Client = CLI) -> None:
+async def require_recent_proof(
+    gh: Gatehouse,
+    principal: "Principal",
+    *,
+    password: str | None,
+    otp: str | None = None,
+    passkey: dict[str, Any] | None = None,
+    client: Client = CLI,
+) -> None:
     """Gate a sensitive action: a session (never an API key), and the password, an authenticator code
     or a passkey now, or a sign-in within REAUTH_MINUTES (the token's `auth_time`)."""
     if principal.session_id is None:
         raise SessionRequired()
     if password is not None:
         user = await _load_user(gh, principal.user_id)
-        await _check_password(gh, account=user.email, user=user, password=password, code=None, client=client,
-                              event="auth.step_up", wrong=WrongPassword)
+        await _check_password(
+            gh,
+            account=user.email,
+            user=user,
+            password=password,
+            code=None,
+            client=client,
+            event="auth.step_up",
+            wrong=WrongPassword,
+        )
     elif otp is not None or passkey is not None:
         user = await _load_user(gh, principal.user_id)
-        await _second_factor(gh, user=user, otp=otp, passkey=passkey, purpose="proof", event="auth.step_up",
-                             client=client)
+        await _second_factor(
+            gh, user=user, otp=otp, passkey=passkey, purpose="proof", event="auth.step_up", client=client
+        )
     elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:
         raise ReauthenticationRequired()
 
@@ -3042,8 +3331,9 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client =
             row.expires_at = _session_expiry(gh, row.created_at, now)
         elif not (generation == row.generation - 1 and row.rotated_at and now - row.rotated_at <= grace):
             row.revoked_at, row.revoke_reason = now, "refresh_reuse"
-            db.add(_audit("auth.refresh_reuse", client, subject=row.user_id, outcome="failure",
-                          session=str(session_id)))
+            db.add(
+                _audit("auth.refresh_reuse", client, subject=row.user_id, outcome="failure", session=str(session_id))
+            )
             reused = True
     if reused:
         gh.metrics.refresh_reuse.inc()
@@ -3056,29 +3346,55 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client =
 # Why sessions end on request, and the audit event each writes. (Sessions that end as part of
 # another audited change — deactivation, a new password, an undone email change — are counted
 # in that change's row.)
-_SESSION_END_EVENTS = {"logout": "auth.logout", "logout_all": "auth.logout_all", "logout_others": "auth.logout_others",
-                       "ended": "auth.session_end", "admin": "sessions.revoke"}
+_SESSION_END_EVENTS = {
+    "logout": "auth.logout",
+    "logout_all": "auth.logout_all",
+    "logout_others": "auth.logout_others",
+    "ended": "auth.session_end",
+    "admin": "sessions.revoke",
+}
 
 
-async def revoke_sessions(gh: Gatehouse, *, user_id: uuid.UUID, reason: str, session_id: uuid.UUID | None = None,
-                          keep: uuid.UUID | None = None, client: Client = CLI) -> int:
+async def revoke_sessions(
+    gh: Gatehouse,
+    *,
+    user_id: uuid.UUID,
+    reason: str,
+    session_id: uuid.UUID | None = None,
+    keep: uuid.UUID | None = None,
+    client: Client = CLI,
+) -> int:
     """End one session, or every session of a user but `keep`, and audit it; the number ended."""
     if reason not in _SESSION_END_EVENTS:
         raise InvalidInput(f"reason must be one of: {', '.join(_SESSION_END_EVENTS)}")
-    return await _end_sessions(gh, user_id=user_id, session_id=session_id, keep=keep, reason=reason,
-                               audit=_audit(_SESSION_END_EVENTS[reason], client, subject=user_id))
+    return await _end_sessions(
+        gh,
+        user_id=user_id,
+        session_id=session_id,
+        keep=keep,
+        reason=reason,
+        audit=_audit(_SESSION_END_EVENTS[reason], client, subject=user_id),
+    )
 
 
-async def _end_sessions(gh: Gatehouse, *, user_id: uuid.UUID, reason: str, session_id: uuid.UUID | None = None,
-                        keep: uuid.UUID | None = None, audit: AuditEvent | None = None) -> int:
+async def _end_sessions(
+    gh: Gatehouse,
+    *,
+    user_id: uuid.UUID,
+    reason: str,
+    session_id: uuid.UUID | None = None,
+    keep: uuid.UUID | None = None,
+    audit: AuditEvent | None = None,
+) -> int:
     stmt = sa.update(LoginSession).where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
     if session_id is not None:
         stmt = stmt.where(LoginSession.id == session_id)
     if keep is not None:
         stmt = stmt.where(LoginSession.id != keep)
     async with gh.transaction(write=True) as db:
-        ended = list(await db.scalars(stmt.values(revoked_at=utcnow(), revoke_reason=reason)
-                                      .returning(LoginSession.id)))
+        ended = list(
+            await db.scalars(stmt.values(revoked_at=utcnow(), revoke_reason=reason).returning(LoginSession.id))
+        )
         if audit is not None:
             audit.detail = json.dumps({"sessions": len(ended)})
             db.add(audit)
@@ -3117,8 +3433,15 @@ async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
     user = await _live_user(gh, claims.user_id)
     if user is None:
         raise SessionRevoked("The account is not active.")
-    return Principal(user, claims.session_id, None, ROLE_SCOPES.get(user["role"], frozenset()), claims.auth_time,
-                     claims.amr, claims.aal)
+    return Principal(
+        user,
+        claims.session_id,
+        None,
+        ROLE_SCOPES.get(user["role"], frozenset()),
+        claims.auth_time,
+        claims.amr,
+        claims.aal,
+    )
 
 
 async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
@@ -3129,6 +3452,7 @@ async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
 
 
 # Service functions: signing keys ---------------------------------------------
+
 
 def _key_entry(row: SigningKey | None) -> Entry:
     if row is None or row.retired_at is not None:
@@ -3151,9 +3475,12 @@ def _active_entry(row: SigningKey | None) -> Entry:
 
 
 async def _newest_key(db: AsyncSession, algorithm: str) -> SigningKey | None:
-    return await db.scalar(sa.select(SigningKey).where(SigningKey.algorithm == algorithm,
-                                                       SigningKey.retired_at.is_(None))
-                           .order_by(SigningKey.created_at.desc(), SigningKey.kid).limit(1))
+    return await db.scalar(
+        sa.select(SigningKey)
+        .where(SigningKey.algorithm == algorithm, SigningKey.retired_at.is_(None))
+        .order_by(SigningKey.created_at.desc(), SigningKey.kid)
+        .limit(1)
+    )
 
 
 async def active_signing_key(gh: Gatehouse) -> KeyMaterial:
@@ -3178,8 +3505,13 @@ async def rotate_signing_key(gh: Gatehouse, *, algorithm: str | None = None, cli
         raise InvalidInput(f"algorithm must be one of: {', '.join(SIGNING_ALGORITHMS)}")
     material = await asyncio.to_thread(gh.tokens.generate, algorithm)  # RSA generation takes a while
     async with gh.transaction(write=True) as db:
-        row = SigningKey(kid=material.kid, algorithm=algorithm, private_key=material.private_key,
-                         public_key=material.public_key, created_at=utcnow())
+        row = SigningKey(
+            kid=material.kid,
+            algorithm=algorithm,
+            private_key=material.private_key,
+            public_key=material.public_key,
+            created_at=utcnow(),
+        )
         db.add(row)
         db.add(_audit("signing_key.rotate", client, kid=row.kid, algorithm=algorithm))
     await gh.cache.publish({f"sk:active:{algorithm}": _active_entry(row), f"sk:{row.kid}": _key_entry(row)})
@@ -3205,16 +3537,22 @@ async def retire_signing_key(gh: Gatehouse, *, kid: str, client: Client = CLI) -
 async def sealed_keys_not_opened(gh: Gatehouse) -> list[str]:
     """Kids of unretired signing keys whose private half SECRET_KEY cannot unseal (it changed since)."""
     async with gh.transaction() as db:
-        rows = list(await db.scalars(sa.select(SigningKey).where(SigningKey.retired_at.is_(None),
-                                                                 SigningKey.private_key.is_not(None))
-                                     .order_by(SigningKey.created_at)))
+        rows = list(
+            await db.scalars(
+                sa.select(SigningKey)
+                .where(SigningKey.retired_at.is_(None), SigningKey.private_key.is_not(None))
+                .order_by(SigningKey.created_at)
+            )
+        )
     return [row.kid for row in rows if not gh.tokens.unseals(_material(row))]
 
 
 def sealed_keys_problem(kids: list[str]) -> str:
     """The one line that says which keys cannot be unsealed, and what to do."""
-    return (f"SECRET_KEY cannot unseal signing key(s) {', '.join(kids)}: was SECRET_KEY changed? Restore the "
-            "old value, or retire them with `cli.py signing-keys retire KID` (tokens they signed stop working)")
+    return (
+        f"SECRET_KEY cannot unseal signing key(s) {', '.join(kids)}: was SECRET_KEY changed? Restore the "
+        "old value, or retire them with `cli.py signing-keys retire KID` (tokens they signed stop working)"
+    )
 
 
 async def list_signing_keys(gh: Gatehouse) -> list[SigningKey]:
@@ -3226,20 +3564,28 @@ async def list_signing_keys(gh: Gatehouse) -> list[SigningKey]:
 async def public_jwks(gh: Gatehouse) -> dict[str, Any]:
     """The JWK set of every non-retired asymmetric key."""
     async with gh.transaction() as db:
-        rows = await db.scalars(sa.select(SigningKey).where(SigningKey.retired_at.is_(None),
-                                                            SigningKey.public_key.is_not(None))
-                                .order_by(SigningKey.created_at.desc()))
+        rows = await db.scalars(
+            sa.select(SigningKey)
+            .where(SigningKey.retired_at.is_(None), SigningKey.public_key.is_not(None))
+            .order_by(SigningKey.created_at.desc())
+        )
         return {"keys": [gh.tokens.public_jwk(r.kid, r.algorithm, r.public_key or "") for r in rows]}
 
 
 # Service functions: API keys -------------------------------------------------
 
+
 def _api_key_entry(row: ApiKey | None) -> Entry:
     if row is None or row.revoked_at is not None:
         return 1, None
     expires = row.expires_at.timestamp() if row.expires_at else None
-    return 0, {"id": str(row.id), "uid": str(row.user_id), "hash": row.secret_hash, "scopes": row.scopes.split(),
-               "exp": expires}
+    return 0, {
+        "id": str(row.id),
+        "uid": str(row.user_id),
+        "hash": row.secret_hash,
+        "scopes": row.scopes.split(),
+        "exp": expires,
+    }
 
 
 async def _load_api_key_entry(gh: Gatehouse, public_id: str) -> Entry:
@@ -3278,15 +3624,22 @@ def _touch_api_key(gh: Gatehouse, key_id: str) -> None:
     async def write() -> None:
         if await gh.cache.claim(f"touch:{key_id}", interval):
             async with gh.transaction(write=True) as db:
-                await db.execute(sa.update(ApiKey).where(ApiKey.id == uuid.UUID(key_id))
-                                 .values(last_used_at=utcnow()))
+                await db.execute(sa.update(ApiKey).where(ApiKey.id == uuid.UUID(key_id)).values(last_used_at=utcnow()))
 
     gh.spawn(write())
 
 
-async def create_api_key(gh: Gatehouse, *, user_id: uuid.UUID, name: str, scopes: list[str],
-                         expires_days: int | None = None, granted: frozenset[str] | None = None,
-                         parent_id: uuid.UUID | None = None, client: Client = CLI) -> tuple[ApiKey, str]:
+async def create_api_key(
+    gh: Gatehouse,
+    *,
+    user_id: uuid.UUID,
+    name: str,
+    scopes: list[str],
+    expires_days: int | None = None,
+    granted: frozenset[str] | None = None,
+    parent_id: uuid.UUID | None = None,
+    client: Client = CLI,
+) -> tuple[ApiKey, str]:
     """Create a key for a user; (row, the key itself — shown this once). `granted` caps the scopes;
     a key made by the key `parent_id` expires no later than it and is revoked with it."""
     name = _validated(_no_bad_text, name, "name").strip()
@@ -3316,13 +3669,31 @@ async def create_api_key(gh: Gatehouse, *, user_id: uuid.UUID, name: str, scopes
                 if expires_at is None:
                     expires_at = parent.expires_at
                 elif expires_at > parent.expires_at:
-                    raise KeyOutlivesParent(f"This key expires at {parent.expires_at.isoformat()}; a key it makes "
-                                            "must expire no later.")
-        row = ApiKey(id=uuid.uuid4(), user_id=user_id, public_id=public_id, secret_hash=secret_hash, name=name,
-                     scopes=" ".join(sorted(set(scopes))), created_at=now, expires_at=expires_at, parent_id=parent_id)
+                    raise KeyOutlivesParent(
+                        f"This key expires at {parent.expires_at.isoformat()}; a key it makes must expire no later."
+                    )
+        row = ApiKey(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            public_id=public_id,
+            secret_hash=secret_hash,
+            name=name,
+            scopes=" ".join(sorted(set(scopes))),
+            created_at=now,
+            expires_at=expires_at,
+            parent_id=parent_id,
+        )
         db.add(row)
-        db.add(_audit("key.create", client, subject=user_id, key=str(row.id), scopes=row.scopes,
-                      parent=str(parent_id) if parent_id else None))
+        db.add(
+            _audit(
+                "key.create",
+                client,
+                subject=user_id,
+                key=str(row.id),
+                scopes=row.scopes,
+                parent=str(parent_id) if parent_id else None,
+            )
+        )
     log.info("api key created id=%s user=%s", row.id, user_id)
     return row, key
 
@@ -3350,8 +3721,9 @@ async def find_api_key(gh: Gatehouse, *, ref: str) -> ApiKey:
     return row
 
 
-async def revoke_api_key(gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUID | None = None,
-                         client: Client = CLI) -> ApiKey:
+async def revoke_api_key(
+    gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUID | None = None, client: Client = CLI
+) -> ApiKey:
     """Revoke a key (only `owner_id`'s, when given); it stops working everywhere at once."""
     async with gh.transaction(write=True) as db:
         row = await db.get(ApiKey, key_id, with_for_update=True)
@@ -3368,11 +3740,24 @@ async def _revoke_key_rows(db: AsyncSession, key_ids: list[uuid.UUID]) -> list[A
     """Revoke these keys and every key they made, transitively; the rows revoked."""
     now, revoked, frontier = utcnow(), [], list(key_ids)
     while frontier:
-        rows = list(await db.scalars(sa.update(ApiKey).where(ApiKey.id.in_(frontier), ApiKey.revoked_at.is_(None))
-                                     .values(revoked_at=now).returning(ApiKey)))
+        rows = list(
+            await db.scalars(
+                sa.update(ApiKey)
+                .where(ApiKey.id.in_(frontier), ApiKey.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .returning(ApiKey)
+            )
+        )
         revoked += rows
-        frontier = list(await db.scalars(sa.select(ApiKey.id).where(
-            ApiKey.parent_id.in_([r.id for r in rows]), ApiKey.revoked_at.is_(None)))) if rows else []
+        frontier = (
+            list(
+                await db.scalars(
+                    sa.select(ApiKey.id).where(ApiKey.parent_id.in_([r.id for r in rows]), ApiKey.revoked_at.is_(None))
+                )
+            )
+            if rows
+            else []
+        )
     return revoked
 
 
@@ -3381,22 +3766,26 @@ async def _publish_revoked_keys(gh: Gatehouse, rows: list[ApiKey]) -> None:
         await gh.cache.publish({f"k:{r.public_id}": _api_key_entry(None) for r in rows})
 
 
-async def _revoke_user_keys(db: AsyncSession, user_id: uuid.UUID,
-                            beyond: frozenset[str] | None = None) -> list[ApiKey]:
+async def _revoke_user_keys(db: AsyncSession, user_id: uuid.UUID, beyond: frozenset[str] | None = None) -> list[ApiKey]:
     """Revoke a user's keys (only those holding a scope outside `beyond`, when given), with their children."""
-    keys = await db.execute(sa.select(ApiKey.id, ApiKey.scopes).where(ApiKey.user_id == user_id,
-                                                                       ApiKey.revoked_at.is_(None)))
+    keys = await db.execute(
+        sa.select(ApiKey.id, ApiKey.scopes).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+    )
     ids = [key_id for key_id, scopes in keys if beyond is None or not set(scopes.split()) <= beyond]
     return await _revoke_key_rows(db, ids) if ids else []
 
 
 # Service functions: account lifecycle and mail -------------------------------
 
+
 async def _lock_admins(db: AsyncSession) -> list[uuid.UUID]:
     """Lock every active admin's row, in one order, before any other user row is locked: two admins
     demoting each other at once then queue here instead of deadlocking on each other's rows."""
-    return list(await db.scalars(sa.select(User.id).where(User.role == "admin", User.is_active.is_(True))
-                                 .order_by(User.id).with_for_update()))
+    return list(
+        await db.scalars(
+            sa.select(User.id).where(User.role == "admin", User.is_active.is_(True)).order_by(User.id).with_for_update()
+        )
+    )
 
 
 def _guard_last_admin(user: User, admins: list[uuid.UUID]) -> None:
@@ -3413,8 +3802,16 @@ def _bump(user: User) -> None:
     user.updated_at = utcnow()
 
 
-async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = None, full_name: str | None = None,
-                      role: str | None = None, is_active: bool | None = None, client: Client = CLI) -> UserPublic:
+async def update_user(
+    gh: Gatehouse,
+    *,
+    user_id: uuid.UUID,
+    email: str | None = None,
+    full_name: str | None = None,
+    role: str | None = None,
+    is_active: bool | None = None,
+    client: Client = CLI,
+) -> UserPublic:
     """Change a user's fields at once (an admin's act; owners change their email through
     `request_email_change`). Deactivation ends every session, a demotion revokes the keys that
     hold scopes the new role lacks, an email change notifies the old address; the last admin stays."""
@@ -3459,8 +3856,9 @@ async def update_user(gh: Gatehouse, *, user_id: uuid.UUID, email: str | None = 
     if changes.get("is_active") is False:
         await _end_sessions(gh, user_id=user.id, reason="deactivated")
     if "email" in changes:
-        gh.spawn(send_mail(gh, kind="email_changed", email=old_email, client=client, budget=False,
-                           new_email=user.email))
+        gh.spawn(
+            send_mail(gh, kind="email_changed", email=old_email, client=client, budget=False, new_email=user.email)
+        )
     log.info("user updated id=%s fields=%s", user.id, ",".join(sorted(changes)))
     return public
 
@@ -3470,9 +3868,15 @@ async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -
     now = utcnow()
     row = await db.scalar(
         sa.update(ActionToken)
-        .where(ActionToken.token_hash == hash_secret(token), ActionToken.purpose == purpose,
-               ActionToken.used_at.is_(None), ActionToken.expires_at > sa.literal(now, UTCDateTime()))
-        .values(used_at=now).returning(ActionToken))
+        .where(
+            ActionToken.token_hash == hash_secret(token),
+            ActionToken.purpose == purpose,
+            ActionToken.used_at.is_(None),
+            ActionToken.expires_at > sa.literal(now, UTCDateTime()),
+        )
+        .values(used_at=now)
+        .returning(ActionToken)
+    )
     if row is None:
         raise InvalidActionToken()
     return row
@@ -3481,9 +3885,14 @@ async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -
 async def _peek_action_token(gh: Gatehouse, *, token: str, purpose: str) -> ActionToken:
     """Refuse a token that could not be spent now, before any costly work (it is spent later, atomically)."""
     async with gh.transaction() as db:
-        found = await db.scalar(sa.select(ActionToken).where(
-            ActionToken.token_hash == hash_secret(token), ActionToken.purpose == purpose,
-            ActionToken.used_at.is_(None), ActionToken.expires_at > sa.literal(utcnow(), UTCDateTime())))
+        found = await db.scalar(
+            sa.select(ActionToken).where(
+                ActionToken.token_hash == hash_secret(token),
+                ActionToken.purpose == purpose,
+                ActionToken.used_at.is_(None),
+                ActionToken.expires_at > sa.literal(utcnow(), UTCDateTime()),
+            )
+        )
     if found is None:
         raise InvalidActionToken()
     return found
@@ -3506,8 +3915,9 @@ class CredentialsEnded:
     api_keys_revoked: int
 
 
-async def _store_password(gh: Gatehouse, *, user: User, new_hash: str, event: str, client: Client,
-                          revoke_keys: bool, db: AsyncSession) -> list[ApiKey]:
+async def _store_password(
+    gh: Gatehouse, *, user: User, new_hash: str, event: str, client: Client, revoke_keys: bool, db: AsyncSession
+) -> list[ApiKey]:
     """Inside the caller's transaction: the new hash, reset links dead, keys revoked if asked, audited."""
     user.password_hash = new_hash
     _bump(user)
@@ -3517,8 +3927,9 @@ async def _store_password(gh: Gatehouse, *, user: User, new_hash: str, event: st
     return revoked
 
 
-async def _after_password_stored(gh: Gatehouse, user: User, revoked: list[ApiKey], *,
-                                 keep_session: uuid.UUID | None) -> CredentialsEnded:
+async def _after_password_stored(
+    gh: Gatehouse, user: User, revoked: list[ApiKey], *, keep_session: uuid.UUID | None
+) -> CredentialsEnded:
     await _publish_user(gh, user)
     await _publish_revoked_keys(gh, revoked)
     ended = await _end_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")
@@ -3526,8 +3937,15 @@ async def _after_password_stored(gh: Gatehouse, user: User, revoked: list[ApiKey
     return CredentialsEnded(user.id, ended, len(revoked))
 
 
-async def change_password(gh: Gatehouse, *, principal: "Principal", current_password: str, new_password: str,
-                          revoke_api_keys: bool = False, client: Client = CLI) -> CredentialsEnded:
+async def change_password(
+    gh: Gatehouse,
+    *,
+    principal: "Principal",
+    current_password: str,
+    new_password: str,
+    revoke_api_keys: bool = False,
+    client: Client = CLI,
+) -> CredentialsEnded:
     """The owner changes their password (sensitive: a session and the current password); every other
     session ends, API keys stay unless `revoke_api_keys`."""
     new_password = _validated(check_password, new_password, "new_password")
@@ -3537,8 +3955,15 @@ async def change_password(gh: Gatehouse, *, principal: "Principal", current_pass
         user = await db.get(User, principal.user_id, with_for_update=True)
         if user is None:
             raise UserNotFound()
-        revoked = await _store_password(gh, user=user, new_hash=new_hash, event="user.password_change",
-                                        client=client, revoke_keys=revoke_api_keys, db=db)
+        revoked = await _store_password(
+            gh,
+            user=user,
+            new_hash=new_hash,
+            event="user.password_change",
+            client=client,
+            revoke_keys=revoke_api_keys,
+            db=db,
+        )
     return await _after_password_stored(gh, user, revoked, keep_session=principal.session_id)
 
 
@@ -3554,15 +3979,17 @@ async def reset_password(gh: Gatehouse, *, token: str, new_password: str, client
         user = await db.get(User, row.user_id, with_for_update=True)
         if user is None or not user.is_active or user.email != row.email:
             raise InvalidActionToken()
-        revoked = await _store_password(gh, user=user, new_hash=new_hash, event="user.password_reset",
-                                        client=client, revoke_keys=True, db=db)
+        revoked = await _store_password(
+            gh, user=user, new_hash=new_hash, event="user.password_reset", client=client, revoke_keys=True, db=db
+        )
     await gh.cache.forget_limit(_login_limit_keys(user.email, client)[0])
     await gh.cache.forget_limit(f"login-code:{user.id}")
     return await _after_password_stored(gh, user, revoked, keep_session=None)
 
 
-async def set_password(gh: Gatehouse, *, user_id: uuid.UUID, new_password: str,
-                       client: Client = CLI) -> CredentialsEnded:
+async def set_password(
+    gh: Gatehouse, *, user_id: uuid.UUID, new_password: str, client: Client = CLI
+) -> CredentialsEnded:
     """An admin sets a user's password: every session ends; API keys stay."""
     new_password = _validated(check_password, new_password, "new_password")
     new_hash = await gh.hasher.hash(new_password)
@@ -3570,8 +3997,9 @@ async def set_password(gh: Gatehouse, *, user_id: uuid.UUID, new_password: str,
         user = await db.get(User, user_id, with_for_update=True)
         if user is None:
             raise UserNotFound()
-        revoked = await _store_password(gh, user=user, new_hash=new_hash, event="user.password_set", client=client,
-                                        revoke_keys=False, db=db)
+        revoked = await _store_password(
+            gh, user=user, new_hash=new_hash, event="user.password_set", client=client, revoke_keys=False, db=db
+        )
     return await _after_password_stored(gh, user, revoked, keep_session=None)
 
 
@@ -3596,14 +4024,32 @@ async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI
     log.info("user deleted id=%s", user_id)
 
 
-async def _issue_action_token(gh: Gatehouse, *, user: User, purpose: str, lifetime: timedelta, event: str,
-                              client: Client, email: str | None = None, token: str | None = None,
-                              db: AsyncSession | None = None) -> str:
+async def _issue_action_token(
+    gh: Gatehouse,
+    *,
+    user: User,
+    purpose: str,
+    lifetime: timedelta,
+    event: str,
+    client: Client,
+    email: str | None = None,
+    token: str | None = None,
+    db: AsyncSession | None = None,
+) -> str:
     """A single-use token for `user` (bound to `email`, by default the current address); only its hash is kept."""
     token = token or secrets.token_urlsafe(32)
     now = utcnow()
-    rows = [ActionToken(user_id=user.id, purpose=purpose, token_hash=hash_secret(token), email=email or user.email,
-                        created_at=now, expires_at=now + lifetime), _audit(event, client, subject=user.id)]
+    rows = [
+        ActionToken(
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=hash_secret(token),
+            email=email or user.email,
+            created_at=now,
+            expires_at=now + lifetime,
+        ),
+        _audit(event, client, subject=user.id),
+    ]
     if db is not None:
         db.add_all(rows)
         return token
@@ -3615,8 +4061,14 @@ async def _issue_action_token(gh: Gatehouse, *, user: User, purpose: str, lifeti
 async def password_reset_link(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> str:
     """A single-use, expiring password reset link for a user."""
     user = await _load_user(gh, user_id)
-    token = await _issue_action_token(gh, user=user, purpose="reset", event="user.password_reset_request",
-                                      lifetime=timedelta(minutes=gh.settings.password_reset_minutes), client=client)
+    token = await _issue_action_token(
+        gh,
+        user=user,
+        purpose="reset",
+        event="user.password_reset_request",
+        lifetime=timedelta(minutes=gh.settings.password_reset_minutes),
+        client=client,
+    )
     return gh.settings.password_reset_url.format(token=token)
 
 
@@ -3646,10 +4098,23 @@ async def request_email_verification(gh: Gatehouse, *, user_id: uuid.UUID, clien
     if user.email_verified_at is not None:
         return False
     await _check_rate(gh, f"verify:{user.id}", gh.settings.rate_reset_email_ip)
-    token = await _issue_action_token(gh, user=user, purpose="verify", event="user.email_verify_request",
-                                      lifetime=timedelta(hours=gh.settings.verify_email_hours), client=client)
-    gh.spawn(deliver(gh, kind="email_verification", email=user.email, user_id=user.id,
-                     link=gh.settings.verify_email_url.format(token=token)))
+    token = await _issue_action_token(
+        gh,
+        user=user,
+        purpose="verify",
+        event="user.email_verify_request",
+        lifetime=timedelta(hours=gh.settings.verify_email_hours),
+        client=client,
+    )
+    gh.spawn(
+        deliver(
+            gh,
+            kind="email_verification",
+            email=user.email,
+            user_id=user.id,
+            link=gh.settings.verify_email_url.format(token=token),
+        )
+    )
     return True
 
 
@@ -3680,17 +4145,46 @@ async def request_email_change(gh: Gatehouse, *, user_id: uuid.UUID, email: str,
         if await _user_by_email(db, new) is not None:
             raise EmailTaken()
         await _spend_user_tokens(db, user.id, "email_change")  # one pending change at a time
-        confirm = await _issue_action_token(gh, user=user, purpose="email_change", email=new, db=db, client=client,
-                                            event="user.email_change_request",
-                                            lifetime=timedelta(hours=settings.email_change_hours))
-        revert = await _issue_action_token(gh, user=user, purpose="email_revert", db=db, client=client,
-                                           event="user.email_change_notice",
-                                           lifetime=timedelta(days=settings.email_revert_days))
-    gh.spawn(send_mail(gh, kind="email_change_confirm", email=new, client=client,
-                       link=settings.email_change_url.format(token=confirm)))
+        confirm = await _issue_action_token(
+            gh,
+            user=user,
+            purpose="email_change",
+            email=new,
+            db=db,
+            client=client,
+            event="user.email_change_request",
+            lifetime=timedelta(hours=settings.email_change_hours),
+        )
+        revert = await _issue_action_token(
+            gh,
+            user=user,
+            purpose="email_revert",
+            db=db,
+            client=client,
+            event="user.email_change_notice",
+            lifetime=timedelta(days=settings.email_revert_days),
+        )
+    gh.spawn(
+        send_mail(
+            gh,
+            kind="email_change_confirm",
+            email=new,
+            client=client,
+            link=settings.email_change_url.format(token=confirm),
+        )
+    )
     # The notice is not under the strangers' mail budget: filling it must not hide a takeover.
-    gh.spawn(send_mail(gh, kind="email_change_notice", email=user.email, client=client, budget=False,
-                       link=settings.email_revert_url.format(token=revert), new_email=new))
+    gh.spawn(
+        send_mail(
+            gh,
+            kind="email_change_notice",
+            email=user.email,
+            client=client,
+            budget=False,
+            link=settings.email_revert_url.format(token=revert),
+            new_email=new,
+        )
+    )
     return new
 
 
@@ -3713,7 +4207,7 @@ async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CL
 
 
 async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
-    """"This wasn't me", from the notice sent to the old address: cancel the pending change or undo a
+    """ "This wasn't me", from the notice sent to the old address: cancel the pending change or undo a
     confirmed one, kill every outstanding link, end every session and revoke every API key."""
     try:
         async with gh.transaction(write=True) as db:
@@ -3739,8 +4233,12 @@ async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI
 async def _is_known_address(gh: Gatehouse, user_id: uuid.UUID, group: str) -> bool:
     """Has the user signed in from this address (IPv6: this /64) in their recent sessions?"""
     async with gh.transaction() as db:
-        ips = await db.scalars(sa.select(LoginSession.ip).where(LoginSession.user_id == user_id)
-                               .order_by(LoginSession.created_at.desc()).limit(200))
+        ips = await db.scalars(
+            sa.select(LoginSession.ip)
+            .where(LoginSession.user_id == user_id)
+            .order_by(LoginSession.created_at.desc())
+            .limit(200)
+        )
         return any(ip_group(ip) == group for ip in ips)
 
 
@@ -3751,24 +4249,38 @@ async def _mail_allowed(gh: Gatehouse, address: str, client: Client, user_id: uu
     settings, group = gh.settings, ip_group(client.ip)
     allowed = await gh.cache.hit(f"mail-ip:{address}|{group}", settings.rate_reset_email_ip) == 0 and (
         await gh.cache.hit(f"mail:{address}", settings.rate_reset_email) == 0
-        or (user_id is not None and await _is_known_address(gh, user_id, group)
-            and await gh.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0))
+        or (
+            user_id is not None
+            and await _is_known_address(gh, user_id, group)
+            and await gh.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0
+        )
+    )
     if not allowed:
         gh.metrics.rate_limited.labels("mail").inc()
         log.warning("mail not sent: over the hourly budget of this mailbox or requester ip=%s", client.ip)
     return allowed
 
 
-async def send_mail(gh: Gatehouse, *, kind: str, email: str, client: Client, user_id: uuid.UUID | None = None,
-                    budget: bool = True, link: str = "", **fields: str) -> bool:
+async def send_mail(
+    gh: Gatehouse,
+    *,
+    kind: str,
+    email: str,
+    client: Client,
+    user_id: uuid.UUID | None = None,
+    budget: bool = True,
+    link: str = "",
+    **fields: str,
+) -> bool:
     """Deliver a message if the mail budget allows (`budget=False`: account-security notices)."""
     if budget and not await _mail_allowed(gh, email, client, user_id):
         return False
     return await deliver(gh, kind=kind, email=email, link=link, user_id=user_id, **fields)
 
 
-async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str = "", user_id: uuid.UUID | None = None,
-                  **fields: str) -> bool:
+async def deliver(
+    gh: Gatehouse, *, kind: str, email: str, link: str = "", user_id: uuid.UUID | None = None, **fields: str
+) -> bool:
     """Render a message from its templates and queue it for SMTP_URL or WEBHOOK_URL (in development
     without either, log it). Never waits for the mail server; False if the message cannot go."""
     mail = gh.mailer.render(kind=kind, to=email, link=link, user_id=user_id, **fields)
@@ -3786,14 +4298,23 @@ async def deliver(gh: Gatehouse, *, kind: str, email: str, link: str = "", user_
 async def list_sessions(gh: Gatehouse, *, user_id: uuid.UUID) -> list[LoginSession]:
     """A user's live sessions, newest first (at most 200)."""
     async with gh.transaction() as db:
-        return list(await db.scalars(
-            sa.select(LoginSession).where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None),
-                                          LoginSession.expires_at > sa.literal(utcnow(), UTCDateTime()))
-            .order_by(LoginSession.created_at.desc(), LoginSession.id.desc()).limit(200)))
+        return list(
+            await db.scalars(
+                sa.select(LoginSession)
+                .where(
+                    LoginSession.user_id == user_id,
+                    LoginSession.revoked_at.is_(None),
+                    LoginSession.expires_at > sa.literal(utcnow(), UTCDateTime()),
+                )
+                .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
+                .limit(200)
+            )
+        )
 
 
-async def end_session(gh: Gatehouse, *, session_id: uuid.UUID, owner_id: uuid.UUID | None = None,
-                      client: Client = CLI) -> None:
+async def end_session(
+    gh: Gatehouse, *, session_id: uuid.UUID, owner_id: uuid.UUID | None = None, client: Client = CLI
+) -> None:
     """End one session (only `owner_id`'s, when given); its tokens stop working on every instance."""
     async with gh.transaction() as db:
         row = await db.get(LoginSession, session_id)
@@ -3819,8 +4340,11 @@ def touch_session(gh: Gatehouse, session_id: uuid.UUID, *, ip: str) -> None:
     async def write() -> None:
         if await gh.cache.claim(f"touch-s:{session_id}", interval):
             async with gh.transaction(write=True) as db:
-                await db.execute(sa.update(LoginSession).where(LoginSession.id == session_id)
-                                 .values(last_used_at=utcnow(), last_ip=ip[:64]))
+                await db.execute(
+                    sa.update(LoginSession)
+                    .where(LoginSession.id == session_id)
+                    .values(last_used_at=utcnow(), last_ip=ip[:64])
+                )
 
     gh.spawn(write())
 
@@ -3832,21 +4356,28 @@ def _aal(amr: list[str] | tuple[str, ...], *, verified_passkey: bool = False) ->
 
 async def _mfa_methods(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
     """The second factors a sign-in may use; empty when the account has none."""
-    totp, passkeys, codes = (await db.execute(sa.select(
-        sa.exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)),
-        sa.exists().where(Passkey.user_id == user_id),
-        sa.exists().where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))))).one()
+    totp, passkeys, codes = (
+        await db.execute(
+            sa.select(
+                sa.exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)),
+                sa.exists().where(Passkey.user_id == user_id),
+                sa.exists().where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None)),
+            )
+        )
+    ).one()
     methods = (["totp"] if totp else []) + (["webauthn"] if passkeys else [])
     return methods + ["recovery_code"] if methods and codes else methods
 
 
-async def _mfa_challenge(gh: Gatehouse, user: User, methods: list[str], *, rehash: str | None,
-                         client: Client) -> MfaChallenge:
+async def _mfa_challenge(
+    gh: Gatehouse, user: User, methods: list[str], *, rehash: str | None, client: Client
+) -> MfaChallenge:
     # The mfa_token is a random single-use action token bound to the user, stored hashed: not a JWT,
     # so no route that takes an access token can be fooled by it.
     async with gh.transaction(write=True) as db:
-        token = await _issue_action_token(gh, user=user, purpose="mfa", lifetime=MFA_TOKEN_LIFETIME,
-                                          event="auth.mfa_challenge", client=client, db=db)
+        token = await _issue_action_token(
+            gh, user=user, purpose="mfa", lifetime=MFA_TOKEN_LIFETIME, event="auth.mfa_challenge", client=client, db=db
+        )
         if rehash is not None:
             await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
     return MfaChallenge(token, methods, int(MFA_TOKEN_LIFETIME.total_seconds()))
@@ -3865,13 +4396,28 @@ async def _mfa_token_user(gh: Gatehouse, mfa_token: str) -> User:
     return user
 
 
-async def complete_mfa(gh: Gatehouse, *, mfa_token: str, otp: str | None = None, recovery_code: str | None = None,
-                       passkey: dict[str, Any] | None = None, client: Client = CLI) -> TokenPair:
+async def complete_mfa(
+    gh: Gatehouse,
+    *,
+    mfa_token: str,
+    otp: str | None = None,
+    recovery_code: str | None = None,
+    passkey: dict[str, Any] | None = None,
+    client: Client = CLI,
+) -> TokenPair:
     """Finish a sign-in that answered `mfa_required`: one second factor, then the session opens."""
     await _check_auth_ip(gh, client)
     user = await _mfa_token_user(gh, mfa_token)
-    method, _ = await _second_factor(gh, user=user, otp=otp, recovery_code=recovery_code, passkey=passkey,
-                                     purpose="mfa", event="auth.mfa", client=client)
+    method, _ = await _second_factor(
+        gh,
+        user=user,
+        otp=otp,
+        recovery_code=recovery_code,
+        passkey=passkey,
+        purpose="mfa",
+        event="auth.mfa",
+        client=client,
+    )
     try:
         async with gh.transaction(write=True) as db:
             await _consume_action_token(db, token=mfa_token, purpose="mfa")
@@ -3883,32 +4429,53 @@ async def complete_mfa(gh: Gatehouse, *, mfa_token: str, otp: str | None = None,
     return pair
 
 
-async def _second_factor(gh: Gatehouse, *, user: User, purpose: str, event: str, client: Client,
-                         otp: str | None = None, recovery_code: str | None = None,
-                         passkey: dict[str, Any] | None = None) -> tuple[str, bool]:
+async def _second_factor(
+    gh: Gatehouse,
+    *,
+    user: User,
+    purpose: str,
+    event: str,
+    client: Client,
+    otp: str | None = None,
+    recovery_code: str | None = None,
+    passkey: dict[str, Any] | None = None,
+) -> tuple[str, bool]:
     """Check one second factor under the per-user limit: (method used, passkey verified the user)."""
     if otp is not None:
-        await _guarded_check(gh, user=user, method="otp", event=event, client=client,
-                             check=lambda: _spend_totp(gh, user.id, otp))
+        await _guarded_check(
+            gh, user=user, method="otp", event=event, client=client, check=lambda: _spend_totp(gh, user.id, otp)
+        )
         return "otp", False
     if recovery_code is not None:
-        await _guarded_check(gh, user=user, method="recovery", event=event, client=client,
-                             check=lambda: _spend_recovery_code(gh, user, recovery_code, client=client))
+        await _guarded_check(
+            gh,
+            user=user,
+            method="recovery",
+            event=event,
+            client=client,
+            check=lambda: _spend_recovery_code(gh, user, recovery_code, client=client),
+        )
         return "recovery", False
     if passkey is not None:
         found = await _find_passkey(gh, passkey)
         if found is None or found.user_id != user.id:
             gh.audit_later(_audit(event, client, subject=user.id, outcome="failure", method="webauthn"))
             raise PasskeyRejected("This passkey is not registered to this account.")
-        verified = await _guarded_check(gh, user=user, method="webauthn", event=event, client=client,
-                                        check=lambda: _check_assertion(gh, found, user, passkey, purpose=purpose,
-                                                                       bound=user.id, client=client))
+        verified = await _guarded_check(
+            gh,
+            user=user,
+            method="webauthn",
+            event=event,
+            client=client,
+            check=lambda: _check_assertion(gh, found, user, passkey, purpose=purpose, bound=user.id, client=client),
+        )
         return "webauthn", verified == "uv"
     raise InvalidInput("send one of `code`, `recovery_code` or `webauthn`")
 
 
-async def _guarded_check(gh: Gatehouse, *, user: User, method: str, event: str, client: Client,
-                         check: Callable[[], Awaitable[Any]]) -> Any:
+async def _guarded_check(
+    gh: Gatehouse, *, user: User, method: str, event: str, client: Client, check: Callable[[], Awaitable[Any]]
+) -> Any:
     """Run one factor check under RATE_MFA_FAILURES. The slot is reserved *before* the check and given
     back on success, so N parallel wrong codes get at most the limit's checks, on every instance."""
     rate, key = gh.settings.rate_mfa_failures, f"mfa-fail:{user.id}"
@@ -3943,9 +4510,12 @@ async def _spend_totp(gh: Gatehouse, user_id: uuid.UUID, code: str, *, pending: 
     state = TotpFactor.confirmed_at.is_(None) if pending else TotpFactor.confirmed_at.is_not(None)
     changes: dict[str, Any] = {"last_step": step} | ({"confirmed_at": utcnow()} if pending else {})
     async with gh.transaction(write=True) as db:
-        taken = await db.scalar(sa.update(TotpFactor).where(TotpFactor.user_id == user_id,
-                                                            TotpFactor.last_step < step, state)
-                                .values(**changes).returning(TotpFactor.user_id))
+        taken = await db.scalar(
+            sa.update(TotpFactor)
+            .where(TotpFactor.user_id == user_id, TotpFactor.last_step < step, state)
+            .values(**changes)
+            .returning(TotpFactor.user_id)
+        )
     return taken is not None
 
 
@@ -3954,15 +4524,26 @@ async def _spend_recovery_code(gh: Gatehouse, user: User, code: str, *, client: 
     if not _RECOVERY_RE.match(normalized):
         return False
     async with gh.transaction(write=True) as db:
-        spent = await db.scalar(sa.update(RecoveryCode).where(
-            RecoveryCode.user_id == user.id, RecoveryCode.code_hash == hash_secret(normalized),
-            RecoveryCode.used_at.is_(None)).values(used_at=utcnow()).returning(RecoveryCode.id))
-        left = await db.scalar(sa.select(sa.func.count()).select_from(RecoveryCode).where(
-            RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))
+        spent = await db.scalar(
+            sa.update(RecoveryCode)
+            .where(
+                RecoveryCode.user_id == user.id,
+                RecoveryCode.code_hash == hash_secret(normalized),
+                RecoveryCode.used_at.is_(None),
+            )
+            .values(used_at=utcnow())
+            .returning(RecoveryCode.id)
+        )
+        left = await db.scalar(
+            sa.select(sa.func.count())
+            .select_from(RecoveryCode)
+            .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+        )
     if spent is None:
         return False
-    gh.spawn(send_mail(gh, kind="recovery_code_used", email=user.email, client=client, budget=False,
-                       remaining=str(left)))
+    gh.spawn(
+        send_mail(gh, kind="recovery_code_used", email=user.email, client=client, budget=False, remaining=str(left))
+    )
     return True
 
 
@@ -3971,8 +4552,12 @@ async def _store_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> list[st
     codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
     await db.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
     now = utcnow()
-    db.add_all([RecoveryCode(user_id=user_id, code_hash=hash_secret(normalize_recovery_code(c)), created_at=now)
-                for c in codes])
+    db.add_all(
+        [
+            RecoveryCode(user_id=user_id, code_hash=hash_secret(normalize_recovery_code(c)), created_at=now)
+            for c in codes
+        ]
+    )
     return codes
 
 
@@ -3995,8 +4580,7 @@ async def enroll_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI
             db.add(_audit("mfa.totp_enroll", client, subject=user.id))
     except sa.exc.IntegrityError:
         raise TotpAlreadyEnabled("Another enrollment started at the same moment; start again.") from None
-    uri = pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=user.email,
-                                                                   issuer_name=gh.settings.mfa_issuer)
+    uri = pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=user.email, issuer_name=gh.settings.mfa_issuer)
     return secret, uri
 
 
@@ -4004,12 +4588,19 @@ async def confirm_totp(gh: Gatehouse, *, user_id: uuid.UUID, code: str, client: 
     """Activate the pending authenticator with one of its codes; the new recovery codes, shown once."""
     user = await _load_user(gh, user_id)
     async with gh.transaction() as db:
-        pending = await db.scalar(sa.select(TotpFactor.user_id).where(TotpFactor.user_id == user.id,
-                                                                     TotpFactor.confirmed_at.is_(None)))
+        pending = await db.scalar(
+            sa.select(TotpFactor.user_id).where(TotpFactor.user_id == user.id, TotpFactor.confirmed_at.is_(None))
+        )
     if pending is None:
         raise MfaNotEnabled("No authenticator enrollment is pending: start with POST /mfa/totp.")
-    await _guarded_check(gh, user=user, method="otp", event="mfa.totp_confirm", client=client,
-                         check=lambda: _spend_totp(gh, user.id, code, pending=True))
+    await _guarded_check(
+        gh,
+        user=user,
+        method="otp",
+        event="mfa.totp_confirm",
+        client=client,
+        check=lambda: _spend_totp(gh, user.id, code, pending=True),
+    )
     async with gh.transaction(write=True) as db:
         codes = await _store_recovery_codes(db, user.id)
         db.add(_audit("mfa.totp_enabled", client, subject=user.id))
@@ -4027,8 +4618,9 @@ async def disable_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CL
     """Remove the authenticator app (and the recovery codes, when no passkey is left)."""
     user = await _load_user(gh, user_id)
     async with gh.transaction(write=True) as db:
-        removed = await db.scalar(sa.delete(TotpFactor).where(TotpFactor.user_id == user.id)
-                                  .returning(TotpFactor.confirmed_at))
+        removed = await db.scalar(
+            sa.delete(TotpFactor).where(TotpFactor.user_id == user.id).returning(TotpFactor.confirmed_at)
+        )
         if removed is None:
             raise MfaNotEnabled("No authenticator app is enrolled.")
         await _forget_codes_without_factor(db, user.id)
@@ -4054,8 +4646,9 @@ async def reset_mfa(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) 
     async with gh.transaction(write=True) as db:
         removed = 0
         for model in (TotpFactor, Passkey, RecoveryCode):
-            removed += len(list(await db.scalars(sa.delete(model).where(model.user_id == user.id)
-                                                 .returning(model.user_id))))
+            removed += len(
+                list(await db.scalars(sa.delete(model).where(model.user_id == user.id).returning(model.user_id)))
+            )
         db.add(_audit("mfa.reset", client, subject=user.id, removed=removed))
     gh.spawn(send_mail(gh, kind="mfa_reset", email=user.email, client=client, budget=False))
     log.warning("mfa reset user=%s removed=%d", user.id, removed)
@@ -4082,19 +4675,29 @@ async def _passkey_ids(gh: Gatehouse, user_id: uuid.UUID) -> list[str]:
 async def passkey_registration_options(gh: Gatehouse, *, user_id: uuid.UUID) -> dict[str, Any]:
     """Options for navigator.credentials.create(): a discoverable credential, bound to this user."""
     import webauthn
-    from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor,
-                                          ResidentKeyRequirement, UserVerificationRequirement)
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
 
     user = await _load_user(gh, user_id)
     options = webauthn.generate_registration_options(
-        rp_id=gh.settings.webauthn_rp_id, rp_name=gh.settings.webauthn_rp_name, user_name=user.email,
-        user_id=user.id.bytes, user_display_name=user.full_name or user.email,
+        rp_id=gh.settings.webauthn_rp_id,
+        rp_name=gh.settings.webauthn_rp_name,
+        user_name=user.email,
+        user_id=user.id.bytes,
+        user_display_name=user.full_name or user.email,
         challenge=gh.tokens.challenge("register", user.id, PASSKEY_CHALLENGE_SECONDS),
         timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
         authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.PREFERRED),
-        exclude_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c))
-                             for c in await _passkey_ids(gh, user.id)])
+            resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.PREFERRED
+        ),
+        exclude_credentials=[
+            PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in await _passkey_ids(gh, user.id)
+        ],
+    )
     return json.loads(webauthn.options_to_json(options))
 
 
@@ -4103,14 +4706,16 @@ def _request_options(gh: Gatehouse, purpose: str, user_id: uuid.UUID | None, ids
     from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
 
     options = webauthn.generate_authentication_options(
-        rp_id=gh.settings.webauthn_rp_id, challenge=gh.tokens.challenge(purpose, user_id, PASSKEY_CHALLENGE_SECONDS),
-        timeout=PASSKEY_CHALLENGE_SECONDS * 1000, user_verification=UserVerificationRequirement.PREFERRED,
-        allow_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in ids])
+        rp_id=gh.settings.webauthn_rp_id,
+        challenge=gh.tokens.challenge(purpose, user_id, PASSKEY_CHALLENGE_SECONDS),
+        timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
+        user_verification=UserVerificationRequirement.PREFERRED,
+        allow_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in ids],
+    )
     return json.loads(webauthn.options_to_json(options))
 
 
-async def passkey_login_options(gh: Gatehouse, *, mfa_token: str | None = None,
-                                client: Client = CLI) -> dict[str, Any]:
+async def passkey_login_options(gh: Gatehouse, *, mfa_token: str | None = None, client: Client = CLI) -> dict[str, Any]:
     """Options for navigator.credentials.get(): for a passkey-only sign-in (any discoverable passkey),
     or, with an mfa_token, for that user's passkeys as the second factor."""
     await _check_auth_ip(gh, client)
@@ -4130,8 +4735,9 @@ async def passkey_proof_options(gh: Gatehouse, *, principal: "Principal") -> dic
     return _request_options(gh, "proof", principal.user_id, ids)
 
 
-def _client_challenge(gh: Gatehouse, credential: dict[str, Any], purpose: str,
-                      user_id: uuid.UUID | None) -> tuple[bytes, datetime]:
+def _client_challenge(
+    gh: Gatehouse, credential: dict[str, Any], purpose: str, user_id: uuid.UUID | None
+) -> tuple[bytes, datetime]:
     """The challenge the browser signed, if this service issued it for this purpose and user and it is live."""
     import webauthn
 
@@ -4148,12 +4754,22 @@ def _client_challenge(gh: Gatehouse, credential: dict[str, Any], purpose: str,
 
 def _spend_challenge(db: AsyncSession, user: User, challenge: bytes, expires: datetime) -> None:
     now = utcnow()
-    db.add(ActionToken(user_id=user.id, purpose="webauthn", token_hash=hash_secret(challenge.hex()),
-                       email=user.email, created_at=now, expires_at=expires, used_at=now))
+    db.add(
+        ActionToken(
+            user_id=user.id,
+            purpose="webauthn",
+            token_hash=hash_secret(challenge.hex()),
+            email=user.email,
+            created_at=now,
+            expires_at=expires,
+            used_at=now,
+        )
+    )
 
 
-async def register_passkey(gh: Gatehouse, *, user_id: uuid.UUID, credential: dict[str, Any], name: str,
-                           client: Client = CLI) -> Passkey:
+async def register_passkey(
+    gh: Gatehouse, *, user_id: uuid.UUID, credential: dict[str, Any], name: str, client: Client = CLI
+) -> Passkey:
     """Verify navigator.credentials.create()'s answer to our options and keep the credential."""
     import webauthn
 
@@ -4161,17 +4777,23 @@ async def register_passkey(gh: Gatehouse, *, user_id: uuid.UUID, credential: dic
     user = await _load_user(gh, user_id)
     challenge, expires = _client_challenge(gh, credential, "register", user.id)
     try:
-        verified = webauthn.verify_registration_response(credential=credential, expected_challenge=challenge,
-                                                         **_rp_options(gh))
+        verified = webauthn.verify_registration_response(
+            credential=credential, expected_challenge=challenge, **_rp_options(gh)
+        )
     except Exception as exc:
         log.info("passkey registration refused: %s", exc)
         raise PasskeyRejected() from None
     try:
         async with gh.transaction(write=True) as db:
             _spend_challenge(db, user, challenge, expires)
-            row = Passkey(user_id=user.id, credential_id=webauthn.helpers.bytes_to_base64url(verified.credential_id),
-                          public_key=webauthn.helpers.bytes_to_base64url(verified.credential_public_key),
-                          sign_count=verified.sign_count, name=name, created_at=utcnow())
+            row = Passkey(
+                user_id=user.id,
+                credential_id=webauthn.helpers.bytes_to_base64url(verified.credential_id),
+                public_key=webauthn.helpers.bytes_to_base64url(verified.credential_public_key),
+                sign_count=verified.sign_count,
+                name=name,
+                created_at=utcnow(),
+            )
             db.add(row)
             db.add(_audit("mfa.passkey_added", client, subject=user.id, passkey=str(row.id)))
     except sa.exc.IntegrityError:
@@ -4183,16 +4805,20 @@ async def register_passkey(gh: Gatehouse, *, user_id: uuid.UUID, credential: dic
 async def list_passkeys(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Passkey]:
     """A user's passkeys, oldest first."""
     async with gh.transaction() as db:
-        return list(await db.scalars(sa.select(Passkey).where(Passkey.user_id == user_id)
-                                     .order_by(Passkey.created_at, Passkey.id)))
+        return list(
+            await db.scalars(
+                sa.select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.created_at, Passkey.id)
+            )
+        )
 
 
 async def delete_passkey(gh: Gatehouse, *, user_id: uuid.UUID, passkey_id: uuid.UUID, client: Client = CLI) -> None:
     """Remove one of a user's passkeys (and the recovery codes, when no factor is left)."""
     user = await _load_user(gh, user_id)
     async with gh.transaction(write=True) as db:
-        name = await db.scalar(sa.delete(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id)
-                               .returning(Passkey.name))
+        name = await db.scalar(
+            sa.delete(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id).returning(Passkey.name)
+        )
         if name is None:
             raise PasskeyNotFound()
         await _forget_codes_without_factor(db, user.id)
@@ -4208,8 +4834,16 @@ async def _find_passkey(gh: Gatehouse, credential: dict[str, Any]) -> Passkey | 
         return await db.scalar(sa.select(Passkey).where(Passkey.credential_id == credential_id))
 
 
-async def _check_assertion(gh: Gatehouse, passkey: Passkey, user: User, credential: dict[str, Any], *,
-                           purpose: str, bound: uuid.UUID | None, client: Client) -> str:
+async def _check_assertion(
+    gh: Gatehouse,
+    passkey: Passkey,
+    user: User,
+    credential: dict[str, Any],
+    *,
+    purpose: str,
+    bound: uuid.UUID | None,
+    client: Client,
+) -> str:
     """Verify an assertion of `passkey`: challenge, origin, RP id, signature, then the sign count,
     which must grow (a counter going backwards means a cloned authenticator: refused and audited).
     "uv" when the authenticator verified the user, else "up"."""
@@ -4222,8 +4856,12 @@ async def _check_assertion(gh: Gatehouse, passkey: Passkey, user: User, credenti
     try:
         # The counter is checked below, not by the library, so that a clone is told from a bad signature.
         verified = webauthn.verify_authentication_response(
-            credential=credential, expected_challenge=challenge, credential_current_sign_count=0,
-            credential_public_key=webauthn.base64url_to_bytes(passkey.public_key), **_rp_options(gh))
+            credential=credential,
+            expected_challenge=challenge,
+            credential_current_sign_count=0,
+            credential_public_key=webauthn.base64url_to_bytes(passkey.public_key),
+            **_rp_options(gh),
+        )
     except Exception as exc:
         log.info("passkey assertion refused: %s", exc)
         raise PasskeyRejected() from None
@@ -4234,8 +4872,15 @@ async def _check_assertion(gh: Gatehouse, passkey: Passkey, user: User, credenti
         async with gh.transaction(write=True) as db:
             _spend_challenge(db, user, challenge, expires)
             grows = Passkey.sign_count < count if count else Passkey.sign_count == 0
-            if await db.scalar(sa.update(Passkey).where(Passkey.id == passkey.id, grows)
-                               .values(sign_count=count, last_used_at=utcnow()).returning(Passkey.id)) is None:
+            if (
+                await db.scalar(
+                    sa.update(Passkey)
+                    .where(Passkey.id == passkey.id, grows)
+                    .values(sign_count=count, last_used_at=utcnow())
+                    .returning(Passkey.id)
+                )
+                is None
+            ):
                 _refuse_clone(gh, passkey, user, count, client)  # a use with a higher count got there first
     except sa.exc.IntegrityError:
         raise PasskeyRejected("This passkey answer was already used.") from None
@@ -4243,11 +4888,22 @@ async def _check_assertion(gh: Gatehouse, passkey: Passkey, user: User, credenti
 
 
 def _refuse_clone(gh: Gatehouse, passkey: Passkey, user: User, count: int, client: Client) -> None:
-    gh.audit_later(_audit("mfa.passkey_clone_detected", client, subject=user.id, outcome="failure",
-                          passkey=str(passkey.id), stored=passkey.sign_count, presented=count))
+    gh.audit_later(
+        _audit(
+            "mfa.passkey_clone_detected",
+            client,
+            subject=user.id,
+            outcome="failure",
+            passkey=str(passkey.id),
+            stored=passkey.sign_count,
+            presented=count,
+        )
+    )
     log.warning("passkey sign count went backwards: passkey=%s user=%s", passkey.id, user.id)
-    raise PasskeyRejected("This passkey's signature counter went backwards, as a cloned authenticator's would: "
-                          "it is refused. Sign in with another factor and remove it.")
+    raise PasskeyRejected(
+        "This passkey's signature counter went backwards, as a cloned authenticator's would: "
+        "it is refused. Sign in with another factor and remove it."
+    )
 
 
 async def sign_in_with_passkey(gh: Gatehouse, *, credential: dict[str, Any], client: Client = CLI) -> TokenPair:
@@ -4261,17 +4917,24 @@ async def sign_in_with_passkey(gh: Gatehouse, *, credential: dict[str, Any], cli
         raise PasskeyRejected()
     if gh.settings.require_verified_email and user.email_verified_at is None:
         raise EmailNotVerified()
-    verified = await _guarded_check(gh, user=user, method="webauthn", event="auth.passkey_login", client=client,
-                                    check=lambda: _check_assertion(gh, passkey, user, credential, purpose="login",
-                                                                   bound=None, client=client))
-    pair = await _start_session(gh, user, client, rehash=None, amr=("webauthn",), aal=_aal(
-        ["webauthn"], verified_passkey=verified == "uv"))
+    verified = await _guarded_check(
+        gh,
+        user=user,
+        method="webauthn",
+        event="auth.passkey_login",
+        client=client,
+        check=lambda: _check_assertion(gh, passkey, user, credential, purpose="login", bound=None, client=client),
+    )
+    pair = await _start_session(
+        gh, user, client, rehash=None, amr=("webauthn",), aal=_aal(["webauthn"], verified_passkey=verified == "uv")
+    )
     gh.metrics.logins.labels("success").inc()
     log.info("login user=%s passkey", user.id)
     return pair
 
 
 # Service functions: audit, configuration and health --------------------------
+
 
 def _utc_bound(at: datetime | None, name: str) -> datetime | None:
     """A time filter in UTC (no offset means UTC); InvalidInput if UTC lies off the calendar."""
@@ -4283,9 +4946,16 @@ def _utc_bound(at: datetime | None, name: str) -> datetime | None:
         raise InvalidInput(f"{name}: {at.isoformat()} is outside the calendar once converted to UTC") from None
 
 
-async def list_audit(gh: Gatehouse, *, user_id: uuid.UUID | None = None, event: str | None = None,
-                     since: datetime | None = None, until: datetime | None = None, cursor: str | None = None,
-                     limit: int = 50) -> tuple[list[AuditEvent], str | None]:
+async def list_audit(
+    gh: Gatehouse,
+    *,
+    user_id: uuid.UUID | None = None,
+    event: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[AuditEvent], str | None]:
     """A page of audit events, newest first (this process's queue is written first)."""
     since, until = _utc_bound(since, "since"), _utc_bound(until, "until")
     await gh.flush_audit()
@@ -4299,8 +4969,7 @@ async def list_audit(gh: Gatehouse, *, user_id: uuid.UUID | None = None, event: 
     if until is not None:
         stmt = stmt.where(AuditEvent.at < sa.literal(until, UTCDateTime()))
     async with gh.transaction() as db:
-        return await _keyset_page(db, stmt, AuditEvent.at, AuditEvent.id, cursor=cursor, limit=limit,
-                                  newest_first=True)
+        return await _keyset_page(db, stmt, AuditEvent.at, AuditEvent.id, cursor=cursor, limit=limit, newest_first=True)
 
 
 def describe_settings(settings: Settings) -> dict[str, str]:
@@ -4360,10 +5029,12 @@ async def check_health(gh: Gatehouse) -> tuple[bool, dict[str, Any]]:
 
 _NO_NUL = r"^[^\x00]*$"  # in the schema too, so clients and fuzzers know
 CleanStr = Annotated[str, Field(pattern=_NO_NUL), AfterValidator(_no_bad_text)]
-Email = Annotated[str, Field(max_length=320, pattern=_NO_NUL, json_schema_extra={"format": "email"}),
-                  AfterValidator(normalize_email)]
-Password = Annotated[str, Field(min_length=_PASSWORD_MIN, max_length=_PASSWORD_MAX, pattern=_NO_NUL),
-                     AfterValidator(check_password)]
+Email = Annotated[
+    str, Field(max_length=320, pattern=_NO_NUL, json_schema_extra={"format": "email"}), AfterValidator(normalize_email)
+]
+Password = Annotated[
+    str, Field(min_length=_PASSWORD_MIN, max_length=_PASSWORD_MAX, pattern=_NO_NUL), AfterValidator(check_password)
+]
 
 
 class _Input(BaseModel):
@@ -4377,15 +5048,23 @@ class UserRegister(_Input):
 
 
 ProvidedPassword = Annotated[CleanStr, Field(max_length=_PASSWORD_MAX * 4)]  # checked, never policed
-LoginCode = Annotated[str, Field(pattern=r"^\s*\d{8}\s*$", description="The one-time code mailed after "
-                                 "login_code_required.")]
+LoginCode = Annotated[
+    str, Field(pattern=r"^\s*\d{8}\s*$", description="The one-time code mailed after login_code_required.")
+]
 
 
 TotpCode = Annotated[str, Field(pattern=r"^\s*\d{6}\s*$", description="A 6-digit code from the authenticator app.")]
-RecoveryCodeText = Annotated[str, Field(min_length=1, max_length=40, pattern=_NO_NUL,
-                                        description="One of the recovery codes, e.g. abcd-efgh-ijkl.")]
-WebauthnCredential = Annotated[dict[str, Any], Field(description="The PublicKeyCredential from the browser as JSON "
-                                                     "(id, rawId, type, response with base64url fields).")]
+RecoveryCodeText = Annotated[
+    str,
+    Field(min_length=1, max_length=40, pattern=_NO_NUL, description="One of the recovery codes, e.g. abcd-efgh-ijkl."),
+]
+WebauthnCredential = Annotated[
+    dict[str, Any],
+    Field(
+        description="The PublicKeyCredential from the browser as JSON "
+        "(id, rawId, type, response with base64url fields)."
+    ),
+]
 
 
 class LoginIn(_Input):
@@ -4402,8 +5081,11 @@ class ReauthIn(_Input):
 
 
 class ProofIn(_Input):
-    password: ProvidedPassword | None = Field(None, description="Your current password, unless you signed in "
-                                              "within REAUTH_MINUTES (or send `otp` or `passkey` instead).")
+    password: ProvidedPassword | None = Field(
+        None,
+        description="Your current password, unless you signed in "
+        "within REAUTH_MINUTES (or send `otp` or `passkey` instead).",
+    )
     otp: TotpCode | None = None
     passkey: WebauthnCredential | None = Field(None, description="An answer to POST /mfa/passkeys/challenge.")
 
@@ -4412,8 +5094,9 @@ class MfaIn(_Input):
     mfa_token: Annotated[str, Field(min_length=1, max_length=100)]
     code: TotpCode | None = None
     recovery_code: RecoveryCodeText | None = None
-    webauthn: WebauthnCredential | None = Field(None, description="An answer to POST /auth/webauthn/options "
-                                                "called with this mfa_token.")
+    webauthn: WebauthnCredential | None = Field(
+        None, description="An answer to POST /auth/webauthn/options called with this mfa_token."
+    )
 
 
 class MfaChallengeOut(BaseModel):
@@ -4438,7 +5121,8 @@ class RecoveryCodesOut(BaseModel):
 
 class WebauthnOptionsIn(_Input):
     mfa_token: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
-        None, description="For a passkey as second factor; without it, options for a passkey-only sign-in.")
+        None, description="For a passkey as second factor; without it, options for a passkey-only sign-in."
+    )
 
 
 class PasskeyLoginIn(_Input):
@@ -4467,16 +5151,24 @@ class SessionPublic(BaseModel):
     last_used_at: datetime | None = Field(description="Written at most once per SESSION_TOUCH_SECONDS.")
     ip: str = Field(description="The client address at sign-in.")
     last_ip: str = Field(description="The client address at the last recorded use.")
-    device: str = Field(description="A short label from the User-Agent, e.g. \"Firefox on Linux\".")
+    device: str = Field(description='A short label from the User-Agent, e.g. "Firefox on Linux".')
     amr: list[str] = Field(description="How it signed in: pwd, otp, recovery, webauthn.")
     aal: int
     current: bool
 
     @classmethod
     def of(cls, row: LoginSession, current: uuid.UUID | None) -> "SessionPublic":
-        return cls(id=row.id, created_at=row.created_at, last_used_at=row.last_used_at, ip=row.ip,
-                   last_ip=row.last_ip or row.ip, device=device_label(row.user_agent), amr=row.amr.split(),
-                   aal=row.aal, current=row.id == current)
+        return cls(
+            id=row.id,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            ip=row.ip,
+            last_ip=row.last_ip or row.ip,
+            device=device_label(row.user_agent),
+            amr=row.amr.split(),
+            aal=row.aal,
+            current=row.id == current,
+        )
 
 
 class RefreshIn(_Input):
@@ -4500,8 +5192,9 @@ class CredentialsEndedOut(BaseModel):
 
 
 class UserMeUpdated(UserPublic):
-    pending_email: str | None = Field(None, description="Waiting for the link mailed to it; `email` is still "
-                                      "the account's address until then.")
+    pending_email: str | None = Field(
+        None, description="Waiting for the link mailed to it; `email` is still the account's address until then."
+    )
 
 
 class UserCreate(_Input):
@@ -4539,7 +5232,8 @@ class TokenIn(_Input):
 def _iso_time_only(value: Any) -> Any:
     # pydantic also reads bare numbers as Unix times; the schema promises ISO 8601, so hold to it.
     if isinstance(value, (int, float)) or (
-            isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+(?:[eE][-+]?\d+)?\s*", value)):
+        isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+(?:[eE][-+]?\d+)?\s*", value)
+    ):
         raise ValueError("an ISO 8601 date-time is expected, e.g. 2026-01-31T12:00:00Z")
     return value
 
@@ -4565,9 +5259,18 @@ class AuditPublic(BaseModel):
 
     @classmethod
     def of(cls, row: AuditEvent) -> "AuditPublic":
-        return cls(id=row.id, at=row.at, event=row.event, outcome=row.outcome, actor_id=row.actor_id,
-                   key_id=row.key_id, subject_id=row.subject_id, ip=row.ip, user_agent=row.user_agent,
-                   detail=json.loads(row.detail or "{}"))
+        return cls(
+            id=row.id,
+            at=row.at,
+            event=row.event,
+            outcome=row.outcome,
+            actor_id=row.actor_id,
+            key_id=row.key_id,
+            subject_id=row.subject_id,
+            ip=row.ip,
+            user_agent=row.user_agent,
+            detail=json.loads(row.detail or "{}"),
+        )
 
 
 class AuditPage(BaseModel):
@@ -4602,9 +5305,17 @@ class ApiKeyPublic(BaseModel):
 
     @classmethod
     def of(cls, row: ApiKey) -> "ApiKeyPublic":
-        return cls(id=row.id, prefix=f"{API_KEY_PREFIX}{row.public_id}", name=row.name, scopes=row.scopes.split(),
-                   user_id=row.user_id, created_at=row.created_at, expires_at=row.expires_at,
-                   last_used_at=row.last_used_at, parent_id=row.parent_id)
+        return cls(
+            id=row.id,
+            prefix=f"{API_KEY_PREFIX}{row.public_id}",
+            name=row.name,
+            scopes=row.scopes.split(),
+            user_id=row.user_id,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            last_used_at=row.last_used_at,
+            parent_id=row.parent_id,
+        )
 
 
 class ApiKeyCreated(ApiKeyPublic):
@@ -4631,21 +5342,21 @@ class HealthOut(BaseModel):
     checks: dict[str, Any] = {}
 
 
-
-
 def _tokens_out(pair: TokenPair) -> TokenOut:
     return TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
 
 
 def _login_out(result: TokenPair | MfaChallenge) -> TokenOut | MfaChallengeOut:
     if isinstance(result, MfaChallenge):
-        return MfaChallengeOut(mfa_token=result.mfa_token, methods=result.methods,  # type: ignore[arg-type]
-                               expires_in=result.expires_in)
+        return MfaChallengeOut(
+            mfa_token=result.mfa_token,
+            methods=result.methods,  # type: ignore[arg-type]
+            expires_in=result.expires_in,
+        )
     return _tokens_out(result)
 
 
 # Dependencies ################################################################
-
 
 
 async def get_gatehouse(request: Request) -> Gatehouse:
@@ -4763,8 +5474,9 @@ AdminUser = Annotated[Principal, require_scope("admin")]
 _ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)}
 auth_router = APIRouter(prefix="/auth", tags=["auth"], responses=_ERRORS)
 users_router = APIRouter(prefix="/users", tags=["users"], responses=_ERRORS)
-health_router = APIRouter(prefix="/health", tags=["health"],
-                          responses={code: {"model": ErrorOut} for code in (400, 413, 500)})
+health_router = APIRouter(
+    prefix="/health", tags=["health"], responses={code: {"model": ErrorOut} for code in (400, 413, 500)}
+)
 keys_router = APIRouter(prefix="/api-keys", tags=["api keys"], responses=_ERRORS)
 wellknown_router = APIRouter(prefix="/.well-known", tags=["keys"], responses=_ERRORS)
 audit_router = APIRouter(prefix="/audit", tags=["admin"], responses=_ERRORS)
@@ -4775,8 +5487,14 @@ ops_router = APIRouter()
 
 async def _prove(gh: Gatehouse, principal: Principal, body: ProofIn | None, client: Client) -> None:
     """The step-up rule for a sensitive route, with whatever proof the body carries."""
-    await require_recent_proof(gh, principal, password=body.password if body else None, otp=body.otp if body else None,
-                               passkey=body.passkey if body else None, client=client)
+    await require_recent_proof(
+        gh,
+        principal,
+        password=body.password if body else None,
+        otp=body.otp if body else None,
+        passkey=body.passkey if body else None,
+        client=client,
+    )
 
 
 def _acting_for(principal: Principal, user_id: uuid.UUID | None) -> uuid.UUID:
@@ -4791,8 +5509,9 @@ def _acting_for(principal: Principal, user_id: uuid.UUID | None) -> uuid.UUID:
 @auth_router.post("/register", status_code=201, response_model=UserPublic)
 async def register(body: UserRegister, gh: GatehouseDep, client: ClientDep) -> UserPublic:
     """Create an account."""
-    user = await create_user(gh, email=body.email, password=body.password, full_name=body.full_name,
-                             self_signup=True, client=client)
+    user = await create_user(
+        gh, email=body.email, password=body.password, full_name=body.full_name, self_signup=True, client=client
+    )
     return user
 
 
@@ -4801,10 +5520,13 @@ _LOGIN_BODY = {
         "required": True,
         "content": {
             "application/json": {"schema": LoginIn.model_json_schema()},
-            "application/x-www-form-urlencoded": {"schema": {
-                "type": "object", "required": ["username", "password"],
-                "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
-            }},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+                }
+            },
         },
     }
 }
@@ -4833,8 +5555,9 @@ async def _read_login(request: Request) -> LoginIn:
 
 
 @auth_router.post("/login", response_model=TokenOut | MfaChallengeOut, openapi_extra=_LOGIN_BODY)
-async def login(request: Request, response: Response, gh: GatehouseDep,
-                client: ClientDep) -> TokenOut | MfaChallengeOut:
+async def login(
+    request: Request, response: Response, gh: GatehouseDep, client: ClientDep
+) -> TokenOut | MfaChallengeOut:
     """Log in with email and password (JSON, or the OAuth2 form's username/password); with a second
     factor enrolled the answer is `mfa_required` and an `mfa_token` for POST /auth/mfa."""
     creds = await _read_login(request)
@@ -4846,8 +5569,14 @@ async def login(request: Request, response: Response, gh: GatehouseDep,
 @auth_router.post("/mfa", response_model=TokenOut)
 async def login_mfa(body: MfaIn, response: Response, gh: GatehouseDep, client: ClientDep) -> TokenOut:
     """Finish a sign-in with a second factor: an authenticator `code`, a `recovery_code` or a passkey."""
-    pair = await complete_mfa(gh, mfa_token=body.mfa_token, otp=body.code, recovery_code=body.recovery_code,
-                              passkey=body.webauthn, client=client)
+    pair = await complete_mfa(
+        gh,
+        mfa_token=body.mfa_token,
+        otp=body.code,
+        recovery_code=body.recovery_code,
+        passkey=body.webauthn,
+        client=client,
+    )
     response.headers["Cache-Control"] = "no-store"
     return _tokens_out(pair)
 
@@ -4867,12 +5596,20 @@ async def webauthn_login(body: PasskeyLoginIn, response: Response, gh: Gatehouse
 
 
 @auth_router.post("/reauthenticate", response_model=TokenOut)
-async def reauthenticate_route(body: ReauthIn, principal: CurrentUser, response: Response, gh: GatehouseDep,
-                               client: ClientDep) -> TokenOut:
+async def reauthenticate_route(
+    body: ReauthIn, principal: CurrentUser, response: Response, gh: GatehouseDep, client: ClientDep
+) -> TokenOut:
     """Prove your password (or an authenticator code, or a passkey) again: a fresh access token for this
     session (sensitive actions need one)."""
-    pair = await reauthenticate(gh, principal=principal, password=body.password, code=body.code, otp=body.otp,
-                                passkey=body.passkey, client=client.acting(principal))
+    pair = await reauthenticate(
+        gh,
+        principal=principal,
+        password=body.password,
+        code=body.code,
+        otp=body.otp,
+        passkey=body.passkey,
+        client=client.acting(principal),
+    )
     response.headers["Cache-Control"] = "no-store"
     return _tokens_out(pair)
 
@@ -4888,15 +5625,21 @@ async def refresh(body: RefreshIn, response: Response, gh: GatehouseDep, client:
 @auth_router.post("/logout", status_code=204)
 async def logout(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
     """End this session; its tokens stop working at once."""
-    await revoke_sessions(gh, user_id=principal.user_id, session_id=principal.session_id, reason="logout",
-                          client=client.acting(principal))
+    await revoke_sessions(
+        gh, user_id=principal.user_id, session_id=principal.session_id, reason="logout", client=client.acting(principal)
+    )
 
 
 @auth_router.post("/logout-others", status_code=204)
 async def logout_others(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
     """End every session of the current user but this one."""
-    await revoke_sessions(gh, user_id=principal.user_id, keep=principal.session_id, reason="logout_others",
-                          client=client.acting(principal))
+    await revoke_sessions(
+        gh,
+        user_id=principal.user_id,
+        keep=principal.session_id,
+        reason="logout_others",
+        client=client.acting(principal),
+    )
 
 
 @auth_router.post("/logout-all", status_code=204)
@@ -4919,8 +5662,9 @@ async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep, cli
     client = client.acting(principal)
     pending = None
     if body.email is not None:
-        await require_recent_proof(gh, principal, password=body.password, otp=body.otp, passkey=body.passkey,
-                                   client=client)
+        await require_recent_proof(
+            gh, principal, password=body.password, otp=body.otp, passkey=body.passkey, client=client
+        )
         pending = await request_email_change(gh, user_id=principal.user_id, email=body.email, client=client)
     user = await update_user(gh, user_id=principal.user_id, full_name=body.full_name, client=client)
     return UserMeUpdated(**user.model_dump(), pending_email=pending)
@@ -4938,9 +5682,14 @@ async def delete_me(principal: Writer, gh: GatehouseDep, client: ClientDep, body
 async def change_password_route(body: PasswordChange, principal: Writer, gh: GatehouseDep, client: ClientDep) -> None:
     """Change your password (sessions only); every other session ends, API keys stay unless
     `revoke_api_keys`."""
-    await change_password(gh, principal=principal, current_password=body.current_password,
-                          new_password=body.new_password, revoke_api_keys=body.revoke_api_keys,
-                          client=client.acting(principal))
+    await change_password(
+        gh,
+        principal=principal,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        revoke_api_keys=body.revoke_api_keys,
+        client=client.acting(principal),
+    )
 
 
 @auth_router.post("/password-reset/request", status_code=202, response_model=Accepted)
@@ -4965,7 +5714,7 @@ async def email_change_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDe
 
 @auth_router.post("/email-change/revert", response_model=CredentialsEndedOut)
 async def email_change_revert(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
-    """"This wasn't me" from the notice sent to the old address: the change is undone, every session
+    """ "This wasn't me" from the notice sent to the old address: the change is undone, every session
     ends and every API key is revoked."""
     ended = await revert_email_change(gh, token=body.token, client=client)
     return CredentialsEndedOut(sessions_ended=ended.sessions_ended, api_keys_revoked=ended.api_keys_revoked)
@@ -4986,22 +5735,30 @@ async def verify_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> 
 
 @users_router.get("", response_model=UserPage)
 async def admin_list_users(
-    principal: AdminUser, gh: GatehouseDep,
+    principal: AdminUser,
+    gh: GatehouseDep,
     email: Annotated[str | None, Query(max_length=320, pattern=_NO_NUL, description="Substring of the email.")] = None,
-    role: Role | None = None, active: bool | None = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    role: Role | None = None,
+    active: bool | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> UserPage:
     """Users, oldest first, a page at a time (`next_cursor` until the last page)."""
-    rows, next_cursor = await list_users(gh, email_contains=email, role=role, active=active, cursor=cursor,
-                                         limit=limit)
+    rows, next_cursor = await list_users(gh, email_contains=email, role=role, active=active, cursor=cursor, limit=limit)
     return UserPage(items=rows, next_cursor=next_cursor)
 
 
 @users_router.post("", status_code=201, response_model=UserPublic)
 async def admin_create_user(body: UserCreate, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> UserPublic:
     """Create a user with a role."""
-    return await create_user(gh, email=body.email, password=body.password, full_name=body.full_name,
-                             role=body.role, client=client.acting(principal))
+    return await create_user(
+        gh,
+        email=body.email,
+        password=body.password,
+        full_name=body.full_name,
+        role=body.role,
+        client=client.acting(principal),
+    )
 
 
 @users_router.get("/{user_id:uuid}", response_model=UserPublic)
@@ -5011,11 +5768,19 @@ async def admin_get_user(user_id: uuid.UUID, principal: AdminUser, gh: Gatehouse
 
 
 @users_router.patch("/{user_id:uuid}", response_model=UserPublic)
-async def admin_update_user(user_id: uuid.UUID, body: UserUpdate, principal: AdminUser, gh: GatehouseDep,
-                            client: ClientDep) -> UserPublic:
+async def admin_update_user(
+    user_id: uuid.UUID, body: UserUpdate, principal: AdminUser, gh: GatehouseDep, client: ClientDep
+) -> UserPublic:
     """Change a user's email, name, role or active flag (never removing the last admin)."""
-    return await update_user(gh, user_id=user_id, email=body.email, full_name=body.full_name,
-                             role=body.role, is_active=body.is_active, client=client.acting(principal))
+    return await update_user(
+        gh,
+        user_id=user_id,
+        email=body.email,
+        full_name=body.full_name,
+        role=body.role,
+        is_active=body.is_active,
+        client=client.acting(principal),
+    )
 
 
 @users_router.delete("/{user_id:uuid}", status_code=204)
@@ -5025,12 +5790,10 @@ async def admin_delete_user(user_id: uuid.UUID, principal: AdminUser, gh: Gateho
 
 
 @users_router.delete("/{user_id:uuid}/sessions", status_code=204)
-async def admin_revoke_sessions(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep,
-                                client: ClientDep) -> None:
+async def admin_revoke_sessions(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> None:
     """End every session of a user (force logout)."""
     await get_user(gh, user_id=user_id)
-    await revoke_sessions(gh, user_id=user_id, reason="admin",
-                          client=client.acting(principal))
+    await revoke_sessions(gh, user_id=user_id, reason="admin", client=client.acting(principal))
 
 
 @users_router.get("/{user_id:uuid}/sessions", response_model=list[SessionPublic])
@@ -5060,8 +5823,12 @@ async def delete_session(session_id: uuid.UUID, principal: Writer, gh: Gatehouse
 
 
 @mfa_router.post("/totp", response_model=TotpEnrollOut)
-async def totp_enroll(principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None,
-                      ) -> TotpEnrollOut:
+async def totp_enroll(
+    principal: Writer,
+    gh: GatehouseDep,
+    client: ClientDep,
+    body: ProofIn | None = None,
+) -> TotpEnrollOut:
     """Start enrolling an authenticator app (sensitive); confirm with a code to switch it on."""
     client = client.acting(principal)
     await _prove(gh, principal, body, client)
@@ -5070,8 +5837,9 @@ async def totp_enroll(principal: Writer, gh: GatehouseDep, client: ClientDep, bo
 
 
 @mfa_router.post("/totp/confirm", response_model=RecoveryCodesOut)
-async def totp_confirm(body: TotpConfirmIn, principal: SessionWriter, gh: GatehouseDep,
-                       client: ClientDep) -> RecoveryCodesOut:
+async def totp_confirm(
+    body: TotpConfirmIn, principal: SessionWriter, gh: GatehouseDep, client: ClientDep
+) -> RecoveryCodesOut:
     """Switch the enrolled authenticator on with one of its codes; returns 10 recovery codes, shown once."""
     codes = await confirm_totp(gh, user_id=principal.user_id, code=body.code, client=client.acting(principal))
     return RecoveryCodesOut(recovery_codes=codes)
@@ -5086,8 +5854,9 @@ async def totp_disable(principal: Writer, gh: GatehouseDep, client: ClientDep, b
 
 
 @mfa_router.post("/recovery-codes", response_model=RecoveryCodesOut)
-async def recovery_codes_replace(principal: Writer, gh: GatehouseDep, client: ClientDep,
-                                 body: ProofIn | None = None) -> RecoveryCodesOut:
+async def recovery_codes_replace(
+    principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None
+) -> RecoveryCodesOut:
     """Replace your recovery codes (sensitive); the old ones stop working."""
     client = client.acting(principal)
     await _prove(gh, principal, body, client)
@@ -5102,11 +5871,13 @@ async def passkey_options(principal: Writer, gh: GatehouseDep, client: ClientDep
 
 
 @mfa_router.post("/passkeys", status_code=201, response_model=PasskeyPublic)
-async def passkey_register(body: PasskeyRegisterIn, principal: SessionWriter, gh: GatehouseDep,
-                           client: ClientDep) -> PasskeyPublic:
+async def passkey_register(
+    body: PasskeyRegisterIn, principal: SessionWriter, gh: GatehouseDep, client: ClientDep
+) -> PasskeyPublic:
     """Register the passkey the browser created from /mfa/passkeys/options."""
-    row = await register_passkey(gh, user_id=principal.user_id, credential=body.credential, name=body.name,
-                                 client=client.acting(principal))
+    row = await register_passkey(
+        gh, user_id=principal.user_id, credential=body.credential, name=body.name, client=client.acting(principal)
+    )
     return PasskeyPublic.of(row)
 
 
@@ -5117,8 +5888,9 @@ async def passkey_list(principal: Reader, gh: GatehouseDep) -> list[PasskeyPubli
 
 
 @mfa_router.delete("/passkeys/{passkey_id:uuid}", status_code=204)
-async def passkey_delete(passkey_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep,
-                         body: ProofIn | None = None) -> None:
+async def passkey_delete(
+    passkey_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None
+) -> None:
     """Remove one of your passkeys (sensitive)."""
     client = client.acting(principal)
     await _prove(gh, principal, body, client)
@@ -5133,14 +5905,19 @@ async def passkey_challenge(principal: SessionUser, gh: GatehouseDep) -> Any:
 
 @audit_router.get("", response_model=AuditPage)
 async def audit_log(
-    principal: AdminUser, gh: GatehouseDep, user_id: uuid.UUID | None = None,
-    event: Annotated[str | None, Query(max_length=40, pattern=_NO_NUL)] = None, since: IsoTime | None = None,
-    until: IsoTime | None = None, cursor: Annotated[str | None, Query(max_length=200)] = None,
+    principal: AdminUser,
+    gh: GatehouseDep,
+    user_id: uuid.UUID | None = None,
+    event: Annotated[str | None, Query(max_length=40, pattern=_NO_NUL)] = None,
+    since: IsoTime | None = None,
+    until: IsoTime | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage:
     """Security events, newest first, filtered by user (subject or actor), type and time."""
-    rows, next_cursor = await list_audit(gh, user_id=user_id, event=event, since=since, until=until, cursor=cursor,
-                                         limit=limit)
+    rows, next_cursor = await list_audit(
+        gh, user_id=user_id, event=event, since=since, until=until, cursor=cursor, limit=limit
+    )
     return AuditPage(items=[AuditPublic.of(row) for row in rows], next_cursor=next_cursor)
 
 
@@ -5155,9 +5932,16 @@ async def create_key(body: ApiKeyCreate, principal: KeyWriter, gh: GatehouseDep,
         await _prove(gh, principal, body, client)
         if "admin" in body.scopes and gh.settings.require_mfa_for_admins and principal.aal < 2:
             raise MfaEnrollmentRequired()
-    row, key = await create_api_key(gh, user_id=owner, name=body.name, scopes=list(body.scopes),
-                                    expires_days=body.expires_in_days, granted=principal.scopes,
-                                    parent_id=principal.key_id, client=client)
+    row, key = await create_api_key(
+        gh,
+        user_id=owner,
+        name=body.name,
+        scopes=list(body.scopes),
+        expires_days=body.expires_in_days,
+        granted=principal.scopes,
+        parent_id=principal.key_id,
+        client=client,
+    )
     return ApiKeyCreated(**ApiKeyPublic.of(row).model_dump(), key=key)
 
 
@@ -5217,13 +6001,19 @@ _PAGE_CSP = "default-src 'self'; form-action 'self'; frame-ancestors 'none'; bas
 _INCOMPLETE_LINK = "This link is incomplete: open the whole link from the message."
 
 
-def _page(request: Request, title: str, content: str, *, status: int = 200, headers: dict[str, str] | None = None,
-          **values: str) -> HTMLResponse:
+def _page(
+    request: Request,
+    title: str,
+    content: str,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **values: str,
+) -> HTMLResponse:
     """One of templates/pages/ inside the layout; every value HTML-escaped."""
     base = html.escape(request.scope.get("root_path", "").rstrip("/"))
     body = PAGE_FILES.render(content, values, as_html=True)
-    page = PAGE_FILES.render("layout.html", {"title": html.escape(title), "base": base, "content": body},
-                             as_html=False)
+    page = PAGE_FILES.render("layout.html", {"title": html.escape(title), "base": base, "content": body}, as_html=False)
     return HTMLResponse(page, status_code=status, headers={**(headers or {}), "Content-Security-Policy": _PAGE_CSP})
 
 
@@ -5249,8 +6039,7 @@ async def favicon() -> Response:
 async def reset_password_page(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
     """The page PASSWORD_RESET_URL opens: a form for the new password."""
     if not token:
-        return _page(request, "Reset your password", "done.html", status=400, outcome="error",
-                     message=_INCOMPLETE_LINK)
+        return _page(request, "Reset your password", "done.html", status=400, outcome="error", message=_INCOMPLETE_LINK)
     return _page(request, "Choose a new password", "reset_password.html", action="reset-password", token=token)
 
 
@@ -5260,16 +6049,36 @@ async def reset_password_form(request: Request, gh: GatehouseDep, client: Client
     form = await _read_form(request)
     token, password = form.get("token", ""), form.get("new_password", "")
     if password != form.get("confirm_password", password):
-        return _page(request, "Choose a new password", "reset_password.html", status=422, action="reset-password",
-                     token=token, error="The two passwords differ; type the same one twice.")
+        return _page(
+            request,
+            "Choose a new password",
+            "reset_password.html",
+            status=422,
+            action="reset-password",
+            token=token,
+            error="The two passwords differ; type the same one twice.",
+        )
     try:
         ended = await reset_password(gh, token=token, new_password=password, client=client)
     except ServiceError as exc:
-        return _page(request, "Choose a new password", "reset_password.html", status=exc.status_code,
-                     headers=exc.headers, action="reset-password", token=token, error=exc.message)
-    return _page(request, "Password changed", "done.html", outcome="ok",
-                 message=f"Your password is changed. {ended.sessions_ended} session(s) ended and {ended.api_keys_revoked} API "
-                         f"key(s) were revoked: sign in again with the new password.")
+        return _page(
+            request,
+            "Choose a new password",
+            "reset_password.html",
+            status=exc.status_code,
+            headers=exc.headers,
+            action="reset-password",
+            token=token,
+            error=exc.message,
+        )
+    return _page(
+        request,
+        "Password changed",
+        "done.html",
+        outcome="ok",
+        message=f"Your password is changed. {ended.sessions_ended} session(s) ended and {ended.api_keys_revoked} API "
+        f"key(s) were revoked: sign in again with the new password.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -5288,15 +6097,29 @@ def _add_link_page(page: _LinkPage) -> None:
     async def show(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
         if not token:
             return _page(request, page.title, "done.html", status=400, outcome="error", message=_INCOMPLETE_LINK)
-        return _page(request, page.title, "confirm.html", action=page.path.lstrip("/"), token=token,
-                     explain=page.explain, button=page.button)
+        return _page(
+            request,
+            page.title,
+            "confirm.html",
+            action=page.path.lstrip("/"),
+            token=token,
+            explain=page.explain,
+            button=page.button,
+        )
 
     async def spend(request: Request, gh: GatehouseDep, client: ClientDep) -> HTMLResponse:
         try:
             await page.spend(gh, token=(await _read_form(request)).get("token", ""), client=client)
         except ServiceError as exc:
-            return _page(request, page.title, "done.html", status=exc.status_code, headers=exc.headers,
-                         outcome="error", message=exc.message)
+            return _page(
+                request,
+                page.title,
+                "done.html",
+                status=exc.status_code,
+                headers=exc.headers,
+                outcome="error",
+                message=exc.message,
+            )
         return _page(request, page.title, "done.html", outcome="ok", message=page.done)
 
     name = page.path.strip("/").replace("-", "_")
@@ -5305,19 +6128,31 @@ def _add_link_page(page: _LinkPage) -> None:
 
 
 for _link_page in (
-    _LinkPage("/verify-email", "Confirm your email address", "Confirm that this address is yours.",
-              "Confirm my address", "Your address is confirmed. You can close this page.",
-              confirm_email_verification),
-    _LinkPage("/confirm-email-change", "Use your new email address",
-              "Confirm that this address is yours: your account's address becomes this one now.",
-              "Use this address", "Your account's address is changed: sign in with it from now on.",
-              confirm_email_change),
-    _LinkPage("/revert-email-change", "This wasn't me",
-              "Undo the change of your account's email address. Every session ends and every API key is revoked.",
-              "Undo the change and sign out everywhere",
-              "The change is undone, every session has ended and every API key is revoked. Now choose a new "
-              "password: ask for a reset link with your usual address.",
-              revert_email_change),
+    _LinkPage(
+        "/verify-email",
+        "Confirm your email address",
+        "Confirm that this address is yours.",
+        "Confirm my address",
+        "Your address is confirmed. You can close this page.",
+        confirm_email_verification,
+    ),
+    _LinkPage(
+        "/confirm-email-change",
+        "Use your new email address",
+        "Confirm that this address is yours: your account's address becomes this one now.",
+        "Use this address",
+        "Your account's address is changed: sign in with it from now on.",
+        confirm_email_change,
+    ),
+    _LinkPage(
+        "/revert-email-change",
+        "This wasn't me",
+        "Undo the change of your account's email address. Every session ends and every API key is revoked.",
+        "Undo the change and sign out everywhere",
+        "The change is undone, every session has ended and every API key is revoked. Now choose a new "
+        "password: ask for a reset link with your usual address.",
+        revert_email_change,
+    ),
 ):
     _add_link_page(_link_page)
 
@@ -5334,15 +6169,24 @@ async def root(request: Request, gh: GatehouseDep) -> dict[str, str]:
 
 # App factory #################################################################
 
-_HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
-               415: "unsupported_media_type", 429: "rate_limited"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
 # Codes the HTTP layer answers itself (the framework's errors and the edge's), besides ServiceError's.
 _EDGE_CODES = {"invalid_host": 400, "validation_error": 422, "internal_error": 500}
 
 
 def error_codes() -> dict[str, int]:
     """Every error code the service can answer, with its status: the contract the README's table states."""
+
     def every(cls: type[ServiceError]) -> Iterator[type[ServiceError]]:
         yield cls
         for sub in cls.__subclasses__():
@@ -5352,8 +6196,14 @@ def error_codes() -> dict[str, int]:
     return codes | {code: status for status, code in _HTTP_CODES.items()} | _EDGE_CODES
 
 
-def _error_response(status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None,
-                    details: list[dict[str, Any]] | None = None) -> JSONResponse:
+def _error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
     error: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}
     if details is not None:
         error["details"] = details
@@ -5377,8 +6227,9 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return _error_response(400, "malformed_json", "The body is not valid JSON.")
-    details = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-               for e in errors]
+    details = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors
+    ]
     return _error_response(422, "validation_error", "The request is not valid.", details=details)
 
 
@@ -5401,8 +6252,11 @@ def _allowed_methods(request: Request) -> list[str]:
     from starlette.routing import Match
 
     routes = request.app.router.routes
-    return [method for method in _HTTP_METHODS
-            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
+    return [
+        method
+        for method in _HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -5450,8 +6304,11 @@ class EdgeMiddleware:
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else f"{self._id_prefix}{next(self._ids):08x}"
         context = request_id_var.set(request_id)
         outcome = {"status": 500, "started": False}
-        ip = client_ip(scope["client"][0] if scope.get("client") else "unknown",
-                       header.get(b"x-forwarded-for", b"").decode("latin-1"), self.trusted)
+        ip = client_ip(
+            scope["client"][0] if scope.get("client") else "unknown",
+            header.get(b"x-forwarded-for", b"").decode("latin-1"),
+            self.trusted,
+        )
         scope.setdefault("state", {})["client_ip"] = ip
 
         async def send_with_headers(message: dict[str, Any]) -> None:
@@ -5460,12 +6317,18 @@ class EdgeMiddleware:
                 headers = list(message.get("headers", []))
                 if not any(k == b"cache-control" for k, _ in headers):
                     headers.append((b"cache-control", b"no-store"))  # personal data: no caching by default
-                headers += [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+                headers += [
+                    (b"x-request-id", request_id.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"),
+                ]
                 if self.timing:
                     elapsed = time.perf_counter() - started
-                    headers += [(b"server-timing", f"app;dur={elapsed * 1000:.2f}".encode()),
-                                (b"x-process-time", f"{elapsed:.6f}".encode())]
+                    headers += [
+                        (b"server-timing", f"app;dur={elapsed * 1000:.2f}".encode()),
+                        (b"x-process-time", f"{elapsed:.6f}".encode()),
+                    ]
                 if scope.get("scheme") == "https":
                     headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
                 message = {**message, "headers": headers}
@@ -5476,10 +6339,12 @@ class EdgeMiddleware:
             length = header.get(b"content-length", b"0")
             if "*" not in self.hosts and host not in self.hosts:
                 await _error_response(400, "invalid_host", "This host name is not served here.")(
-                    scope, receive, send_with_headers)
+                    scope, receive, send_with_headers
+                )
             elif length.isdigit() and int(length) > self.max_body:
-                await _error_response(413, "payload_too_large", f"The request body is larger than "
-                                      f"{self.max_body} bytes.")(scope, receive, send_with_headers)
+                await _error_response(
+                    413, "payload_too_large", f"The request body is larger than {self.max_body} bytes."
+                )(scope, receive, send_with_headers)
             elif (wait := await self._general_limit(gh, scope, ip)) > 0:
                 self.metrics.rate_limited.labels("ip").inc()
                 await service_error_response(RateLimited(wait))(scope, receive, send_with_headers)
@@ -5492,7 +6357,8 @@ class EdgeMiddleware:
             if outcome["started"]:
                 raise
             await _error_response(500, "internal_error", "An internal error occurred.")(
-                scope, receive, send_with_headers)
+                scope, receive, send_with_headers
+            )
         finally:
             self._record(scope, ip, outcome["status"], time.perf_counter() - started)
             request_id_var.reset(context)
@@ -5502,13 +6368,15 @@ class EdgeMiddleware:
         # run mounted apps' lifespans): start on first use rather than answer 500.
         async with self._starting:
             if getattr(app.state, "gatehouse", None) is None:
-                log.warning("Gatehouse was mounted without mount_gatehouse(): started on the first request; "
-                            "use service.mount_gatehouse(host) so the host's shutdown also closes it")
+                log.warning(
+                    "Gatehouse was mounted without mount_gatehouse(): started on the first request; "
+                    "use service.mount_gatehouse(host) so the host's shutdown also closes it"
+                )
                 app.state.gatehouse = await open_for_serving(self.settings)
         return app.state.gatehouse
 
     async def _general_limit(self, gh: "Gatehouse", scope: dict[str, Any], ip: str) -> float:
-        path = scope["path"][len(scope.get("root_path", "")):]
+        path = scope["path"][len(scope.get("root_path", "")) :]
         if not gh.settings.rate_general_ip.limit or path.startswith(_UNLIMITED_PATHS):
             return 0.0
         return await gh.cache.hit_general(f"ip:{ip_group(ip)}", gh.settings.rate_general_ip)
@@ -5532,19 +6400,27 @@ class EdgeMiddleware:
         key = (template, scope["method"], status)
         children = self._children.get(key)
         if children is None:  # label lookups cost more than the increments: keep the children
-            children = self._children[key] = (self.metrics.requests.labels(template, scope["method"], str(status)),
-                                              self.metrics.latency.labels(template, scope["method"]))
+            children = self._children[key] = (
+                self.metrics.requests.labels(template, scope["method"], str(status)),
+                self.metrics.latency.labels(template, scope["method"]),
+            )
         children[0].inc()
         children[1].observe(elapsed)
         # Successful health probes arrive every few seconds from every load balancer: no line each.
         if self.access.isEnabledFor(logging.INFO) and not (status == 200 and template.startswith("/health/")):
             principal = scope["state"].get("principal")
-            record = logging.LogRecord("gatehouse.access", logging.INFO, __file__, 0, "%s %s %d",
-                                       (scope["method"], template, status), None)
-            record.fields = {"method": scope["method"], "route": template, "status": status,
-                             "duration_ms": round(elapsed * 1000, 2), "client_ip": ip,
-                             "user_id": principal.user["id"] if principal else None,
-                             "key_id": str(principal.key_id) if principal and principal.key_id else None}
+            record = logging.LogRecord(
+                "gatehouse.access", logging.INFO, __file__, 0, "%s %s %d", (scope["method"], template, status), None
+            )
+            record.fields = {
+                "method": scope["method"],
+                "route": template,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "client_ip": ip,
+                "user_id": principal.user["id"] if principal else None,
+                "key_id": str(principal.key_id) if principal and principal.key_id else None,
+            }
             self.access.handle(record)  # no caller lookup: the line says where it is from
 
 
@@ -5580,21 +6456,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await gatehouse.close()
 
     docs = settings.show_docs
-    app = FastAPI(title="Gatehouse", version=__version__, lifespan=lifespan,
-                  description="Accounts, sessions and tokens. Errors are {\"error\": {\"code\", \"message\"}}.",
-                  docs_url=None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
+    app = FastAPI(
+        title="Gatehouse",
+        version=__version__,
+        lifespan=lifespan,
+        description='Accounts, sessions and tokens. Errors are {"error": {"code", "message"}}.',
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     install_error_handlers(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_credentials=settings.cors_allow_credentials,
-                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
-                           expose_headers=["X-Request-ID", "Retry-After"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     app.add_middleware(EdgeMiddleware, settings=settings)
-    for router in (users_router, auth_router, keys_router, wellknown_router, audit_router, sessions_router,
-                   mfa_router, health_router):
+    for router in (
+        users_router,
+        auth_router,
+        keys_router,
+        wellknown_router,
+        audit_router,
+        sessions_router,
+        mfa_router,
+        health_router,
+    ):
         app.include_router(router)
     app.openapi = lambda: _openapi_with_api_keys(app)  # type: ignore[method-assign]
     app.include_router(ops_router)
@@ -5604,8 +6497,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-_DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
-                "redoc.standalone.js": "text/javascript", "favicon.png": "image/png"}
+_DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "redoc.standalone.js": "text/javascript",
+    "favicon.png": "image/png",
+}
 
 
 def _install_docs(app: FastAPI) -> None:
@@ -5623,32 +6520,49 @@ def _install_docs(app: FastAPI) -> None:
         headers = {"Cache-Control": "public, max-age=86400"}
         if name == "redoc.standalone.js":
             if name not in patched:  # its "powered by" logo is fetched from a CDN: an empty image instead
-                patched[name] = (assets / name).read_bytes().replace(
-                    b"https://cdn.redoc.ly/redoc/logo-mini.svg", b"data:image/svg+xml,%3Csvg xmlns=%27http://www.w3.org/2000/svg%27/%3E")
+                patched[name] = (
+                    (assets / name)
+                    .read_bytes()
+                    .replace(
+                        b"https://cdn.redoc.ly/redoc/logo-mini.svg",
+                        b"data:image/svg+xml,%3Csvg xmlns=%27http://www.w3.org/2000/svg%27/%3E",
+                    )
+                )
             return Response(patched[name], media_type=_DOCS_ASSETS[name], headers=headers)
         return FileResponse(assets / name, media_type=_DOCS_ASSETS[name], headers=headers)
 
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
         # validatorUrl None: Swagger UI would otherwise fetch a badge from validator.swagger.io.
-        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
-                                   swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
-                                   swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
-                                   swagger_favicon_url=f"{root}/docs/assets/favicon.png",
-                                   oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
-                                   swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False})
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/assets/favicon.png",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
+        )
 
     async def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
-        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
-                              redoc_js_url=f"{root}/docs/assets/redoc.standalone.js",
-                              redoc_favicon_url=f"{root}/docs/assets/favicon.png", with_google_fonts=False)
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}/docs/assets/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/docs/assets/favicon.png",
+            with_google_fonts=False,
+        )
 
-    for path, endpoint in (("/docs", swagger_ui), ("/docs/oauth2-redirect", swagger_ui_redirect),
-                           ("/docs/assets/{name}", docs_asset), ("/redoc", redoc)):
+    for path, endpoint in (
+        ("/docs", swagger_ui),
+        ("/docs/oauth2-redirect", swagger_ui_redirect),
+        ("/docs/assets/{name}", docs_asset),
+        ("/redoc", redoc),
+    ):
         app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
 
 

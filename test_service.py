@@ -125,8 +125,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 def make_settings(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -> Any:
     """Settings for this test's backend; keyword overrides win."""
     base: dict[str, Any] = {
-        "bcrypt_rounds": 4, "secret_key": SECRET, "secret_key_file": str(tmp_path / "secret"),
-        "rate_auth_ip": "off", "rate_general_ip": "off", "hash_workers": 2, "mail_retry_seconds": 0.05,
+        "bcrypt_rounds": 4,
+        "secret_key": SECRET,
+        "secret_key_file": str(tmp_path / "secret"),
+        "rate_auth_ip": "off",
+        "rate_general_ip": "off",
+        "hash_workers": 2,
+        "mail_retry_seconds": 0.05,
     }
     cleanups: list[Callable[[], None]] = []
     if backend == "sqlite":
@@ -174,8 +179,9 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def register(client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD,
-                   **extra: Any) -> dict[str, Any]:
+async def register(
+    client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD, **extra: Any
+) -> dict[str, Any]:
     email = email or f"user-{secrets.token_hex(4)}@example.com"
     r = await client.post("/auth/register", json={"email": email, "password": password, **extra})
     assert r.status_code == 201, r.text
@@ -243,11 +249,14 @@ def error_code(response: httpx.Response) -> str:
 # Settings ####################################################################
 
 
-@pytest.mark.parametrize("secret, problem", [
-    (None, "SECRET_KEY is not set"),
-    ("changethis", "placeholder"),
-    ("short-but-random-1234", "at least 32"),
-])
+@pytest.mark.parametrize(
+    "secret, problem",
+    [
+        (None, "SECRET_KEY is not set"),
+        ("changethis", "placeholder"),
+        ("short-but-random-1234", "at least 32"),
+    ],
+)
 def test_production_refuses_weak_secret(secret: str | None, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Settings(environment="production", secret_key=secret)
@@ -265,8 +274,12 @@ def test_production_refusal_names_the_setting_for_cli_and_server(tmp_path: Any, 
 
 
 def test_settings_parse_rates_and_lists() -> None:
-    s = Settings(rate_login_failures_account="100/h", rate_auth_ip="10/15m", rate_general_ip="off",
-                 trusted_proxies="10.0.0.0/8, 127.0.0.1")
+    s = Settings(
+        rate_login_failures_account="100/h",
+        rate_auth_ip="10/15m",
+        rate_general_ip="off",
+        trusted_proxies="10.0.0.0/8, 127.0.0.1",
+    )
     assert s.rate_login_failures_account == service.Rate(100, 3600)
     assert s.rate_auth_ip == service.Rate(10, 900)
     assert s.rate_general_ip.limit == 0
@@ -292,14 +305,17 @@ async def test_development_secret_is_generated_once_and_persisted(make_settings:
 
 
 async def test_register_returns_public_user_with_normalised_email(client: httpx.AsyncClient) -> None:
-    r = await client.post("/auth/register", json={"email": "  Mixed.Case@Example.COM ", "password": PASSWORD,
-                                                  "full_name": "Ada Lovelace"})
+    r = await client.post(
+        "/auth/register", json={"email": "  Mixed.Case@Example.COM ", "password": PASSWORD, "full_name": "Ada Lovelace"}
+    )
     assert r.status_code == 201
     body = r.json()
     assert body["email"] == "mixed.case@example.com"
     assert body["role"] == "user" and body["is_active"] is True and body["full_name"] == "Ada Lovelace"
-    assert set(body) == {"id", "email", "full_name", "role", "is_active", "created_at", "updated_at",
-                         "email_verified_at"} and body["email_verified_at"] is None
+    assert (
+        set(body) == {"id", "email", "full_name", "role", "is_active", "created_at", "updated_at", "email_verified_at"}
+        and body["email_verified_at"] is None
+    )
     row = await user_row(client.gatehouse, "mixed.case@example.com")
     assert row.password_hash.startswith("$2b$04$") and PASSWORD not in row.password_hash
 
@@ -316,19 +332,22 @@ async def test_signup_disabled(make_settings: Any) -> None:
         assert r.status_code == 403 and error_code(r) == "signup_disabled"
 
 
-@pytest.mark.parametrize("body, code", [
-    ({"email": "not-an-email", "password": PASSWORD}, "validation_error"),
-    ({"email": "a@example.com", "password": "short"}, "validation_error"),
-    ({"email": "a@example.com", "password": "x" * 257}, "validation_error"),
-    ({"email": "a@example.com", "password": "€" * 300}, "validation_error"),
-    ({"email": "a@example.com"}, "validation_error"),
-    ({"email": 12, "password": PASSWORD}, "validation_error"),
-    ({"email": "a@example.com", "password": PASSWORD, "role": "admin"}, "validation_error"),
-    ({"email": "a@example.com", "password": PASSWORD, "is_active": False}, "validation_error"),
-    ({"email": "a@example.com", "password": PASSWORD, "full_name": "nul\x00byte"}, "validation_error"),
-    ({"email": "a@example.com", "password": PASSWORD, "full_name": "x" * 201}, "validation_error"),
-    ([1, 2, 3], "validation_error"),
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"email": "not-an-email", "password": PASSWORD}, "validation_error"),
+        ({"email": "a@example.com", "password": "short"}, "validation_error"),
+        ({"email": "a@example.com", "password": "x" * 257}, "validation_error"),
+        ({"email": "a@example.com", "password": "€" * 300}, "validation_error"),
+        ({"email": "a@example.com"}, "validation_error"),
+        ({"email": 12, "password": PASSWORD}, "validation_error"),
+        ({"email": "a@example.com", "password": PASSWORD, "role": "admin"}, "validation_error"),
+        ({"email": "a@example.com", "password": PASSWORD, "is_active": False}, "validation_error"),
+        ({"email": "a@example.com", "password": PASSWORD, "full_name": "nul\x00byte"}, "validation_error"),
+        ({"email": "a@example.com", "password": PASSWORD, "full_name": "x" * 201}, "validation_error"),
+        ([1, 2, 3], "validation_error"),
+    ],
+)
 async def test_register_rejects_bad_input(client: httpx.AsyncClient, body: Any, code: str) -> None:
     r = await client.post("/auth/register", json=body)
     assert r.status_code == 422 and error_code(r) == code
@@ -348,9 +367,9 @@ async def test_lone_surrogate_and_malformed_json_are_clear_errors(client: httpx.
 
 async def test_concurrent_registrations_no_lock_errors_duplicates_get_409(client: httpx.AsyncClient) -> None:
     emails = [f"c{i}@example.com" for i in range(40)] + [f"c{i}@example.com" for i in range(10)]
-    responses = await asyncio.gather(*[
-        client.post("/auth/register", json={"email": e, "password": PASSWORD}) for e in emails
-    ])
+    responses = await asyncio.gather(
+        *[client.post("/auth/register", json={"email": e, "password": PASSWORD}) for e in emails]
+    )
     codes = sorted(r.status_code for r in responses)
     assert codes == [201] * 40 + [409] * 10, [r.text for r in responses if r.status_code not in (201, 409)]
     async with client.gatehouse.transaction() as db:
@@ -360,13 +379,16 @@ async def test_concurrent_registrations_no_lock_errors_duplicates_get_409(client
 # Passwords ###################################################################
 
 
-@pytest.mark.parametrize("password", [
-    "пароль-очень-надёжный",
-    "密码密码密码密码密码",
-    "🔑🔐🗝️ emoji passphrase",
-    "a" * 64,
-    "ü" * 200,  # 400 bytes: far past bcrypt's 72
-])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "пароль-очень-надёжный",
+        "密码密码密码密码密码",
+        "🔑🔐🗝️ emoji passphrase",
+        "a" * 64,
+        "ü" * 200,  # 400 bytes: far past bcrypt's 72
+    ],
+)
 async def test_unicode_and_long_passwords_verify_exactly(client: httpx.AsyncClient, password: str) -> None:
     user = await register(client, password=password)
     await login(client, user["email"], password)
@@ -429,8 +451,12 @@ async def test_login_failures_are_indistinguishable(client: httpx.AsyncClient) -
     await service.update_user(client.gatehouse, user_id=uuid.UUID(inactive["id"]), is_active=False)
     hasher = client.gatehouse.hasher
     answers = []
-    for email, password in [("real@example.com", "wrong password!"), ("nobody@example.com", PASSWORD),
-                            ("inactive@example.com", PASSWORD), ("not an email", PASSWORD)]:
+    for email, password in [
+        ("real@example.com", "wrong password!"),
+        ("nobody@example.com", PASSWORD),
+        ("inactive@example.com", PASSWORD),
+        ("not an email", PASSWORD),
+    ]:
         before = hasher.checks
         r = await client.post("/auth/login", json={"email": email, "password": password})
         body = r.json()
@@ -468,8 +494,7 @@ def _unsigned(header: dict[str, Any], payload: dict[str, Any], signature: str = 
     return f"{b64(header)}.{b64(payload)}.{signature}"
 
 
-async def test_bad_access_tokens_are_rejected_each_with_its_code(client: httpx.AsyncClient,
-                                                                 settings: Settings) -> None:
+async def test_bad_access_tokens_are_rejected_each_with_its_code(client: httpx.AsyncClient, settings: Settings) -> None:
     _, tokens = await new_user(client)
     good = tokens["access_token"]
     kid = jwt.get_unverified_header(good)["kid"]
@@ -483,20 +508,19 @@ async def test_bad_access_tokens_are_rejected_each_with_its_code(client: httpx.A
         "future_iat": (_forge(settings, good, iat=now + 3600), "invalid_token"),
         "refresh_typ": (_forge(settings, good, typ="refresh"), "wrong_token_type"),
         "path_in_sid": (_forge(settings, good, sid="../../etc/passwd"), "invalid_token"),
-        "other_secret": (jwt.encode(claims(good), b"x" * 32, algorithm="HS256", headers={"kid": kid}),
-                         "invalid_token"),
+        "other_secret": (jwt.encode(claims(good), b"x" * 32, algorithm="HS256", headers={"kid": kid}), "invalid_token"),
         "tampered": (good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"), "invalid_token"),
         "garbage": ("not.a.token", "invalid_token"),
         "refresh_token": (tokens["refresh_token"], "wrong_token_type"),
         "no_kid": (jwt.encode(claims(good), b"x" * 32, algorithm="HS256"), "unknown_key"),
-        "unknown_kid": (_unsigned({"alg": "HS256", "kid": "AAAAAAAAAAAAAAAA"}, claims(good), "c2ln"),
-                        "unknown_key"),
+        "unknown_kid": (_unsigned({"alg": "HS256", "kid": "AAAAAAAAAAAAAAAA"}, claims(good), "c2ln"), "unknown_key"),
         "path_kid": (_unsigned({"alg": "HS256", "kid": "../../etc/passwd"}, claims(good), "c2ln"), "unknown_key"),
         "kid_object": (_unsigned({"alg": "HS256", "kid": {"$ne": 1}}, claims(good), "c2ln"), "unknown_key"),
-        "alg_rs256_on_hs_key": (_unsigned({"alg": "RS256", "kid": kid}, claims(good), "c2ln"),
-                                "invalid_algorithm"),
-        **{f"alg_{alg}": (_unsigned({"alg": alg, "kid": kid}, claims(good)), "invalid_algorithm")
-           for alg in ("none", "None", "NONE", "nOnE", "", "HS512")},
+        "alg_rs256_on_hs_key": (_unsigned({"alg": "RS256", "kid": kid}, claims(good), "c2ln"), "invalid_algorithm"),
+        **{
+            f"alg_{alg}": (_unsigned({"alg": alg, "kid": kid}, claims(good)), "invalid_algorithm")
+            for alg in ("none", "None", "NONE", "nOnE", "", "HS512")
+        },
     }
     for name, (token, code) in cases.items():
         r = await client.get("/users/me", headers=bearer(token))
@@ -507,8 +531,9 @@ async def test_bad_access_tokens_are_rejected_each_with_its_code(client: httpx.A
     assert (await client.get("/users/me", headers=bearer(good))).status_code == 200
 
 
-async def test_token_for_deleted_user_or_foreign_session_is_rejected(client: httpx.AsyncClient,
-                                                                     settings: Settings) -> None:
+async def test_token_for_deleted_user_or_foreign_session_is_rejected(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     a, a_tokens = await new_user(client)
     b, b_tokens = await new_user(client)
     # a genuine signature but A's session claimed for B: the session does not belong to B
@@ -562,9 +587,9 @@ async def test_refresh_reuse_after_grace_revokes_the_whole_session(make_settings
 
 async def test_parallel_refreshes_rotate_exactly_once(client: httpx.AsyncClient) -> None:
     _, tokens = await new_user(client)
-    responses = await asyncio.gather(*[
-        client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}) for _ in range(12)
-    ])
+    responses = await asyncio.gather(
+        *[client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}) for _ in range(12)]
+    )
     assert [r.status_code for r in responses] == [200] * 12, [r.text for r in responses]
     assert len({r.json()["refresh_token"] for r in responses}) == 1
     row = await session_row(client.gatehouse, claims(tokens["access_token"])["sid"])
@@ -601,8 +626,11 @@ async def test_refresh_of_an_expired_session_is_token_expired(client: httpx.Asyn
     _, tokens = await new_user(client)
     sid = claims(tokens["access_token"])["sid"]
     async with client.gatehouse.transaction(write=True) as db:
-        await db.execute(sa.update(service.LoginSession).where(service.LoginSession.id == uuid.UUID(sid))
-                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+        await db.execute(
+            sa.update(service.LoginSession)
+            .where(service.LoginSession.id == uuid.UUID(sid))
+            .values(expires_at=service.utcnow() - service.timedelta(seconds=1))
+        )
     r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert r.status_code == 401 and error_code(r) == "token_expired"
     row = await session_row(client.gatehouse, sid)
@@ -620,8 +648,11 @@ async def test_access_path_rereads_a_cached_session_expiry_that_has_passed(clien
     gh.cache.local.put(f"s:{sid}", 0, stale)
     assert (await client.get("/users/me", headers=auth)).status_code == 200  # the database says it is live
     async with gh.transaction(write=True) as db:
-        await db.execute(sa.update(service.LoginSession).where(service.LoginSession.id == uuid.UUID(sid))
-                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+        await db.execute(
+            sa.update(service.LoginSession)
+            .where(service.LoginSession.id == uuid.UUID(sid))
+            .values(expires_at=service.utcnow() - service.timedelta(seconds=1))
+        )
     gh.cache.local.put(f"s:{sid}", 0, stale)
     r = await client.get("/users/me", headers=auth)
     assert r.status_code == 401 and error_code(r) == "session_revoked"  # now it agrees: over
@@ -675,8 +706,9 @@ async def test_me_read_and_update(client: httpx.AsyncClient) -> None:
     await login(client, user["email"])
 
 
-@pytest.mark.parametrize("body", [{"role": "admin"}, {"is_active": False}, {"id": str(uuid.uuid4())},
-                                  {"email": "bad"}, {"full_name": 5}])
+@pytest.mark.parametrize(
+    "body", [{"role": "admin"}, {"is_active": False}, {"id": str(uuid.uuid4())}, {"email": "bad"}, {"full_name": 5}]
+)
 async def test_me_update_rejects_privileged_or_bad_fields(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
     user, tokens = await new_user(client)
     r = await client.patch("/users/me", headers=bearer(tokens["access_token"]), json=body)
@@ -696,19 +728,24 @@ async def test_change_password_ends_other_sessions(client: httpx.AsyncClient) ->
     user, current = await new_user(client)
     other = await login(client, user["email"])
     auth = bearer(current["access_token"])
-    r = await client.post("/users/me/password", headers=auth,
-                          json={"current_password": "wrong one!", "new_password": "a brand new secret"})
+    r = await client.post(
+        "/users/me/password",
+        headers=auth,
+        json={"current_password": "wrong one!", "new_password": "a brand new secret"},
+    )
     assert r.status_code == 400 and error_code(r) == "wrong_password"
-    r = await client.post("/users/me/password", headers=auth,
-                          json={"current_password": PASSWORD, "new_password": "a brand new secret"})
+    r = await client.post(
+        "/users/me/password", headers=auth, json={"current_password": PASSWORD, "new_password": "a brand new secret"}
+    )
     assert r.status_code == 204
     assert (await client.get("/users/me", headers=auth)).status_code == 200
     assert (await client.get("/users/me", headers=bearer(other["access_token"]))).status_code == 401
     r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
     assert r.status_code == 401
     await login(client, user["email"], "a brand new secret")
-    r = await client.post("/users/me/password", headers=auth,
-                          json={"current_password": "a brand new secret", "new_password": "short"})
+    r = await client.post(
+        "/users/me/password", headers=auth, json={"current_password": "a brand new secret", "new_password": "short"}
+    )
     assert r.status_code == 422
 
 
@@ -776,8 +813,14 @@ async def test_health(client: httpx.AsyncClient, backend: str) -> None:
 
 
 async def test_database_outage_is_503_json(tmp_path: Any) -> None:
-    settings = Settings(database_url="postgresql://postgres@127.0.0.1:1/none", auto_migrate=False,
-                        secret_key=SECRET, bcrypt_rounds=4, db_pool_timeout=1, rate_auth_ip="off")
+    settings = Settings(
+        database_url="postgresql://postgres@127.0.0.1:1/none",
+        auto_migrate=False,
+        secret_key=SECRET,
+        bcrypt_rounds=4,
+        db_pool_timeout=1,
+        rate_auth_ip="off",
+    )
     async with running(settings) as client:
         r = await client.get("/health/ready")
         assert r.status_code == 503 and r.json()["checks"]["database"]["status"] == "unavailable"
@@ -819,8 +862,16 @@ async def test_register_attempts_per_ip_are_limited(make_settings: Any) -> None:
 
 
 async def test_cli_create_user_then_login_over_http(settings: Settings) -> None:
-    result = await run_cli(settings, "create-user", "Admin@Example.com", "--admin", "--full-name", "Ops",
-                           "--password-stdin", input=PASSWORD + "\n")
+    result = await run_cli(
+        settings,
+        "create-user",
+        "Admin@Example.com",
+        "--admin",
+        "--full-name",
+        "Ops",
+        "--password-stdin",
+        input=PASSWORD + "\n",
+    )
     assert result.exit_code == 0, result.output
     assert "created admin admin@example.com" in result.output and PASSWORD not in result.output
     async with running(settings) as client:
@@ -839,14 +890,14 @@ async def test_cli_create_user_interactive_prompt_confirms(settings: Settings, m
     assert result.exit_code == 1 and "at least 8" in result.output
 
 
-async def test_cli_works_on_a_fresh_database_before_the_server_ever_ran(make_settings: Any, backend: str,
-                                                                       tmp_path: Any) -> None:
+async def test_cli_works_on_a_fresh_database_before_the_server_ever_ran(
+    make_settings: Any, backend: str, tmp_path: Any
+) -> None:
     async with fresh_database(backend, tmp_path) as url:
         settings = make_settings(database_url=url)
         result = await run_cli(settings, "migrate", "--status")
         assert result.exit_code == 0 and "pending  001  users and sessions" in result.output
-        result = await run_cli(settings, "create-user", "first@example.com", "--password-stdin",
-                               input=PASSWORD + "\n")
+        result = await run_cli(settings, "create-user", "first@example.com", "--password-stdin", input=PASSWORD + "\n")
         assert result.exit_code == 0, result.output  # AUTO_MIGRATE applied the schema first
         result = await run_cli(settings, "migrate", "--status")
         assert result.exit_code == 0 and "applied  001  users and sessions" in result.output
@@ -877,29 +928,74 @@ async def _insert_pre_003_rows(engine: Any) -> tuple[str, str]:
     async with engine.connect() as conn:
         conn = await conn.execution_options(gatehouse_write=True)
         async with conn.begin():
-            await conn.execute(sa.insert(service.User.__table__).values(
-                id=user_id, email="before@example.com", password_hash=password_hash, full_name="Before",
-                role="user", is_active=True, version=1, created_at=now, updated_at=now))
-            old_sessions = sa.table("sessions", *(  # the columns migration 001 made
-                sa.column(c, service.LoginSession.__table__.c[c].type) for c in (
-                    "id", "user_id", "generation", "created_at", "refreshed_at", "expires_at", "user_agent", "ip")))
-            await conn.execute(sa.insert(old_sessions).values(
-                id=uuid.uuid4(), user_id=user_id, generation=0, created_at=now, refreshed_at=now,
-                expires_at=now + service.timedelta(days=1), user_agent="", ip=""))
-            await conn.execute(sa.insert(service.ApiKey.__table__).values(
-                id=uuid.uuid4(), user_id=user_id, public_id=public_id, secret_hash=secret_hash, name="old",
-                scopes="users:read", created_at=now))
+            await conn.execute(
+                sa.insert(service.User.__table__).values(
+                    id=user_id,
+                    email="before@example.com",
+                    password_hash=password_hash,
+                    full_name="Before",
+                    role="user",
+                    is_active=True,
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            old_sessions = sa.table(
+                "sessions",
+                *(  # the columns migration 001 made
+                    sa.column(c, service.LoginSession.__table__.c[c].type)
+                    for c in (
+                        "id",
+                        "user_id",
+                        "generation",
+                        "created_at",
+                        "refreshed_at",
+                        "expires_at",
+                        "user_agent",
+                        "ip",
+                    )
+                ),
+            )
+            await conn.execute(
+                sa.insert(old_sessions).values(
+                    id=uuid.uuid4(),
+                    user_id=user_id,
+                    generation=0,
+                    created_at=now,
+                    refreshed_at=now,
+                    expires_at=now + service.timedelta(days=1),
+                    user_agent="",
+                    ip="",
+                )
+            )
+            await conn.execute(
+                sa.insert(service.ApiKey.__table__).values(
+                    id=uuid.uuid4(),
+                    user_id=user_id,
+                    public_id=public_id,
+                    secret_hash=secret_hash,
+                    name="old",
+                    scopes="users:read",
+                    created_at=now,
+                )
+            )
     return "before@example.com", key
 
 
 async def _tables_and_user_columns(engine: Any) -> tuple[set[str], set[str]]:
     async with engine.connect() as conn:
-        return await conn.run_sync(lambda c: (set(sa.inspect(c).get_table_names()),
-                                              {col["name"] for col in sa.inspect(c).get_columns("users")}))
+        return await conn.run_sync(
+            lambda c: (
+                set(sa.inspect(c).get_table_names()),
+                {col["name"] for col in sa.inspect(c).get_columns("users")},
+            )
+        )
 
 
 async def test_migrations_complete_a_partly_migrated_database_that_holds_rows(
-        make_settings: Any, backend: str, tmp_path: Any, monkeypatch: Any) -> None:
+    make_settings: Any, backend: str, tmp_path: Any, monkeypatch: Any
+) -> None:
     async with fresh_database(backend, tmp_path) as url:
         settings = make_settings(database_url=url)
         engine = service.create_engine(settings)
@@ -921,8 +1017,9 @@ async def test_migrations_complete_a_partly_migrated_database_that_holds_rows(
             assert (await client.get("/users/me", headers=bearer(key))).json()["id"] == me["id"]
 
 
-async def test_a_failing_migration_rolls_back_whole(make_settings: Any, backend: str, tmp_path: Any,
-                                                    monkeypatch: Any) -> None:
+async def test_a_failing_migration_rolls_back_whole(
+    make_settings: Any, backend: str, tmp_path: Any, monkeypatch: Any
+) -> None:
     shipped = service.MIGRATIONS
 
     def broken(op: Any) -> None:
@@ -936,12 +1033,16 @@ async def test_a_failing_migration_rolls_back_whole(make_settings: Any, backend:
             await service.migrate(engine)
             email, _ = await _insert_pre_003_rows(engine)
             later = [m.version for m in shipped[2:]]
-            monkeypatch.setattr(service, "MIGRATIONS", (*shipped, service.Migration(len(shipped) + 1, "broken", broken)))
+            monkeypatch.setattr(
+                service, "MIGRATIONS", (*shipped, service.Migration(len(shipped) + 1, "broken", broken))
+            )
             with pytest.raises(RuntimeError, match="fails halfway"):
                 await service.migrate(engine)  # 003 and later succeed, then the last fails: none may stay
             status = await service.migration_status(engine)
-            assert ([v for v, _, _ in status.applied], [m.version for m in status.pending]) == \
-                ([1, 2], [*later, len(shipped) + 1])
+            assert ([v for v, _, _ in status.applied], [m.version for m in status.pending]) == (
+                [1, 2],
+                [*later, len(shipped) + 1],
+            )
             tables, columns = await _tables_and_user_columns(engine)
             assert {"users", "sessions", "api_keys"} <= tables
             assert not tables & {"action_tokens", "audit_events", "half_done"}
@@ -980,8 +1081,9 @@ async def test_cli_user_admin_commands(settings: Settings, client: httpx.AsyncCl
     assert result.exit_code == 0 and f"{email} is now admin" in result.output
     result = await run_cli(settings, "deactivate", email)
     assert result.exit_code == 1 and result.output.strip() == "error: This would leave no active admin."
-    result = await run_cli(settings, "create-user", "second-admin@example.com", "--admin", "--password-stdin",
-                           input=PASSWORD + "\n")
+    result = await run_cli(
+        settings, "create-user", "second-admin@example.com", "--admin", "--password-stdin", input=PASSWORD + "\n"
+    )
     assert result.exit_code == 0
     assert (await client.get("/users/me", headers=auth)).json()["role"] == "admin"  # no stale role
     result = await run_cli(settings, "set-role", email, "root")
@@ -1012,8 +1114,17 @@ async def test_cli_user_admin_commands(settings: Settings, client: httpx.AsyncCl
     assert result.exit_code == 0 and email not in result.output and "second-admin@example.com" in result.output
 
 
-@pytest.mark.parametrize("command", [["deactivate"], ["activate"], ["set-role", "admin"], ["revoke-sessions"],
-                                     ["delete-user", "--yes"], ["set-password", "--password-stdin"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["deactivate"],
+        ["activate"],
+        ["set-role", "admin"],
+        ["revoke-sessions"],
+        ["delete-user", "--yes"],
+        ["set-password", "--password-stdin"],
+    ],
+)
 async def test_cli_unknown_user_is_one_line_and_exit_1(settings: Settings, command: list[str]) -> None:
     args = [command[0], "ghost@example.com", *command[1:]]
     result = await run_cli(settings, *args, input="irrelevant password\n")
@@ -1025,7 +1136,9 @@ async def test_cli_reports_unreachable_database_in_one_line(make_settings: Any) 
     settings = make_settings(database_url="postgresql://postgres@127.0.0.1:1/none", db_pool_timeout=1)
     result = await run_cli(settings, "list-users")
     assert result.exit_code == 1
-    assert result.output.startswith("error: DATABASE_URL: cannot reach the database") and "Traceback" not in result.output
+    assert (
+        result.output.startswith("error: DATABASE_URL: cannot reach the database") and "Traceback" not in result.output
+    )
 
 
 # Instances ###################################################################
@@ -1120,21 +1233,27 @@ def _cache_lookups() -> tuple[float, float]:
     """(hits, misses) of this process's cache so far."""
     from prometheus_client import REGISTRY
 
-    return tuple(REGISTRY.get_sample_value("gatehouse_cache_total", {"result": r}) or 0.0  # type: ignore[return-value]
-                 for r in ("hit", "miss"))
+    return tuple(
+        REGISTRY.get_sample_value("gatehouse_cache_total", {"result": r}) or 0.0  # type: ignore[return-value]
+        for r in ("hit", "miss")
+    )
 
 
 def _statements(gh: service.Gatehouse) -> list[str]:
     """Every SQL statement `gh` sends from now on, appended as it goes."""
     seen: list[str] = []
-    sa.event.listen(gh.engine.sync_engine, "before_cursor_execute",  # type: ignore[union-attr]
-                    lambda _conn, _cursor, statement, *_: seen.append(statement))
+    sa.event.listen(
+        gh.engine.sync_engine,
+        "before_cursor_execute",  # type: ignore[union-attr]
+        lambda _conn, _cursor, statement, *_: seen.append(statement),
+    )
     return seen
 
 
 async def test_many_concurrent_requests_share_a_small_pool(make_settings: Any, backend: str) -> None:
-    settings = make_settings(redis_max_connections=8, db_pool_size=4, db_max_overflow=0, db_pool_timeout=30,
-                             redis_timeout=30)  # the pool bounds the waits here, not a clock
+    settings = make_settings(
+        redis_max_connections=8, db_pool_size=4, db_max_overflow=0, db_pool_timeout=30, redis_timeout=30
+    )  # the pool bounds the waits here, not a clock
     async with running(settings) as client:
         gh = client.gatehouse
         user = await register(client)
@@ -1142,9 +1261,9 @@ async def test_many_concurrent_requests_share_a_small_pool(make_settings: Any, b
         assert (await client.get("/users/me", headers=bearer(sessions[0]["access_token"]))).status_code == 200
         gh.cache.local.clear()  # force every request through the shared tier
         statements, (hits, misses) = _statements(gh), _cache_lookups()
-        responses = await asyncio.gather(*[
-            client.get("/users/me", headers=bearer(sessions[i % 25]["access_token"])) for i in range(500)
-        ])
+        responses = await asyncio.gather(
+            *[client.get("/users/me", headers=bearer(sessions[i % 25]["access_token"])) for i in range(500)]
+        )
         assert [r.status_code for r in responses] == [200] * 500
         new_hits, new_misses = _cache_lookups()
         if backend == "postgres":
@@ -1242,8 +1361,10 @@ async def test_postgres_outage_is_503_and_recovers_without_restart(make_settings
         await register(client, "down@example.com")
         assert (await client.get("/health/ready")).status_code == 200
         # connections killed by the server are replaced without a 500
-        await _pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        f"WHERE datname = '{url.database}' AND pid <> pg_backend_pid()")
+        await _pg_admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{url.database}' AND pid <> pg_backend_pid()"
+        )
         assert (await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})).status_code == 200
         await proxy.cut()
 
@@ -1277,8 +1398,11 @@ class PrivateRedis:
 
         import redis
 
-        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
         for _ in range(100):
             try:
@@ -1315,8 +1439,7 @@ async def _until(predicate: Callable[[], Any], what: str, attempts: int = 100) -
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_redis_outage_falls_back_to_database_and_recovers(make_settings: Any) -> None:
     redis_server = await PrivateRedis().start()
-    settings = make_settings(redis_url=redis_server.url, redis_timeout=0.5,
-                             rate_login_failures_account_ip="3/h")
+    settings = make_settings(redis_url=redis_server.url, redis_timeout=0.5, rate_login_failures_account_ip="3/h")
     try:
         async with running(settings) as client:
             user, first = await new_user(client)
@@ -1355,8 +1478,9 @@ async def test_redis_outage_falls_back_to_database_and_recovers(make_settings: A
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
-async def test_change_made_while_cut_off_from_redis_is_not_served_stale_after(make_settings: Any,
-                                                                             redis_url: str) -> None:
+async def test_change_made_while_cut_off_from_redis_is_not_served_stale_after(
+    make_settings: Any, redis_url: str
+) -> None:
     target = service.database_url(redis_url.replace("redis://", "postgresql://"))  # only to parse host/port
     proxy = await TcpProxy(target.host or "127.0.0.1", target.port or 6379).start()
     proxied = redis_url.replace(f"{target.host}:{target.port}", f"127.0.0.1:{proxy.port}")
@@ -1397,8 +1521,18 @@ class Server:
         self.env = {**os.environ, **settings_env(settings), **env}
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.command = ["uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
-                        "--log-level", "warning", *args]
+        self.command = [
+            "uvicorn",
+            "service:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            *args,
+        ]
         self.proc: Any = None
         self.log_path = log_path
 
@@ -1419,8 +1553,9 @@ class Server:
             self.log_path = tempfile.mkstemp(prefix="gatehouse-server-", suffix=".log")[1]
         stderr = open(self.log_path, "wb")
         # `python -m uvicorn`: the `uvicorn` on PATH may belong to another interpreter.
-        self.proc = subprocess.Popen([sys.executable, "-m", *self.command], cwd=REPO, env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=stderr)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", *self.command], cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=stderr
+        )
         for _ in range(200):
             try:
                 if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
@@ -1462,8 +1597,14 @@ def _cli_process(settings: Settings, *args: str) -> Any:
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "cli.py", *args], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **settings_env(settings)}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "cli.py", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **settings_env(settings)},
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -1545,8 +1686,10 @@ async def test_sqlite_connections_are_durable_and_wait_for_the_write_lock(client
     """What a kill -9 cannot tell apart (synchronous FULL from OFF), read from a live pooled connection."""
     await register(client)
     async with client.gatehouse.engine.connect() as conn:  # type: ignore[union-attr]
-        pragmas = {name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
-                   for name in ("synchronous", "journal_mode", "busy_timeout", "foreign_keys")}
+        pragmas = {
+            name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+            for name in ("synchronous", "journal_mode", "busy_timeout", "foreign_keys")
+        }
     assert pragmas == {"synchronous": 2, "journal_mode": "wal", "busy_timeout": 10_000, "foreign_keys": 1}
 
 
@@ -1571,8 +1714,7 @@ async def test_api_key_lifecycle(client: httpx.AsyncClient) -> None:
     import re
 
     user, tokens = await new_user(client)
-    created = await make_key(client, tokens["access_token"], scopes=["users:read", "keys:read"],
-                             expires_in_days=30)
+    created = await make_key(client, tokens["access_token"], scopes=["users:read", "keys:read"], expires_in_days=30)
     key = created["key"]
     assert re.match(API_KEY_RE, key) and key.startswith(created["prefix"] + "_")
     assert created["scopes"] == ["keys:read", "users:read"] and created["user_id"] == user["id"]
@@ -1659,8 +1801,11 @@ async def test_expired_and_owner_deactivated_keys_stop_at_once(client: httpx.Asy
     user, tokens = await new_user(client)
     expiring = await make_key(client, tokens["access_token"], expires_in_days=1)
     async with client.gatehouse.transaction(write=True) as db:
-        await db.execute(sa.update(service.ApiKey).where(service.ApiKey.id == uuid.UUID(expiring["id"]))
-                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+        await db.execute(
+            sa.update(service.ApiKey)
+            .where(service.ApiKey.id == uuid.UUID(expiring["id"]))
+            .values(expires_at=service.utcnow() - service.timedelta(seconds=1))
+        )
     r = await client.get("/users/me", headers=bearer(expiring["key"]))
     assert r.status_code == 401 and error_code(r) == "api_key_expired"
 
@@ -1725,8 +1870,20 @@ async def test_cli_keys(settings: Settings, client: httpx.AsyncClient) -> None:
     import re
 
     user = await register(client)
-    result = await run_cli(settings, "create-key", user["email"], "--name", "deploy", "--scope", "users:read",
-                           "--scope", "keys:read", "--expires-days", "7", "--json")
+    result = await run_cli(
+        settings,
+        "create-key",
+        user["email"],
+        "--name",
+        "deploy",
+        "--scope",
+        "users:read",
+        "--scope",
+        "keys:read",
+        "--expires-days",
+        "7",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     created = json.loads(result.output)
     assert re.match(API_KEY_RE, created["key"]) and created["scopes"] == ["keys:read", "users:read"]
@@ -1752,8 +1909,9 @@ async def test_cli_keys(settings: Settings, client: httpx.AsyncClient) -> None:
 # Signing keys and JWKS #######################################################
 
 
-async def test_rotate_and_retire_signing_keys_under_a_running_service(settings: Settings,
-                                                                      client: httpx.AsyncClient) -> None:
+async def test_rotate_and_retire_signing_keys_under_a_running_service(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
     user, before = await new_user(client)
     old_kid = jwt.get_unverified_header(before["access_token"])["kid"]
     result = await run_cli(settings, "signing-keys", "rotate")
@@ -1809,8 +1967,9 @@ async def test_asymmetric_tokens_verify_from_jwks_alone(make_settings: Any, algo
         assert header["alg"] == algorithm and [k["kid"] for k in keys] == [header["kid"]]
         assert keys[0]["kty"] == kty and "d" not in keys[0]  # public half only
         public = jwt.PyJWK(keys[0])
-        verified = jwt.decode(tokens["access_token"], public.key, algorithms=[algorithm], audience="gatehouse",
-                              issuer="gatehouse")
+        verified = jwt.decode(
+            tokens["access_token"], public.key, algorithms=[algorithm], audience="gatehouse", issuer="gatehouse"
+        )
         assert verified["typ"] == "access"
         async with client.gatehouse.transaction() as db:
             stored = await db.get(service.SigningKey, header["kid"])
@@ -1844,8 +2003,9 @@ async def test_key_confusion_hs256_signed_with_public_key(make_settings: Any) ->
             r = await client.get("/users/me", headers=bearer(forged))
             assert r.status_code == 401 and error_code(r) == "invalid_algorithm"
         for alg in ("none", "NONE"):
-            r = await client.get("/users/me", headers=bearer(_unsigned({"alg": alg, "kid": kid}, claims(
-                tokens["access_token"]))))
+            r = await client.get(
+                "/users/me", headers=bearer(_unsigned({"alg": alg, "kid": kid}, claims(tokens["access_token"])))
+            )
             assert r.status_code == 401 and error_code(r) == "invalid_algorithm"
 
 
@@ -1899,9 +2059,15 @@ async def test_admin_lists_users_in_stable_keyset_pages(client: httpx.AsyncClien
 
 async def test_admin_routes_need_the_admin_scope(client: httpx.AsyncClient, settings: Settings) -> None:
     _, user_tokens = await new_user(client)
-    for method, path in [("GET", "/users"), ("POST", "/users"), ("GET", f"/users/{uuid.uuid4()}"),
-                         ("PATCH", f"/users/{uuid.uuid4()}"), ("DELETE", f"/users/{uuid.uuid4()}"),
-                         ("DELETE", f"/users/{uuid.uuid4()}/sessions"), ("GET", "/audit")]:
+    for method, path in [
+        ("GET", "/users"),
+        ("POST", "/users"),
+        ("GET", f"/users/{uuid.uuid4()}"),
+        ("PATCH", f"/users/{uuid.uuid4()}"),
+        ("DELETE", f"/users/{uuid.uuid4()}"),
+        ("DELETE", f"/users/{uuid.uuid4()}/sessions"),
+        ("GET", "/audit"),
+    ]:
         r = await client.request(method, path, headers=bearer(user_tokens["access_token"]), json={})
         assert r.status_code == 403 and error_code(r) == "insufficient_scope", (method, path)
     _, admin = await admin_tokens(client, settings)
@@ -1914,8 +2080,11 @@ async def test_admin_routes_need_the_admin_scope(client: httpx.AsyncClient, sett
 async def test_admin_user_crud_and_force_logout(client: httpx.AsyncClient, settings: Settings) -> None:
     _, admin = await admin_tokens(client, settings)
     auth = bearer(admin["access_token"])
-    r = await client.post("/users", headers=auth, json={"email": "Made@Example.com", "password": PASSWORD,
-                                                        "full_name": "Made", "role": "admin"})
+    r = await client.post(
+        "/users",
+        headers=auth,
+        json={"email": "Made@Example.com", "password": PASSWORD, "full_name": "Made", "role": "admin"},
+    )
     assert r.status_code == 201 and r.json()["role"] == "admin" and r.json()["email"] == "made@example.com"
     made = r.json()
     assert (await client.get(f"/users/{made['id']}", headers=auth)).json() == made
@@ -1949,11 +2118,15 @@ async def test_admin_user_crud_and_force_logout(client: httpx.AsyncClient, setti
     assert (await client.get(f"/users/{made['id']}", headers=auth)).status_code == 404
     async with client.gatehouse.transaction() as db:
         for model in (service.LoginSession, service.ApiKey, service.ActionToken):
-            count = await db.scalar(sa.select(sa.func.count()).select_from(model)
-                                    .where(model.user_id == uuid.UUID(made["id"])))
+            count = await db.scalar(
+                sa.select(sa.func.count()).select_from(model).where(model.user_id == uuid.UUID(made["id"]))
+            )
             assert count == 0, model
-        events = list(await db.scalars(sa.select(service.AuditEvent)
-                                       .where(service.AuditEvent.subject_id == uuid.UUID(made["id"]))))
+        events = list(
+            await db.scalars(
+                sa.select(service.AuditEvent).where(service.AuditEvent.subject_id == uuid.UUID(made["id"]))
+            )
+        )
     assert {"user.create", "user.update", "user.delete", "sessions.revoke"} <= {e.event for e in events}
     assert not any("made@example.com" in (e.detail or "") for e in events)  # the id survives, the email does not
 
@@ -1973,18 +2146,20 @@ async def test_last_admin_cannot_be_removed(client: httpx.AsyncClient, settings:
     assert result.exit_code == 1 and "no active admin" in result.output
 
 
-async def test_two_admins_demoting_each_other_at_once_leaves_one(client: httpx.AsyncClient,
-                                                                 settings: Settings) -> None:
+async def test_two_admins_demoting_each_other_at_once_leaves_one(client: httpx.AsyncClient, settings: Settings) -> None:
     a, _ = await admin_tokens(client, settings)
     b, _ = await admin_tokens(client, settings)
     results = await asyncio.gather(
         service.update_user(client.gatehouse, user_id=uuid.UUID(a["id"]), role="user"),
         service.update_user(client.gatehouse, user_id=uuid.UUID(b["id"]), role="user"),
-        return_exceptions=True)
+        return_exceptions=True,
+    )
     assert sorted(type(r).__name__ for r in results) == ["LastAdmin", "UserPublic"]
     async with client.gatehouse.transaction() as db:
-        assert await db.scalar(sa.select(sa.func.count()).select_from(service.User)
-                               .where(service.User.role == "admin")) == 1
+        assert (
+            await db.scalar(sa.select(sa.func.count()).select_from(service.User).where(service.User.role == "admin"))
+            == 1
+        )
 
 
 # Password reset and email verification #######################################
@@ -2071,8 +2246,9 @@ async def test_password_reset_end_to_end(make_settings: Any, receiver: Receiver)
         assert r.status_code == 200 and r.json() == {"sessions_ended": 2, "api_keys_revoked": 0}
         for tokens in (first, other):
             assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
-        assert (await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})).status_code \
-            == 401
+        assert (
+            await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+        ).status_code == 401
         await login(client, user["email"], "reset to this one")
         r = await client.post("/auth/password-reset/confirm", json={**body, "new_password": "and again this"})
         assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"  # single use
@@ -2099,14 +2275,17 @@ async def test_reset_tokens_expire_and_die_with_the_password(client: httpx.Async
     first = token_of(await service.password_reset_link(gh, user_id=uuid.UUID(user["id"])))
     second = token_of(await service.password_reset_link(gh, user_id=uuid.UUID(user["id"])))
     async with gh.transaction(write=True) as db:
-        await db.execute(sa.update(service.ActionToken)
-                         .where(service.ActionToken.token_hash == service.hash_secret(first))
-                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+        await db.execute(
+            sa.update(service.ActionToken)
+            .where(service.ActionToken.token_hash == service.hash_secret(first))
+            .values(expires_at=service.utcnow() - service.timedelta(seconds=1))
+        )
     r = await client.post("/auth/password-reset/confirm", json={"token": first, "new_password": "brand new pass"})
     assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
     third = token_of(await service.password_reset_link(gh, user_id=uuid.UUID(user["id"])))
-    assert (await client.post("/auth/password-reset/confirm",
-                              json={"token": third, "new_password": "brand new pass"})).status_code == 200
+    assert (
+        await client.post("/auth/password-reset/confirm", json={"token": third, "new_password": "brand new pass"})
+    ).status_code == 200
     r = await client.post("/auth/password-reset/confirm", json={"token": second, "new_password": "another pass!"})
     assert r.status_code == 400  # other outstanding links died with the old password
     r = await client.post("/auth/password-reset/confirm", json={"token": "x" * 43, "new_password": "another pass!"})
@@ -2118,8 +2297,7 @@ async def test_webhook_delivery_retries(make_settings: Any) -> None:
     try:
         async with running(make_settings(webhook_url=receiver.url)) as client:
             user = await register(client)
-            assert (await client.post("/auth/password-reset/request", json={"email": user["email"]})).status_code \
-                == 202
+            assert (await client.post("/auth/password-reset/request", json={"email": user["email"]})).status_code == 202
             await _until(lambda: asyncio.sleep(0, len(receiver.messages) == 1), "delivery after two failures")
             assert receiver.failures_left == 0
     finally:
@@ -2127,27 +2305,36 @@ async def test_webhook_delivery_retries(make_settings: Any) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # no database or Redis involved
-@pytest.mark.parametrize("script, delivered, attempts", [
-    ([400], False, 1),  # the receiver refuses the message: retrying will not help
-    ([422], False, 1),
-    ([408, 204], True, 2),  # request timeout and too many requests are worth another try
-    ([429, 429, 204], True, 3),
-    ([503, 500, 204], True, 3),
-    (["hang", 204], True, 2),  # no answer within WEBHOOK_TIMEOUT: tried again
-    ([503, "hang", 502], False, 3),  # MAIL_ATTEMPTS spent: gives up, and says so
-])
-async def test_webhook_delivery_failures(make_settings: Any, caplog: Any, script: list[Any], delivered: bool,
-                                         attempts: int) -> None:
+@pytest.mark.parametrize(
+    "script, delivered, attempts",
+    [
+        ([400], False, 1),  # the receiver refuses the message: retrying will not help
+        ([422], False, 1),
+        ([408, 204], True, 2),  # request timeout and too many requests are worth another try
+        ([429, 429, 204], True, 3),
+        ([503, 500, 204], True, 3),
+        (["hang", 204], True, 2),  # no answer within WEBHOOK_TIMEOUT: tried again
+        ([503, "hang", 502], False, 3),  # MAIL_ATTEMPTS spent: gives up, and says so
+    ],
+)
+async def test_webhook_delivery_failures(
+    make_settings: Any, caplog: Any, script: list[Any], delivered: bool, attempts: int
+) -> None:
     import logging
 
     receiver = Receiver(script=script)
     try:
-        settings = make_settings(webhook_url=receiver.url, webhook_timeout=0.3, mail_attempts=3,
-                                 mail_retry_seconds=0.01)
+        settings = make_settings(
+            webhook_url=receiver.url, webhook_timeout=0.3, mail_attempts=3, mail_retry_seconds=0.01
+        )
         async with running(settings) as client:
             with caplog.at_level(logging.WARNING, logger="gatehouse"):
-                assert await service.deliver(client.gatehouse, kind="password_reset", email="a@example.com",
-                                             link="http://app.test/reset?token=secret-link")  # queued
+                assert await service.deliver(
+                    client.gatehouse,
+                    kind="password_reset",
+                    email="a@example.com",
+                    link="http://app.test/reset?token=secret-link",
+                )  # queued
                 await wait_mail_done(client.gatehouse)
                 [row] = await mail_audit(client.gatehouse)
     finally:
@@ -2165,8 +2352,9 @@ async def test_cli_reset_link(settings: Settings, client: httpx.AsyncClient) -> 
     result = await run_cli(settings, "reset-link", user["email"])
     assert result.exit_code == 0 and "token=" in result.output
     token = token_of(result.output.strip())
-    assert (await client.post("/auth/password-reset/confirm",
-                              json={"token": token, "new_password": "chosen by cli"})).status_code == 200
+    assert (
+        await client.post("/auth/password-reset/confirm", json={"token": token, "new_password": "chosen by cli"})
+    ).status_code == 200
     await login(client, user["email"], "chosen by cli")
     assert (await run_cli(settings, "reset-link", "ghost@example.com")).exit_code == 1
 
@@ -2179,8 +2367,9 @@ async def test_email_verification(make_settings: Any, receiver: Receiver) -> Non
         assert r.status_code == 403 and error_code(r) == "email_not_verified"
         async with running(make_settings(webhook_url=receiver.url)) as lenient:  # to get a session
             tokens = await login(lenient, user["email"])
-            assert (await lenient.post("/auth/verify/request", headers=bearer(tokens["access_token"]))).status_code \
-                == 202
+            assert (
+                await lenient.post("/auth/verify/request", headers=bearer(tokens["access_token"]))
+            ).status_code == 202
             await _until(lambda: asyncio.sleep(0, len(receiver.messages) == 1), "the verification message")
         message = receiver.messages[0]
         assert message["type"] == "email_verification" and message["email"] == user["email"]
@@ -2208,8 +2397,11 @@ async def test_audit_records_security_events_without_secrets(client: httpx.Async
     await client.post("/auth/login", json={"email": user["email"], "password": "wrong password!"})
     key = await make_key(client, tokens["access_token"])
     await client.delete(f"/api-keys/{key['id']}", headers=bearer(tokens["access_token"]))
-    await client.post("/users/me/password", headers=bearer(tokens["access_token"]),
-                      json={"current_password": PASSWORD, "new_password": "second password"})
+    await client.post(
+        "/users/me/password",
+        headers=bearer(tokens["access_token"]),
+        json={"current_password": PASSWORD, "new_password": "second password"},
+    )
     await client.patch(f"/users/{user['id']}", headers=auth, json={"role": "admin"})
     await service.rotate_signing_key(client.gatehouse)
     await client.post("/auth/logout", headers=bearer(tokens["access_token"]))
@@ -2218,9 +2410,16 @@ async def test_audit_records_security_events_without_secrets(client: httpx.Async
     assert r.status_code == 200
     events = r.json()["items"]
     kinds = [(e["event"], e["outcome"]) for e in events]
-    for expected in [("user.register", "success"), ("auth.login", "success"), ("auth.login", "failure"),
-                     ("key.create", "success"), ("key.revoke", "success"), ("user.password_change", "success"),
-                     ("user.update", "success"), ("auth.logout", "success")]:
+    for expected in [
+        ("user.register", "success"),
+        ("auth.login", "success"),
+        ("auth.login", "failure"),
+        ("key.create", "success"),
+        ("key.revoke", "success"),
+        ("user.password_change", "success"),
+        ("user.update", "success"),
+        ("auth.logout", "success"),
+    ]:
         assert expected in kinds, expected
     times = [e["at"] for e in events]
     assert times == sorted(times, reverse=True)
@@ -2228,8 +2427,15 @@ async def test_audit_records_security_events_without_secrets(client: httpx.Async
     assert role_change["actor_id"] == admin["id"] and role_change["detail"]["role"] == "admin"
     assert role_change["ip"] == "127.0.0.1"
     dump = json.dumps(events)
-    for secret in (PASSWORD, "second password", "wrong password!", key["key"], tokens["access_token"],
-                   tokens["refresh_token"], user["email"]):
+    for secret in (
+        PASSWORD,
+        "second password",
+        "wrong password!",
+        key["key"],
+        tokens["access_token"],
+        tokens["refresh_token"],
+        user["email"],
+    ):
         assert secret not in dump
     rotated = (await client.get("/audit", headers=auth, params={"event": "signing_key.rotate"})).json()["items"]
     assert len(rotated) == 2  # the first key, made on first use, and the explicit rotation
@@ -2254,9 +2460,11 @@ async def test_queued_audit_rows_are_written_on_clean_shutdown(settings: Setting
         assert r.status_code == 401
     async with running(settings) as client:
         async with client.gatehouse.transaction() as db:
-            failures = await db.scalar(sa.select(sa.func.count()).select_from(service.AuditEvent)
-                                       .where(service.AuditEvent.event == "auth.login",
-                                              service.AuditEvent.outcome == "failure"))
+            failures = await db.scalar(
+                sa.select(sa.func.count())
+                .select_from(service.AuditEvent)
+                .where(service.AuditEvent.event == "auth.login", service.AuditEvent.outcome == "failure")
+            )
     assert failures == 1
 
 
@@ -2277,23 +2485,33 @@ def test_json_logs_carry_request_ids_and_never_a_secret(make_settings: Any, tmp_
             email = "logged@example.com"
             c.post("/auth/register", json={"email": email, "password": PASSWORD})
             c.post("/auth/login", json={"email": email, "password": "wrong password!!"})
-            tokens = c.post("/auth/login", json={"email": email, "password": PASSWORD},
-                            headers={"X-Request-ID": "trace-abc.123"}).json()
+            tokens = c.post(
+                "/auth/login", json={"email": email, "password": PASSWORD}, headers={"X-Request-ID": "trace-abc.123"}
+            ).json()
             access = tokens["access_token"]
             r = c.get("/users/me", headers=bearer(access))
             request_ids.append(r.headers["x-request-id"])
             key = c.post("/api-keys", headers=bearer(access), json={"name": "k"}).json()["key"]
             c.get("/users/me", headers={"X-API-Key": key})
             refreshed = c.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).json()
-            c.post("/users/me/password", headers=bearer(access),
-                   json={"current_password": PASSWORD, "new_password": "a different password"})
+            c.post(
+                "/users/me/password",
+                headers=bearer(access),
+                json={"current_password": PASSWORD, "new_password": "a different password"},
+            )
             c.post("/auth/password-reset/request", json={"email": email})
             for _ in range(50):
                 if hook.messages:
                     break
                 time.sleep(0.1)
-            secrets_used += [access, tokens["refresh_token"], key, refreshed["access_token"],
-                             refreshed["refresh_token"], token_of(hook.messages[0]["link"])]
+            secrets_used += [
+                access,
+                tokens["refresh_token"],
+                key,
+                refreshed["access_token"],
+                refreshed["refresh_token"],
+                token_of(hook.messages[0]["link"]),
+            ]
     finally:
         server.stop()
         hook.close()
@@ -2330,8 +2548,9 @@ async def test_request_ids_timing_and_security_headers(client: httpx.AsyncClient
 
 
 async def test_metrics_are_scraped_and_can_be_protected_or_disabled(make_settings: Any) -> None:
-    async with running(make_settings(refresh_grace_seconds=0, rate_auth_ip="100/m",
-                                     rate_login_failures_account_ip="1/h")) as client:
+    async with running(
+        make_settings(refresh_grace_seconds=0, rate_auth_ip="100/m", rate_login_failures_account_ip="1/h")
+    ) as client:
         user, tokens = await new_user(client)
         await client.get("/users/me", headers=bearer(tokens["access_token"]))
         await client.post("/auth/login", json={"email": user["email"], "password": "nope nope"})
@@ -2342,11 +2561,17 @@ async def test_metrics_are_scraped_and_can_be_protected_or_disabled(make_setting
         r = await client.get("/metrics")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
         text = r.text
-    for needle in ['gatehouse_requests_total{method="GET",route="/users/me",status="200"}',
-                   'gatehouse_request_seconds_bucket{le="0.001",method="GET",route="/users/me"}',
-                   'gatehouse_logins_total{outcome="success"}', 'gatehouse_logins_total{outcome="failure"}',
-                   'gatehouse_rate_limited_total{limit="login-fail"}', "gatehouse_refresh_reuse_total",
-                   'gatehouse_cache_total{result="hit"}', "gatehouse_db_pool_in_use", "gatehouse_bcrypt_queue"]:
+    for needle in [
+        'gatehouse_requests_total{method="GET",route="/users/me",status="200"}',
+        'gatehouse_request_seconds_bucket{le="0.001",method="GET",route="/users/me"}',
+        'gatehouse_logins_total{outcome="success"}',
+        'gatehouse_logins_total{outcome="failure"}',
+        'gatehouse_rate_limited_total{limit="login-fail"}',
+        "gatehouse_refresh_reuse_total",
+        'gatehouse_cache_total{result="hit"}',
+        "gatehouse_db_pool_in_use",
+        "gatehouse_bcrypt_queue",
+    ]:
         assert needle in text, needle
     async with running(make_settings(metrics_token="scrape-me-please")) as client:
         assert (await client.get("/metrics")).status_code == 401
@@ -2404,11 +2629,15 @@ def test_metrics_add_up_across_uvicorn_workers(make_settings: Any, tmp_path: Any
 
 
 async def test_cors_trusted_hosts_and_body_limit(make_settings: Any) -> None:
-    settings = make_settings(cors_origins="https://app.example.com", allowed_hosts="gatehouse.test",
-                             max_body_bytes=2048)
+    settings = make_settings(
+        cors_origins="https://app.example.com", allowed_hosts="gatehouse.test", max_body_bytes=2048
+    )
     async with running(settings) as client:
-        preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-                     "Access-Control-Request-Headers": "authorization,content-type"}
+        preflight = {
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        }
         r = await client.options("/auth/login", headers=preflight)
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example.com"
         r = await client.options("/auth/login", headers={**preflight, "Origin": "https://evil.example"})
@@ -2448,8 +2677,7 @@ def test_graceful_shutdown_finishes_requests_and_flushes_audit(make_settings: An
     server = Server(settings).start()
     with httpx.Client(base_url=server.url, timeout=30) as c:
         assert c.post("/auth/register", json={"email": "slow@example.com", "password": PASSWORD}).status_code == 201
-        assert c.post("/auth/login", json={"email": "slow@example.com", "password": "not it at all"}).status_code \
-            == 401
+        assert c.post("/auth/login", json={"email": "slow@example.com", "password": "not it at all"}).status_code == 401
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             idle = _thread_cpu_ticks(server.proc.pid)
             pending = pool.submit(c.post, "/auth/login", json={"email": "slow@example.com", "password": PASSWORD})
@@ -2477,8 +2705,9 @@ async def test_check_config(make_settings: Any) -> None:
     assert result.exit_code == 0, result.output
     assert "SECRET_KEY=********" in result.output and "a-very-secret-value" not in result.output
     assert result.output.strip().endswith("rules met")
-    result = await run_cli(make_settings(database_url="postgresql://u:hunter2@127.0.0.1:1/x", db_pool_timeout=1),
-                           "check-config")
+    result = await run_cli(
+        make_settings(database_url="postgresql://u:hunter2@127.0.0.1:1/x", db_pool_timeout=1), "check-config"
+    )
     assert result.exit_code == 1 and "problem: DATABASE_URL: the database does not answer" in result.output
     assert "hunter2" not in result.output
     result = await run_cli(make_settings(redis_url="redis://127.0.0.1:1/0", redis_timeout=0.2), "check-config")
@@ -2489,7 +2718,8 @@ async def test_check_config(make_settings: Any) -> None:
 
 
 async def test_changed_secret_key_with_sealed_signing_keys_is_a_startup_and_config_problem(
-        make_settings: Any, backend: str) -> None:
+    make_settings: Any, backend: str
+) -> None:
     import re
 
     async with running(make_settings(jwt_algorithm="EdDSA")) as client:
@@ -2535,12 +2765,14 @@ async def test_embedding_in_a_host_app(settings: Settings) -> None:
         transport = httpx.ASGITransport(app=host)
         async with httpx.AsyncClient(transport=transport, base_url="http://host.test") as c:
             email = "embedded@example.com"
-            assert (await c.post("/identity/auth/register", json={"email": email, "password": PASSWORD})).status_code \
-                == 201
+            assert (
+                await c.post("/identity/auth/register", json={"email": email, "password": PASSWORD})
+            ).status_code == 201
             tokens = (await c.post("/identity/auth/login", json={"email": email, "password": PASSWORD})).json()
             assert (await c.get("/reports", headers=bearer(tokens["access_token"]))).json() == {"for": email}
-            key = (await c.post("/identity/api-keys", headers=bearer(tokens["access_token"]),
-                                json={"name": "host"})).json()["key"]
+            key = (
+                await c.post("/identity/api-keys", headers=bearer(tokens["access_token"]), json={"name": "host"})
+            ).json()["key"]
             assert (await c.get("/reports", headers={"X-API-Key": key})).status_code == 200
             r = await c.get("/reports")
             assert r.status_code == 401 and error_code(r) == "not_authenticated"
@@ -2550,8 +2782,7 @@ async def test_embedding_in_a_host_app(settings: Settings) -> None:
             assert (await c.get("/reports", headers=bearer(tokens["access_token"]))).status_code == 401
 
 
-async def test_plain_mount_starts_gatehouse_on_first_use_instead_of_a_500(settings: Settings,
-                                                                          caplog: Any) -> None:
+async def test_plain_mount_starts_gatehouse_on_first_use_instead_of_a_500(settings: Settings, caplog: Any) -> None:
     from fastapi import FastAPI
 
     host = FastAPI()
@@ -2560,8 +2791,14 @@ async def test_plain_mount_starts_gatehouse_on_first_use_instead_of_a_500(settin
     async with host.router.lifespan_context(host):
         transport = httpx.ASGITransport(app=host)
         async with httpx.AsyncClient(transport=transport, base_url="http://host.test") as c:
-            answers = await asyncio.gather(*(c.post("/auth-service/auth/register", json={
-                "email": f"first-{n}@example.com", "password": PASSWORD}) for n in range(3)))
+            answers = await asyncio.gather(
+                *(
+                    c.post(
+                        "/auth-service/auth/register", json={"email": f"first-{n}@example.com", "password": PASSWORD}
+                    )
+                    for n in range(3)
+                )
+            )
             assert [r.status_code for r in answers] == [201, 201, 201]
     assert "mount_gatehouse" in caplog.text
     await inner.state.gatehouse.close()
@@ -2620,9 +2857,17 @@ POSITIVE_DEFAULT = tuple(POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES)
 def fuzz_target(tmp_path_factory: Any) -> Any:
     """The app on SQLite, with a user and an admin each holding an API key with every scope they may have."""
     tmp = tmp_path_factory.mktemp("fuzz")
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp}/fuzz.db", secret_key=SECRET, bcrypt_rounds=4,
-                        secret_key_file=str(tmp / "secret"), rate_auth_ip="off", rate_general_ip="off",
-                        rate_login_failures_account="off", rate_login_failures_account_ip="off", hash_workers=2)
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp}/fuzz.db",
+        secret_key=SECRET,
+        bcrypt_rounds=4,
+        secret_key_file=str(tmp / "secret"),
+        rate_auth_ip="off",
+        rate_general_ip="off",
+        rate_login_failures_account="off",
+        rate_login_failures_account_ip="off",
+        hash_workers=2,
+    )
 
     async def setup() -> dict[str, str]:
         keys = {}
@@ -2635,9 +2880,14 @@ def fuzz_target(tmp_path_factory: Any) -> Any:
     keys = asyncio.run(setup())
     schema = schemathesis.openapi.from_asgi("/openapi.json", service.create_app(settings))
     for name, (statuses, _why) in FUZZ_REFUSALS.items():  # this schema's config only; defaults stay as shipped
-        schema.config.operations.operations.append(OperationConfig.from_dict({
-            "include-name": name,
-            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE_DEFAULT, *statuses]}}}))
+        schema.config.operations.operations.append(
+            OperationConfig.from_dict(
+                {
+                    "include-name": name,
+                    "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE_DEFAULT, *statuses]}},
+                }
+            )
+        )
     return schema, keys
 
 
@@ -2657,8 +2907,11 @@ FUZZ_REFUSALS: dict[str, tuple[list[str], str]] = {
     "POST /auth/email-change/revert": (["400"], _NEVER_ISSUED),
     "GET /users": (["422"], "invalid_cursor: " + _NEVER_ISSUED),
     "GET /audit": (["422"], "invalid_cursor: " + _NEVER_ISSUED),
-    "POST /api-keys": (["422"], "a name of spaces only (empty once stripped), or `expires_in_days: 2.0`, an "
-                                "integer to JSON Schema that the strict field refuses (`true` is not one day)"),
+    "POST /api-keys": (
+        ["422"],
+        "a name of spaces only (empty once stripped), or `expires_in_days: 2.0`, an "
+        "integer to JSON Schema that the strict field refuses (`true` is not one day)",
+    ),
 }
 
 
@@ -2698,7 +2951,6 @@ def test_fuzz_every_operation_as_admin(case: Any, fuzz_target: Any) -> None:
     case.call_and_validate(headers={"X-API-Key": fuzz_target[1]["admin"]})
 
 
-
 # Security suite ##############################################################
 #
 # One place for the attacks a reviewer will try. Token forgery (alg none in every
@@ -2712,8 +2964,10 @@ def test_fuzz_every_operation_as_admin(case: Any, fuzz_target: Any) -> None:
 async def test_security_not_yet_valid_token(client: httpx.AsyncClient, settings: Settings) -> None:
     _, tokens = await new_user(client)
     now = int(time.time())
-    for forged in (_forge(settings, tokens["access_token"], nbf=now + 600),
-                   _forge(settings, tokens["access_token"], iat=now + 600, exp=now + 1200)):
+    for forged in (
+        _forge(settings, tokens["access_token"], nbf=now + 600),
+        _forge(settings, tokens["access_token"], iat=now + 600, exp=now + 1200),
+    ):
         r = await client.get("/users/me", headers=bearer(forged))
         assert r.status_code == 401 and error_code(r) == "invalid_token"
 
@@ -2721,11 +2975,14 @@ async def test_security_not_yet_valid_token(client: httpx.AsyncClient, settings:
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_security_login_timing_does_not_enumerate(make_settings: Any) -> None:
     """Median time of a wrong password and of an unknown email, 200 samples each, interleaved."""
-    async with running(make_settings(bcrypt_rounds=6, rate_login_failures_account="off",
-                                     rate_login_failures_account_ip="off")) as client:
+    async with running(
+        make_settings(bcrypt_rounds=6, rate_login_failures_account="off", rate_login_failures_account_ip="off")
+    ) as client:
         user = await register(client)
-        cases = {"known": {"email": user["email"], "password": "not the password"},
-                 "unknown": {"email": "nobody-at-all@example.com", "password": "not the password"}}
+        cases = {
+            "known": {"email": user["email"], "password": "not the password"},
+            "unknown": {"email": "nobody-at-all@example.com", "password": "not the password"},
+        }
         samples: dict[str, list[float]] = {"known": [], "unknown": []}
         for _ in range(200):
             for name, body in cases.items():
@@ -2742,12 +2999,15 @@ async def test_security_no_idor_between_users(client: httpx.AsyncClient) -> None
     bob, bob_tokens = await new_user(client)
     alice_key = await make_key(client, alice_tokens["access_token"])
     as_bob = bearer(bob_tokens["access_token"])
-    for method, path, body in [("GET", f"/users/{alice['id']}", None), ("PATCH", f"/users/{alice['id']}",
-                               {"full_name": "owned"}), ("DELETE", f"/users/{alice['id']}", None),
-                               ("DELETE", f"/users/{alice['id']}/sessions", None),
-                               ("GET", f"/api-keys?user_id={alice['id']}", None),
-                               ("POST", "/api-keys", {"name": "x", "user_id": alice["id"]}),
-                               ("GET", f"/audit?user_id={alice['id']}", None)]:
+    for method, path, body in [
+        ("GET", f"/users/{alice['id']}", None),
+        ("PATCH", f"/users/{alice['id']}", {"full_name": "owned"}),
+        ("DELETE", f"/users/{alice['id']}", None),
+        ("DELETE", f"/users/{alice['id']}/sessions", None),
+        ("GET", f"/api-keys?user_id={alice['id']}", None),
+        ("POST", "/api-keys", {"name": "x", "user_id": alice["id"]}),
+        ("GET", f"/audit?user_id={alice['id']}", None),
+    ]:
         r = await client.request(method, path, headers=as_bob, json=body)
         assert r.status_code == 403, (method, path)
     r = await client.delete(f"/api-keys/{alice_key['id']}", headers=as_bob)
@@ -2758,24 +3018,33 @@ async def test_security_no_idor_between_users(client: httpx.AsyncClient) -> None
     assert alice_now == alice and (await client.get("/users/me", headers=bearer(alice_key["key"]))).status_code == 200
 
 
-HOSTILE = ["Robert'); DROP TABLE users;--", "' OR '1'='1", "\\\"; SELECT pg_sleep(5); --", "%_\\%", "名前 🗝️ Ünïcödé",
-           "\u202eevil\u202c", "a\tb\nc", "<script>alert(1)</script>"]
+HOSTILE = [
+    "Robert'); DROP TABLE users;--",
+    "' OR '1'='1",
+    '\\"; SELECT pg_sleep(5); --',
+    "%_\\%",
+    "名前 🗝️ Ünïcödé",
+    "\u202eevil\u202c",
+    "a\tb\nc",
+    "<script>alert(1)</script>",
+]
 
 
-async def test_security_sql_metacharacters_and_unicode_in_every_string_field(client: httpx.AsyncClient,
-                                                                            settings: Settings) -> None:
+async def test_security_sql_metacharacters_and_unicode_in_every_string_field(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     admin_user, admin = await admin_tokens(client, settings)
     admin_email, auth = admin_user["email"], bearer(admin["access_token"])
     for i, text in enumerate(HOSTILE):
         email = f"o'brien+{i}@example.com"
-        r = await client.post("/auth/register", json={"email": email, "password": text + "-pw-long",
-                                                      "full_name": text})
+        r = await client.post("/auth/register", json={"email": email, "password": text + "-pw-long", "full_name": text})
         assert r.status_code == 201, (text, r.text)
         assert r.json()["full_name"] == text.strip()
         tokens = await login(client, email, text + "-pw-long")
         me = bearer(tokens["access_token"])
-        assert (await client.patch("/users/me", headers=me, json={"full_name": text})).json()["full_name"] \
-            == text.strip()
+        assert (await client.patch("/users/me", headers=me, json={"full_name": text})).json()[
+            "full_name"
+        ] == text.strip()
         key = await make_key(client, tokens["access_token"], name=text)
         assert key["name"] == text.strip()
         so_far = [f"o'brien+{j}@example.com" for j in range(i + 1)]
@@ -2784,10 +3053,12 @@ async def test_security_sql_metacharacters_and_unicode_in_every_string_field(cli
             assert r.status_code == 200 and [u["email"] for u in r.json()["items"]] == found, query
         assert (await client.get("/audit", headers=auth, params={"event": text[:40]})).json()["items"] == []
         # each refused the way it refuses any wrong value: as data, never as SQL or a crash
-        for path, body, status, code in [("/auth/login", {"email": text, "password": text}, 401, "invalid_credentials"),
-                                         ("/auth/password-reset/request", {"email": text}, 202, None),
-                                         ("/auth/refresh", {"refresh_token": text}, 401, "invalid_token"),
-                                         ("/auth/verify/confirm", {"token": text}, 400, "invalid_or_expired_token")]:
+        for path, body, status, code in [
+            ("/auth/login", {"email": text, "password": text}, 401, "invalid_credentials"),
+            ("/auth/password-reset/request", {"email": text}, 202, None),
+            ("/auth/refresh", {"refresh_token": text}, 401, "invalid_token"),
+            ("/auth/verify/confirm", {"token": text}, 400, "invalid_or_expired_token"),
+        ]:
             r = await client.post(path, json=body)
             assert (r.status_code, code and error_code(r)) == (status, code), (path, text, r.text)
     async with client.gatehouse.transaction() as db:  # every table still there, every row intact
@@ -2799,9 +3070,16 @@ async def test_security_oversized_bodies_everywhere(make_settings: Any) -> None:
     async with running(make_settings(max_body_bytes=4096)) as client:
         _, tokens = await new_user(client)
         big = {"padding": "x" * 10_000}
-        for method, path in [("POST", "/auth/register"), ("POST", "/auth/login"), ("POST", "/auth/refresh"),
-                             ("PATCH", "/users/me"), ("POST", "/users/me/password"), ("POST", "/api-keys"),
-                             ("POST", "/auth/password-reset/request"), ("POST", "/users")]:
+        for method, path in [
+            ("POST", "/auth/register"),
+            ("POST", "/auth/login"),
+            ("POST", "/auth/refresh"),
+            ("PATCH", "/users/me"),
+            ("POST", "/users/me/password"),
+            ("POST", "/api-keys"),
+            ("POST", "/auth/password-reset/request"),
+            ("POST", "/users"),
+        ]:
             r = await client.request(method, path, json=big, headers=bearer(tokens["access_token"]))
             assert r.status_code == 413 and error_code(r) == "payload_too_large", path
 
@@ -2851,8 +3129,12 @@ class Hammer:
 @pytest.mark.parametrize("backend", ["postgres"])
 def test_fault_redis_killed_under_load(make_settings: Any) -> None:
     redis_server = PrivateRedis().start_sync()
-    settings = make_settings(redis_url=redis_server.url, redis_timeout=0.5, rate_login_failures_account="off",
-                             rate_login_failures_account_ip="off")
+    settings = make_settings(
+        redis_url=redis_server.url,
+        redis_timeout=0.5,
+        rate_login_failures_account="off",
+        rate_login_failures_account_ip="off",
+    )
     server = Server(settings).start()
     try:
         live, revoked = server.signup("load@example.com"), server.signup("load@example.com")
@@ -2860,9 +3142,11 @@ def test_fault_redis_killed_under_load(make_settings: Any) -> None:
             assert c.get("/users/me", headers=bearer(revoked["access_token"])).status_code == 200
             assert c.post("/auth/logout", headers=bearer(revoked["access_token"])).status_code == 204
         login_body = {"email": "load@example.com", "password": PASSWORD}
-        plan = [("read", "/users/me", None, bearer(live["access_token"])),
-                ("revoked", "/users/me", None, bearer(revoked["access_token"])),
-                ("login", "/auth/login", login_body, {})]
+        plan = [
+            ("read", "/users/me", None, bearer(live["access_token"])),
+            ("revoked", "/users/me", None, bearer(revoked["access_token"])),
+            ("login", "/auth/login", login_body, {}),
+        ]
         with Hammer(server.url, plan) as hammer:
             time.sleep(1.0)
             redis_server.kill_sync()
@@ -2917,18 +3201,28 @@ def test_fault_postgres_cut_under_load(make_settings: Any, pg_url: str) -> None:
     server = Server(through_proxy(make_settings, pg_url, proxy.port)).start()
     try:
         tokens = server.signup("pg@example.com")
-        plan = [("register", "/auth/register", lambda: {"email": f"w{uuid.uuid4().hex}@example.com",
-                                                        "password": PASSWORD}, {}),
-                ("login", "/auth/login", {"email": "pg@example.com", "password": PASSWORD}, {}),
-                ("read", "/users/me", None, bearer(tokens["access_token"]))]
+        plan = [
+            (
+                "register",
+                "/auth/register",
+                lambda: {"email": f"w{uuid.uuid4().hex}@example.com", "password": PASSWORD},
+                {},
+            ),
+            ("login", "/auth/login", {"email": "pg@example.com", "password": PASSWORD}, {}),
+            ("read", "/users/me", None, bearer(tokens["access_token"])),
+        ]
         with Hammer(server.url, plan, threads=3) as hammer:
             time.sleep(1.0)
             proxy.cut()
             time.sleep(2.5)  # longer than DB_POOL_TIMEOUT
             outage = len(hammer.results)
             proxy.start()
-            asyncio.run(_pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                  f"WHERE datname = '{url.database}' AND pid <> pg_backend_pid()"))
+            asyncio.run(
+                _pg_admin(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{url.database}' AND pid <> pg_backend_pid()"
+                )
+            )
             time.sleep(2.0)
         during, after = hammer.results[:outage], hammer.results[outage:]
         # 200/201 while the database answers, 503 while it does not: nothing else, ever
@@ -2954,10 +3248,24 @@ def test_load_500_connections(make_settings: Any) -> None:
         token = server.signup("load@example.com")["access_token"]
 
         def drive(seconds: int) -> dict[str, Any]:
-            out = subprocess.run([sys.executable, "bench.py", "--_load", f"{server.url}/users/me",
-                                  "--_connections", "500", "--duration", str(seconds), "--_headers",
-                                  json.dumps({"Authorization": f"Bearer {token}"})],
-                                 cwd=REPO, capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "bench.py",
+                    "--_load",
+                    f"{server.url}/users/me",
+                    "--_connections",
+                    "500",
+                    "--duration",
+                    str(seconds),
+                    "--_headers",
+                    json.dumps({"Authorization": f"Bearer {token}"}),
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             return json.loads(out.stdout)
 
         drive(3)
@@ -3039,8 +3347,9 @@ async def test_queued_audit_rows_survive_a_database_outage_intact(make_settings:
     proxy = await TcpProxy(*postgres_address(pg_url)).start()
     async with running(through_proxy(make_settings, pg_url, proxy.port)) as client:
         gh = client.gatehouse
-        gh.audit_later(service._audit("auth.login", service.Client("198.51.100.7", "probe"), outcome="failure",
-                                      reason="kept"))
+        gh.audit_later(
+            service._audit("auth.login", service.Client("198.51.100.7", "probe"), outcome="failure", reason="kept")
+        )
         await proxy.cut()
         await gh.flush_audit()  # the database is away: the row stays queued
         await proxy.start()
@@ -3071,8 +3380,11 @@ async def from_address(client: httpx.AsyncClient, ip: str) -> AsyncIterator[http
 async def age_proof(gh: service.Gatehouse, session_id: str, minutes: int) -> None:
     """Move a session's last proof of the password `minutes` into the past."""
     async with gh.transaction(write=True) as db:
-        await db.execute(sa.update(service.LoginSession).where(service.LoginSession.id == uuid.UUID(session_id))
-                         .values(authenticated_at=service.utcnow() - service.timedelta(minutes=minutes)))
+        await db.execute(
+            sa.update(service.LoginSession)
+            .where(service.LoginSession.id == uuid.UUID(session_id))
+            .values(authenticated_at=service.utcnow() - service.timedelta(minutes=minutes))
+        )
 
 
 async def stale_tokens(client: httpx.AsyncClient, tokens: dict[str, Any]) -> dict[str, Any]:
@@ -3103,14 +3415,17 @@ async def test_tokens_carry_auth_time_and_refresh_keeps_it(client: httpx.AsyncCl
     assert claims(r.json()["access_token"])["auth_time"] == first["auth_time"]  # a refresh proves nothing
 
 
-async def test_attack_api_key_with_users_write_cannot_take_over_the_account(client: httpx.AsyncClient,
-                                                                            settings: Settings) -> None:
+async def test_attack_api_key_with_users_write_cannot_take_over_the_account(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     admin, session = await admin_tokens(client, settings)
     await admin_tokens(client, settings)  # a second admin, so deleting would not hit the last-admin guard
     key = (await make_key(client, session["access_token"], scopes=["users:read", "users:write"]))["key"]
-    attempts = [("PATCH", "/users/me", {"email": "attacker@example.com"}),
-                ("POST", "/users/me/password", {"current_password": PASSWORD, "new_password": "attacker pass 1"}),
-                ("DELETE", "/users/me", {"password": PASSWORD})]
+    attempts = [
+        ("PATCH", "/users/me", {"email": "attacker@example.com"}),
+        ("POST", "/users/me/password", {"current_password": PASSWORD, "new_password": "attacker pass 1"}),
+        ("DELETE", "/users/me", {"password": PASSWORD}),
+    ]
     for method, path, body in attempts:
         r = await client.request(method, path, headers=bearer(key), json=body)
         assert r.status_code == 403 and error_code(r) == "session_required", (path, r.text)
@@ -3124,9 +3439,11 @@ async def test_attack_stolen_stale_access_token_cannot_change_email_or_delete(cl
     user, fresh = await new_user(client)
     stolen = await stale_tokens(client, fresh)
     auth = bearer(stolen["access_token"])
-    for method, path, body in [("PATCH", "/users/me", {"email": "attacker@example.com"}),
-                               ("DELETE", "/users/me", None),
-                               ("POST", "/api-keys", {"name": "backdoor", "scopes": ["users:read"]})]:
+    for method, path, body in [
+        ("PATCH", "/users/me", {"email": "attacker@example.com"}),
+        ("DELETE", "/users/me", None),
+        ("POST", "/api-keys", {"name": "backdoor", "scopes": ["users:read"]}),
+    ]:
         r = await client.request(method, path, headers=auth, json=body)
         assert r.status_code == 401 and error_code(r) == "reauthentication_required", (path, r.text)
         assert "POST /auth/reauthenticate" in r.json()["error"]["message"]
@@ -3148,7 +3465,8 @@ async def test_attack_stolen_stale_access_token_cannot_change_email_or_delete(cl
 
 
 async def test_attack_email_change_needs_the_new_mailbox_and_the_old_one_can_undo_it(
-        make_settings: Any, receiver: "Receiver") -> None:
+    make_settings: Any, receiver: "Receiver"
+) -> None:
     async with running(make_settings(webhook_url=receiver.url)) as client:
         user, tokens = await new_user(client)
         auth = bearer(tokens["access_token"])
@@ -3181,8 +3499,9 @@ async def test_attack_email_change_needs_the_new_mailbox_and_the_old_one_can_und
         assert {"user.email_change_request", "user.email_change", "user.email_change_revert"} <= set(events)
 
 
-async def test_attack_pending_email_change_cancelled_before_confirmation(make_settings: Any,
-                                                                         receiver: "Receiver") -> None:
+async def test_attack_pending_email_change_cancelled_before_confirmation(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
     async with running(make_settings(webhook_url=receiver.url)) as client:
         user, tokens = await new_user(client)
         await client.patch("/users/me", headers=bearer(tokens["access_token"]), json={"email": "evil@example.com"})
@@ -3195,8 +3514,9 @@ async def test_attack_pending_email_change_cancelled_before_confirmation(make_se
         assert (await user_row(client.gatehouse, user["email"])).email == user["email"]
 
 
-async def test_old_verification_link_is_worthless_after_an_email_change(make_settings: Any,
-                                                                       receiver: "Receiver") -> None:
+async def test_old_verification_link_is_worthless_after_an_email_change(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
     async with running(make_settings(webhook_url=receiver.url)) as client:
         _, tokens = await new_user(client)
         auth = bearer(tokens["access_token"])
@@ -3204,20 +3524,23 @@ async def test_old_verification_link_is_worthless_after_an_email_change(make_set
         [verify] = await messages_of(receiver, "email_verification")
         await client.patch("/users/me", headers=auth, json={"email": "moved@example.com"})
         [confirm] = await messages_of(receiver, "email_change_confirm")
-        assert (await client.post("/auth/email-change/confirm", json={"token": token_of(confirm["link"])})) \
-            .status_code == 200
+        assert (
+            await client.post("/auth/email-change/confirm", json={"token": token_of(confirm["link"])})
+        ).status_code == 200
         r = await client.post("/auth/verify/confirm", json={"token": token_of(verify["link"])})
         assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
 
 
-async def test_admin_email_change_applies_at_once_and_notifies_the_old_address(make_settings: Any,
-                                                                             receiver: "Receiver") -> None:
+async def test_admin_email_change_applies_at_once_and_notifies_the_old_address(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
     settings = make_settings(webhook_url=receiver.url)
     async with running(settings) as client:
         _, admin = await admin_tokens(client, settings)
         user = await register(client)
-        r = await client.patch(f"/users/{user['id']}", headers=bearer(admin["access_token"]),
-                               json={"email": "assigned@example.com"})
+        r = await client.patch(
+            f"/users/{user['id']}", headers=bearer(admin["access_token"]), json={"email": "assigned@example.com"}
+        )
         assert r.status_code == 200 and r.json()["email"] == "assigned@example.com"
         [notice] = await messages_of(receiver, "email_changed")
         assert notice["email"] == user["email"] and notice["new_email"] == "assigned@example.com"
@@ -3228,7 +3551,9 @@ async def test_attack_reset_after_compromise_revokes_every_api_key(client: httpx
     parent = await make_key(client, tokens["access_token"], scopes=["keys:write", "users:read"])
     child = await make_key(client, parent["key"], scopes=["users:read"])
     link = await service.password_reset_link(client.gatehouse, user_id=uuid.UUID(user["id"]))
-    r = await client.post("/auth/password-reset/confirm", json={"token": token_of(link), "new_password": "fresh start!"})
+    r = await client.post(
+        "/auth/password-reset/confirm", json={"token": token_of(link), "new_password": "fresh start!"}
+    )
     assert r.status_code == 200 and r.json() == {"sessions_ended": 1, "api_keys_revoked": 2}
     for key in (parent["key"], child["key"]):
         assert (await client.get("/users/me", headers=bearer(key))).status_code == 401
@@ -3266,21 +3591,28 @@ async def test_owner_deletes_own_account_with_everything(client: httpx.AsyncClie
     assert (await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})).status_code == 401
     async with client.gatehouse.transaction() as db:
         for model in (service.LoginSession, service.ApiKey, service.ActionToken):
-            assert await db.scalar(sa.select(sa.func.count()).select_from(model)
-                                   .where(model.user_id == uuid.UUID(user["id"]))) == 0
+            assert (
+                await db.scalar(
+                    sa.select(sa.func.count()).select_from(model).where(model.user_id == uuid.UUID(user["id"]))
+                )
+                == 0
+            )
     [row] = (await service.list_audit(client.gatehouse, event="user.delete"))[0]
     assert row.actor_id == row.subject_id == uuid.UUID(user["id"])
     # the last admin cannot leave the service without one
     admin, admin_session = await admin_tokens(client, settings)
-    r = await client.request("DELETE", "/users/me", headers=bearer(admin_session["access_token"]),
-                             json={"password": PASSWORD})
+    r = await client.request(
+        "DELETE", "/users/me", headers=bearer(admin_session["access_token"]), json={"password": PASSWORD}
+    )
     assert r.status_code == 409 and error_code(r) == "last_admin"
 
 
-async def test_attack_strangers_failed_logins_cannot_lock_out_the_owner(make_settings: Any,
-                                                                        receiver: "Receiver") -> None:
-    settings = make_settings(webhook_url=receiver.url, rate_login_failures_account="6/h",
-                             rate_login_failures_account_ip="5/h")
+async def test_attack_strangers_failed_logins_cannot_lock_out_the_owner(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    settings = make_settings(
+        webhook_url=receiver.url, rate_login_failures_account="6/h", rate_login_failures_account_ip="5/h"
+    )
     async with running(settings) as client:
         user, _ = await new_user(client)
         wrong = {"email": user["email"], "password": "a wrong guess"}
@@ -3335,8 +3667,10 @@ async def test_attack_wrong_current_passwords_count_toward_the_login_limits(make
         r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
         assert r.status_code == 429  # four wrong guesses through the session spent this address's budget
         failures = (await service.list_audit(client.gatehouse, user_id=uuid.UUID(user["id"])))[0]
-        assert sorted(e.event for e in failures if e.outcome == "failure") == \
-            ["auth.reauthenticate"] * 2 + ["auth.step_up"] * 2
+        assert (
+            sorted(e.event for e in failures if e.outcome == "failure")
+            == ["auth.reauthenticate"] * 2 + ["auth.step_up"] * 2
+        )
 
 
 async def test_attack_strangers_cannot_spend_the_owners_reset_mail(make_settings: Any, receiver: "Receiver") -> None:
@@ -3353,8 +3687,7 @@ async def test_attack_strangers_cannot_spend_the_owners_reset_mail(make_settings
         await settle(client.gatehouse)
         assert len(receiver.messages) == 4  # the mailbox cap held against 18 requests from 6 addresses
         async with from_address(client, "203.0.113.7") as owner:
-            assert (await owner.post("/auth/password-reset/request", json={"email": user["email"]})).status_code \
-                == 202
+            assert (await owner.post("/auth/password-reset/request", json={"email": user["email"]})).status_code == 202
         await messages_of(receiver, "password_reset", 5)  # the owner's request still got through
 
 
@@ -3372,12 +3705,14 @@ async def test_attack_rotating_ipv6_addresses_in_one_64_shares_one_limit(make_se
     assert service.ip_group("::ffff:192.0.2.1") == "192.0.2.1"
 
 
-async def test_attack_key_made_by_a_key_cannot_outlive_outrank_or_survive_its_parent(
-        client: httpx.AsyncClient) -> None:
+async def test_attack_key_made_by_a_key_cannot_outlive_outrank_or_survive_its_parent(client: httpx.AsyncClient) -> None:
     _, tokens = await new_user(client)
     parent = await make_key(client, tokens["access_token"], scopes=["keys:write", "users:read"], expires_in_days=5)
-    r = await client.post("/api-keys", headers=bearer(parent["key"]),
-                          json={"name": "longer", "scopes": ["users:read"], "expires_in_days": 10})
+    r = await client.post(
+        "/api-keys",
+        headers=bearer(parent["key"]),
+        json={"name": "longer", "scopes": ["users:read"], "expires_in_days": 10},
+    )
     assert r.status_code == 403 and error_code(r) == "key_outlives_parent"
     r = await client.post("/api-keys", headers=bearer(parent["key"]), json={"name": "up", "scopes": ["users:write"]})
     assert r.status_code == 403 and error_code(r) == "insufficient_scope"
@@ -3390,8 +3725,9 @@ async def test_attack_key_made_by_a_key_cannot_outlive_outrank_or_survive_its_pa
         assert (await client.get("/users/me", headers=bearer(key["key"]))).status_code == 401
 
 
-async def test_attack_demoted_admins_keys_do_not_come_back_on_repromotion(client: httpx.AsyncClient,
-                                                                         settings: Settings) -> None:
+async def test_attack_demoted_admins_keys_do_not_come_back_on_repromotion(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     admin, session = await admin_tokens(client, settings)
     await admin_tokens(client, settings)
     strong = (await make_key(client, session["access_token"], scopes=["admin", "users:read"]))["key"]
@@ -3410,9 +3746,14 @@ async def test_session_has_an_absolute_lifetime(make_settings: Any) -> None:
         row = await session_row(client.gatehouse, str(sid))
         assert row.expires_at - row.created_at == service.timedelta(days=2)
         async with client.gatehouse.transaction(write=True) as db:  # a session kept alive by refreshes for 3 days
-            await db.execute(sa.update(service.LoginSession).where(service.LoginSession.id == sid).values(
-                created_at=service.utcnow() - service.timedelta(days=3),
-                expires_at=service.utcnow() + service.timedelta(days=20)))
+            await db.execute(
+                sa.update(service.LoginSession)
+                .where(service.LoginSession.id == sid)
+                .values(
+                    created_at=service.utcnow() - service.timedelta(days=3),
+                    expires_at=service.utcnow() + service.timedelta(days=20),
+                )
+            )
         r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
         assert r.status_code == 401 and error_code(r) == "token_expired"
 
@@ -3428,10 +3769,12 @@ async def test_attack_bogus_reset_tokens_cost_no_hash_and_are_rate_limited(make_
 
 
 @pytest.mark.parametrize("backend", ["postgres"])  # limits are shared through Redis; in-process ones are per process
-async def test_attack_guesses_spread_over_two_instances_share_one_budget(make_settings: Any,
-                                                                         receiver: "Receiver") -> None:
-    settings = make_settings(webhook_url=receiver.url, rate_login_failures_account_ip="10/h",
-                             rate_login_failures_account="12/h")
+async def test_attack_guesses_spread_over_two_instances_share_one_budget(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    settings = make_settings(
+        webhook_url=receiver.url, rate_login_failures_account_ip="10/h", rate_login_failures_account="12/h"
+    )
     async with running(settings) as a, running(settings) as b:
         user = await register(a)
         wrong = {"email": user["email"], "password": "a wrong guess"}
@@ -3483,37 +3826,45 @@ async def test_attack_login_body_nested_1000_deep_is_400_malformed_json(client: 
         assert r.status_code == 400 and error_code(r), path
 
 
-@pytest.mark.parametrize("decoded", [
-    [[1], [2]],
-    ["2026-01-01T00:00:00+00:00", [2]],
-    ["2026-01-01T00:00:00+00:00", 5],
-    ["2026-01-01T00:00:00+00:00"],
-    {"at": "2026-01-01T00:00:00+00:00", "id": "0" * 32},
-    ["0001-01-01T00:00:00+00:00", "0" * 32],
-    ["0001-01-01T00:00:00+01:00", "0" * 32],
-    ["9999-12-31T23:59:59+00:00", "0" * 32],
-    ["9999-12-31T23:59:59-01:00", "0" * 32],
-])
+@pytest.mark.parametrize(
+    "decoded",
+    [
+        [[1], [2]],
+        ["2026-01-01T00:00:00+00:00", [2]],
+        ["2026-01-01T00:00:00+00:00", 5],
+        ["2026-01-01T00:00:00+00:00"],
+        {"at": "2026-01-01T00:00:00+00:00", "id": "0" * 32},
+        ["0001-01-01T00:00:00+00:00", "0" * 32],
+        ["0001-01-01T00:00:00+01:00", "0" * 32],
+        ["9999-12-31T23:59:59+00:00", "0" * 32],
+        ["9999-12-31T23:59:59-01:00", "0" * 32],
+    ],
+)
 async def test_attack_admin_cursor_of_another_shape_or_at_the_calendar_edge_is_422(
-        client: httpx.AsyncClient, settings: Settings, decoded: Any) -> None:
+    client: httpx.AsyncClient, settings: Settings, decoded: Any
+) -> None:
     _, admin = await admin_tokens(client, settings)
     for path in ("/users", "/audit"):
         r = await client.get(path, headers=bearer(admin["access_token"]), params={"cursor": _b64(decoded)})
         assert r.status_code == 422 and error_code(r) == "invalid_cursor", (path, r.text)
 
 
-@pytest.mark.parametrize("value, lies", [
-    ("0001-01-01T00:00:00Z", "before every row"),
-    ("0001-01-01T00:00:00", "before every row"),  # no offset: UTC, as the CLI reads it
-    ("0001-01-01T00:00:00-14:00", "before every row"),
-    ("0001-01-01T00:00:00+14:00", "off the calendar in UTC"),
-    ("9999-12-31T23:59:59Z", "after every row"),
-    ("9999-12-31T23:59:59.999999Z", "after every row"),
-    ("9999-12-31T23:59:59+14:00", "after every row"),
-    ("9999-12-31T23:59:59-14:00", "off the calendar in UTC"),
-])
+@pytest.mark.parametrize(
+    "value, lies",
+    [
+        ("0001-01-01T00:00:00Z", "before every row"),
+        ("0001-01-01T00:00:00", "before every row"),  # no offset: UTC, as the CLI reads it
+        ("0001-01-01T00:00:00-14:00", "before every row"),
+        ("0001-01-01T00:00:00+14:00", "off the calendar in UTC"),
+        ("9999-12-31T23:59:59Z", "after every row"),
+        ("9999-12-31T23:59:59.999999Z", "after every row"),
+        ("9999-12-31T23:59:59+14:00", "after every row"),
+        ("9999-12-31T23:59:59-14:00", "off the calendar in UTC"),
+    ],
+)
 async def test_attack_audit_since_until_at_the_calendar_edges_are_right_rows_or_422(
-        client: httpx.AsyncClient, settings: Settings, value: str, lies: str) -> None:
+    client: httpx.AsyncClient, settings: Settings, value: str, lies: str
+) -> None:
     _, admin = await admin_tokens(client, settings)
     auth = bearer(admin["access_token"])
     every = [e["id"] for e in (await client.get("/audit", headers=auth, params={"limit": 200})).json()["items"]]
@@ -3535,15 +3886,18 @@ async def test_attack_audit_since_until_at_the_calendar_edges_are_right_rows_or_
         assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("path, params", [
-    ("/users", {"email": "\x00"}),
-    ("/users", {"email": "page\x00@example.com"}),
-    ("/audit", {"event": "\x00"}),
-    ("/audit", {"event": "auth.login\x00"}),
-])
-async def test_attack_nul_byte_in_admin_filters_is_422_on_every_backend(client: httpx.AsyncClient,
-                                                                       settings: Settings, path: str,
-                                                                       params: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "path, params",
+    [
+        ("/users", {"email": "\x00"}),
+        ("/users", {"email": "page\x00@example.com"}),
+        ("/audit", {"event": "\x00"}),
+        ("/audit", {"event": "auth.login\x00"}),
+    ],
+)
+async def test_attack_nul_byte_in_admin_filters_is_422_on_every_backend(
+    client: httpx.AsyncClient, settings: Settings, path: str, params: dict[str, str]
+) -> None:
     _, admin = await admin_tokens(client, settings)
     r = await client.get(path, headers=bearer(admin["access_token"]), params=params)
     # PostgreSQL refuses NUL in text (was a 500); SQLite's LIKE stopped at it and matched everyone.
@@ -3551,8 +3905,9 @@ async def test_attack_nul_byte_in_admin_filters_is_422_on_every_backend(client: 
     assert r.json()["error"]["details"][0]["loc"] == ["query", *params]
 
 
-async def test_attack_unexpected_database_error_logs_no_bound_parameters(client: httpx.AsyncClient,
-                                                                        backend: str) -> None:
+async def test_attack_unexpected_database_error_logs_no_bound_parameters(
+    client: httpx.AsyncClient, backend: str
+) -> None:
     import io
     import logging
 
@@ -3562,9 +3917,10 @@ async def test_attack_unexpected_database_error_logs_no_bound_parameters(client:
         setup = ["CREATE TRIGGER gh_boom BEFORE INSERT ON users BEGIN SELECT zeroblob(2000000000); END"]
         teardown = ["DROP TRIGGER gh_boom"]
     else:
-        setup = ["CREATE FUNCTION gh_boom() RETURNS trigger LANGUAGE plpgsql AS "
-                 "$$ BEGIN RAISE EXCEPTION 'boom'; END $$",
-                 "CREATE TRIGGER gh_boom BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION gh_boom()"]
+        setup = [
+            "CREATE FUNCTION gh_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$",
+            "CREATE TRIGGER gh_boom BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION gh_boom()",
+        ]
         teardown = ["DROP TRIGGER gh_boom ON users", "DROP FUNCTION gh_boom()"]
 
     async def run(statements: list[str]) -> None:
@@ -3592,9 +3948,12 @@ async def test_attack_unexpected_database_error_logs_no_bound_parameters(client:
 
 
 async def test_attack_timing_headers_are_off_in_production_unless_asked_for(make_settings: Any) -> None:
-    for overrides, shown in [({}, True), ({"timing_headers": False}, False),
-                             ({"environment": "production"}, False),
-                             ({"environment": "production", "timing_headers": True}, True)]:
+    for overrides, shown in [
+        ({}, True),
+        ({"timing_headers": False}, False),
+        ({"environment": "production"}, False),
+        ({"environment": "production", "timing_headers": True}, True),
+    ]:
         async with running(make_settings(**overrides)) as client:
             for r in (await client.get("/health/live"), await client.post("/auth/login", json={})):
                 assert ("server-timing" in r.headers) is shown, overrides
@@ -3602,19 +3961,23 @@ async def test_attack_timing_headers_are_off_in_production_unless_asked_for(make
                 assert r.headers["x-content-type-options"] == "nosniff"
 
 
-def test_attack_spoofed_forwarded_for_with_the_image_command_changes_nothing(make_settings: Any,
-                                                                             tmp_path: Any) -> None:
+def test_attack_spoofed_forwarded_for_with_the_image_command_changes_nothing(make_settings: Any, tmp_path: Any) -> None:
     import json
 
     log_path = tmp_path / "server.log"
     # FORWARDED_ALLOW_IPS=* is what the compose file used to set: the image must not care.
-    server = Server.as_the_image(make_settings(rate_auth_ip="3/m"), log_path=log_path,
-                                 FORWARDED_ALLOW_IPS="*").start()
+    server = Server.as_the_image(make_settings(rate_auth_ip="3/m"), log_path=log_path, FORWARDED_ALLOW_IPS="*").start()
     spoofed = [f"203.0.113.{i}" for i in range(1, 5)]
     try:
         with httpx.Client(base_url=server.url, timeout=10) as c:
-            codes = [c.post("/auth/login", json={"email": "nobody@example.com", "password": PASSWORD},
-                            headers={"X-Forwarded-For": ip}).status_code for ip in spoofed]
+            codes = [
+                c.post(
+                    "/auth/login",
+                    json={"email": "nobody@example.com", "password": PASSWORD},
+                    headers={"X-Forwarded-For": ip},
+                ).status_code
+                for ip in spoofed
+            ]
     finally:
         server.stop()
     assert codes == [401, 401, 401, 429]  # one budget: the real peer's
@@ -3641,26 +4004,41 @@ def _test_certificate(tmp_path: Any) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gatehouse test smtp")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "smtp-cert.pem", tmp_path / "smtp-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_path), str(key_path)
 
 
 class SmtpServer:
     """A real SMTP server (aiosmtpd) on a free loopback port, in its own thread; keeps what it accepts."""
 
-    def __init__(self, tmp_path: Any, *, starttls: bool = False, implicit_tls: bool = False,
-                 users: dict[str, str] | None = None, refuse: str | None = None):
+    def __init__(
+        self,
+        tmp_path: Any,
+        *,
+        starttls: bool = False,
+        implicit_tls: bool = False,
+        users: dict[str, str] | None = None,
+        refuse: str | None = None,
+    ):
         import ssl
 
         from aiosmtpd.controller import Controller
@@ -3674,8 +4052,7 @@ class SmtpServer:
         outer = self
 
         class Handler:
-            async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                                  options: Any) -> str:
+            async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
                 if refuse:
                     return refuse
                 envelope.rcpt_tos.append(address)
@@ -3686,8 +4063,14 @@ class SmtpServer:
 
                 outer.messages.append(email.message_from_bytes(envelope.original_content or envelope.content))
                 tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
-                outer.sessions.append({"tls": tls, "login": session.auth_data,
-                                       "mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos)})
+                outer.sessions.append(
+                    {
+                        "tls": tls,
+                        "login": session.auth_data,
+                        "mail_from": envelope.mail_from,
+                        "rcpt_tos": list(envelope.rcpt_tos),
+                    }
+                )
                 return "250 OK"
 
         def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
@@ -3697,12 +4080,16 @@ class SmtpServer:
 
         self.port = _free_port()
         # aiosmtpd counts only STARTTLS as TLS for AUTH: with implicit TLS, AUTH is offered but not forced.
-        options: dict[str, Any] = {"authenticator": authenticate, "auth_required": users is not None and not implicit_tls,
-                                   "auth_require_tls": not implicit_tls}
+        options: dict[str, Any] = {
+            "authenticator": authenticate,
+            "auth_required": users is not None and not implicit_tls,
+            "auth_require_tls": not implicit_tls,
+        }
         if starttls:
             options.update(tls_context=context, require_starttls=True)
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
-                                     ssl_context=context if implicit_tls else None, **options)
+        self.controller = Controller(
+            Handler(), hostname="127.0.0.1", port=self.port, ssl_context=context if implicit_tls else None, **options
+        )
         self.controller.start()
 
     def close(self) -> None:
@@ -3762,9 +4149,12 @@ def _mail_parts(message: Any) -> tuple[str, str]:
 async def test_mail_reset_over_smtp_with_starttls_and_auth(make_settings: Any, tmp_path: Any) -> None:
     smtp = SmtpServer(tmp_path, starttls=True, users={"mailer@example.com": "p@ss:word"})
     try:
-        settings = make_settings(smtp_url=f"smtp://mailer%40example.com:p%40ss%3Aword@127.0.0.1:{smtp.port}",
-                                 smtp_ca_file=smtp.cert, mail_from="Example Auth <auth@example.com>",
-                                 public_url="https://auth.example.com")
+        settings = make_settings(
+            smtp_url=f"smtp://mailer%40example.com:p%40ss%3Aword@127.0.0.1:{smtp.port}",
+            smtp_ca_file=smtp.cert,
+            mail_from="Example Auth <auth@example.com>",
+            public_url="https://auth.example.com",
+        )
         sent_before = mail_count("password_reset", "sent")
         async with running(settings) as client:
             user = await register(client)
@@ -3779,8 +4169,9 @@ async def test_mail_reset_over_smtp_with_starttls_and_auth(make_settings: Any, t
             text, html_part = _mail_parts(message)
             link = re.search(r"https://auth\.example\.com/reset-password\?token=\S+", text).group(0)
             assert f'href="{link}"' in html_part and "<!doctype html>" in html_part
-            r = await client.post("/auth/password-reset/confirm",
-                                  json={"token": token_of(link), "new_password": "from the mail"})
+            r = await client.post(
+                "/auth/password-reset/confirm", json={"token": token_of(link), "new_password": "from the mail"}
+            )
             assert r.status_code == 200
             await wait_mail_done(client.gatehouse)
             rows = await mail_audit(client.gatehouse)
@@ -3797,12 +4188,22 @@ async def test_mail_reset_over_smtp_with_starttls_and_auth(make_settings: Any, t
 async def test_mail_smtps_and_credentials_from_settings(make_settings: Any, tmp_path: Any) -> None:
     smtp = SmtpServer(tmp_path, implicit_tls=True, users={"relay": "s3cret"})
     try:
-        settings = make_settings(smtp_url=f"smtps://127.0.0.1:{smtp.port}", smtp_username="relay",
-                                 smtp_password="s3cret", smtp_ca_file=smtp.cert, mail_from="auth@example.com")
+        settings = make_settings(
+            smtp_url=f"smtps://127.0.0.1:{smtp.port}",
+            smtp_username="relay",
+            smtp_password="s3cret",
+            smtp_ca_file=smtp.cert,
+            mail_from="auth@example.com",
+        )
         async with running(settings) as client:
             gh = client.gatehouse
-            assert await service.deliver(gh, kind="email_change_notice", email="old@example.com",
-                                         link="https://x/revert?token=a&b=<c>", new_email="<new>@example.com")
+            assert await service.deliver(
+                gh,
+                kind="email_change_notice",
+                email="old@example.com",
+                link="https://x/revert?token=a&b=<c>",
+                new_email="<new>@example.com",
+            )
             await wait_mail_done(gh)
         assert smtp.sessions[0]["tls"] and smtp.sessions[0]["login"] == b"relay"
         text, html_part = _mail_parts(smtp.messages[0])
@@ -3815,19 +4216,28 @@ async def test_mail_smtps_and_credentials_from_settings(make_settings: Any, tmp_
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("case", ["refused", "wrong_password"])
-async def test_mail_a_permanent_refusal_is_not_retried_and_is_audited(make_settings: Any, tmp_path: Any,
-                                                                       case: str) -> None:
-    smtp = SmtpServer(tmp_path, starttls=True, users={"relay": "right"},
-                      refuse="550 5.1.1 mailbox unavailable" if case == "refused" else None)
+async def test_mail_a_permanent_refusal_is_not_retried_and_is_audited(
+    make_settings: Any, tmp_path: Any, case: str
+) -> None:
+    smtp = SmtpServer(
+        tmp_path,
+        starttls=True,
+        users={"relay": "right"},
+        refuse="550 5.1.1 mailbox unavailable" if case == "refused" else None,
+    )
     try:
-        settings = make_settings(smtp_url=f"smtp://relay:{'right' if case == 'refused' else 'wrong'}@127.0.0.1:"
-                                 f"{smtp.port}", smtp_ca_file=smtp.cert, mail_attempts=4)
+        settings = make_settings(
+            smtp_url=f"smtp://relay:{'right' if case == 'refused' else 'wrong'}@127.0.0.1:{smtp.port}",
+            smtp_ca_file=smtp.cert,
+            mail_attempts=4,
+        )
         failed_before, retried_before = mail_count("login_code", "failed"), mail_count("login_code", "retried")
         async with running(settings) as client:
             user = await register(client)
             gh = client.gatehouse
-            assert await service.deliver(gh, kind="login_code", email=user["email"], code="12345678",
-                                         user_id=uuid.UUID(user["id"]))
+            assert await service.deliver(
+                gh, kind="login_code", email=user["email"], code="12345678", user_id=uuid.UUID(user["id"])
+            )
             await wait_mail_done(gh)
             [row] = await mail_audit(gh)
         assert (row.event, row.outcome, str(row.subject_id)) == ("mail.failed", "failure", user["id"])
@@ -3843,12 +4253,14 @@ async def test_mail_a_permanent_refusal_is_not_retried_and_is_audited(make_setti
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("behaviour", ["hang", "drop"])
-async def test_mail_a_hanging_or_dropping_server_is_retried_then_given_up(make_settings: Any, behaviour: str,
-                                                                          caplog: Any) -> None:
+async def test_mail_a_hanging_or_dropping_server_is_retried_then_given_up(
+    make_settings: Any, behaviour: str, caplog: Any
+) -> None:
     broken = await BrokenSmtp(behaviour).start()
     try:
-        settings = make_settings(smtp_url=f"smtp://127.0.0.1:{broken.port}", smtp_timeout=0.3, mail_attempts=3,
-                                 mail_retry_seconds=0.01)
+        settings = make_settings(
+            smtp_url=f"smtp://127.0.0.1:{broken.port}", smtp_timeout=0.3, mail_attempts=3, mail_retry_seconds=0.01
+        )
         failed_before, retried_before = mail_count("password_reset", "failed"), mail_count("password_reset", "retried")
         async with running(settings) as client:
             gh = client.gatehouse
@@ -3868,15 +4280,17 @@ async def test_mail_a_hanging_or_dropping_server_is_retried_then_given_up(make_s
 async def test_mail_queue_full_says_so_and_counts_the_drop(make_settings: Any, caplog: Any) -> None:
     broken = await BrokenSmtp("hang").start()
     try:
-        settings = make_settings(smtp_url=f"smtp://127.0.0.1:{broken.port}", smtp_timeout=0.5, mail_attempts=1,
-                                 mail_queue_size=1)
+        settings = make_settings(
+            smtp_url=f"smtp://127.0.0.1:{broken.port}", smtp_timeout=0.5, mail_attempts=1, mail_queue_size=1
+        )
         dropped_before = mail_count("email_verification", "dropped")
         async with running(settings) as client:
             gh = client.gatehouse
             queued = []
             for _ in range(service.Mailer.WORKERS + 2):
-                queued.append(await service.deliver(gh, kind="email_verification", email="q@example.com",
-                                                    link="https://l"))
+                queued.append(
+                    await service.deliver(gh, kind="email_verification", email="q@example.com", link="https://l")
+                )
                 await asyncio.sleep(0.01)  # a worker takes each message before the next arrives
             assert queued == [True] * (service.Mailer.WORKERS + 1) + [False]
             assert "mail queue full" in caplog.text and "NOT sent" in caplog.text
@@ -3890,8 +4304,20 @@ async def test_mail_queue_full_says_so_and_counts_the_drop(make_settings: Any, c
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_mail_templates_every_kind_override_and_fallback(make_settings: Any, tmp_path: Any) -> None:
-    kinds = ["password_reset", "email_verification", "email_change_confirm", "email_change_notice", "email_changed",
-             "login_code", "mfa_enabled", "mfa_disabled", "mfa_reset", "passkey_added", "new_sign_in", "_generic"]
+    kinds = [
+        "password_reset",
+        "email_verification",
+        "email_change_confirm",
+        "email_change_notice",
+        "email_changed",
+        "login_code",
+        "mfa_enabled",
+        "mfa_disabled",
+        "mfa_reset",
+        "passkey_added",
+        "new_sign_in",
+        "_generic",
+    ]
     for kind in kinds:
         for part in ("subject.txt", "txt", "html"):
             assert (service.TEMPLATES_DIR / "mail" / f"{kind}.{part}").is_file(), (kind, part)
@@ -3904,8 +4330,9 @@ async def test_mail_templates_every_kind_override_and_fallback(make_settings: An
     assert mail.subject == "Acme: reset for a@example.com"  # the overridden file
     assert "https://l/?token=t" in mail.text and "30 minutes" in mail.text  # the built-in ones
     for kind in kinds[:-1]:
-        rendered = service.render_mail(settings, files, kind=kind, to="a@example.com", link="https://l",
-                                       new_email="b@example.com", code="12345678")
+        rendered = service.render_mail(
+            settings, files, kind=kind, to="a@example.com", link="https://l", new_email="b@example.com", code="12345678"
+        )
         assert rendered.subject and "$" not in rendered.subject + rendered.text + rendered.html, kind
     unknown = service.render_mail(settings, files, kind="webauthn_rotated", to="a@example.com")
     assert unknown.subject == "Webauthn rotated: your account on localhost:8000" and "a@example.com" in unknown.text
@@ -3964,9 +4391,14 @@ async def test_pages_reset_password_form_and_link_pages(make_settings: Any) -> N
         assert r.status_code == 400 and "The link is invalid, used or expired." in r.text
         assert (await client.get("/reset-password")).status_code == 400
 
-        token = await service._issue_action_token(gh, user=await user_row(gh, user["email"]), purpose="verify",
-                                                  event="user.email_verify_request", client=service.CLI,
-                                                  lifetime=service.timedelta(hours=1))
+        token = await service._issue_action_token(
+            gh,
+            user=await user_row(gh, user["email"]),
+            purpose="verify",
+            event="user.email_verify_request",
+            client=service.CLI,
+            lifetime=service.timedelta(hours=1),
+        )
         r = await client.get(f"/verify-email?token={token}")
         assert r.status_code == 200 and "Confirm my address" in r.text and 'action="verify-email"' in r.text
         assert (await user_row(gh, user["email"])).email_verified_at is None  # opening the link changes nothing
@@ -4004,8 +4436,9 @@ async def test_root_and_offline_docs(make_settings: Any) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_uvicorn_logs_each_request_once_and_migrations_before_startup(make_settings: Any, tmp_path: Any,
-                                                                     backend: str) -> None:
+def test_uvicorn_logs_each_request_once_and_migrations_before_startup(
+    make_settings: Any, tmp_path: Any, backend: str
+) -> None:
     server = Server(make_settings(), log_path=tmp_path / "server.log")
     server.command = ["uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(server.port)]  # the README's
     server.start()
@@ -4027,8 +4460,9 @@ async def test_cli_first_hour_traps(settings: Settings, tmp_path: Any, monkeypat
     result = await run_cli(settings, "create-user", "piped@example.com", "--password-stdin", input="")
     assert result.exit_code == 1 and result.output == "error: no password was read: stdin was empty\n"
 
-    result = await run_cli(settings, "create-user", "json@example.com", "--password-stdin", "--json",
-                           input=PASSWORD + "\n")
+    result = await run_cli(
+        settings, "create-user", "json@example.com", "--password-stdin", "--json", input=PASSWORD + "\n"
+    )
     created = json.loads(result.output)
     assert created["email"] == "json@example.com" and "email_verified_at" in created
     status = json.loads((await run_cli(settings, "migrate", "--status", "--json")).output)
@@ -4085,8 +4519,16 @@ def _chromium() -> str:
     return path
 
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.mark.browser
@@ -4106,8 +4548,12 @@ def test_browser_docs_authorize_try_it_out_and_the_reset_page(make_settings: Any
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            page.on("request", lambda req: None if req.url.startswith((server.url, "data:", f"blob:{server.url}"))
-                    else foreign.append(req.url))
+            page.on(
+                "request",
+                lambda req: (
+                    None if req.url.startswith((server.url, "data:", f"blob:{server.url}")) else foreign.append(req.url)
+                ),
+            )
             page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
 
             page.goto(f"{server.url}/docs")
@@ -4207,8 +4653,9 @@ class SoftAuthenticator:
     def _client_data(self, kind: str, options: dict[str, Any]) -> bytes:
         import json
 
-        return json.dumps({"type": kind, "challenge": options["challenge"], "origin": self.origin,
-                           "crossOrigin": False}).encode()
+        return json.dumps(
+            {"type": kind, "challenge": options["challenge"], "origin": self.origin, "crossOrigin": False}
+        ).encode()
 
     def create(self, options: dict[str, Any]) -> dict[str, Any]:
         """navigator.credentials.create() for these options."""
@@ -4217,10 +4664,16 @@ class SoftAuthenticator:
         assert options["rp"]["id"] == self.rp_id
         self.user_handle = options["user"]["id"]
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": self._authenticator_data(attested=True)})
-        return {"id": self.b64(self.credential_id), "rawId": self.b64(self.credential_id), "type": "public-key",
-                "response": {"clientDataJSON": self.b64(self._client_data("webauthn.create", options)),
-                             "attestationObject": self.b64(attestation)},
-                "clientExtensionResults": {}}
+        return {
+            "id": self.b64(self.credential_id),
+            "rawId": self.b64(self.credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": self.b64(self._client_data("webauthn.create", options)),
+                "attestationObject": self.b64(attestation),
+            },
+            "clientExtensionResults": {},
+        }
 
     def get(self, options: dict[str, Any]) -> dict[str, Any]:
         """navigator.credentials.get() for these options; the counter grows by one."""
@@ -4235,10 +4688,18 @@ class SoftAuthenticator:
         client_data = self._client_data("webauthn.get", options)
         data = self._authenticator_data(attested=False)
         signature = self.key.sign(data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
-        return {"id": self.b64(self.credential_id), "rawId": self.b64(self.credential_id), "type": "public-key",
-                "response": {"clientDataJSON": self.b64(client_data), "authenticatorData": self.b64(data),
-                             "signature": self.b64(signature), "userHandle": self.user_handle},
-                "clientExtensionResults": {}}
+        return {
+            "id": self.b64(self.credential_id),
+            "rawId": self.b64(self.credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": self.b64(client_data),
+                "authenticatorData": self.b64(data),
+                "signature": self.b64(signature),
+                "userHandle": self.user_handle,
+            },
+            "clientExtensionResults": {},
+        }
 
 
 async def enroll_totp(client: httpx.AsyncClient, access: str) -> tuple[Any, list[str]]:
@@ -4248,8 +4709,9 @@ async def enroll_totp(client: httpx.AsyncClient, access: str) -> tuple[Any, list
     r = await client.post("/mfa/totp", headers=bearer(access))
     assert r.status_code == 200, r.text
     totp = pyotp.TOTP(r.json()["secret"])
-    assert r.json()["otpauth_uri"] == totp.provisioning_uri(name=(await client.get(
-        "/users/me", headers=bearer(access))).json()["email"], issuer_name="Gatehouse")
+    assert r.json()["otpauth_uri"] == totp.provisioning_uri(
+        name=(await client.get("/users/me", headers=bearer(access))).json()["email"], issuer_name="Gatehouse"
+    )
     r = await client.post("/mfa/totp/confirm", headers=bearer(access), json={"code": totp.now()})
     assert r.status_code == 200, r.text
     return totp, r.json()["recovery_codes"]
@@ -4267,12 +4729,14 @@ async def mfa_login(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
     return r.json()
 
 
-async def add_passkey(client: httpx.AsyncClient, access: str, authenticator: SoftAuthenticator,
-                      name: str = "laptop") -> httpx.Response:
+async def add_passkey(
+    client: httpx.AsyncClient, access: str, authenticator: SoftAuthenticator, name: str = "laptop"
+) -> httpx.Response:
     r = await client.post("/mfa/passkeys/options", headers=bearer(access))
     assert r.status_code == 200, r.text
-    return await client.post("/mfa/passkeys", headers=bearer(access),
-                             json={"credential": authenticator.create(r.json()), "name": name})
+    return await client.post(
+        "/mfa/passkeys", headers=bearer(access), json={"credential": authenticator.create(r.json()), "name": name}
+    )
 
 
 async def passkey_sign_in(client: httpx.AsyncClient, authenticator: SoftAuthenticator) -> httpx.Response:
@@ -4292,14 +4756,18 @@ async def audit_rows(gh: service.Gatehouse, event: str, outcome: str | None = No
 async def test_sessions_are_listed_with_device_address_methods_and_current(client: httpx.AsyncClient) -> None:
     user = await register(client)
     firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-    iphone = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-              "Version/17.0 Mobile/15E148 Safari/604.1")
+    iphone = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.0 Mobile/15E148 Safari/604.1"
+    )
     async with from_address(client, "203.0.113.7") as phone:
-        r = await phone.post("/auth/login", json={"email": user["email"], "password": PASSWORD},
-                             headers={"user-agent": iphone})
+        r = await phone.post(
+            "/auth/login", json={"email": user["email"], "password": PASSWORD}, headers={"user-agent": iphone}
+        )
         on_phone = r.json()
-    r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD},
-                          headers={"user-agent": firefox})
+    r = await client.post(
+        "/auth/login", json={"email": user["email"], "password": PASSWORD}, headers={"user-agent": firefox}
+    )
     here = r.json()
     r = await client.get("/sessions", headers=bearer(here["access_token"]))
     assert r.status_code == 200
@@ -4346,14 +4814,17 @@ async def test_session_last_use_follows_the_client_after_the_interval(make_setti
             await _until(moved, "last_ip follows the client", attempts=300)
 
 
-async def test_attack_another_users_session_is_404_and_admins_may_end_it(client: httpx.AsyncClient,
-                                                                         settings: Settings) -> None:
+async def test_attack_another_users_session_is_404_and_admins_may_end_it(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     _, victim = await new_user(client)
     _, attacker = await new_user(client)
     sid = claims(victim["access_token"])["sid"]
     r = await client.delete(f"/sessions/{sid}", headers=bearer(attacker["access_token"]))
     assert r.status_code == 404 and error_code(r) == "session_not_found"
-    assert sid not in [s["id"] for s in (await client.get("/sessions", headers=bearer(attacker["access_token"]))).json()]
+    assert sid not in [
+        s["id"] for s in (await client.get("/sessions", headers=bearer(attacker["access_token"]))).json()
+    ]
     assert (await client.get("/users/me", headers=bearer(victim["access_token"]))).status_code == 200
     _, admin = await admin_tokens(client, settings)
     victim_id = claims(victim["access_token"])["sub"]
@@ -4379,8 +4850,10 @@ async def test_end_one_session_and_logout_others_reach_every_instance(settings: 
         assert (await a.post("/auth/logout-others", headers=bearer(second["access_token"]))).status_code == 204
 
         async def only_second_left() -> bool:
-            codes = [(await b.get("/users/me", headers=bearer(t["access_token"]))).status_code
-                     for t in (first, second, third)]
+            codes = [
+                (await b.get("/users/me", headers=bearer(t["access_token"]))).status_code
+                for t in (first, second, third)
+            ]
             return codes == [401, 200, 401]
 
         await _until(only_second_left, "the ended sessions are refused on B")
@@ -4425,7 +4898,9 @@ async def test_totp_enrollment_and_two_step_login_with_amr_in_tokens(client: htt
     got = claims(r.json()["access_token"])
     assert got["amr"] == ["pwd", "otp"] and got["acr"] == "aal2"
     r = await client.post("/auth/refresh", json={"refresh_token": r.json()["refresh_token"]})
-    assert claims(r.json()["access_token"])["amr"] == ["pwd", "otp"] and claims(r.json()["access_token"])["acr"] == "aal2"
+    assert (
+        claims(r.json()["access_token"])["amr"] == ["pwd", "otp"] and claims(r.json()["access_token"])["acr"] == "aal2"
+    )
     assert claims(tokens["access_token"])["amr"] == ["pwd"] and claims(tokens["access_token"])["acr"] == "aal1"
     events = {row.event for row in await audit_rows(client.gatehouse, "mfa.totp_enabled")}
     events |= {row.event for row in await audit_rows(client.gatehouse, "auth.mfa_challenge")}
@@ -4473,13 +4948,19 @@ async def test_attack_expired_reused_or_misused_mfa_token_is_refused(client: htt
     assert r.status_code == 401 and error_code(r) == "invalid_mfa_token"
     stale = (await mfa_login(client, user["email"]))["mfa_token"]
     async with client.gatehouse.transaction(write=True) as db:
-        await db.execute(sa.update(service.ActionToken).where(service.ActionToken.token_hash ==
-                                                              service.hash_secret(stale))
-                         .values(expires_at=service.utcnow() - service.timedelta(seconds=1)))
+        await db.execute(
+            sa.update(service.ActionToken)
+            .where(service.ActionToken.token_hash == service.hash_secret(stale))
+            .values(expires_at=service.utcnow() - service.timedelta(seconds=1))
+        )
     r = await client.post("/auth/mfa", json={"mfa_token": stale, "code": next_code(totp)})
     assert r.status_code == 401 and error_code(r) == "invalid_mfa_token"
-    for body in ({"mfa_token": "made-up", "code": "123456"}, {"mfa_token": token},
-                 {"mfa_token": token, "code": "12345"}, {"mfa_token": token, "code": "123456", "scope": "admin"}):
+    for body in (
+        {"mfa_token": "made-up", "code": "123456"},
+        {"mfa_token": token},
+        {"mfa_token": token, "code": "12345"},
+        {"mfa_token": token, "code": "123456", "scope": "admin"},
+    ):
         r = await client.post("/auth/mfa", json=body)
         assert r.status_code in (401, 422), (body, r.text)
 
@@ -4491,8 +4972,7 @@ async def test_attack_fifty_parallel_wrong_codes_get_no_more_checks_than_the_lim
         token = (await mfa_login(client, user["email"]))["mfa_token"]
         right = next_code(totp)
         wrong = [f"{(int(right) + n) % 1_000_000:06d}" for n in range(1, 51)]
-        answers = await asyncio.gather(*(client.post("/auth/mfa", json={"mfa_token": token, "code": c})
-                                         for c in wrong))
+        answers = await asyncio.gather(*(client.post("/auth/mfa", json={"mfa_token": token, "code": c}) for c in wrong))
         assert sorted(r.status_code for r in answers) == [401] * 10 + [429] * 40
         assert len(await audit_rows(client.gatehouse, "auth.mfa", "failure")) == 10  # ten checks, no more
         r = await client.post("/auth/mfa", json={"mfa_token": token, "code": right})
@@ -4504,42 +4984,56 @@ async def test_attack_recovery_code_used_twice_is_refused(make_settings: Any, re
         user, tokens = await new_user(client)
         _, codes = await enroll_totp(client, tokens["access_token"])
         spoken = f"  {codes[0].upper().replace('-', ' ')} "  # read aloud off paper: case and separators vary
-        r = await client.post("/auth/mfa", json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"],
-                                                 "recovery_code": spoken})
+        r = await client.post(
+            "/auth/mfa",
+            json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"], "recovery_code": spoken},
+        )
         assert r.status_code == 200, r.text
         assert claims(r.json()["access_token"])["amr"] == ["pwd", "recovery"]
         [mail] = await messages_of(receiver, "recovery_code_used")
         assert mail["email"] == user["email"] and mail["remaining"] == "9"
-        r = await client.post("/auth/mfa", json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"],
-                                                 "recovery_code": codes[0]})
+        r = await client.post(
+            "/auth/mfa",
+            json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"], "recovery_code": codes[0]},
+        )
         assert r.status_code == 401 and error_code(r) == "invalid_otp"
         r = await client.post("/mfa/recovery-codes", headers=bearer(tokens["access_token"]))
         fresh = r.json()["recovery_codes"]
         assert r.status_code == 200 and len(fresh) == 10 and not set(fresh) & set(codes)
-        r = await client.post("/auth/mfa", json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"],
-                                                 "recovery_code": codes[1]})
+        r = await client.post(
+            "/auth/mfa",
+            json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"], "recovery_code": codes[1]},
+        )
         assert r.status_code == 401  # the old set died with the new one
-        r = await client.post("/auth/mfa", json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"],
-                                                 "recovery_code": fresh[1]})
+        r = await client.post(
+            "/auth/mfa",
+            json={"mfa_token": (await mfa_login(client, user["email"]))["mfa_token"], "recovery_code": fresh[1]},
+        )
         assert r.status_code == 200
         await messages_of(receiver, "mfa_enabled")
         await messages_of(receiver, "recovery_codes_replaced")
 
 
-async def test_attack_stale_token_cannot_remove_totp_but_a_fresh_code_proves_it(make_settings: Any,
-                                                                                receiver: "Receiver") -> None:
+async def test_attack_stale_token_cannot_remove_totp_but_a_fresh_code_proves_it(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
     async with running(make_settings(webhook_url=receiver.url)) as client:
         user, tokens = await new_user(client)
         totp, _ = await enroll_totp(client, tokens["access_token"])
         stolen = await stale_tokens(client, tokens)
-        for method, path in (("DELETE", "/mfa/totp"), ("POST", "/mfa/recovery-codes"), ("POST", "/mfa/totp"),
-                             ("POST", "/mfa/passkeys/options")):
+        for method, path in (
+            ("DELETE", "/mfa/totp"),
+            ("POST", "/mfa/recovery-codes"),
+            ("POST", "/mfa/totp"),
+            ("POST", "/mfa/passkeys/options"),
+        ):
             r = await client.request(method, path, headers=bearer(stolen["access_token"]))
             assert r.status_code == 401 and error_code(r) == "reauthentication_required", path
         r = await client.request("DELETE", "/mfa/totp", headers=bearer(stolen["access_token"]), json={"otp": "000000"})
         assert r.status_code == 401 and error_code(r) == "invalid_otp"
-        r = await client.request("DELETE", "/mfa/totp", headers=bearer(stolen["access_token"]),
-                                 json={"otp": next_code(totp)})
+        r = await client.request(
+            "DELETE", "/mfa/totp", headers=bearer(stolen["access_token"]), json={"otp": next_code(totp)}
+        )
         assert r.status_code == 204, r.text
         await messages_of(receiver, "mfa_disabled")
         r = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
@@ -4566,8 +5060,9 @@ async def test_require_mfa_guards_host_routes_and_admins_must_enroll(make_settin
             gh = host.state.gatehouse
             r = await client.post("/identity/auth/register", json={"email": "boss@example.com", "password": PASSWORD})
             await service.update_user(gh, user_id=uuid.UUID(r.json()["id"]), role="admin")
-            tokens = (await client.post("/identity/auth/login", json={"email": "boss@example.com",
-                                                                     "password": PASSWORD})).json()
+            tokens = (
+                await client.post("/identity/auth/login", json={"email": "boss@example.com", "password": PASSWORD})
+            ).json()
             auth = bearer(tokens["access_token"])
             r = await client.get("/payouts", headers=auth)
             assert r.status_code == 403 and r.json()["error"]["code"] == "mfa_required"
@@ -4613,8 +5108,7 @@ async def test_mfa_reset_over_http_and_cli_is_audited_and_notifies(make_settings
         assert (await run_cli(settings, "mfa-reset", "nobody@example.com", "--yes")).exit_code == 1
 
 
-async def test_passkey_register_list_and_sign_in_without_a_password(make_settings: Any,
-                                                                    receiver: "Receiver") -> None:
+async def test_passkey_register_list_and_sign_in_without_a_password(make_settings: Any, receiver: "Receiver") -> None:
     async with running(make_settings(webhook_url=receiver.url)) as client:
         user, tokens = await new_user(client)
         authenticator = SoftAuthenticator()
@@ -4654,8 +5148,12 @@ async def test_passkey_as_second_factor_and_step_up(client: httpx.AsyncClient) -
     r = await client.request("DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(stolen["access_token"]))
     assert r.status_code == 401 and error_code(r) == "reauthentication_required"
     options = (await client.post("/mfa/passkeys/challenge", headers=bearer(stolen["access_token"]))).json()
-    r = await client.request("DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(stolen["access_token"]),
-                             json={"passkey": authenticator.get(options)})
+    r = await client.request(
+        "DELETE",
+        f"/mfa/passkeys/{passkey_id}",
+        headers=bearer(stolen["access_token"]),
+        json={"passkey": authenticator.get(options)},
+    )
     assert r.status_code == 204, r.text
     assert (await client.get("/mfa/passkeys", headers=bearer(stolen["access_token"]))).json() == []
     r = await client.request("DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(tokens["access_token"]))
@@ -4670,8 +5168,11 @@ async def test_attack_passkey_from_another_origin_or_for_another_purpose_is_refu
     other_rp = SoftAuthenticator(rp_id="localhost")
     options = (await client.post("/mfa/passkeys/options", headers=bearer(tokens["access_token"]))).json()
     other_rp.rp_id = "evil.example"
-    r = await client.post("/mfa/passkeys", headers=bearer(tokens["access_token"]),
-                          json={"credential": other_rp.create({**options, "rp": {"id": "evil.example"}})})
+    r = await client.post(
+        "/mfa/passkeys",
+        headers=bearer(tokens["access_token"]),
+        json={"credential": other_rp.create({**options, "rp": {"id": "evil.example"}})},
+    )
     assert r.status_code == 401 and error_code(r) == "passkey_rejected"
     real = SoftAuthenticator()
     assert (await add_passkey(client, tokens["access_token"], real)).status_code == 201
@@ -4700,7 +5201,8 @@ async def test_attack_replayed_passkey_assertion_is_refused(client: httpx.AsyncC
 
 
 async def test_attack_cloned_passkey_with_a_counter_going_backwards_is_refused_and_audited(
-        client: httpx.AsyncClient) -> None:
+    client: httpx.AsyncClient,
+) -> None:
     import copy
 
     user, tokens = await new_user(client)
@@ -4730,8 +5232,9 @@ async def test_attack_wrong_passkey_answers_count_toward_the_same_limit(make_set
         assert (await passkey_sign_in(client, authenticator)).status_code == 429
 
 
-async def test_attack_login_code_path_still_asks_for_the_second_factor(make_settings: Any,
-                                                                       receiver: "Receiver") -> None:
+async def test_attack_login_code_path_still_asks_for_the_second_factor(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
     settings = make_settings(webhook_url=receiver.url, rate_login_failures_account="3/h")
     async with running(settings) as client:
         user, tokens = await new_user(client)
