@@ -46,6 +46,7 @@ import os
 import queue
 import re
 import secrets
+import sqlite3
 import ssl
 import string
 import sys
@@ -1028,15 +1029,28 @@ class Passkey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+def _switch_to_wal(cursor: Any, patience: float) -> None:
+    # Switching a fresh file to WAL needs a lock that SQLite may refuse at once, busy timeout or
+    # not, while another first connection holds it (instances or CLI runs starting together):
+    # try again for as long as the busy timeout would have waited.
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_connect(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so BEGIN IMMEDIATE is ours to issue.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # The busy timeout first: switching a fresh file to WAL takes a lock that concurrent
-        # first connections must wait for, not fail on with "database is locked".
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor, busy_timeout_ms / 1000)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a crash
         cursor.close()
