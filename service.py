@@ -1466,6 +1466,15 @@ class PasswordHasher:
         self._pool.shutdown(wait=True)
 
 
+def b64url(data: bytes) -> str:
+    """Unpadded URL-safe base64, as tokens and cursors carry it."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def _derive(secret: bytes, purpose: str) -> bytes:
     return hmac.new(secret, f"gatehouse/{purpose}/v1".encode(), hashlib.sha256).digest()
 
@@ -1644,11 +1653,10 @@ class TokenIssuer:
         if _REFRESH_RE.match(token) or token.startswith(API_KEY_PREFIX):
             raise WrongTokenType("A refresh token or API key was sent where an access token is required.")
         try:
-            segment = token.split(".", 1)[0]
-            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-            algorithm, kid = header.get("alg"), header.get("kid")
-        except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: nested too deep
+            header = jwt.get_unverified_header(token)
+        except (jwt.PyJWTError, RecursionError):  # RecursionError: a header nested too deep to parse
             raise InvalidToken() from None
+        algorithm, kid = header.get("alg"), header.get("kid")
         if algorithm not in SIGNING_ALGORITHMS:
             raise InvalidAlgorithm("The token's algorithm is not allowed.")
         if not isinstance(kid, str) or not _KID_RE.match(kid):
@@ -1713,7 +1721,7 @@ class TokenIssuer:
 
     def _refresh_mac(self, session_id: uuid.UUID, generation: int) -> str:
         mac = hmac.new(self._refresh_key, f"{session_id.hex}.{generation}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+        return b64url(mac)
 
     def issue_refresh(self, session_id: uuid.UUID, generation: int) -> str:
         return f"{session_id.hex}.{generation}.{self._refresh_mac(session_id, generation)}"
@@ -2971,7 +2979,7 @@ async def get_user(gh: Gatehouse, *, user_id: uuid.UUID) -> UserPublic:
 
 
 def _encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), row_id.hex]).encode()).decode().rstrip("=")
+    return b64url(json.dumps([at.isoformat(), row_id.hex]).encode())
 
 
 # Rows are stamped with utcnow(): a time before the epoch or in the calendar's last year is in
@@ -2981,7 +2989,7 @@ _CURSOR_TIMES = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=U
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        at, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        at, row_id = json.loads(b64url_decode(cursor))
         when = datetime.fromisoformat(at).astimezone(UTC)
         row = uuid.UUID(row_id) if isinstance(row_id, str) else None
     except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
@@ -3312,6 +3320,14 @@ async def require_recent_proof(
         )
     elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:
         raise ReauthenticationRequired()
+
+
+async def _lock_user(db: AsyncSession, user_id: uuid.UUID) -> User:
+    """The user row, locked for this transaction; UserNotFound if there is none."""
+    user = await db.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise UserNotFound()
+    return user
 
 
 async def _load_user(gh: Gatehouse, user_id: uuid.UUID) -> User:
@@ -3664,10 +3680,7 @@ async def create_api_key(
         raise InvalidInput(f"scopes: choose from {', '.join(SCOPES)}")
     if expires_days is not None and not 1 <= expires_days <= 3650:
         raise InvalidInput("expires_days: must be between 1 and 3650")
-    async with gh.transaction() as db:
-        owner = await db.get(User, user_id)
-    if owner is None:
-        raise UserNotFound()
+    owner = await _load_user(gh, user_id)
     allowed = ROLE_SCOPES[owner.role] & (granted if granted is not None else frozenset(SCOPES))
     if excess := sorted(set(scopes) - allowed):
         raise InsufficientScope(f"A key cannot hold scopes its owner or creator lacks: {', '.join(excess)}.")
@@ -3844,9 +3857,7 @@ async def update_user(
     try:
         async with gh.transaction(write=True) as db:
             admins = await _lock_admins(db) if role == "user" or is_active is False else []
-            user = await db.get(User, user_id, with_for_update=True)
-            if user is None:
-                raise UserNotFound()
+            user = await _lock_user(db, user_id)
             old_email = user.email
             changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
             if changes.get("role") == "user" or changes.get("is_active") is False:
@@ -3877,19 +3888,21 @@ async def update_user(
     return public
 
 
+def _spendable(token: str, purpose: str, now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    """What makes a single-use token spendable now: this one, of this kind, unused, unexpired."""
+    return (
+        ActionToken.token_hash == hash_secret(token),
+        ActionToken.purpose == purpose,
+        ActionToken.used_at.is_(None),
+        ActionToken.expires_at > sa.literal(now, UTCDateTime()),
+    )
+
+
 async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -> ActionToken:
     """Spend a single-use token atomically; a second use, or an expired token, is refused."""
     now = utcnow()
     row = await db.scalar(
-        sa.update(ActionToken)
-        .where(
-            ActionToken.token_hash == hash_secret(token),
-            ActionToken.purpose == purpose,
-            ActionToken.used_at.is_(None),
-            ActionToken.expires_at > sa.literal(now, UTCDateTime()),
-        )
-        .values(used_at=now)
-        .returning(ActionToken)
+        sa.update(ActionToken).where(*_spendable(token, purpose, now)).values(used_at=now).returning(ActionToken)
     )
     if row is None:
         raise InvalidActionToken()
@@ -3899,14 +3912,7 @@ async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -
 async def _peek_action_token(gh: Gatehouse, *, token: str, purpose: str) -> ActionToken:
     """Refuse a token that could not be spent now, before any costly work (it is spent later, atomically)."""
     async with gh.transaction() as db:
-        found = await db.scalar(
-            sa.select(ActionToken).where(
-                ActionToken.token_hash == hash_secret(token),
-                ActionToken.purpose == purpose,
-                ActionToken.used_at.is_(None),
-                ActionToken.expires_at > sa.literal(utcnow(), UTCDateTime()),
-            )
-        )
+        found = await db.scalar(sa.select(ActionToken).where(*_spendable(token, purpose, utcnow())))
     if found is None:
         raise InvalidActionToken()
     return found
@@ -3966,9 +3972,7 @@ async def change_password(
     await require_recent_proof(gh, principal, password=current_password, client=client)
     new_hash = await gh.hasher.hash(new_password)
     async with gh.transaction(write=True) as db:
-        user = await db.get(User, principal.user_id, with_for_update=True)
-        if user is None:
-            raise UserNotFound()
+        user = await _lock_user(db, principal.user_id)
         revoked = await _store_password(
             gh,
             user=user,
@@ -4008,9 +4012,7 @@ async def set_password(
     new_password = _validated(check_password, new_password, "new_password")
     new_hash = await gh.hasher.hash(new_password)
     async with gh.transaction(write=True) as db:
-        user = await db.get(User, user_id, with_for_update=True)
-        if user is None:
-            raise UserNotFound()
+        user = await _lock_user(db, user_id)
         revoked = await _store_password(
             gh, user=user, new_hash=new_hash, event="user.password_set", client=client, revoke_keys=False, db=db
         )
@@ -4021,9 +4023,7 @@ async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI
     """Delete a user and their sessions, keys and tokens; the audit log keeps only the id."""
     async with gh.transaction(write=True) as db:
         admins = await _lock_admins(db)
-        user = await db.get(User, user_id, with_for_update=True)
-        if user is None:
-            raise UserNotFound()
+        user = await _lock_user(db, user_id)
         _guard_last_admin(user, admins)
         sessions = list(await db.scalars(sa.select(LoginSession.id).where(LoginSession.user_id == user_id)))
         keys = list(await db.scalars(sa.select(ApiKey.public_id).where(ApiKey.user_id == user_id)))

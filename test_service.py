@@ -783,6 +783,8 @@ async def test_fuzz_findings_stay_fixed(client: httpx.AsyncClient, settings: Set
     r = await client.delete("/users/me", headers=auth)
     assert (r.status_code, error_code(r)) == (409, "last_admin")  # the owner's guard answered, not a 422 on "me"
     assert (await client.get("/users/me", headers=auth)).json()["id"] == admin_user["id"]
+    r = await client.delete("/users/not-a-user-id", headers=auth)  # no route takes it: not a 422 from /{user_id}
+    assert (r.status_code, error_code(r)) == (404, "not_found")
     # 3. times are ISO 8601 as documented, never Unix numbers
     for value in ("0", "1700000000", "1.7e9", " 17 "):
         r = await client.get("/audit", headers=auth, params={"since": value})
@@ -3529,6 +3531,46 @@ async def test_old_verification_link_is_worthless_after_an_email_change(
         ).status_code == 200
         r = await client.post("/auth/verify/confirm", json={"token": token_of(verify["link"])})
         assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+        # an admin's change spends no link: the link is refused because it names an address since left
+        user_id = uuid.UUID(claims(tokens["access_token"])["sub"])
+        await service.update_user(client.gatehouse, user_id=user_id, email="assigned@example.com")
+        assert (await client.post("/auth/verify/request", headers=auth)).status_code == 202
+        [_, second] = await messages_of(receiver, "email_verification", 2)
+        assert second["email"] == "assigned@example.com"
+        await service.update_user(client.gatehouse, user_id=user_id, email="elsewhere@example.com")
+        r = await client.post("/auth/verify/confirm", json={"token": token_of(second["link"])})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+        assert (await user_row(client.gatehouse, "elsewhere@example.com")).email_verified_at is None
+
+
+async def test_attack_one_reset_link_used_twice_at_once_works_once(client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    link = await service.password_reset_link(client.gatehouse, user_id=uuid.UUID(user["id"]))
+    body = {"token": token_of(link), "new_password": "only one of us"}
+    answers = await asyncio.gather(*(client.post("/auth/password-reset/confirm", json=body) for _ in range(4)))
+    assert sorted(r.status_code for r in answers) == [200, 400, 400, 400]
+
+
+async def test_attack_key_holding_scopes_above_its_owners_role_acts_at_the_role(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    # A key minted while its owner was being demoted can hold a scope the owner no longer has
+    # (the demotion revoked the keys it saw): it still acts no higher than the owner's role.
+    user = await register(client)
+    key, public_id, secret_hash = service.new_api_key()
+    async with client.gatehouse.transaction(write=True) as db:
+        db.add(
+            service.ApiKey(
+                user_id=uuid.UUID(user["id"]),
+                public_id=public_id,
+                secret_hash=secret_hash,
+                name="minted during a demotion",
+                scopes="admin users:read",
+            )
+        )
+    r = await client.get("/users", headers=bearer(key))
+    assert r.status_code == 403 and error_code(r) == "insufficient_scope"
+    assert (await client.get("/users/me", headers=bearer(key))).status_code == 200
 
 
 async def test_admin_email_change_applies_at_once_and_notifies_the_old_address(
