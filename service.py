@@ -2957,6 +2957,23 @@ async def _user_by_email(db: AsyncSession, email: str) -> User | None:
     return await db.scalar(sa.select(User).where(User.email == email))
 
 
+async def _lock_user(db: AsyncSession, user_id: uuid.UUID) -> User:
+    """The user row, locked for this transaction; UserNotFound if there is none."""
+    user = await db.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+async def _load_user(gh: Gatehouse, user_id: uuid.UUID) -> User:
+    """The user row; UserNotFound if there is none."""
+    async with gh.transaction() as db:
+        user = await db.get(User, user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
 async def find_user(gh: Gatehouse, *, email: str) -> UserPublic:
     """The user with this email; UserNotFound otherwise."""
     email = _validated(normalize_email, email, "email")
@@ -3322,23 +3339,6 @@ async def require_recent_proof(
         )
     elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:
         raise ReauthenticationRequired()
-
-
-async def _lock_user(db: AsyncSession, user_id: uuid.UUID) -> User:
-    """The user row, locked for this transaction; UserNotFound if there is none."""
-    user = await db.get(User, user_id, with_for_update=True)
-    if user is None:
-        raise UserNotFound()
-    return user
-
-
-async def _load_user(gh: Gatehouse, user_id: uuid.UUID) -> User:
-    """The user row; UserNotFound if there is none."""
-    async with gh.transaction() as db:
-        user = await db.get(User, user_id)
-    if user is None:
-        raise UserNotFound()
-    return user
 
 
 async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client = CLI) -> TokenPair:
@@ -3938,7 +3938,7 @@ class CredentialsEnded:
 
 
 async def _store_password(
-    gh: Gatehouse, *, user: User, new_hash: str, event: str, client: Client, revoke_keys: bool, db: AsyncSession
+    db: AsyncSession, *, user: User, new_hash: str, event: str, client: Client, revoke_keys: bool
 ) -> list[ApiKey]:
     """Inside the caller's transaction: the new hash, reset links dead, keys revoked if asked, audited."""
     user.password_hash = new_hash
@@ -3976,13 +3976,7 @@ async def change_password(
     async with gh.transaction(write=True) as db:
         user = await _lock_user(db, principal.user_id)
         revoked = await _store_password(
-            gh,
-            user=user,
-            new_hash=new_hash,
-            event="user.password_change",
-            client=client,
-            revoke_keys=revoke_api_keys,
-            db=db,
+            db, user=user, new_hash=new_hash, event="user.password_change", client=client, revoke_keys=revoke_api_keys
         )
     return await _after_password_stored(gh, user, revoked, keep_session=principal.session_id)
 
@@ -4000,7 +3994,7 @@ async def reset_password(gh: Gatehouse, *, token: str, new_password: str, client
         if user is None or not user.is_active or user.email != row.email:
             raise InvalidActionToken()
         revoked = await _store_password(
-            gh, user=user, new_hash=new_hash, event="user.password_reset", client=client, revoke_keys=True, db=db
+            db, user=user, new_hash=new_hash, event="user.password_reset", client=client, revoke_keys=True
         )
     await gh.cache.forget_limit(_login_limit_keys(user.email, client)[0])
     await gh.cache.forget_limit(f"login-code:{user.id}")
@@ -4016,7 +4010,7 @@ async def set_password(
     async with gh.transaction(write=True) as db:
         user = await _lock_user(db, user_id)
         revoked = await _store_password(
-            gh, user=user, new_hash=new_hash, event="user.password_set", client=client, revoke_keys=False, db=db
+            db, user=user, new_hash=new_hash, event="user.password_set", client=client, revoke_keys=False
         )
     return await _after_password_stored(gh, user, revoked, keep_session=None)
 
