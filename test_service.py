@@ -5909,3 +5909,218 @@ def test_provider_settings_are_checked_and_secrets_never_shown() -> None:
             Settings(**base, oidc_providers=bad)
     with pytest.raises(ValueError):
         Settings(**base, oauth_redirect_allowlist="https://app.example.com/#frag")
+
+
+class RecordedGitHub:
+    """GitHub's OAuth web flow and REST API on loopback, answering with the documented example responses
+    (docs.github.com: "Authorizing OAuth apps", "Get the authenticated user", "List email addresses")."""
+
+    USER = {  # GET /user, as documented (trimmed to the fields a client reads)
+        "login": "octocat",
+        "id": 1,
+        "node_id": "MDQ6VXNlcjE=",
+        "avatar_url": "https://github.com/images/error/octocat_happy.gif",
+        "type": "User",
+        "site_admin": False,
+        "name": "monalisa octocat",
+        "company": "GitHub",
+        "email": "octocat@github.com",
+        "created_at": "2008-01-14T04:33:35Z",
+    }
+    EMAILS = [{"email": "octocat@github.com", "verified": True, "primary": True, "visibility": "public"}]
+
+    def __init__(self, client_id: str, client_secret: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.client_id, self.client_secret = client_id, client_secret
+        self.emails = [dict(e) for e in self.EMAILS]
+        self.codes: dict[str, dict[str, str]] = {}
+        self.tokens: set[str] = set()
+        self.server: Any = None
+
+    def app(self) -> Any:
+        from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse, RedirectResponse
+        from starlette.routing import Route
+
+        async def authorize(request: Any) -> Any:
+            params = dict(request.query_params)
+            if params.get("client_id") != self.client_id or params.get("code_challenge_method") != "S256":
+                return JSONResponse({"error": "invalid_request"}, status_code=400)
+            code = secrets.token_hex(10)
+            self.codes[code] = params
+            return RedirectResponse(f"{params['redirect_uri']}?code={code}&state={params['state']}", status_code=302)
+
+        async def access_token(request: Any) -> Any:
+            import base64
+
+            form = dict(await request.form())
+            basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            grant = self.codes.pop(form.get("code", ""), None)
+            if request.headers.get("authorization") != f"Basic {basic}":
+                return JSONResponse({"error": "incorrect_client_credentials"})
+            if grant is None or not compare_s256_code_challenge(form.get("code_verifier", ""), grant["code_challenge"]):
+                # GitHub answers 200 with an error object for a bad code
+                return JSONResponse(
+                    {"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."}
+                )
+            token = "gho_16C7e42F292c6912E7710c838347Ae178B4a"
+            self.tokens.add(token)
+            return JSONResponse({"access_token": token, "scope": "read:user,user:email", "token_type": "bearer"})
+
+        def authorized(request: Any) -> bool:
+            return request.headers.get("authorization", "").removeprefix("Bearer ") in self.tokens
+
+        async def user(request: Any) -> Any:
+            if not authorized(request):
+                return JSONResponse({"message": "Requires authentication"}, status_code=401)
+            return JSONResponse(self.USER)
+
+        async def emails(request: Any) -> Any:
+            if not authorized(request):
+                return JSONResponse({"message": "Requires authentication"}, status_code=401)
+            return JSONResponse(self.emails)
+
+        return Starlette(
+            routes=[
+                Route("/login/oauth/authorize", authorize),
+                Route("/login/oauth/access_token", access_token, methods=["POST"]),
+                Route("/api/user", user),
+                Route("/api/user/emails", emails),
+            ]
+        )
+
+    start = OidcProvider.start
+    stop = OidcProvider.stop
+
+
+@pytest.fixture
+def github() -> Any:
+    server = RecordedGitHub("Iv1.8a61f9b3a7aba766", "github-secret")
+    server.start()
+    yield server
+    server.stop()
+
+
+def github_settings(make_settings: Any, github: RecordedGitHub, **extra: Any) -> Settings:
+    return make_settings(
+        github_client_id=github.client_id,
+        github_client_secret=github.client_secret,
+        github_url=github.url,
+        github_api_url=f"{github.url}/api",
+        oauth_redirect_allowlist=[APP_URL],
+        **extra,
+    )
+
+
+async def test_github_preset_against_its_documented_responses(make_settings: Any, github: RecordedGitHub) -> None:
+    async with running(github_settings(make_settings, github)) as client:
+        r = await client.get("/auth/oauth/github/authorize")
+        sent = query_of(r.headers["location"])
+        assert r.headers["location"].startswith(f"{github.url}/login/oauth/authorize?")
+        assert sent["scope"] == "read:user user:email" and sent["code_challenge_method"] == "S256"
+        assert sent["redirect_uri"] == "http://localhost:8000/auth/oauth/github/callback" and "nonce" not in sent
+        r = await fed_sign_in(client, "github")
+        assert r.status_code == 200, r.text
+        assert claims(r.json()["access_token"])["amr"] == ["fed"]
+        me = (await client.get("/users/me", headers=bearer(r.json()["access_token"]))).json()
+        assert me["email"] == "octocat@github.com" and me["full_name"] == "monalisa octocat"
+        [identity] = await identities_of(client.gatehouse, me["email"])
+        assert identity.provider == "github" and identity.subject == "1"
+
+
+async def test_github_unverified_primary_address_never_creates_or_links(
+    make_settings: Any, github: RecordedGitHub
+) -> None:
+    github.emails = [
+        {"email": "octocat@github.com", "verified": False, "primary": True, "visibility": "public"},
+        {"email": "other@example.com", "verified": True, "primary": False, "visibility": None},
+    ]
+    async with running(github_settings(make_settings, github)) as client:
+        r = await fed_callback(client, "github")
+        assert r.status_code == 403 and error_code(r) == "provider_email_unverified"
+
+
+async def test_github_refused_code_is_provider_rejected(make_settings: Any, github: RecordedGitHub) -> None:
+    from urllib.parse import urlsplit
+
+    async with running(github_settings(make_settings, github)) as client:
+        r = await client.get("/auth/oauth/github/authorize")
+        back = urlsplit((await at_provider(r.headers["location"])).headers["location"])
+        r = await client.get(back.path, params={"code": "not-a-code", "state": query_of(back.geturl())["state"]})
+        assert r.status_code == 401 and error_code(r) == "provider_rejected"
+        assert "bad_verification_code" in r.json()["error"]["message"]
+
+
+# Google's discovery document as published at https://accounts.google.com/.well-known/openid-configuration,
+# with its endpoints moved to the loopback provider.
+GOOGLE_DISCOVERY = {
+    "device_authorization_endpoint": "https://oauth2.googleapis.com/device/code",
+    "userinfo_endpoint": "https://openidconnect.googleapis.com/v1/userinfo",
+    "revocation_endpoint": "https://oauth2.googleapis.com/revoke",
+    "response_types_supported": [
+        "code",
+        "token",
+        "id_token",
+        "code token",
+        "code id_token",
+        "token id_token",
+        "code token id_token",
+        "none",
+    ],
+    "subject_types_supported": ["public"],
+    "id_token_signing_alg_values_supported": ["RS256"],
+    "scopes_supported": ["openid", "email", "profile"],
+    "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+    "claims_supported": [
+        "aud",
+        "email",
+        "email_verified",
+        "exp",
+        "family_name",
+        "given_name",
+        "iat",
+        "iss",
+        "name",
+        "picture",
+        "sub",
+    ],
+    "code_challenge_methods_supported": ["plain", "S256"],
+    "grant_types_supported": [
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    ],
+}
+
+
+async def test_google_preset_is_openid_connect_with_googles_claims(make_settings: Any, provider: OidcProvider) -> None:
+    provider.discovery = GOOGLE_DISCOVERY
+    provider.redirect_uris = {"http://localhost:8000/auth/oauth/google/callback"}
+    provider.user = {  # the claims of a Google ID token, as documented
+        "sub": "110169484474386276334",
+        "azp": provider.client_id,
+        "email": "ada.lovelace@gmail.com",
+        "email_verified": True,
+        "at_hash": "HK6E_P6Dh8Y93mRNtsDB1Q",
+        "name": "Ada Lovelace",
+        "given_name": "Ada",
+        "family_name": "Lovelace",
+        "picture": "https://lh3.googleusercontent.com/a/photo.jpg",
+    }
+    settings = make_settings(
+        google_client_id=provider.client_id,
+        google_client_secret=provider.client_secret,
+        google_issuer=provider.issuer,
+        oauth_redirect_allowlist=[APP_URL],
+    )
+    async with running(settings) as client:
+        assert (await client.get("/auth/oauth/providers")).json() == {"providers": ["google"]}
+        r = await client.get("/auth/oauth/google/authorize")
+        assert query_of(r.headers["location"])["scope"] == "openid email profile"
+        r = await fed_sign_in(client, "google")
+        assert r.status_code == 200, r.text
+        [identity] = await identities_of(client.gatehouse, "ada.lovelace@gmail.com")
+        assert identity.provider == "google" and identity.subject == "110169484474386276334"
