@@ -5415,8 +5415,12 @@ class OidcProvider:
         async def down(scope: Any, receive: Any, send: Any) -> None:
             await JSONResponse({"error": "temporarily_unavailable"}, status_code=503)(scope, receive, send)
 
+        async def front_end(request: Any) -> Any:  # the page a sign-in lands on, for the browser test
+            return HTMLResponse("<!doctype html><title>App</title><p id='landed'>Back in the app</p>")
+
         inner = Starlette(
             routes=[
+                Route("/app", front_end),
                 Route("/.well-known/openid-configuration", discovery),
                 Route("/jwks", jwks),
                 Route("/authorize", authorize, methods=["GET", "POST"]),
@@ -6124,3 +6128,48 @@ async def test_google_preset_is_openid_connect_with_googles_claims(make_settings
         assert r.status_code == 200, r.text
         [identity] = await identities_of(client.gatehouse, "ada.lovelace@gmail.com")
         assert identity.provider == "google" and identity.subject == "110169484474386276334"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_browser_signs_in_through_the_provider(make_settings: Any, provider: OidcProvider, tmp_path: Any) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    port = _free_port()
+    front_end = f"{provider.url}/app"
+    settings = make_settings(
+        public_url=f"http://127.0.0.1:{port}",
+        oidc_providers={
+            "acme": {
+                "issuer": provider.issuer,
+                "client_id": provider.client_id,
+                "client_secret": provider.client_secret,
+            }
+        },
+        oauth_redirect_allowlist=[front_end],
+    )
+    provider.redirect_uris = {f"http://127.0.0.1:{port}/auth/oauth/acme/callback"}
+    provider.form = True
+    server = Server(settings, log_path=tmp_path / "server.log", port=port).start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"{server.url}/auth/oauth/acme/authorize?redirect_to={front_end}")
+            assert page.url.startswith(f"{provider.url}/authorize?")
+            page.click("#approve")
+            page.wait_for_selector("#landed")
+            landed = page.url
+            cookies = {c["name"] for c in page.context.cookies(f"{server.url}/auth/oauth/acme/callback")}
+            browser.close()
+        assert landed.startswith(f"{front_end}?code=") and "token" not in landed
+        assert service.OAUTH_FLOW_COOKIE not in cookies  # the callback spent and cleared the flow
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            r = http.post("/auth/oauth/exchange", json={"code": query_of(landed)["code"]})
+            assert r.status_code == 200, r.text
+            me = http.get("/users/me", headers=bearer(r.json()["access_token"]))
+            assert me.status_code == 200 and me.json()["email"] == provider.user["email"]
+            assert claims(r.json()["access_token"])["amr"] == ["fed"]
+    finally:
+        server.stop()
