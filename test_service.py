@@ -2913,6 +2913,9 @@ FUZZ_REFUSALS: dict[str, tuple[list[str], str]] = {
     "POST /auth/verify/confirm": (["400"], _NEVER_ISSUED),
     "POST /auth/email-change/confirm": (["400"], _NEVER_ISSUED),
     "POST /auth/email-change/revert": (["400"], _NEVER_ISSUED),
+    "POST /auth/oauth/exchange": (["400"], _NEVER_ISSUED),
+    "POST /auth/oauth/link": (["400"], _NEVER_ISSUED),
+    "POST /auth/oauth/link/mail": (["400"], _NEVER_ISSUED),
     "GET /users": (["422"], "invalid_cursor: " + _NEVER_ISSUED),
     "GET /audit": (["422"], "invalid_cursor: " + _NEVER_ISSUED),
     "POST /api-keys": (
@@ -5853,6 +5856,44 @@ async def test_attack_removing_the_last_sign_in_method_is_refused(make_settings:
         assert len(await audit_rows(client.gatehouse, "identity.unlinked")) == 1
 
 
+async def test_a_federated_account_sets_its_first_password_through_the_reset_mail(
+    make_settings: Any, provider: OidcProvider, receiver: Any
+) -> None:
+    async with running(fed_settings(make_settings, provider, webhook_url=receiver.url)) as client:
+        tokens = (await fed_sign_in(client)).json()
+        r = await client.post(
+            "/users/me/password",
+            headers=bearer(tokens["access_token"]),
+            json={"current_password": "no password yet", "new_password": PASSWORD},
+        )
+        assert r.status_code == 400 and error_code(r) == "wrong_password"  # no password to prove
+        await client.post("/auth/password-reset/request", json={"email": provider.user["email"]})
+        [mail] = await messages_of(receiver, "password_reset")
+        r = await client.post(
+            "/auth/password-reset/confirm", json={"token": token_of(mail["link"]), "new_password": PASSWORD}
+        )
+        assert r.status_code == 200, r.text
+        assert claims((await login(client, provider.user["email"]))["access_token"])["amr"] == ["pwd"]
+        assert (await fed_sign_in(client)).status_code == 200  # the identity still signs in too
+
+
+async def test_attack_removing_the_last_passkey_of_a_passwordless_account_is_refused(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        headers = bearer((await fed_sign_in(client)).json()["access_token"])
+        assert (await add_passkey(client, headers["Authorization"][7:], SoftAuthenticator())).status_code == 201
+        [identity] = (await client.get("/users/me/identities", headers=headers)).json()
+        r = await client.request("DELETE", f"/users/me/identities/{identity['id']}", headers=headers)
+        assert r.status_code == 204  # the passkey is still a way in
+        [passkey] = (await client.get("/mfa/passkeys", headers=headers)).json()
+        r = await client.request("DELETE", f"/mfa/passkeys/{passkey['id']}", headers=headers)
+        assert r.status_code == 409 and error_code(r) == "last_sign_in_method"
+        r = await client.request("DELETE", f"/mfa/passkeys/{uuid.uuid4()}", headers=headers)
+        assert r.status_code == 404 and error_code(r) == "passkey_not_found"
+        assert len((await client.get("/mfa/passkeys", headers=headers)).json()) == 1
+
+
 async def test_federated_sign_in_asks_for_the_second_factor(make_settings: Any, provider: OidcProvider) -> None:
     async with running(fed_settings(make_settings, provider)) as client:
         tokens = (await fed_sign_in(client)).json()
@@ -5892,9 +5933,24 @@ async def test_admin_and_cli_list_and_unlink_identities(make_settings: Any, prov
         result = await run_cli(settings, "unlink-identity", user["email"], identity["id"])
         assert result.exit_code == 0, result.output
         assert (await client.get(f"/users/{user['id']}/identities", headers=bearer(admin["access_token"]))).json() == []
+        link_token = (await fed_sign_in(client)).json()["error"]["details"][0]["link_token"]  # links again
+        await client.post("/auth/oauth/link", json={"link_token": link_token, "password": PASSWORD})
+        r = await client.get(f"/users/{user['id']}/identities", headers=bearer(admin["access_token"]))
+        [identity] = r.json()
+        path = f"/users/{user['id']}/identities/{identity['id']}"
+        assert (await client.delete(path, headers=bearer(admin["access_token"]))).status_code == 204
+        r = await client.delete(path, headers=bearer(admin["access_token"]))
+        assert r.status_code == 404 and error_code(r) == "identity_not_found"
         _, other = await new_user(client)
         r = await client.get(f"/users/{user['id']}/identities", headers=bearer(other["access_token"]))
         assert r.status_code == 403
+        r = await client.delete(
+            f"/users/{user['id']}/identities/{identity['id']}", headers=bearer(other["access_token"])
+        )
+        assert r.status_code == 403
+        assert [
+            json.loads(row.detail)["provider"] for row in await audit_rows(client.gatehouse, "identity.unlinked")
+        ] == ["acme", "acme"]
 
 
 def test_provider_settings_are_checked_and_secrets_never_shown() -> None:
