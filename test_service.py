@@ -5687,6 +5687,18 @@ async def test_attack_forged_or_stale_id_token_is_refused(
             assert await db.scalar(sa.select(sa.func.count()).select_from(service.Identity)) == 0
 
 
+async def test_attack_id_token_in_an_algorithm_the_provider_does_not_advertise_is_refused(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    provider.discovery = {"id_token_signing_alg_values_supported": ["ES256", "none", "HS256"]}
+    async with running(fed_settings(make_settings, provider)) as client:
+        r = await fed_callback(client)  # an RS256 token: genuine key, but not what the provider says it uses
+        assert r.status_code == 401 and error_code(r) == "id_token_rejected"
+        provider.misbehave.add("alg_none")  # advertising `none` does not make it acceptable
+        r = await fed_callback(client)
+        assert r.status_code == 401 and error_code(r) == "id_token_rejected"
+
+
 async def test_unknown_kid_fetches_the_jwks_again_after_a_rotation(make_settings: Any, provider: OidcProvider) -> None:
     async with running(fed_settings(make_settings, provider)) as client:
         assert (await fed_sign_in(client)).status_code == 200  # the JWKS with key-1 is now cached
