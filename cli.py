@@ -317,6 +317,36 @@ def mfa_reset(email: str, yes: Annotated[bool, typer.Option("--yes", "-y", help=
     typer.echo(f"removed {removed} second factor record(s) of {email}; they were notified")
 
 
+@app.command()
+def identities(email: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List a user's linked sign-ins at other providers (OpenID Connect, GitHub, Google)."""
+
+    async def work(gh: Gatehouse) -> list[service.Identity]:
+        return await service.list_identities(gh, user_id=await _user_id(gh, email))
+
+    rows = [service.IdentityPublic.model_validate(row).model_dump(mode="json") for row in _run(work)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        used = r["last_used_at"] or "-"
+        typer.echo(f"{r['id']}  {r['provider']:<12} {r['email']:<32} linked {r['linked_at']}  last used {used}")
+
+
+@app.command("unlink-identity")
+def unlink_identity(
+    email: str,
+    identity_id: Annotated[uuid.UUID, typer.Argument(help="The identity's id (as `identities` prints it).")],
+) -> None:
+    """Remove one of a user's linked sign-ins (never their last way to sign in); audited."""
+
+    async def work(gh: Gatehouse) -> None:
+        await service.unlink_identity(gh, user_id=await _user_id(gh, email), identity_id=identity_id)
+
+    _run(work)
+    typer.echo(f"unlinked identity {identity_id} of {email}")
+
+
 @app.command("reset-link")
 def reset_link(email: str) -> None:
     """Print a one-time password reset link for an operator to hand over."""

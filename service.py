@@ -18,9 +18,10 @@ Sections, top to bottom (each under a `# Name ####` banner, each using only thos
     Security        password hashing, tokens, sealing, API key format
     Cache and rate limiting   near cache + Redis, GCRA limits
     Mail            templates, SMTP and webhook transports, the delivery queue
+    Federation      OpenID Connect and GitHub clients (Authlib, joserfc): discovery, JWKS, ID tokens
     Service functions         runtime; users; sign-in and sessions; signing keys; API keys;
                     account lifecycle and mail; session list and second factors; passkeys;
-                    audit, configuration and health
+                    federated sign-in; audit, configuration and health
     Schemas         request and response models
     Dependencies    the caller (`CurrentUser`, `require_scope`, `require_mfa`)
     Routes          thin: parse, call one service function, answer
@@ -64,11 +65,12 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 import bcrypt
 import cachetools
 import email_validator
+import httpx
 import jwt
 import orjson
 import sqlalchemy as sa
@@ -77,7 +79,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import (
     AfterValidator,
@@ -120,6 +122,7 @@ class ServiceError(Exception):
     code: str = "bad_request"
     message: str = "The request cannot be served."
     headers: dict[str, str] = {}
+    details: list[dict[str, Any]] | None = None  # what a caller needs to go on (e.g. a link token)
 
     def __init__(self, message: str | None = None):
         super().__init__(message or self.message)
@@ -320,6 +323,74 @@ class RateLimited(ServiceError):
         self.headers = {"Retry-After": str(seconds)}
 
 
+class UnknownProvider(NotFound):
+    code, message = "unknown_provider", "No such sign-in provider is configured."
+
+
+class IdentityNotFound(NotFound):
+    code, message = "identity_not_found", "No such linked identity."
+
+
+class RedirectNotAllowed(ServiceError):
+    status_code, code, message = (
+        400,
+        "redirect_not_allowed",
+        "redirect_to is not in OAUTH_REDIRECT_ALLOWLIST.",
+    )
+
+
+class OauthStateMismatch(ServiceError):
+    status_code, code, message = (
+        400,
+        "oauth_state_mismatch",
+        "This sign-in was not started here, was already finished, or took too long: start it again.",
+    )
+
+
+class ProviderRejected(NotAuthenticated):
+    code, message = "provider_rejected", "The identity provider did not confirm the sign-in."
+
+
+class IdTokenRejected(ProviderRejected):
+    code, message = "id_token_rejected", "The identity provider's ID token did not verify."
+
+
+class ProviderEmailUnverified(Forbidden):
+    code = "provider_email_unverified"
+    message = (
+        "The identity provider does not vouch for an email address of this account: it cannot create "
+        "or link an account. Verify the address at the provider, or sign in another way."
+    )
+
+
+class LinkRequired(ServiceError):
+    status_code, code = 409, "link_required"
+    message = (
+        "An account with this email address exists: prove it is yours to link this sign-in, with its password "
+        "(POST /auth/oauth/link) or a link mailed to the address (POST /auth/oauth/link/mail), using `link_token`."
+    )
+
+    def __init__(self, link_token: str, provider: str):
+        super().__init__()
+        self.details = [{"link_token": link_token, "provider": provider, "expires_in": OAUTH_LINK_SECONDS}]
+
+
+class LastSignInMethod(ServiceError):
+    status_code, code, message = (
+        409,
+        "last_sign_in_method",
+        "This is the account's last way to sign in: set a password or add another first.",
+    )
+
+
+class ProviderUnavailable(ServiceError):
+    status_code, code, message = (
+        502,
+        "provider_unavailable",
+        "The identity provider cannot be reached; try again shortly.",
+    )
+
+
 class DatabaseUnavailable(ServiceError):
     status_code, code, message = 503, "database_unavailable", "The database is unavailable; try again shortly."
 
@@ -387,6 +458,12 @@ def _split_list(value: object) -> object:
     return value
 
 
+def _json_text(value: object) -> object:
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else {}
+    return value
+
+
 RateSetting = Annotated[Rate, NoDecode, BeforeValidator(parse_rate)]
 # The pages Gatehouse serves for the links it mails, by the setting that holds each link.
 _PAGE_PATHS = {
@@ -394,8 +471,24 @@ _PAGE_PATHS = {
     "verify_email_url": "/verify-email",
     "email_change_url": "/confirm-email-change",
     "email_revert_url": "/revert-email-change",
+    "identity_link_url": "/confirm-identity-link",
 }
 _PLACEHOLDER_SECRETS = {"changethis", "changeme", "change-me", "change_me", "secret", "secret-key", "your-secret-key"}
+
+
+_PROVIDER_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_PRESETS = ("github", "google")
+
+
+class OidcProviderSetting(BaseModel):
+    """One OpenID Connect provider of OIDC_PROVIDERS (JSON: name -> this)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(pattern=r"^https?://[^?#\s]+$", description="Exactly as the provider's ID tokens say `iss`.")
+    client_id: str = Field(min_length=1, max_length=500)
+    client_secret: SecretStr = SecretStr("")
+    scopes: str = "openid email profile"
 
 
 class Settings(BaseSettings):
@@ -483,6 +576,36 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = ["*"]
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
+    oidc_providers: Annotated[dict[str, OidcProviderSetting], NoDecode, BeforeValidator(_json_text)] = {}
+    github_client_id: str = ""
+    github_client_secret: SecretStr | None = None
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
+    google_client_id: str = ""
+    google_client_secret: SecretStr | None = None
+    google_issuer: str = "https://accounts.google.com"
+    oauth_redirect_allowlist: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
+    oauth_timeout: float = Field(10.0, gt=0)
+    identity_link_url: str = ""
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _valid_provider_names(cls, value: dict[str, OidcProviderSetting]) -> dict[str, OidcProviderSetting]:
+        for name in value:
+            if name in _PRESETS:
+                raise ValueError(f"{name!r} is a preset: set {name.upper()}_CLIENT_ID and {name.upper()}_CLIENT_SECRET")
+            if not _PROVIDER_NAME_RE.match(name):
+                raise ValueError(f"provider name {name!r} must be 1-32 of a-z, 0-9, '-' and '_'")
+        return value
+
+    @field_validator("oauth_redirect_allowlist")
+    @classmethod
+    def _valid_redirects(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parts = urlsplit(item)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment or parts.username:
+                raise ValueError(f"{item!r} is not an http(s) origin or URL (no fragment, no user info)")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -588,6 +711,10 @@ class Settings(BaseSettings):
             notes.append("SMTP_URL and WEBHOOK_URL are both set: mail goes over SMTP, the webhook gets nothing")
         if self.public_url == "http://localhost:8000":
             notes.append("PUBLIC_URL is not set: mailed links point at http://localhost:8000")
+        if (
+            self.oidc_providers or self.github_client_id or self.google_client_id
+        ) and not self.oauth_redirect_allowlist:
+            notes.append("sign-in providers are set but OAUTH_REDIRECT_ALLOWLIST is empty: federated sign-in refuses")
         elif self.public_url.startswith("http://"):
             notes.append(f"PUBLIC_URL {self.public_url} is plain http: the mailed links carry credentials")
         return notes
@@ -1029,6 +1156,25 @@ class Passkey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class Identity(Base):
+    """A sign-in at another identity provider (its `sub`, or GitHub's user id) that leads to a user.
+
+    `linked_at` NULL: seen, but the account's owner has not proved the account yet (email-match linking)."""
+
+    __tablename__ = "identities"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    subject: Mapped[str] = mapped_column(sa.String(255))
+    email: Mapped[str] = mapped_column(sa.String(320), default="")  # as the provider last said
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    linked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (sa.UniqueConstraint("provider", "subject", name="uq_identities_provider_subject"),)
+
+
 def _switch_to_wal(cursor: Any, patience: float) -> None:
     # Switching a fresh file to WAL needs a lock that SQLite may refuse at once, busy timeout or
     # not, while another first connection holds it (instances or CLI runs starting together):
@@ -1284,6 +1430,27 @@ def _m005_sessions_and_second_factors(op: Operations) -> None:
     op.create_index("ix_passkeys_user_id", "passkeys", ["user_id"])
 
 
+def _m006_identities(op: Operations) -> None:
+    # Accounts made by a provider have no password: their password_hash is "" (no bcrypt hash is
+    # empty), not NULL, because relaxing NOT NULL on SQLite means rebuilding `users`, and dropping
+    # the old table with foreign keys on would cascade-delete every session, key and factor.
+    op.create_table(
+        "identities",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("provider", sa.String(32), nullable=False),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("email", sa.String(320), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("linked_at", UTCDateTime(), nullable=True),
+        sa.Column("last_used_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_identities"),
+        sa.UniqueConstraint("provider", "subject", name="uq_identities_provider_subject"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_identities_user_id_users", ondelete="CASCADE"),
+    )
+    op.create_index("ix_identities_user_id", "identities", ["user_id"])
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -1297,6 +1464,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "email verification, action tokens, audit log", _m003_lifecycle_and_audit),
     Migration(4, "session proof time, API key parents", _m004_step_up_and_key_parents),
     Migration(5, "session methods and last use, TOTP, recovery codes, passkeys", _m005_sessions_and_second_factors),
+    Migration(6, "identities at other providers", _m006_identities),
 )
 
 
@@ -2629,6 +2797,258 @@ class Mailer:
             await self.transport.close()
 
 
+# Federation ##################################################################
+#
+# Clients of other identity providers. Authlib does the OAuth 2 part (authorization URL with
+# PKCE S256, the code exchange); joserfc checks ID tokens. Discovery documents and JWKS are
+# public provider metadata, not user state: each process caches them for an hour, and fetches
+# the JWKS again when an ID token names a key it does not hold (a rotation at the provider).
+
+# `none` and the HMAC family never: an HMAC ID token would be "signed" with our own client secret.
+_ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+_METADATA_SECONDS = 3600
+_JWKS_REFETCH_SECONDS = 10.0  # an unknown kid fetches the JWKS again at most this often per provider
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthProvider:
+    """A configured provider: an OpenID Connect issuer, or GitHub (plain OAuth 2 and its REST API)."""
+
+    name: str
+    kind: Literal["oidc", "github"]
+    client_id: str
+    client_secret: str = dataclasses.field(repr=False)
+    scopes: str
+    issuer: str = ""
+    authorize_url: str = ""
+    token_url: str = ""
+    api_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderIdentity:
+    """Who the provider says signed in: a stable subject, and an email only if the provider vouches for it."""
+
+    subject: str
+    email: str | None
+    email_verified: bool
+    name: str = ""
+
+
+def configured_providers(settings: Settings) -> dict[str, OAuthProvider]:
+    """OIDC_PROVIDERS plus the GitHub and Google presets whose client id is set."""
+    providers = {
+        name: OAuthProvider(
+            name, "oidc", entry.client_id, entry.client_secret.get_secret_value(), entry.scopes, issuer=entry.issuer
+        )
+        for name, entry in settings.oidc_providers.items()
+    }
+    if settings.google_client_id:
+        secret = settings.google_client_secret.get_secret_value() if settings.google_client_secret else ""
+        providers["google"] = OAuthProvider(
+            "google", "oidc", settings.google_client_id, secret, "openid email profile", issuer=settings.google_issuer
+        )
+    if settings.github_client_id:
+        secret = settings.github_client_secret.get_secret_value() if settings.github_client_secret else ""
+        web = settings.github_url.rstrip("/")
+        providers["github"] = OAuthProvider(
+            "github",
+            "github",
+            settings.github_client_id,
+            secret,
+            "read:user user:email",
+            authorize_url=f"{web}/login/oauth/authorize",
+            token_url=f"{web}/login/oauth/access_token",
+            api_url=settings.github_api_url.rstrip("/"),
+        )
+    return providers
+
+
+class Federation:
+    """Talks to identity providers: metadata, the PKCE code exchange, and the checks on what comes back."""
+
+    def __init__(self, settings: Settings):
+        self.providers = configured_providers(settings)
+        self.timeout = settings.oauth_timeout
+        self.http = httpx.AsyncClient(timeout=settings.oauth_timeout, follow_redirects=False)
+        self._metadata: cachetools.TTLCache[str, dict[str, Any]] = cachetools.TTLCache(64, _METADATA_SECONDS)
+        self._keys: cachetools.TTLCache[str, Any] = cachetools.TTLCache(64, _METADATA_SECONDS)
+        self._refetched: dict[str, float] = {}
+
+    def provider(self, name: str) -> OAuthProvider:
+        found = self.providers.get(name)
+        if found is None:
+            raise UnknownProvider()
+        return found
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _get_json(self, url: str, *, headers: dict[str, str] | None = None) -> Any:
+        try:
+            response = await self.http.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("identity provider unreachable url=%s error=%s", url, type(exc).__name__)
+            raise ProviderUnavailable() from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ProviderUnavailable(f"The identity provider answered {response.status_code}; try again shortly.")
+        if response.status_code != 200:
+            raise ProviderRejected(f"The identity provider refused a request ({response.status_code}).")
+        try:
+            return response.json()
+        except ValueError:
+            raise ProviderUnavailable("The identity provider answered something that is not JSON.") from None
+
+    async def metadata(self, provider: OAuthProvider) -> dict[str, Any]:
+        """The issuer's discovery document, checked to name the issuer configured."""
+        if (doc := self._metadata.get(provider.name)) is not None:
+            return doc
+        doc = await self._get_json(f"{provider.issuer.rstrip('/')}/.well-known/openid-configuration")
+        needed = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+        if (
+            not isinstance(doc, dict)
+            or doc.get("issuer") != provider.issuer
+            or not all(isinstance(doc.get(k), str) for k in needed)
+        ):
+            raise ProviderUnavailable("The identity provider's discovery document is not for this issuer.")
+        self._metadata[provider.name] = doc
+        return doc
+
+    async def _key_set(self, provider: OAuthProvider, *, refetch: bool = False) -> Any:
+        from joserfc.jwk import KeySet
+
+        if not refetch and (keys := self._keys.get(provider.name)) is not None:
+            return keys
+        doc = await self.metadata(provider)
+        try:
+            keys = KeySet.import_key_set(await self._get_json(doc["jwks_uri"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ProviderUnavailable(f"The identity provider's JWKS cannot be read ({exc}).") from None
+        self._keys[provider.name] = keys
+        return keys
+
+    def _client(self, provider: OAuthProvider, redirect_uri: str) -> Any:
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+        return AsyncOAuth2Client(
+            provider.client_id,
+            provider.client_secret or None,
+            scope=provider.scopes,
+            redirect_uri=redirect_uri,
+            code_challenge_method="S256",
+            timeout=self.timeout,
+        )
+
+    async def authorization_url(
+        self, provider: OAuthProvider, *, redirect_uri: str, state: str, nonce: str, verifier: str
+    ) -> str:
+        """Where to send the browser: the provider's authorization endpoint with state, nonce and PKCE."""
+        endpoint = provider.authorize_url or (await self.metadata(provider))["authorization_endpoint"]
+        extra = {"nonce": nonce} if provider.kind == "oidc" else {}
+        async with self._client(provider, redirect_uri) as oauth:
+            url, _ = oauth.create_authorization_url(endpoint, state=state, code_verifier=verifier, **extra)
+        return url
+
+    async def identity(
+        self, provider: OAuthProvider, *, code: str, redirect_uri: str, verifier: str, nonce: str
+    ) -> ProviderIdentity:
+        """Spend the authorization code (with the PKCE verifier) and check who signed in."""
+        from authlib.integrations.base_client.errors import OAuthError
+
+        endpoint = provider.token_url or (await self.metadata(provider))["token_endpoint"]
+        try:
+            async with self._client(provider, redirect_uri) as oauth:
+                token = await oauth.fetch_token(endpoint, code=code, code_verifier=verifier)
+        except httpx.HTTPError as exc:
+            log.warning("identity provider unreachable provider=%s error=%s", provider.name, type(exc).__name__)
+            raise ProviderUnavailable() from None
+        except OAuthError as exc:
+            raise ProviderRejected(f"The identity provider refused the code ({_oauth_error(exc.error)}).") from None
+        except ValueError:
+            raise ProviderUnavailable("The identity provider's token answer cannot be read.") from None
+        if provider.kind == "github":
+            return await self._github_identity(provider, str(token.get("access_token", "")))
+        id_token = token.get("id_token")
+        if not isinstance(id_token, str):
+            raise IdTokenRejected("The identity provider sent no ID token.")
+        return await self._check_id_token(provider, id_token, nonce=nonce)
+
+    async def _check_id_token(self, provider: OAuthProvider, id_token: str, *, nonce: str) -> ProviderIdentity:
+        from joserfc import jwt as jose_jwt
+        from joserfc.errors import InvalidKeyIdError, JoseError
+
+        doc = await self.metadata(provider)
+        advertised = doc.get("id_token_signing_alg_values_supported") or ["RS256"]
+        algorithms = [a for a in advertised if a in _ID_TOKEN_ALGORITHMS] if isinstance(advertised, list) else []
+        keys = await self._key_set(provider)
+        try:
+            try:
+                decoded = jose_jwt.decode(id_token, keys, algorithms=algorithms)
+            except InvalidKeyIdError:
+                decoded = jose_jwt.decode(id_token, await self._refetched_keys(provider), algorithms=algorithms)
+            registry = jose_jwt.JWTClaimsRegistry(
+                leeway=60,
+                iss={"essential": True, "value": provider.issuer},
+                sub={"essential": True},
+                aud={"essential": True, "value": provider.client_id},
+                exp={"essential": True},
+                iat={"essential": True},
+                nonce={"essential": True, "value": nonce},
+            )
+            registry.validate(decoded.claims)
+        except JoseError as exc:
+            raise IdTokenRejected(f"The identity provider's ID token did not verify ({exc.error}).") from None
+        except (ValueError, TypeError):
+            raise IdTokenRejected() from None
+        claims = decoded.claims
+        audience = claims["aud"]
+        if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != provider.client_id:
+            raise IdTokenRejected("The ID token is shared with other clients and not authorized for this one.")
+        email = claims.get("email")
+        return ProviderIdentity(
+            subject=str(claims["sub"])[:255],
+            email=email if isinstance(email, str) else None,
+            email_verified=claims.get("email_verified") is True,  # a string "true" is not a provider vouching
+            name=str(claims.get("name") or "")[:200],
+        )
+
+    async def _refetched_keys(self, provider: OAuthProvider) -> Any:
+        from joserfc.errors import InvalidKeyIdError
+
+        # A forged token with a random kid must not make every sign-in hit the provider.
+        if time.monotonic() - self._refetched.get(provider.name, -math.inf) < _JWKS_REFETCH_SECONDS:
+            raise InvalidKeyIdError()
+        self._refetched[provider.name] = time.monotonic()
+        return await self._key_set(provider, refetch=True)
+
+    async def _github_identity(self, provider: OAuthProvider, access_token: str) -> ProviderIdentity:
+        # GitHub's documented REST API: GET /user (the stable numeric id) and GET /user/emails, where
+        # only the primary address with "verified": true counts.
+        headers = {
+            "Authorization": f"Bearer {access_token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        }
+        user = await self._get_json(f"{provider.api_url}/user", headers=headers)
+        emails = await self._get_json(f"{provider.api_url}/user/emails", headers=headers)
+        if not isinstance(user, dict) or not isinstance(user.get("id"), int) or not isinstance(emails, list):
+            raise ProviderRejected("GitHub's user answer is not what its API documents.")
+        primary = next((e for e in emails if isinstance(e, dict) and e.get("primary") is True), {})
+        email = primary.get("email")
+        return ProviderIdentity(
+            subject=str(user["id"]),
+            email=email if isinstance(email, str) else None,
+            email_verified=primary.get("verified") is True,
+            name=str(user.get("name") or user.get("login") or "")[:200],
+        )
+
+
+def _oauth_error(value: object) -> str:
+    """A provider's error code, as far as it is a plain word (it is shown to the caller)."""
+    text = str(value or "error")
+    return text if re.fullmatch(r"[a-z_]{1,40}", text) else "error"
+
+
 # Service functions ###########################################################
 
 
@@ -2696,6 +3116,12 @@ AUDIT_EVENTS = frozenset(
         "mfa.passkey_removed",
         "mfa.passkey_clone_detected",
         "mfa.reset",
+        "auth.oauth_callback",
+        "auth.federated_login",
+        "identity.link",
+        "identity.link_mail",
+        "identity.linked",
+        "identity.unlinked",
     }
 )
 
@@ -2739,6 +3165,7 @@ class Gatehouse:
         self._cache_hit, self._cache_miss = self.metrics.cache.labels("hit"), self.metrics.cache.labels("miss")
         self._sampler: asyncio.Task[None] | None = None
         self.mailer = Mailer(settings, metrics=self.metrics, audit=self._audit_mail)
+        self.federation = Federation(settings)
 
     def _audit_mail(self, mail: Mail, sent: bool, detail: dict[str, Any]) -> None:
         # Ids and kind only: the address and the link (a credential) never enter the audit log.
@@ -2831,6 +3258,7 @@ class Gatehouse:
             await asyncio.wait(list(self._tasks), timeout=10)
         await self.flush_audit()
         await self.cache.close()
+        await self.federation.close()
         await self.engine.dispose()
         self.hasher.close()
 
@@ -3177,7 +3605,8 @@ async def _check_password(
     account_key, pair_key = _login_limit_keys(account, client)
     await _check_rate(gh, pair_key, settings.rate_login_failures_account_ip)
     protected = await gh.cache.hit(account_key, settings.rate_login_failures_account) > 0
-    ok = await gh.hasher.verify(password, user.password_hash if user else None)
+    # "" is an account without a password (made by a provider): it costs a check like any other.
+    ok = await gh.hasher.verify(password, (user.password_hash or None) if user else None)
     if ok and user is not None and user.is_active:
         if not protected:
             await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
@@ -4023,7 +4452,7 @@ async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI
         _guard_last_admin(user, admins)
         sessions = list(await db.scalars(sa.select(LoginSession.id).where(LoginSession.user_id == user_id)))
         keys = list(await db.scalars(sa.select(ApiKey.public_id).where(ApiKey.user_id == user_id)))
-        for model in (LoginSession, ApiKey, ActionToken, TotpFactor, RecoveryCode, Passkey):
+        for model in (LoginSession, ApiKey, ActionToken, TotpFactor, RecoveryCode, Passkey, Identity):
             await db.execute(sa.delete(model).where(model.user_id == user_id))
         await db.delete(user)
         db.add(_audit("user.delete", client, subject=user_id))
@@ -4380,13 +4809,22 @@ async def _mfa_methods(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
 
 
 async def _mfa_challenge(
-    gh: Gatehouse, user: User, methods: list[str], *, rehash: str | None, client: Client
+    gh: Gatehouse, user: User, methods: list[str], *, rehash: str | None, client: Client, first: str = "pwd"
 ) -> MfaChallenge:
     # The mfa_token is a random single-use action token bound to the user, stored hashed: not a JWT,
-    # so no route that takes an access token can be fooled by it.
+    # so no route that takes an access token can be fooled by it. A federated first factor is written
+    # in front ("fed."); the stored hash covers it, so it cannot be added or removed.
+    token = f"{first}.{secrets.token_urlsafe(32)}" if first != "pwd" else None
     async with gh.transaction(write=True) as db:
         token = await _issue_action_token(
-            gh, user=user, purpose="mfa", lifetime=MFA_TOKEN_LIFETIME, event="auth.mfa_challenge", client=client, db=db
+            gh,
+            user=user,
+            purpose="mfa",
+            lifetime=MFA_TOKEN_LIFETIME,
+            event="auth.mfa_challenge",
+            client=client,
+            db=db,
+            token=token,
         )
         if rehash is not None:
             await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
@@ -4433,7 +4871,8 @@ async def complete_mfa(
             await _consume_action_token(db, token=mfa_token, purpose="mfa")
     except InvalidActionToken:
         raise InvalidMfaToken() from None
-    pair = await _start_session(gh, user, client, rehash=None, amr=("pwd", method), aal=2)
+    first = "fed" if mfa_token.startswith("fed.") else "pwd"
+    pair = await _start_session(gh, user, client, rehash=None, amr=(first, method), aal=2)
     gh.metrics.logins.labels("success").inc()
     log.info("login user=%s mfa=%s", user.id, method)
     return pair
@@ -4826,6 +5265,10 @@ async def delete_passkey(gh: Gatehouse, *, user_id: uuid.UUID, passkey_id: uuid.
     """Remove one of a user's passkeys (and the recovery codes, when no factor is left)."""
     user = await _load_user(gh, user_id)
     async with gh.transaction(write=True) as db:
+        locked = await _lock_user(db, user.id)
+        if not await _other_ways_in(db, locked, passkey=passkey_id):
+            exists = await db.scalar(sa.select(Passkey.id).where(Passkey.id == passkey_id, Passkey.user_id == user.id))
+            raise LastSignInMethod() if exists else PasskeyNotFound()
         name = await db.scalar(
             sa.delete(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id).returning(Passkey.name)
         )
@@ -4943,6 +5386,376 @@ async def sign_in_with_passkey(gh: Gatehouse, *, credential: dict[str, Any], cli
     return pair
 
 
+# Service functions: federated sign-in ----------------------------------------
+
+# The browser leaves for the provider with the flow (state, nonce, PKCE verifier, where to land)
+# sealed into a short-lived cookie, so any instance can finish it, and comes back to the callback,
+# which checks the state against the cookie (this also stops login CSRF), spends the provider's
+# code and answers the front end with a one-time code in the query; the front end trades that code
+# for the usual session at POST /auth/oauth/exchange. Tokens never travel in a URL.
+#
+# Linking: an identity seen for the first time with a verified address that an account already has
+# is stored unlinked, and links only once someone proves the account (its password, or a link mailed
+# to the address). A provider that does not vouch for the address never links and never creates.
+
+OAUTH_FLOW_COOKIE = "gatehouse_oauth"
+OAUTH_FLOW_SECONDS = 600
+OAUTH_CODE_SECONDS = 60
+OAUTH_LINK_SECONDS = 600
+
+
+@dataclass(frozen=True, slots=True)
+class FederatedStart:
+    """Where to send the browser, and the sealed flow the callback needs back (as a cookie)."""
+
+    url: str
+    flow: str
+    max_age: int
+
+
+def _callback_url(gh: Gatehouse, provider: str) -> str:
+    return f"{gh.settings.public_url}/auth/oauth/{provider}/callback"
+
+
+def allowed_redirect(settings: Settings, redirect_to: str | None) -> str:
+    """`redirect_to` if OAUTH_REDIRECT_ALLOWLIST allows it (an exact URL, or any path on a listed origin);
+    without one, the first entry. Nothing else: no open redirect."""
+    allow = settings.oauth_redirect_allowlist
+    if not allow:
+        raise RedirectNotAllowed("OAUTH_REDIRECT_ALLOWLIST is empty: federated sign-in has nowhere to land.")
+    if not redirect_to:
+        return allow[0]
+    parts = urlsplit(redirect_to)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.fragment
+        or any(ch in redirect_to for ch in "\\\r\n\t ")
+    ):
+        raise RedirectNotAllowed()
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    for entry in allow:
+        listed = urlsplit(entry)
+        if redirect_to == entry:
+            return redirect_to
+        if listed.path in ("", "/") and not listed.query and origin == f"{listed.scheme}://{listed.netloc}".lower():
+            return redirect_to
+    raise RedirectNotAllowed()
+
+
+def _with_code(url: str, code: str) -> str:
+    return f"{url}{'&' if urlsplit(url).query else '?'}{urlencode({'code': code})}"
+
+
+async def start_federated_login(
+    gh: Gatehouse, *, provider: str, redirect_to: str | None = None, client: Client = CLI
+) -> FederatedStart:
+    """Begin a sign-in at `provider`: its authorization URL, and the sealed flow for the callback."""
+    await _check_auth_ip(gh, client)
+    found = gh.federation.provider(provider)
+    target = allowed_redirect(gh.settings, redirect_to)
+    state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48)
+    url = await gh.federation.authorization_url(
+        found, redirect_uri=_callback_url(gh, provider), state=state, nonce=nonce, verifier=verifier
+    )
+    flow = {
+        "p": provider,
+        "s": state,
+        "n": nonce,
+        "v": verifier,
+        "r": target,
+        "x": int(time.time()) + OAUTH_FLOW_SECONDS,
+    }
+    return FederatedStart(url, gh.tokens.seal(orjson.dumps(flow), context="oauth-flow"), OAUTH_FLOW_SECONDS)
+
+
+async def _open_flow(gh: Gatehouse, sealed: str | None, *, provider: str, state: str) -> dict[str, Any]:
+    """The flow this browser started, if the state matches and it is unexpired and unspent (on every instance)."""
+    try:
+        flow = orjson.loads(gh.tokens.unseal(sealed or "", context="oauth-flow", what="oauth flow"))
+    except (ConfigError, ValueError, orjson.JSONDecodeError):
+        raise OauthStateMismatch() from None
+    if (
+        not isinstance(flow, dict)
+        or flow.get("p") != provider
+        or flow.get("x", 0) < time.time()
+        or not hmac.compare_digest(str(flow.get("s", "")).encode(), state.encode())
+    ):
+        raise OauthStateMismatch()
+    if not await gh.cache.claim(f"oauth-state:{hash_secret(state)}", OAUTH_FLOW_SECONDS):
+        raise OauthStateMismatch()  # this flow was already finished once
+    return flow
+
+
+async def finish_federated_login(
+    gh: Gatehouse,
+    *,
+    provider: str,
+    flow: str | None,
+    state: str,
+    code: str,
+    error: str = "",
+    client: Client = CLI,
+) -> str:
+    """The provider sent the browser back: check the flow, spend the code, check who signed in, and
+    answer where to send the browser: the front end's URL with a one-time `code` for the exchange."""
+    await _check_auth_ip(gh, client)
+    found = gh.federation.provider(provider)
+    started = await _open_flow(gh, flow, provider=provider, state=state)
+    if error or not code:
+        raise ProviderRejected(f"The identity provider answered {_oauth_error(error or 'no_code')}.")
+    seen = await gh.federation.identity(
+        found, code=code, redirect_uri=_callback_url(gh, provider), verifier=started["v"], nonce=started["n"]
+    )
+    try:
+        identity, user = await _place_identity(gh, provider, seen, client)
+    except sa.exc.IntegrityError:  # the same identity or address arrived twice at once: the first one won
+        identity, user = await _place_identity(gh, provider, seen, client)
+    one_time = f"{identity.id.hex}.{secrets.token_urlsafe(32)}"
+    await _issue_action_token(
+        gh,
+        user=user,
+        purpose="oauth_code",
+        lifetime=timedelta(seconds=OAUTH_CODE_SECONDS),
+        event="auth.oauth_callback",
+        client=client,
+        token=one_time,
+    )
+    return _with_code(started["r"], one_time)
+
+
+async def _place_identity(
+    gh: Gatehouse, provider: str, seen: ProviderIdentity, client: Client
+) -> tuple[Identity, User]:
+    """The identity row (and its user) for what the provider said: known, new with a new account,
+    or new and unlinked because an account has the address (proof comes later)."""
+    now = utcnow()
+    async with gh.transaction(write=True) as db:
+        row = await db.scalar(
+            sa.select(Identity).where(Identity.provider == provider, Identity.subject == seen.subject).with_for_update()
+        )
+        if row is not None and row.linked_at is not None:
+            user = await db.get(User, row.user_id)
+            if user is None or not user.is_active:
+                raise InvalidCredentials("This account cannot sign in.")
+            return row, user
+        if not seen.email or not seen.email_verified:
+            raise ProviderEmailUnverified()
+        try:
+            email = normalize_email(seen.email)
+        except ValueError:
+            raise ProviderEmailUnverified() from None
+        user = await _user_by_email(db, email)
+        linked_at = None
+        if user is None:
+            if not gh.settings.signup_enabled:
+                raise SignupDisabled()
+            # No password ("" never verifies); the provider vouched for the address.
+            user = User(id=uuid.uuid4(), email=email, password_hash="", full_name=seen.name, email_verified_at=now)
+            db.add(user)
+            await db.flush()
+            db.add(_audit("user.register", client, subject=user.id, method="fed", provider=provider))
+            linked_at = now
+        if row is None:
+            row = Identity(provider=provider, subject=seen.subject, created_at=now, user_id=user.id)
+            db.add(row)
+        row.user_id, row.email, row.linked_at = user.id, email, linked_at
+        await db.flush()
+        if linked_at is not None:
+            db.add(_audit("identity.linked", client, subject=user.id, provider=provider, identity=row.id, how="signup"))
+    return row, user
+
+
+async def _identity_for(db: AsyncSession, token: str, spent: ActionToken) -> tuple[Identity, User]:
+    """The identity a spent one-time code or link names (its id leads the token) and its user, both current."""
+    try:
+        identity_id = uuid.UUID(hex=token.split(".", 1)[0])
+    except ValueError:
+        raise InvalidActionToken() from None
+    identity = await db.get(Identity, identity_id)
+    user = await db.get(User, spent.user_id)
+    if (
+        identity is None
+        or user is None
+        or identity.user_id != user.id
+        or not user.is_active
+        or user.email != spent.email
+    ):
+        raise InvalidActionToken()
+    return identity, user
+
+
+async def exchange_federated_code(gh: Gatehouse, *, code: str, client: Client = CLI) -> TokenPair | MfaChallenge:
+    """Trade the callback's one-time code for a session (or the MFA challenge); LinkRequired when the
+    identity waits for proof of the account it would join."""
+    await _check_auth_ip(gh, client)
+    async with gh.transaction(write=True) as db:
+        spent = await _consume_action_token(db, token=code, purpose="oauth_code")
+        identity, user = await _identity_for(db, code, spent)
+        link_token = None
+        if identity.linked_at is None:
+            link_token = await _issue_action_token(
+                gh,
+                user=user,
+                purpose="oauth_link",
+                lifetime=timedelta(seconds=OAUTH_LINK_SECONDS),
+                event="identity.link",
+                client=client,
+                token=f"{identity.id.hex}.{secrets.token_urlsafe(32)}",
+                db=db,
+            )
+        else:
+            identity.last_used_at = utcnow()
+    if link_token is not None:
+        raise LinkRequired(link_token, identity.provider)
+    return await _federated_session(gh, user, identity, client)
+
+
+async def _federated_session(gh: Gatehouse, user: User, identity: Identity, client: Client) -> TokenPair | MfaChallenge:
+    """A session for a federated sign-in, through the same second-factor rule as a password's; amr `fed`."""
+    if gh.settings.require_verified_email and user.email_verified_at is None:
+        raise EmailNotVerified()
+    gh.audit_later(_audit("auth.federated_login", client, subject=user.id, provider=identity.provider))
+    async with gh.transaction() as db:
+        methods = await _mfa_methods(db, user.id)
+    if methods:
+        return await _mfa_challenge(gh, user, methods, rehash=None, client=client, first="fed")
+    pair = await _start_session(gh, user, client, rehash=None, amr=("fed",))
+    gh.metrics.logins.labels("success").inc()
+    log.info("login user=%s federated=%s", user.id, identity.provider)
+    return pair
+
+
+async def _link(gh: Gatehouse, *, token: str, purpose: str, how: str, client: Client) -> tuple[Identity, User]:
+    """Spend a link token or mailed link: the waiting identity joins its account; audited."""
+    async with gh.transaction(write=True) as db:
+        spent = await _consume_action_token(db, token=token, purpose=purpose)
+        identity, user = await _identity_for(db, token, spent)
+        if identity.linked_at is not None:
+            raise InvalidActionToken()
+        identity.linked_at = identity.last_used_at = utcnow()
+        db.add(
+            _audit(
+                "identity.linked", client, subject=user.id, provider=identity.provider, identity=identity.id, how=how
+            )
+        )
+    log.info("identity linked user=%s provider=%s how=%s", user.id, identity.provider, how)
+    return identity, user
+
+
+async def link_with_password(
+    gh: Gatehouse, *, link_token: str, password: str, client: Client = CLI
+) -> TokenPair | MfaChallenge:
+    """Prove the existing account with its password: the identity is linked and the sign-in goes on
+    (with the account's second factor, if it has one)."""
+    await _check_auth_ip(gh, client)
+    waiting = await _peek_action_token(gh, token=link_token, purpose="oauth_link")
+    async with gh.transaction() as db:
+        user = await db.get(User, waiting.user_id)
+    if user is None:
+        raise InvalidActionToken()
+    await _check_password(
+        gh,
+        account=user.email,
+        user=user,
+        password=password,
+        code=None,
+        client=client,
+        event="identity.link",
+        wrong=WrongPassword,
+    )
+    identity, user = await _link(gh, token=link_token, purpose="oauth_link", how="password", client=client)
+    return await _federated_session(gh, user, identity, client)
+
+
+async def request_link_mail(gh: Gatehouse, *, link_token: str, client: Client = CLI) -> None:
+    """Mail the account's address a link that links the waiting identity when its owner presses it.
+    The link token is spent; the mailed link is another secret, seen only in that mailbox."""
+    await _check_auth_ip(gh, client)
+    async with gh.transaction(write=True) as db:
+        spent = await _consume_action_token(db, token=link_token, purpose="oauth_link")
+        identity, user = await _identity_for(db, link_token, spent)
+        mailed = await _issue_action_token(
+            gh,
+            user=user,
+            purpose="oauth_link_mail",
+            lifetime=timedelta(minutes=gh.settings.password_reset_minutes),
+            event="identity.link_mail",
+            client=client,
+            token=f"{identity.id.hex}.{secrets.token_urlsafe(32)}",
+            db=db,
+        )
+    link = gh.settings.identity_link_url.format(token=mailed)
+    gh.spawn(
+        send_mail(
+            gh,
+            kind="identity_link",
+            email=user.email,
+            client=client,
+            user_id=user.id,
+            link=link,
+            provider=identity.provider,
+        )
+    )
+
+
+async def confirm_identity_link(gh: Gatehouse, *, token: str, client: Client = CLI) -> "IdentityPublic":
+    """The owner pressed the mailed link: the identity is linked (they sign in with it next time)."""
+    identity, _ = await _link(gh, token=token, purpose="oauth_link_mail", how="mail", client=client)
+    return IdentityPublic.model_validate(identity)
+
+
+async def list_identities(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Identity]:
+    """A user's linked identities, oldest first."""
+    async with gh.transaction() as db:
+        return list(
+            await db.scalars(
+                sa.select(Identity)
+                .where(Identity.user_id == user_id, Identity.linked_at.is_not(None))
+                .order_by(Identity.created_at, Identity.id)
+            )
+        )
+
+
+async def _other_ways_in(
+    db: AsyncSession, user: User, *, identity: uuid.UUID | None = None, passkey: uuid.UUID | None = None
+) -> bool:
+    """Whether the user can still sign in without this identity or passkey: a password, another passkey
+    or another linked identity."""
+    if user.password_hash:
+        return True
+    others = await db.execute(
+        sa.select(
+            sa.exists().where(Passkey.user_id == user.id, Passkey.id != (passkey or uuid.UUID(int=0))),
+            sa.exists().where(
+                Identity.user_id == user.id,
+                Identity.linked_at.is_not(None),
+                Identity.id != (identity or uuid.UUID(int=0)),
+            ),
+        )
+    )
+    return any(others.one())
+
+
+async def unlink_identity(gh: Gatehouse, *, user_id: uuid.UUID, identity_id: uuid.UUID, client: Client = CLI) -> None:
+    """Remove a linked identity; never the account's last way to sign in."""
+    async with gh.transaction(write=True) as db:
+        user = await _lock_user(db, user_id)  # two removals at once cannot each leave the other as the last
+        identity = await db.scalar(
+            sa.select(Identity).where(
+                Identity.id == identity_id, Identity.user_id == user.id, Identity.linked_at.is_not(None)
+            )
+        )
+        if identity is None:
+            raise IdentityNotFound()
+        if not await _other_ways_in(db, user, identity=identity.id):
+            raise LastSignInMethod()
+        await db.delete(identity)
+        db.add(_audit("identity.unlinked", client, subject=user.id, provider=identity.provider, identity=identity.id))
+    log.info("identity unlinked user=%s provider=%s", user.id, identity.provider)
+
+
 # Service functions: audit, configuration and health --------------------------
 
 
@@ -4994,6 +5807,8 @@ def describe_settings(settings: Settings) -> dict[str, str]:
             value = make_url(value).render_as_string(hide_password=True) if "://" in value else value
         elif isinstance(value, list):
             value = ",".join(value)
+        elif name == "oidc_providers":  # names and issuers; the client secrets stay masked
+            value = ",".join(f"{provider}={entry['issuer']}" for provider, entry in value.items())
         elif isinstance(value, dict):
             value = str(Rate(**value))
         shown[name.upper()] = "" if value is None else str(value)
@@ -5332,6 +6147,39 @@ class ApiKeyCreated(ApiKeyPublic):
     key: str = Field(description="The key itself. Shown this once; only a hash is kept.")
 
 
+class IdentityPublic(BaseModel):
+    """A linked sign-in at another provider."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    provider: str
+    email: str = Field(description="The address the provider gave when it was last seen.")
+    created_at: datetime
+    linked_at: datetime | None
+    last_used_at: datetime | None
+
+
+OneTimeToken = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+class OauthExchangeIn(_Input):
+    code: OneTimeToken = Field(description="The `code` the callback put in the redirect_to URL (single use, 60 s).")
+
+
+class LinkPasswordIn(_Input):
+    link_token: OneTimeToken
+    password: ProvidedPassword
+
+
+class LinkMailIn(_Input):
+    link_token: OneTimeToken
+
+
+class ProvidersOut(BaseModel):
+    providers: list[str]
+
+
 class Jwks(BaseModel):
     keys: list[dict[str, Any]]
 
@@ -5605,6 +6453,92 @@ async def webauthn_login(body: PasskeyLoginIn, response: Response, gh: Gatehouse
     return _tokens_out(pair)
 
 
+@auth_router.get("/oauth/providers", response_model=ProvidersOut)
+async def oauth_providers(gh: GatehouseDep) -> ProvidersOut:
+    """The configured sign-in providers, by name (for /auth/oauth/{provider}/authorize)."""
+    return ProvidersOut(providers=sorted(gh.federation.providers))
+
+
+ProviderName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+
+
+@auth_router.get("/oauth/{provider}/authorize", status_code=302, response_class=RedirectResponse)
+async def oauth_authorize(
+    provider: ProviderName,
+    request: Request,
+    gh: GatehouseDep,
+    client: ClientDep,
+    redirect_to: Annotated[str | None, Query(max_length=2000)] = None,
+) -> RedirectResponse:
+    """Sign in at another provider: redirects there; `redirect_to` (from OAUTH_REDIRECT_ALLOWLIST) is
+    where the browser lands afterwards, with a one-time `code` for POST /auth/oauth/exchange."""
+    start = await start_federated_login(gh, provider=provider, redirect_to=redirect_to, client=client)
+    response = RedirectResponse(start.url, status_code=302, headers={"Cache-Control": "no-store"})
+    response.set_cookie(
+        OAUTH_FLOW_COOKIE,
+        start.flow,
+        max_age=start.max_age,
+        path=request.url.path.removesuffix("/authorize") + "/callback",  # sent to the callback alone
+        httponly=True,
+        samesite="lax",  # sent on the provider's top-level redirect back, not on cross-site subrequests
+        secure=gh.settings.public_url.startswith("https://"),
+    )
+    return response
+
+
+@auth_router.get("/oauth/{provider}/callback", status_code=303, response_class=RedirectResponse)
+async def oauth_callback(
+    provider: ProviderName,
+    request: Request,
+    gh: GatehouseDep,
+    client: ClientDep,
+    state: Annotated[str, Query(max_length=200)] = "",
+    code: Annotated[str, Query(max_length=2000)] = "",
+    error: Annotated[str, Query(max_length=200)] = "",
+) -> RedirectResponse:
+    """Where the provider sends the browser back; it goes on to `redirect_to` with a one-time `code`."""
+    target = await finish_federated_login(
+        gh,
+        provider=provider,
+        flow=request.cookies.get(OAUTH_FLOW_COOKIE),
+        state=state,
+        code=code,
+        error=error,
+        client=client,
+    )
+    response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+    response.delete_cookie(OAUTH_FLOW_COOKIE, path=request.url.path, httponly=True, samesite="lax")
+    return response
+
+
+@auth_router.post("/oauth/exchange", response_model=TokenOut | MfaChallengeOut)
+async def oauth_exchange(
+    body: OauthExchangeIn, response: Response, gh: GatehouseDep, client: ClientDep
+) -> TokenOut | MfaChallengeOut:
+    """Trade the callback's one-time code for a session (or `mfa_required`); 409 `link_required` with a
+    `link_token` when an existing account must be proved first."""
+    result = await exchange_federated_code(gh, code=body.code, client=client)
+    response.headers["Cache-Control"] = "no-store"
+    return _login_out(result)
+
+
+@auth_router.post("/oauth/link", response_model=TokenOut | MfaChallengeOut)
+async def oauth_link(
+    body: LinkPasswordIn, response: Response, gh: GatehouseDep, client: ClientDep
+) -> TokenOut | MfaChallengeOut:
+    """Link the waiting identity by proving the existing account's password; then the sign-in goes on."""
+    result = await link_with_password(gh, link_token=body.link_token, password=body.password, client=client)
+    response.headers["Cache-Control"] = "no-store"
+    return _login_out(result)
+
+
+@auth_router.post("/oauth/link/mail", status_code=202, response_model=Accepted)
+async def oauth_link_mail(body: LinkMailIn, gh: GatehouseDep, client: ClientDep) -> Accepted:
+    """Link the waiting identity through a link mailed to the existing account's address."""
+    await request_link_mail(gh, link_token=body.link_token, client=client)
+    return Accepted()
+
+
 @auth_router.post("/reauthenticate", response_model=TokenOut)
 async def reauthenticate_route(
     body: ReauthIn, principal: CurrentUser, response: Response, gh: GatehouseDep, client: ClientDep
@@ -5811,6 +6745,37 @@ async def admin_list_sessions(user_id: uuid.UUID, principal: AdminUser, gh: Gate
     """A user's live sessions, newest first."""
     await get_user(gh, user_id=user_id)
     return [SessionPublic.of(row, principal.session_id) for row in await list_sessions(gh, user_id=user_id)]
+
+
+@users_router.get("/me/identities", response_model=list[IdentityPublic])
+async def my_identities(principal: Reader, gh: GatehouseDep) -> list[IdentityPublic]:
+    """Your linked sign-ins at other providers."""
+    return [IdentityPublic.model_validate(row) for row in await list_identities(gh, user_id=principal.user_id)]
+
+
+@users_router.delete("/me/identities/{identity_id:uuid}", status_code=204)
+async def unlink_my_identity(
+    identity_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None
+) -> None:
+    """Remove one of your linked sign-ins (sensitive; never your last way to sign in)."""
+    client = client.acting(principal)
+    await _prove(gh, principal, body, client)
+    await unlink_identity(gh, user_id=principal.user_id, identity_id=identity_id, client=client)
+
+
+@users_router.get("/{user_id:uuid}/identities", response_model=list[IdentityPublic])
+async def admin_list_identities(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep) -> list[IdentityPublic]:
+    """A user's linked sign-ins at other providers."""
+    await get_user(gh, user_id=user_id)
+    return [IdentityPublic.model_validate(row) for row in await list_identities(gh, user_id=user_id)]
+
+
+@users_router.delete("/{user_id:uuid}/identities/{identity_id:uuid}", status_code=204)
+async def admin_unlink_identity(
+    user_id: uuid.UUID, identity_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep, client: ClientDep
+) -> None:
+    """Remove a user's linked sign-in (never their last way to sign in)."""
+    await unlink_identity(gh, user_id=user_id, identity_id=identity_id, client=client.acting(principal))
 
 
 @users_router.delete("/{user_id:uuid}/mfa", status_code=204)
@@ -6163,6 +7128,15 @@ for _link_page in (
         "password: ask for a reset link with your usual address.",
         revert_email_change,
     ),
+    _LinkPage(
+        "/confirm-identity-link",
+        "Link a sign-in",
+        "Link the sign-in at another provider to your account: whoever holds that sign-in can then use your "
+        "account. Press only if you just asked for this.",
+        "Link it to my account",
+        "It is linked: sign in with that provider from now on.",
+        confirm_identity_link,
+    ),
 ):
     _add_link_page(_link_page)
 
@@ -6222,7 +7196,7 @@ def _error_response(
 
 def service_error_response(exc: ServiceError) -> JSONResponse:
     """A ServiceError as the JSON answer every route and the edge give."""
-    return _error_response(exc.status_code, exc.code, exc.message, headers=exc.headers)
+    return _error_response(exc.status_code, exc.code, exc.message, headers=exc.headers, details=exc.details)
 
 
 async def _on_service_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -210,6 +210,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         elif isinstance(value, list):
             value = ",".join(value)
+        elif name == "oidc_providers":
+            if not value:
+                continue
+            value = json.dumps(
+                {n: {**p, "client_secret": p["client_secret"].get_secret_value()} for n, p in value.items()}
+            )
         elif isinstance(value, dict):
             value = str(service.Rate(**value))
         env[name.upper()] = str(value)
@@ -2907,6 +2913,9 @@ FUZZ_REFUSALS: dict[str, tuple[list[str], str]] = {
     "POST /auth/verify/confirm": (["400"], _NEVER_ISSUED),
     "POST /auth/email-change/confirm": (["400"], _NEVER_ISSUED),
     "POST /auth/email-change/revert": (["400"], _NEVER_ISSUED),
+    "POST /auth/oauth/exchange": (["400"], _NEVER_ISSUED),
+    "POST /auth/oauth/link": (["400"], _NEVER_ISSUED),
+    "POST /auth/oauth/link/mail": (["400"], _NEVER_ISSUED),
     "GET /users": (["422"], "invalid_cursor: " + _NEVER_ISSUED),
     "GET /audit": (["422"], "invalid_cursor: " + _NEVER_ISSUED),
     "POST /api-keys": (
@@ -5292,3 +5301,963 @@ async def test_attack_login_code_path_still_asks_for_the_second_factor(
         assert r.status_code == 200 and r.json()["mfa_required"] is True and "access_token" not in r.json()
         r = await client.post("/auth/mfa", json={"mfa_token": r.json()["mfa_token"], "code": next_code(totp)})
         assert r.status_code == 200 and claims(r.json()["access_token"])["amr"] == ["pwd", "otp"]
+
+
+# Federated login #############################################################
+#
+# A real OpenID provider on loopback, not a mock that echoes the client: discovery, JWKS, an
+# authorization endpoint (approving its test user at once, or through a one-button form for the
+# browser), and a token endpoint that authenticates the client, checks the redirect URI and PKCE
+# S256 with Authlib's server-side function, and spends each code once. Knobs make it misbehave.
+
+APP_URL = "http://app.test/signed-in"
+FED_CALLBACK = "http://localhost:8000/auth/oauth/acme/callback"
+
+
+class OidcProvider:
+    """An OpenID Connect provider served by uvicorn in a thread on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        from joserfc.jwk import RSAKey
+
+        self.port = _free_port()
+        self.url = self.issuer = f"http://127.0.0.1:{self.port}"
+        self.client_id, self.client_secret = "gatehouse-client", "provider-secret"
+        self.key = RSAKey.generate_key(2048, parameters={"kid": "key-1", "use": "sig", "alg": "RS256"})
+        self.imposter = RSAKey.generate_key(2048, parameters={"kid": "key-1"})  # another key, same kid
+        self.rotated = RSAKey.generate_key(2048, parameters={"kid": "key-2", "use": "sig", "alg": "RS256"})
+        self.reset()
+        self.server: Any = None
+
+    def reset(self) -> None:
+        self.user: dict[str, Any] = {
+            "sub": f"sub-{secrets.token_hex(4)}",
+            "email": f"fed-{secrets.token_hex(4)}@example.com",
+            "email_verified": True,
+            "name": "Fed User",
+        }
+        self.misbehave: set[str] = set()
+        self.redirect_uris = {FED_CALLBACK}
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.discovery: dict[str, Any] = {}
+        self.form = False
+        self.published = [self.key]
+        self.signing = self.key
+
+    def app(self) -> Any:
+        from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
+        from starlette.applications import Starlette
+        from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
+        from starlette.routing import Route
+
+        async def discovery(request: Any) -> Any:
+            return JSONResponse(
+                {
+                    "issuer": self.issuer,
+                    "authorization_endpoint": f"{self.url}/authorize",
+                    "token_endpoint": f"{self.url}/token",
+                    "jwks_uri": f"{self.url}/jwks",
+                    "response_types_supported": ["code"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "code_challenge_methods_supported": ["S256"],
+                    **self.discovery,
+                }
+            )
+
+        async def jwks(request: Any) -> Any:
+            return JSONResponse({"keys": [k.as_dict(private=False) for k in self.published]})
+
+        def approve(params: Any) -> Any:
+            code = secrets.token_urlsafe(16)
+            self.codes[code] = {**params, "user": dict(self.user)}
+            return RedirectResponse(f"{params['redirect_uri']}?code={code}&state={params['state']}", status_code=302)
+
+        async def authorize(request: Any) -> Any:
+            params = dict(request.query_params if request.method == "GET" else await request.form())
+            problems = [
+                params.get("client_id") != self.client_id,
+                params.get("redirect_uri") not in self.redirect_uris,
+                params.get("response_type") != "code",
+                params.get("code_challenge_method") != "S256",
+                not params.get("code_challenge"),
+                not params.get("state"),
+                not params.get("nonce"),
+            ]
+            if any(problems):
+                return JSONResponse({"error": "invalid_request"}, status_code=400)
+            if self.form and request.method == "GET":
+                hidden = "".join(f'<input type="hidden" name="{k}" value="{v}">' for k, v in params.items())
+                return HTMLResponse(f'<form method="post">{hidden}<button id="approve">Approve</button></form>')
+            return approve(params)
+
+        async def token(request: Any) -> Any:
+            import base64
+
+            form = dict(await request.form())
+            basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            if request.headers.get("authorization") != f"Basic {basic}":
+                return JSONResponse({"error": "invalid_client"}, status_code=401)
+            grant = self.codes.pop(form.get("code", ""), None)  # each code is spent once
+            if (
+                grant is None
+                or form.get("grant_type") != "authorization_code"
+                or form.get("redirect_uri") != grant["redirect_uri"]
+                or not compare_s256_code_challenge(form.get("code_verifier", ""), grant["code_challenge"])
+            ):
+                return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            return JSONResponse(
+                {
+                    "access_token": secrets.token_urlsafe(16),
+                    "token_type": "Bearer",
+                    "expires_in": 300,
+                    "id_token": self.id_token(grant),
+                }
+            )
+
+        async def down(scope: Any, receive: Any, send: Any) -> None:
+            await JSONResponse({"error": "temporarily_unavailable"}, status_code=503)(scope, receive, send)
+
+        async def front_end(request: Any) -> Any:  # the page a sign-in lands on, for the browser test
+            return HTMLResponse("<!doctype html><title>App</title><p id='landed'>Back in the app</p>")
+
+        inner = Starlette(
+            routes=[
+                Route("/app", front_end),
+                Route("/.well-known/openid-configuration", discovery),
+                Route("/jwks", jwks),
+                Route("/authorize", authorize, methods=["GET", "POST"]),
+                Route("/token", token, methods=["POST"]),
+            ]
+        )
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await (down if "down" in self.misbehave and scope["type"] == "http" else inner)(scope, receive, send)
+
+        return app
+
+    def id_token(self, grant: dict[str, Any]) -> str:
+        import base64
+
+        from joserfc import jwt as jose_jwt
+
+        now, user = int(time.time()), grant["user"]
+        claims = {
+            "iss": self.issuer,
+            "sub": user["sub"],
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": grant["nonce"],
+            **{k: v for k, v in user.items() if k != "sub"},
+        }
+        header, key = {"alg": "RS256", "kid": self.signing.kid}, self.signing
+        if "expired" in self.misbehave:
+            claims.update(iat=now - 7200, exp=now - 3600)
+        if "wrong_nonce" in self.misbehave:
+            claims["nonce"] = "not-the-nonce-we-were-given"
+        if "wrong_audience" in self.misbehave:
+            claims["aud"] = "another-client"
+        if "wrong_issuer" in self.misbehave:
+            claims["iss"] = "http://evil.test"
+        if "other_key" in self.misbehave:
+            key = self.imposter
+        if "unknown_kid" in self.misbehave:
+            header, key = {"alg": "RS256", "kid": "key-9"}, self.imposter
+        if "alg_none" in self.misbehave:
+
+            def part(data: dict[str, Any]) -> str:
+                return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+            return f"{part({'alg': 'none', 'kid': 'key-1'})}.{part(claims)}."
+        if "hs256" in self.misbehave:  # "signed" with the client secret, which the client also holds
+            from joserfc.jwk import OctKey
+
+            return jose_jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(self.client_secret))
+        return jose_jwt.encode(header, claims, key)
+
+    def start(self) -> "OidcProvider":
+        import threading
+
+        import uvicorn
+
+        config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        threading.Thread(target=self.server.run, daemon=True).start()
+        for _ in range(200):
+            if self.server.started:
+                return self
+            time.sleep(0.02)
+        raise AssertionError("the test provider did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+@pytest.fixture(scope="session")
+def _provider() -> Any:
+    provider = OidcProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def provider(_provider: OidcProvider) -> OidcProvider:
+    _provider.reset()
+    return _provider
+
+
+def fed_settings(make_settings: Any, provider: OidcProvider, **extra: Any) -> Settings:
+    acme = {"issuer": provider.issuer, "client_id": provider.client_id, "client_secret": provider.client_secret}
+    return make_settings(
+        oidc_providers={"acme": acme}, oauth_redirect_allowlist=[APP_URL, "https://app.example.com"], **extra
+    )
+
+
+def query_of(url: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+async def at_provider(url: str) -> httpx.Response:
+    """The browser's visit to the provider's authorization endpoint."""
+    async with httpx.AsyncClient(timeout=10) as browser:
+        return await browser.get(url)
+
+
+async def fed_callback(client: httpx.AsyncClient, name: str = "acme", **params: str) -> httpx.Response:
+    """Start a sign-in, pass the provider (which approves), and come back to the callback: its answer."""
+    from urllib.parse import urlsplit
+
+    r = await client.get(f"/auth/oauth/{name}/authorize", params=params)
+    assert r.status_code == 302, r.text
+    back = await at_provider(r.headers["location"])
+    assert back.status_code == 302, back.text
+    target = urlsplit(back.headers["location"])
+    return await client.get(f"{target.path}?{target.query}")
+
+
+async def fed_code(client: httpx.AsyncClient, name: str = "acme", **params: str) -> str:
+    r = await fed_callback(client, name, **params)
+    assert r.status_code == 303, r.text
+    assert r.headers["location"].startswith(APP_URL + "?code=") and "token" not in r.headers["location"]
+    return query_of(r.headers["location"])["code"]
+
+
+async def fed_sign_in(client: httpx.AsyncClient, name: str = "acme") -> httpx.Response:
+    return await client.post("/auth/oauth/exchange", json={"code": await fed_code(client, name)})
+
+
+async def identities_of(gh: service.Gatehouse, email: str) -> list[service.Identity]:
+    user = await user_row(gh, email)
+    return await service.list_identities(gh, user_id=user.id)
+
+
+async def test_federated_sign_in_creates_a_passwordless_account_and_signs_in_again(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        assert (await client.get("/auth/oauth/providers")).json() == {"providers": ["acme"]}
+        r = await client.get("/auth/oauth/acme/authorize", params={"redirect_to": APP_URL})
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/auth/oauth/acme/callback" in cookie
+        sent = query_of(r.headers["location"])
+        assert sent["code_challenge_method"] == "S256" and sent["state"] and sent["nonce"]
+        assert sent["state"] not in cookie and sent["nonce"] not in cookie  # sealed, not readable
+        r = await fed_sign_in(client)
+        assert r.status_code == 200, r.text
+        got = claims(r.json()["access_token"])
+        assert got["amr"] == ["fed"] and got["acr"] == "aal1"
+        me = (await client.get("/users/me", headers=bearer(r.json()["access_token"]))).json()
+        assert me["email"] == provider.user["email"] and me["email_verified_at"] is not None
+        row = await user_row(client.gatehouse, me["email"])
+        assert row.password_hash == ""  # no password until one is set
+        r = await client.post("/auth/login", json={"email": me["email"], "password": ""})
+        assert r.status_code == 422 or error_code(r) == "invalid_credentials"
+        r = await client.post("/auth/login", json={"email": me["email"], "password": "anything at all"})
+        assert r.status_code == 401 and error_code(r) == "invalid_credentials"
+        again = await fed_sign_in(client)
+        assert again.status_code == 200 and claims(again.json()["access_token"])["sub"] == me["id"]
+        [identity] = await identities_of(client.gatehouse, me["email"])
+        assert identity.provider == "acme" and identity.subject == provider.user["sub"]
+        assert identity.last_used_at is not None
+        listed = (await client.get("/users/me/identities", headers=bearer(again.json()["access_token"]))).json()
+        assert [i["provider"] for i in listed] == ["acme"]
+        assert len(await audit_rows(client.gatehouse, "auth.federated_login")) == 2
+        assert [r.detail for r in await audit_rows(client.gatehouse, "identity.linked")] == [
+            json.dumps({"how": "signup", "identity": str(identity.id), "provider": "acme"}, sort_keys=True)
+        ]
+        r = await client.post("/auth/oauth/exchange", json={"code": "0" * 32 + ".nope"})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+
+
+async def test_a_sign_in_started_on_one_instance_finishes_on_another(
+    make_settings: Any, provider: OidcProvider, backend: str
+) -> None:
+    from urllib.parse import urlsplit
+
+    settings = fed_settings(make_settings, provider)
+    async with running(settings) as a, running(settings) as b:
+        r = await a.get("/auth/oauth/acme/authorize")
+        back = urlsplit((await at_provider(r.headers["location"])).headers["location"])
+        b.cookies.update(a.cookies)  # the same browser, another instance behind the load balancer
+        r = await b.get(f"{back.path}?{back.query}")
+        assert r.status_code == 303, r.text
+        replay = await a.get(f"{back.path}?{back.query}")
+        # With Redis a finished flow is refused on every instance; in-process caches (one process is
+        # the supported shape without Redis) leave it to the provider, which has spent the code.
+        assert error_code(replay) == ("oauth_state_mismatch" if backend == "postgres" else "provider_rejected")
+        r = await a.post("/auth/oauth/exchange", json={"code": query_of(r.headers["location"])["code"]})
+        assert r.status_code == 200 and claims(r.json()["access_token"])["amr"] == ["fed"]
+
+
+async def test_attack_wrong_state_is_refused(make_settings: Any, provider: OidcProvider) -> None:
+    from urllib.parse import urlsplit
+
+    async with running(fed_settings(make_settings, provider)) as client:
+        r = await client.get("/auth/oauth/acme/authorize")
+        back = urlsplit((await at_provider(r.headers["location"])).headers["location"])
+        code = query_of(back.geturl())["code"]
+        r = await client.get(back.path, params={"code": code, "state": "attacker-state"})
+        assert r.status_code == 400 and error_code(r) == "oauth_state_mismatch"
+        client.cookies.clear()  # login CSRF: the victim's browser has no flow cookie for this state
+        r = await client.get(f"{back.path}?{back.query}")
+        assert r.status_code == 400 and error_code(r) == "oauth_state_mismatch"
+        assert len(provider.codes) == 1  # the provider's code was never even spent
+
+
+async def test_attack_replayed_provider_code_is_refused(make_settings: Any, provider: OidcProvider) -> None:
+    from urllib.parse import urlsplit
+
+    async with running(fed_settings(make_settings, provider)) as client:
+        r = await client.get("/auth/oauth/acme/authorize")
+        back = urlsplit((await at_provider(r.headers["location"])).headers["location"])
+        first = await client.get(f"{back.path}?{back.query}")
+        assert first.status_code == 303
+        r = await client.get(f"{back.path}?{back.query}")  # the same callback again: the flow is spent
+        assert r.status_code == 400 and error_code(r) == "oauth_state_mismatch"
+        r = await client.get("/auth/oauth/acme/authorize")  # a fresh flow, the old code
+        state = query_of(r.headers["location"])["state"]
+        r = await client.get(back.path, params={"code": query_of(back.geturl())["code"], "state": state})
+        assert r.status_code == 401 and error_code(r) == "provider_rejected"
+
+
+async def test_attack_replayed_exchange_code_is_refused(make_settings: Any, provider: OidcProvider) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        code = await fed_code(client)
+        async with client.gatehouse.transaction() as db:
+            stored = list(await db.scalars(sa.select(service.ActionToken.token_hash)))
+        assert code not in stored and service.hash_secret(code) in stored
+        first, second = await asyncio.gather(
+            *(client.post("/auth/oauth/exchange", json={"code": code}) for _ in range(2))
+        )
+        assert sorted([first.status_code, second.status_code]) == [200, 400]
+        r = await client.post("/auth/oauth/exchange", json={"code": code})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+
+
+async def test_attack_expired_exchange_code_is_refused(make_settings: Any, provider: OidcProvider) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        code = await fed_code(client)
+        async with client.gatehouse.transaction(write=True) as db:
+            await db.execute(
+                sa.update(service.ActionToken)
+                .where(service.ActionToken.purpose == "oauth_code")
+                .values(expires_at=service.utcnow() - service.timedelta(seconds=1))
+            )
+        r = await client.post("/auth/oauth/exchange", json={"code": code})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+
+
+@pytest.mark.parametrize(
+    "misbehave",
+    ["wrong_nonce", "expired", "other_key", "unknown_kid", "alg_none", "hs256", "wrong_audience", "wrong_issuer"],
+)
+async def test_attack_forged_or_stale_id_token_is_refused(
+    make_settings: Any, provider: OidcProvider, misbehave: str
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        provider.misbehave.add(misbehave)
+        r = await fed_callback(client)
+        assert r.status_code == 401 and error_code(r) == "id_token_rejected", r.text
+        assert "location" not in r.headers
+        async with client.gatehouse.transaction() as db:
+            assert await db.scalar(sa.select(sa.func.count()).select_from(service.User)) == 0
+            assert await db.scalar(sa.select(sa.func.count()).select_from(service.Identity)) == 0
+
+
+async def test_attack_id_token_in_an_algorithm_the_provider_does_not_advertise_is_refused(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    provider.discovery = {"id_token_signing_alg_values_supported": ["ES256", "none", "HS256"]}
+    async with running(fed_settings(make_settings, provider)) as client:
+        r = await fed_callback(client)  # an RS256 token: genuine key, but not what the provider says it uses
+        assert r.status_code == 401 and error_code(r) == "id_token_rejected"
+        provider.misbehave.add("alg_none")  # advertising `none` does not make it acceptable
+        r = await fed_callback(client)
+        assert r.status_code == 401 and error_code(r) == "id_token_rejected"
+
+
+async def test_unknown_kid_fetches_the_jwks_again_after_a_rotation(make_settings: Any, provider: OidcProvider) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        assert (await fed_sign_in(client)).status_code == 200  # the JWKS with key-1 is now cached
+        provider.published, provider.signing = [provider.key, provider.rotated], provider.rotated
+        r = await fed_sign_in(client)
+        assert r.status_code == 200, r.text
+
+
+async def test_attack_provider_down_is_a_502_envelope(make_settings: Any, provider: OidcProvider) -> None:
+    dead = {"issuer": f"http://127.0.0.1:{_free_port()}", "client_id": "x", "client_secret": "y"}
+    settings = make_settings(
+        oidc_providers={
+            "dead": dead,
+            "acme": {
+                "issuer": provider.issuer,
+                "client_id": provider.client_id,
+                "client_secret": provider.client_secret,
+            },
+        },
+        oauth_redirect_allowlist=[APP_URL],
+        oauth_timeout=2,
+    )
+    async with running(settings) as client:
+        r = await client.get("/auth/oauth/dead/authorize")
+        assert r.status_code == 502 and error_code(r) == "provider_unavailable"
+        provider.misbehave.add("down")
+        r = await client.get("/auth/oauth/acme/authorize")
+        assert r.status_code == 502 and error_code(r) == "provider_unavailable"
+        provider.misbehave.clear()
+        r = await client.get("/auth/oauth/acme/authorize")
+        assert r.status_code == 302
+        back = await at_provider(r.headers["location"])
+        provider.misbehave.add("down")  # goes down between the authorization and the callback
+        from urllib.parse import urlsplit
+
+        target = urlsplit(back.headers["location"])
+        r = await client.get(f"{target.path}?{target.query}")
+        assert r.status_code == 502 and error_code(r) == "provider_unavailable"
+        r = await client.get("/auth/oauth/nope/authorize")
+        assert r.status_code == 404 and error_code(r) == "unknown_provider"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.test/signed-in",
+        "http://app.test.evil.test/signed-in",
+        "http://app.test/signed-in/../../elsewhere",
+        "http://app.test/other",
+        "//evil.test/",
+        "http://app.test@evil.test/signed-in",
+        "javascript:alert(1)",
+        "http://app.test/signed-in#x",
+        "https://app.example.com\\@evil.test",
+        "http://evil.test/?https://app.example.com",
+    ],
+)
+async def test_attack_open_redirect_via_redirect_to_is_refused(
+    make_settings: Any, provider: OidcProvider, target: str
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        r = await client.get("/auth/oauth/acme/authorize", params={"redirect_to": target})
+        assert r.status_code == 400 and error_code(r) == "redirect_not_allowed", target
+        assert "set-cookie" not in r.headers
+
+
+async def test_redirect_allowlist_takes_exact_urls_and_whole_origins(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    settings = fed_settings(make_settings, provider)
+    assert service.allowed_redirect(settings, None) == APP_URL
+    assert service.allowed_redirect(settings, APP_URL) == APP_URL
+    assert (
+        service.allowed_redirect(settings, "https://app.example.com/any/page?x=1")
+        == "https://app.example.com/any/page?x=1"
+    )
+    async with running(fed_settings(make_settings, provider)) as client:
+        r = await fed_callback(client, redirect_to="https://app.example.com/land?x=1")
+        assert r.status_code == 303 and r.headers["location"].startswith("https://app.example.com/land?x=1&code=")
+    async with running(make_settings(oidc_providers=settings.oidc_providers)) as client:
+        r = await client.get("/auth/oauth/acme/authorize")
+        assert r.status_code == 400 and error_code(r) == "redirect_not_allowed"
+
+
+async def test_attack_unverified_provider_email_never_links(make_settings: Any, provider: OidcProvider) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        victim = await register(client)
+        provider.user.update(email=victim["email"], email_verified=False)
+        r = await fed_callback(client)
+        assert r.status_code == 403 and error_code(r) == "provider_email_unverified"
+        provider.user.update(email_verified="true")  # a string is not the provider vouching
+        r = await fed_callback(client)
+        assert r.status_code == 403 and error_code(r) == "provider_email_unverified"
+        provider.user.update(email="new-" + victim["email"], email_verified=False)  # no account: none is made
+        r = await fed_callback(client)
+        assert r.status_code == 403 and error_code(r) == "provider_email_unverified"
+        async with client.gatehouse.transaction() as db:
+            assert await db.scalar(sa.select(sa.func.count()).select_from(service.Identity)) == 0
+            assert await db.scalar(sa.select(sa.func.count()).select_from(service.User)) == 1
+        assert (await user_row(client.gatehouse, victim["email"])).email_verified_at is None
+
+
+async def test_attack_verified_email_match_does_not_auto_link(make_settings: Any, provider: OidcProvider) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        victim, tokens = await new_user(client)
+        provider.user.update(email=victim["email"].upper(), email_verified=True)
+        r = await fed_sign_in(client)
+        assert r.status_code == 409 and error_code(r) == "link_required"
+        assert "access_token" not in r.text
+        [details] = r.json()["error"]["details"]
+        assert details["provider"] == "acme" and details["expires_in"] == 600
+        assert await identities_of(client.gatehouse, victim["email"]) == []
+        assert (await client.get("/users/me/identities", headers=bearer(tokens["access_token"]))).json() == []
+        r = await client.post(
+            "/auth/oauth/link", json={"link_token": details["link_token"], "password": "wrong password!"}
+        )
+        assert r.status_code == 400 and error_code(r) == "wrong_password"
+        assert await identities_of(client.gatehouse, victim["email"]) == []
+        again = await fed_sign_in(client)  # signing in again does not link either
+        assert again.status_code == 409 and await identities_of(client.gatehouse, victim["email"]) == []
+        r = await client.post("/auth/oauth/link", json={"link_token": details["link_token"], "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        got = claims(r.json()["access_token"])
+        assert got["sub"] == victim["id"] and got["amr"] == ["fed"]
+        r = await client.post("/auth/oauth/link", json={"link_token": details["link_token"], "password": PASSWORD})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"  # single use
+        [identity] = await identities_of(client.gatehouse, victim["email"])
+        assert identity.subject == provider.user["sub"]
+        r = await fed_sign_in(client)  # from now on the identity signs in directly
+        assert r.status_code == 200 and claims(r.json()["access_token"])["sub"] == victim["id"]
+        [linked] = await audit_rows(client.gatehouse, "identity.linked")
+        assert json.loads(linked.detail)["how"] == "password"
+        assert len(await audit_rows(client.gatehouse, "identity.link", "failure")) == 1
+
+
+async def test_link_through_the_mailed_confirmation(make_settings: Any, provider: OidcProvider, receiver: Any) -> None:
+    async with running(fed_settings(make_settings, provider, webhook_url=receiver.url)) as client:
+        victim = await register(client)
+        provider.user.update(email=victim["email"], email_verified=True)
+        r = await fed_sign_in(client)
+        link_token = r.json()["error"]["details"][0]["link_token"]
+        r = await client.post("/auth/oauth/link/mail", json={"link_token": link_token})
+        assert r.status_code == 202
+        r = await client.post("/auth/oauth/link/mail", json={"link_token": link_token})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"  # spent
+        [mail] = await messages_of(receiver, "identity_link")
+        assert mail["email"] == victim["email"] and "acme" in mail["message"]["subject"]
+        assert mail["link"].startswith("http://localhost:8000/confirm-identity-link?token=")
+        assert link_token not in mail["link"]
+        assert await identities_of(client.gatehouse, victim["email"]) == []
+        page = await client.get("/confirm-identity-link", params={"token": token_of(mail["link"])})
+        assert (
+            page.status_code == 200 and await identities_of(client.gatehouse, victim["email"]) == []
+        )  # opening is not consent
+        r = await client.post("/confirm-identity-link", data={"token": token_of(mail["link"])})
+        assert r.status_code == 200 and "linked" in r.text
+        [identity] = await identities_of(client.gatehouse, victim["email"])
+        r = await fed_sign_in(client)
+        assert r.status_code == 200 and claims(r.json()["access_token"])["sub"] == victim["id"]
+        r = await client.post("/confirm-identity-link", data={"token": token_of(mail["link"])})
+        assert r.status_code == 400
+
+
+async def test_attack_removing_the_last_sign_in_method_is_refused(make_settings: Any, provider: OidcProvider) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        tokens = (await fed_sign_in(client)).json()
+        headers = bearer(tokens["access_token"])
+        [identity] = (await client.get("/users/me/identities", headers=headers)).json()
+        r = await client.request("DELETE", f"/users/me/identities/{identity['id']}", headers=headers)
+        assert r.status_code == 409 and error_code(r) == "last_sign_in_method"
+        r = await client.request("DELETE", f"/users/me/identities/{uuid.uuid4()}", headers=headers)
+        assert r.status_code == 404 and error_code(r) == "identity_not_found"
+        await age_proof(client.gatehouse, claims(tokens["access_token"])["sid"], 60)
+        stale = (await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})).json()
+        r = await client.request(
+            "DELETE", f"/users/me/identities/{identity['id']}", headers=bearer(stale["access_token"])
+        )
+        assert r.status_code == 401 and error_code(r) == "reauthentication_required"  # sensitive
+        user_id = uuid.UUID(claims(tokens["access_token"])["sub"])
+        await service.set_password(client.gatehouse, user_id=user_id, new_password=PASSWORD)  # now a password exists
+        fresh = await login(client, provider.user["email"])
+        r = await client.request(
+            "DELETE", f"/users/me/identities/{identity['id']}", headers=bearer(fresh["access_token"])
+        )
+        assert r.status_code == 204
+        assert (await client.get("/users/me/identities", headers=bearer(fresh["access_token"]))).json() == []
+        assert len(await audit_rows(client.gatehouse, "identity.unlinked")) == 1
+
+
+async def test_a_federated_account_sets_its_first_password_through_the_reset_mail(
+    make_settings: Any, provider: OidcProvider, receiver: Any
+) -> None:
+    async with running(fed_settings(make_settings, provider, webhook_url=receiver.url)) as client:
+        tokens = (await fed_sign_in(client)).json()
+        r = await client.post(
+            "/users/me/password",
+            headers=bearer(tokens["access_token"]),
+            json={"current_password": "no password yet", "new_password": PASSWORD},
+        )
+        assert r.status_code == 400 and error_code(r) == "wrong_password"  # no password to prove
+        await client.post("/auth/password-reset/request", json={"email": provider.user["email"]})
+        [mail] = await messages_of(receiver, "password_reset")
+        r = await client.post(
+            "/auth/password-reset/confirm", json={"token": token_of(mail["link"]), "new_password": PASSWORD}
+        )
+        assert r.status_code == 200, r.text
+        assert claims((await login(client, provider.user["email"]))["access_token"])["amr"] == ["pwd"]
+        assert (await fed_sign_in(client)).status_code == 200  # the identity still signs in too
+
+
+async def test_attack_removing_the_last_passkey_of_a_passwordless_account_is_refused(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        headers = bearer((await fed_sign_in(client)).json()["access_token"])
+        assert (await add_passkey(client, headers["Authorization"][7:], SoftAuthenticator())).status_code == 201
+        [identity] = (await client.get("/users/me/identities", headers=headers)).json()
+        r = await client.request("DELETE", f"/users/me/identities/{identity['id']}", headers=headers)
+        assert r.status_code == 204  # the passkey is still a way in
+        [passkey] = (await client.get("/mfa/passkeys", headers=headers)).json()
+        r = await client.request("DELETE", f"/mfa/passkeys/{passkey['id']}", headers=headers)
+        assert r.status_code == 409 and error_code(r) == "last_sign_in_method"
+        r = await client.request("DELETE", f"/mfa/passkeys/{uuid.uuid4()}", headers=headers)
+        assert r.status_code == 404 and error_code(r) == "passkey_not_found"
+        assert len((await client.get("/mfa/passkeys", headers=headers)).json()) == 1
+
+
+async def test_federated_sign_in_asks_for_the_second_factor(make_settings: Any, provider: OidcProvider) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        tokens = (await fed_sign_in(client)).json()
+        totp, _ = await enroll_totp(client, tokens["access_token"])  # a fresh federated sign-in is a recent proof
+        r = await fed_sign_in(client)
+        assert r.status_code == 200 and r.json()["mfa_required"] is True and "access_token" not in r.json()
+        assert r.json()["methods"] == ["totp", "recovery_code"]
+        r = await client.post("/auth/mfa", json={"mfa_token": r.json()["mfa_token"], "code": next_code(totp)})
+        assert r.status_code == 200, r.text
+        got = claims(r.json()["access_token"])
+        assert got["amr"] == ["fed", "otp"] and got["acr"] == "aal2"
+
+
+async def test_federated_signup_respects_signup_disabled(make_settings: Any, provider: OidcProvider) -> None:
+    async with running(fed_settings(make_settings, provider, signup_enabled=False)) as client:
+        r = await fed_callback(client)
+        assert r.status_code == 403 and error_code(r) == "signup_disabled"
+
+
+async def test_admin_and_cli_list_and_unlink_identities(make_settings: Any, provider: OidcProvider) -> None:
+    settings = fed_settings(make_settings, provider)
+    async with running(settings) as client:
+        _, admin = await admin_tokens(client, settings)
+        user, _ = await new_user(client)
+        provider.user.update(email=user["email"])
+        link_token = (await fed_sign_in(client)).json()["error"]["details"][0]["link_token"]
+        await client.post("/auth/oauth/link", json={"link_token": link_token, "password": PASSWORD})
+        r = await client.get(f"/users/{user['id']}/identities", headers=bearer(admin["access_token"]))
+        [identity] = r.json()
+        assert identity["provider"] == "acme" and identity["email"] == user["email"]
+        result = await run_cli(settings, "identities", user["email"], "--json")
+        assert result.exit_code == 0 and json.loads(result.output)[0]["id"] == identity["id"]
+        result = await run_cli(settings, "identities", user["email"])
+        assert identity["id"] in result.output and "acme" in result.output
+        result = await run_cli(settings, "unlink-identity", user["email"], str(uuid.uuid4()))
+        assert result.exit_code == 1 and "No such linked identity." in result.output
+        result = await run_cli(settings, "unlink-identity", user["email"], identity["id"])
+        assert result.exit_code == 0, result.output
+        assert (await client.get(f"/users/{user['id']}/identities", headers=bearer(admin["access_token"]))).json() == []
+        link_token = (await fed_sign_in(client)).json()["error"]["details"][0]["link_token"]  # links again
+        await client.post("/auth/oauth/link", json={"link_token": link_token, "password": PASSWORD})
+        r = await client.get(f"/users/{user['id']}/identities", headers=bearer(admin["access_token"]))
+        [identity] = r.json()
+        path = f"/users/{user['id']}/identities/{identity['id']}"
+        assert (await client.delete(path, headers=bearer(admin["access_token"]))).status_code == 204
+        r = await client.delete(path, headers=bearer(admin["access_token"]))
+        assert r.status_code == 404 and error_code(r) == "identity_not_found"
+        _, other = await new_user(client)
+        r = await client.get(f"/users/{user['id']}/identities", headers=bearer(other["access_token"]))
+        assert r.status_code == 403
+        r = await client.delete(
+            f"/users/{user['id']}/identities/{identity['id']}", headers=bearer(other["access_token"])
+        )
+        assert r.status_code == 403
+        assert [
+            json.loads(row.detail)["provider"] for row in await audit_rows(client.gatehouse, "identity.unlinked")
+        ] == ["acme", "acme"]
+
+
+def test_provider_settings_are_checked_and_secrets_never_shown() -> None:
+    base = {"secret_key": SECRET, "database_url": "sqlite+aiosqlite:///:memory:"}
+    acme = '{"acme": {"issuer": "https://id.example.com", "client_id": "c", "client_secret": "s3cret-value"}}'
+    settings = Settings(**base, oidc_providers=acme, github_client_id="gh", github_client_secret="gh-s3cret")
+    shown = service.describe_settings(settings)
+    assert shown["OIDC_PROVIDERS"] == "acme=https://id.example.com" and shown["GITHUB_CLIENT_SECRET"] == "********"
+    assert "s3cret" not in json.dumps(shown) and "s3cret" not in repr(service.configured_providers(settings))
+    for bad in (
+        '{"github": {"issuer": "https://x", "client_id": "c"}}',
+        '{"Bad Name": {"issuer": "https://x", "client_id": "c"}}',
+        '{"x": {"issuer": "ftp://x", "client_id": "c"}}',
+    ):
+        with pytest.raises(ValueError):
+            Settings(**base, oidc_providers=bad)
+    with pytest.raises(ValueError):
+        Settings(**base, oauth_redirect_allowlist="https://app.example.com/#frag")
+
+
+class RecordedGitHub:
+    """GitHub's OAuth web flow and REST API on loopback, answering with the documented example responses
+    (docs.github.com: "Authorizing OAuth apps", "Get the authenticated user", "List email addresses")."""
+
+    USER = {  # GET /user, as documented (trimmed to the fields a client reads)
+        "login": "octocat",
+        "id": 1,
+        "node_id": "MDQ6VXNlcjE=",
+        "avatar_url": "https://github.com/images/error/octocat_happy.gif",
+        "type": "User",
+        "site_admin": False,
+        "name": "monalisa octocat",
+        "company": "GitHub",
+        "email": "octocat@github.com",
+        "created_at": "2008-01-14T04:33:35Z",
+    }
+    EMAILS = [{"email": "octocat@github.com", "verified": True, "primary": True, "visibility": "public"}]
+
+    def __init__(self, client_id: str, client_secret: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.client_id, self.client_secret = client_id, client_secret
+        self.emails = [dict(e) for e in self.EMAILS]
+        self.codes: dict[str, dict[str, str]] = {}
+        self.tokens: set[str] = set()
+        self.server: Any = None
+
+    def app(self) -> Any:
+        from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse, RedirectResponse
+        from starlette.routing import Route
+
+        async def authorize(request: Any) -> Any:
+            params = dict(request.query_params)
+            if params.get("client_id") != self.client_id or params.get("code_challenge_method") != "S256":
+                return JSONResponse({"error": "invalid_request"}, status_code=400)
+            code = secrets.token_hex(10)
+            self.codes[code] = params
+            return RedirectResponse(f"{params['redirect_uri']}?code={code}&state={params['state']}", status_code=302)
+
+        async def access_token(request: Any) -> Any:
+            import base64
+
+            form = dict(await request.form())
+            basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            grant = self.codes.pop(form.get("code", ""), None)
+            if request.headers.get("authorization") != f"Basic {basic}":
+                return JSONResponse({"error": "incorrect_client_credentials"})
+            if grant is None or not compare_s256_code_challenge(form.get("code_verifier", ""), grant["code_challenge"]):
+                # GitHub answers 200 with an error object for a bad code
+                return JSONResponse(
+                    {"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."}
+                )
+            token = "gho_16C7e42F292c6912E7710c838347Ae178B4a"
+            self.tokens.add(token)
+            return JSONResponse({"access_token": token, "scope": "read:user,user:email", "token_type": "bearer"})
+
+        def authorized(request: Any) -> bool:
+            return request.headers.get("authorization", "").removeprefix("Bearer ") in self.tokens
+
+        async def user(request: Any) -> Any:
+            if not authorized(request):
+                return JSONResponse({"message": "Requires authentication"}, status_code=401)
+            return JSONResponse(self.USER)
+
+        async def emails(request: Any) -> Any:
+            if not authorized(request):
+                return JSONResponse({"message": "Requires authentication"}, status_code=401)
+            return JSONResponse(self.emails)
+
+        return Starlette(
+            routes=[
+                Route("/login/oauth/authorize", authorize),
+                Route("/login/oauth/access_token", access_token, methods=["POST"]),
+                Route("/api/user", user),
+                Route("/api/user/emails", emails),
+            ]
+        )
+
+    start = OidcProvider.start
+    stop = OidcProvider.stop
+
+
+@pytest.fixture
+def github() -> Any:
+    server = RecordedGitHub("Iv1.8a61f9b3a7aba766", "github-secret")
+    server.start()
+    yield server
+    server.stop()
+
+
+def github_settings(make_settings: Any, github: RecordedGitHub, **extra: Any) -> Settings:
+    return make_settings(
+        github_client_id=github.client_id,
+        github_client_secret=github.client_secret,
+        github_url=github.url,
+        github_api_url=f"{github.url}/api",
+        oauth_redirect_allowlist=[APP_URL],
+        **extra,
+    )
+
+
+async def test_github_preset_against_its_documented_responses(make_settings: Any, github: RecordedGitHub) -> None:
+    async with running(github_settings(make_settings, github)) as client:
+        r = await client.get("/auth/oauth/github/authorize")
+        sent = query_of(r.headers["location"])
+        assert r.headers["location"].startswith(f"{github.url}/login/oauth/authorize?")
+        assert sent["scope"] == "read:user user:email" and sent["code_challenge_method"] == "S256"
+        assert sent["redirect_uri"] == "http://localhost:8000/auth/oauth/github/callback" and "nonce" not in sent
+        r = await fed_sign_in(client, "github")
+        assert r.status_code == 200, r.text
+        assert claims(r.json()["access_token"])["amr"] == ["fed"]
+        me = (await client.get("/users/me", headers=bearer(r.json()["access_token"]))).json()
+        assert me["email"] == "octocat@github.com" and me["full_name"] == "monalisa octocat"
+        [identity] = await identities_of(client.gatehouse, me["email"])
+        assert identity.provider == "github" and identity.subject == "1"
+
+
+async def test_github_unverified_primary_address_never_creates_or_links(
+    make_settings: Any, github: RecordedGitHub
+) -> None:
+    github.emails = [
+        {"email": "octocat@github.com", "verified": False, "primary": True, "visibility": "public"},
+        {"email": "other@example.com", "verified": True, "primary": False, "visibility": None},
+    ]
+    async with running(github_settings(make_settings, github)) as client:
+        r = await fed_callback(client, "github")
+        assert r.status_code == 403 and error_code(r) == "provider_email_unverified"
+
+
+async def test_github_refused_code_is_provider_rejected(make_settings: Any, github: RecordedGitHub) -> None:
+    from urllib.parse import urlsplit
+
+    async with running(github_settings(make_settings, github)) as client:
+        r = await client.get("/auth/oauth/github/authorize")
+        back = urlsplit((await at_provider(r.headers["location"])).headers["location"])
+        r = await client.get(back.path, params={"code": "not-a-code", "state": query_of(back.geturl())["state"]})
+        assert r.status_code == 401 and error_code(r) == "provider_rejected"
+        assert "bad_verification_code" in r.json()["error"]["message"]
+
+
+# Google's discovery document as published at https://accounts.google.com/.well-known/openid-configuration,
+# with its endpoints moved to the loopback provider.
+GOOGLE_DISCOVERY = {
+    "device_authorization_endpoint": "https://oauth2.googleapis.com/device/code",
+    "userinfo_endpoint": "https://openidconnect.googleapis.com/v1/userinfo",
+    "revocation_endpoint": "https://oauth2.googleapis.com/revoke",
+    "response_types_supported": [
+        "code",
+        "token",
+        "id_token",
+        "code token",
+        "code id_token",
+        "token id_token",
+        "code token id_token",
+        "none",
+    ],
+    "subject_types_supported": ["public"],
+    "id_token_signing_alg_values_supported": ["RS256"],
+    "scopes_supported": ["openid", "email", "profile"],
+    "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+    "claims_supported": [
+        "aud",
+        "email",
+        "email_verified",
+        "exp",
+        "family_name",
+        "given_name",
+        "iat",
+        "iss",
+        "name",
+        "picture",
+        "sub",
+    ],
+    "code_challenge_methods_supported": ["plain", "S256"],
+    "grant_types_supported": [
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    ],
+}
+
+
+async def test_google_preset_is_openid_connect_with_googles_claims(make_settings: Any, provider: OidcProvider) -> None:
+    provider.discovery = GOOGLE_DISCOVERY
+    provider.redirect_uris = {"http://localhost:8000/auth/oauth/google/callback"}
+    provider.user = {  # the claims of a Google ID token, as documented
+        "sub": "110169484474386276334",
+        "azp": provider.client_id,
+        "email": "ada.lovelace@gmail.com",
+        "email_verified": True,
+        "at_hash": "HK6E_P6Dh8Y93mRNtsDB1Q",
+        "name": "Ada Lovelace",
+        "given_name": "Ada",
+        "family_name": "Lovelace",
+        "picture": "https://lh3.googleusercontent.com/a/photo.jpg",
+    }
+    settings = make_settings(
+        google_client_id=provider.client_id,
+        google_client_secret=provider.client_secret,
+        google_issuer=provider.issuer,
+        oauth_redirect_allowlist=[APP_URL],
+    )
+    async with running(settings) as client:
+        assert (await client.get("/auth/oauth/providers")).json() == {"providers": ["google"]}
+        r = await client.get("/auth/oauth/google/authorize")
+        assert query_of(r.headers["location"])["scope"] == "openid email profile"
+        r = await fed_sign_in(client, "google")
+        assert r.status_code == 200, r.text
+        [identity] = await identities_of(client.gatehouse, "ada.lovelace@gmail.com")
+        assert identity.provider == "google" and identity.subject == "110169484474386276334"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_browser_signs_in_through_the_provider(make_settings: Any, provider: OidcProvider, tmp_path: Any) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    port = _free_port()
+    front_end = f"{provider.url}/app"
+    settings = make_settings(
+        public_url=f"http://127.0.0.1:{port}",
+        oidc_providers={
+            "acme": {
+                "issuer": provider.issuer,
+                "client_id": provider.client_id,
+                "client_secret": provider.client_secret,
+            }
+        },
+        oauth_redirect_allowlist=[front_end],
+    )
+    provider.redirect_uris = {f"http://127.0.0.1:{port}/auth/oauth/acme/callback"}
+    provider.form = True
+    server = Server(settings, log_path=tmp_path / "server.log", port=port).start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"{server.url}/auth/oauth/acme/authorize?redirect_to={front_end}")
+            assert page.url.startswith(f"{provider.url}/authorize?")
+            page.click("#approve")
+            page.wait_for_selector("#landed")
+            landed = page.url
+            cookies = {c["name"] for c in page.context.cookies(f"{server.url}/auth/oauth/acme/callback")}
+            browser.close()
+        assert landed.startswith(f"{front_end}?code=") and "token" not in landed
+        assert service.OAUTH_FLOW_COOKIE not in cookies  # the callback spent and cleared the flow
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            r = http.post("/auth/oauth/exchange", json={"code": query_of(landed)["code"]})
+            assert r.status_code == 200, r.text
+            me = http.get("/users/me", headers=bearer(r.json()["access_token"]))
+            assert me.status_code == 200 and me.json()["email"] == provider.user["email"]
+            assert claims(r.json()["access_token"])["amr"] == ["fed"]
+    finally:
+        server.stop()
