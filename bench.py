@@ -27,9 +27,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+import orjson
+from fastapi import Depends, FastAPI, Response
 
 HERE = Path(__file__).resolve().parent
 PASSWORD = "bench password 123"
@@ -52,13 +53,21 @@ async def floor_me() -> dict[str, Any]:
     return FLOOR_USER
 
 
+async def _nothing() -> None:
+    return None
+
+
+@floor_app.get("/with-dependency")
+async def floor_with_dependency(_: Annotated[None, Depends(_nothing)]) -> Response:
+    """What any route behind a FastAPI dependency starts from (CurrentUser is one): the same JSON,
+    already serialised as Gatehouse sends it, behind a dependency that does nothing."""
+    return Response(orjson.dumps(FLOOR_USER), media_type="application/json")
+
+
 def host_app() -> FastAPI:
     """A host application that embeds Gatehouse with `mount_gatehouse` (settings from the
     environment): `/open` answers a user's JSON to anyone, `/protected` the caller's, behind
     `CurrentUser`. Served with `uvicorn --factory bench:host_app`."""
-    import orjson
-    from fastapi import Response
-
     import service
 
     host = FastAPI()
@@ -371,6 +380,8 @@ class Bench:
         try:
             run_load(f"{floor.url}/users/me", connections=32, duration=1)  # warm-up
             self.floor = run_trace(f"{floor.url}/users/me", seconds=self.args.duration)
+            run_load(f"{floor.url}/with-dependency", connections=32, duration=1)
+            dependency = run_trace(f"{floor.url}/with-dependency", seconds=self.args.duration)
         finally:
             floor.stop()
         f = self.floor
@@ -380,6 +391,11 @@ class Bench:
             f"{f.rps:,.0f} rps  p50 {f.p50_ms:.2f} ms  p99 {f.p99_ms:.2f} ms  max {f.max_ms:.1f} ms",
         )
         print(f"    {f.timeline()}")
+        self.record(
+            "-",
+            "floor + one no-op dependency",
+            f"{dependency.rps:,.0f} rps ({dependency.rps / f.rps:.2f}x)  p99 {dependency.p99_ms:.2f} ms",
+        )
         return f
 
     def env_for(self, backend: str, database: str, redis_prefix: str) -> dict[str, str]:
