@@ -27,9 +27,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+import orjson
+from fastapi import Depends, FastAPI, Response
 
 HERE = Path(__file__).resolve().parent
 PASSWORD = "bench password 123"
@@ -52,6 +53,37 @@ async def floor_me() -> dict[str, Any]:
     return FLOOR_USER
 
 
+async def _nothing() -> None:
+    return None
+
+
+@floor_app.get("/with-dependency")
+async def floor_with_dependency(_: Annotated[None, Depends(_nothing)]) -> Response:
+    """What any route behind a FastAPI dependency starts from (CurrentUser is one): the same JSON,
+    already serialised as Gatehouse sends it, behind a dependency that does nothing."""
+    return Response(orjson.dumps(FLOOR_USER), media_type="application/json")
+
+
+def host_app() -> FastAPI:
+    """A host application that embeds Gatehouse with `mount_gatehouse` (settings from the
+    environment): `/open` answers a user's JSON to anyone, `/protected` the caller's, behind
+    `CurrentUser`. Served with `uvicorn --factory bench:host_app`."""
+    import service
+
+    host = FastAPI()
+
+    @host.get("/open")
+    async def open_route() -> Response:
+        return Response(orjson.dumps(FLOOR_USER), media_type="application/json")
+
+    @host.get("/protected")
+    async def protected_route(principal: service.CurrentUser) -> Response:
+        return Response(orjson.dumps(principal.user), media_type="application/json")
+
+    service.mount_gatehouse(host, "/auth", service.load_settings())
+    return host
+
+
 # Load generation #############################################################
 
 
@@ -62,6 +94,7 @@ class Load:
     p99_ms: float
     errors: int = 0
     non_2xx: int = 0
+    max_ms: float = 0.0
 
 
 def _ms(text: str) -> float:
@@ -110,6 +143,7 @@ def run_load(
             env["BENCH_DELAY_MS"] = str(max(1, round(connections * 1000 / rate))) if rate else "0"
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
         percent = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
+        latency = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.MULTILINE)
         errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
         non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         return Load(
@@ -118,6 +152,7 @@ def run_load(
             p99_ms=_ms(percent["99"]),
             errors=sum(int(g) for g in errors.groups()) if errors else 0,
             non_2xx=int(non_2xx[1]) if non_2xx else 0,
+            max_ms=_ms(latency[1]) if latency else 0.0,
         )
     cmd = [
         sys.executable,
@@ -201,7 +236,45 @@ async def _builtin_load(
         "p99_ms": pick(0.99),
         "errors": counts["errors"],
         "non_2xx": counts["non_2xx"],
+        "max_ms": latencies[-1] * 1000 if latencies else 0.0,
     }
+
+
+@dataclass
+class Trace:
+    """One run as back-to-back one-second loads, so a stall shows up as one bad second
+    instead of vanishing into the run's average. Its p99 is the worst second's p99."""
+
+    seconds: list[Load]
+
+    @property
+    def rps(self) -> float:
+        return statistics.mean(s.rps for s in self.seconds)
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(s.p50_ms for s in self.seconds)
+
+    @property
+    def p99_ms(self) -> float:
+        return max(s.p99_ms for s in self.seconds)
+
+    @property
+    def max_ms(self) -> float:
+        return max(s.max_ms for s in self.seconds)
+
+    @property
+    def errors(self) -> int:
+        return sum(s.errors + s.non_2xx for s in self.seconds)
+
+    def timeline(self) -> str:
+        return "p99 per second: " + " ".join(f"{s.p99_ms:.1f}" for s in self.seconds) + " ms"
+
+
+def run_trace(url: str, *, seconds: float, connections: int = 32, headers: dict[str, str] | None = None) -> Trace:
+    return Trace(
+        [run_load(url, connections=connections, duration=1, headers=headers) for _ in range(max(1, round(seconds)))]
+    )
 
 
 # Servers #####################################################################
@@ -221,6 +294,8 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: Any = None
+    workers: int = 1
+    factory: bool = False
 
     @property
     def url(self) -> str:
@@ -241,6 +316,8 @@ class Server:
                 "--no-access-log",
                 "--log-level",
                 "warning",
+                *(["--workers", str(self.workers)] if self.workers > 1 else []),
+                *(["--factory"] if self.factory else []),
             ],
             cwd=HERE,
             env={**os.environ, **self.env},
@@ -249,8 +326,10 @@ class Server:
         )
         for _ in range(300):
             try:
-                probe = "/users/me" if self.app.startswith("bench") else "/health/live"
+                probe = {"bench:floor_app": "/users/me", "bench:host_app": "/open"}.get(self.app, "/health/live")
                 if httpx.get(self.url + probe, timeout=1).status_code == 200:
+                    if self.workers > 1:
+                        time.sleep(2)  # the other workers finish starting too
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
@@ -287,7 +366,8 @@ class Bench:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.rows: list[Row] = []
-        self.floor: Load | None = None
+        self.floor: Trace | None = None
+        self.one_worker: dict[str, float] = {}
 
     def record(self, backend: str, scenario: str, figure: str, target: str = "", passed: bool | None = None) -> None:
         row = Row(backend, scenario, figure, target, passed)
@@ -295,16 +375,26 @@ class Bench:
         verdict = "" if passed is None else ("PASS" if passed else "FAIL")
         print(f"  {scenario:<34} {figure:<58} {target:<28} {verdict}", flush=True)
 
-    def measure_floor(self) -> Load:
+    def measure_floor(self) -> Trace:
         floor = Server("bench:floor_app").start()
         try:
             run_load(f"{floor.url}/users/me", connections=32, duration=1)  # warm-up
-            self.floor = run_load(f"{floor.url}/users/me", connections=32, duration=self.args.duration)
+            self.floor = run_trace(f"{floor.url}/users/me", seconds=self.args.duration)
+            run_load(f"{floor.url}/with-dependency", connections=32, duration=1)
+            dependency = run_trace(f"{floor.url}/with-dependency", seconds=self.args.duration)
         finally:
             floor.stop()
         f = self.floor
         self.record(
-            "-", "floor: bare FastAPI /users/me", f"{f.rps:,.0f} rps  p50 {f.p50_ms:.2f} ms  p99 {f.p99_ms:.2f} ms"
+            "-",
+            "floor: bare FastAPI /users/me",
+            f"{f.rps:,.0f} rps  p50 {f.p50_ms:.2f} ms  p99 {f.p99_ms:.2f} ms  max {f.max_ms:.1f} ms",
+        )
+        print(f"    {f.timeline()}")
+        self.record(
+            "-",
+            "floor + one no-op dependency",
+            f"{dependency.rps:,.0f} rps ({dependency.rps / f.rps:.2f}x)  p99 {dependency.p99_ms:.2f} ms",
         )
         return f
 
@@ -375,31 +465,44 @@ class Bench:
                     headers={"Authorization": f"Bearer {access}"},
                     json={"name": "bench", "scopes": ["users:read"]},
                 ).json()["key"]
-            self.scenario_me(backend, server, {"Authorization": f"Bearer {access}"}, "GET /users/me, access token")
+            self.one_worker[backend] = self.scenario_me(
+                backend, server, {"Authorization": f"Bearer {access}"}, "GET /users/me, access token"
+            )
             self.scenario_me(backend, server, {"X-API-Key": key}, "GET /users/me, API key")
             self.scenario_memory(backend, server, env)
         finally:
             server.stop()
+        self.scenario_workers(backend, env)
+        self.scenario_embedded(backend, env)
         self.scenario_login_storm(backend, env)
         self.scenario_pages(backend, env)
         if backend == "postgres":
             self.scenario_revocation(env)
             self._drop(database, prefix)
 
-    def scenario_me(self, backend: str, server: Server, headers: dict[str, str], name: str) -> None:
+    def scenario_me(self, backend: str, server: Server, headers: dict[str, str], name: str) -> float:
+        """RUNS consecutive runs of --duration seconds with production defaults (a JSON access
+        line per request, metrics, the per-address limit counted): rps against the floor's, and
+        each run's worst-second p99 against the floor's, with the per-second p99 line."""
         assert self.floor is not None
         url = f"{server.url}/users/me"
         run_load(url, connections=32, duration=1, headers=headers)
-        load = run_load(url, connections=32, duration=self.args.duration, headers=headers)
-        ratio, p99_ratio = load.rps / self.floor.rps, load.p99_ms / self.floor.p99_ms
-        ok = ratio >= 0.5 and p99_ratio <= 2.0 and load.errors == 0 and load.non_2xx == 0
+        runs = [run_trace(url, seconds=self.args.duration, headers=headers) for _ in range(self.args.runs)]
+        rps = statistics.mean(r.rps for r in runs)
+        ratio = rps / self.floor.rps
+        p99_ratios = [r.p99_ms / self.floor.p99_ms for r in runs]
+        ok = ratio >= 0.8 and max(p99_ratios) <= 2.0 and not any(r.errors for r in runs)
         self.record(
             backend,
             name,
-            f"{load.rps:,.0f} rps ({ratio:.2f}x)  p50 {load.p50_ms:.2f}  p99 {load.p99_ms:.2f} ms ({p99_ratio:.2f}x)",
-            ">=0.5x rps, p99 <=2x",
+            f"{rps:,.0f} rps ({ratio:.2f}x); {len(runs)} runs p99 {min(p99_ratios):.2f}-{max(p99_ratios):.2f}x, "
+            f"max {max(r.max_ms for r in runs):.1f} ms",
+            ">=0.8x rps, every run p99 <=2x",
             ok,
         )
+        for i, r in enumerate(runs, 1):
+            print(f"    run {i}: {r.rps:,.0f} rps, max {r.max_ms:.1f} ms, {r.timeline()}")
+        return rps
 
     def scenario_memory(self, backend: str, server: Server, env: dict[str, str]) -> None:
         """RSS after 100k requests with distinct valid tokens vs after warm-up."""
@@ -477,22 +580,19 @@ class Bench:
             ]
             storm = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
             time.sleep(1.0)
-            # A probe, not a flood: paced at 0.4x the idle rate, so it measures how fast health
-            # answers during the storm instead of competing with bcrypt for the CPU.
-            rate = 0.4 * idle.rps  # ~10 ms pauses: whole milliseconds are wrk's only resolution
-            during = run_load(health, connections=max(4, round(rate / 100)), duration=self.args.duration, rate=rate)
+            during = run_load(health, connections=4, duration=self.args.duration)  # a flood, not paced
             logins = Load(**json.loads(storm.communicate()[0]))
         finally:
             server.stop()
         cores = os.cpu_count() or 1
         target = 0.8 * cores / one_check
-        ok_health = during.p99_ms <= 25 and during.rps >= 0.3 * idle.rps
+        ok_health = during.p99_ms <= 25 and during.errors == 0
         self.record(
             backend,
-            "login storm: /health/live",
-            f"p99 {during.p99_ms:.1f} ms, {during.rps:,.0f} rps "
-            f"({during.rps / idle.rps:.2f}x idle {idle.rps:,.0f}; paced at 0.4x)",
-            "p99 <=25 ms, >=0.3x idle",
+            "login storm: /health/live, 4 conns",
+            f"p99 {during.p99_ms:.1f} ms, max {during.max_ms:.0f} ms, {during.rps:,.0f} rps "
+            f"({during.rps / idle.rps:.2f}x idle {idle.rps:,.0f}; not paced)",
+            "p99 <=25 ms",
             ok_health,
         )
         self.record(
@@ -578,6 +678,91 @@ class Bench:
             p99 <= 100,
         )
 
+    def _login(self, url: str, email: str = "bench@example.com") -> str:
+        import httpx
+
+        response = httpx.post(f"{url}/auth/login", json={"email": email, "password": PASSWORD}, timeout=30)
+        return response.json()["access_token"]
+
+    def scenario_workers(self, backend: str, env: dict[str, str]) -> None:
+        """`uvicorn --workers 2` (PROMETHEUS_MULTIPROC_DIR set): rps against one worker's, and how
+        long a logout takes to be refused by every worker (fresh connections land on either)."""
+        import httpx
+
+        metrics_dir = tempfile.mkdtemp(prefix="gatehouse-bench-metrics-")
+        server = Server(
+            "service:app", {**env, "BCRYPT_ROUNDS": "4", "PROMETHEUS_MULTIPROC_DIR": metrics_dir}, workers=2
+        ).start()
+        delays: list[float] = []
+        try:
+            auth = {"Authorization": f"Bearer {self._login(server.url)}"}
+            run_load(f"{server.url}/users/me", connections=32, duration=1, headers=auth)
+            trace = run_trace(f"{server.url}/users/me", seconds=self.args.duration, headers=auth)
+            fresh = httpx.Limits(max_keepalive_connections=0)  # every request a new connection: any worker
+            with httpx.Client(base_url=server.url, limits=fresh, timeout=10) as c:
+                for _ in range(20):
+                    auth = {"Authorization": f"Bearer {self._login(server.url)}"}
+                    for _ in range(8):  # both workers hold the session in their caches
+                        assert c.get("/users/me", headers=auth).status_code == 200
+                    c.post("/auth/logout", headers=auth)
+                    done, refused_since = time.perf_counter(), None
+                    refused = 0
+                    while refused < 10 and time.perf_counter() - done < 5:
+                        if c.get("/users/me", headers=auth).status_code == 401:
+                            refused_since = refused_since or time.perf_counter()
+                            refused += 1
+                        else:
+                            refused_since, refused = None, 0
+                    delays.append(((refused_since or time.perf_counter()) - done) * 1000)
+        finally:
+            server.stop()
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+        one = self.one_worker.get(backend) or trace.rps
+        ratio = trace.rps / one
+        self.record(
+            backend,
+            "2 workers: GET /users/me",
+            f"{trace.rps:,.0f} rps ({ratio:.2f}x one worker's {one:,.0f}), p99 {trace.p99_ms:.1f} ms",
+            ">= 1.6x one worker",
+            ratio >= 1.6 and trace.errors == 0,
+        )
+        self.record(
+            backend,
+            "2 workers: logout refused by both",
+            f"max {max(delays):.1f} ms, median {statistics.median(delays):.1f} ms over {len(delays)} logouts",
+            "<= 100 ms",
+            max(delays) <= 100,
+        )
+
+    def scenario_embedded(self, backend: str, env: dict[str, str]) -> None:
+        """A host app's route behind Gatehouse's `CurrentUser` (`mount_gatehouse`) against the same
+        route with no protection, in the same process."""
+        server = Server("bench:host_app", {**env, "BCRYPT_ROUNDS": "4"}, factory=True).start()
+        try:
+            import httpx
+
+            httpx.post(
+                f"{server.url}/auth/auth/register", json={"email": "host@example.com", "password": PASSWORD}, timeout=30
+            )
+            token = httpx.post(
+                f"{server.url}/auth/auth/login", json={"email": "host@example.com", "password": PASSWORD}, timeout=30
+            ).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            run_load(f"{server.url}/protected", connections=32, duration=1, headers=auth)
+            open_ = run_trace(f"{server.url}/open", seconds=self.args.duration)
+            protected = run_trace(f"{server.url}/protected", seconds=self.args.duration, headers=auth)
+        finally:
+            server.stop()
+        ratio = protected.rps / open_.rps
+        self.record(
+            backend,
+            "embedded: host route + CurrentUser",
+            f"{protected.rps:,.0f} rps vs {open_.rps:,.0f} unprotected ({ratio:.2f}x), "
+            f"p99 {protected.p99_ms:.1f} vs {open_.p99_ms:.1f} ms",
+            ">= 0.8x",
+            ratio >= 0.8 and protected.errors == 0,
+        )
+
     def _pg_database(self) -> str:
         name = f"gatehouse_bench_{secrets.token_hex(3)}"
         subprocess.run(["psql", self.args.pg_admin_url, "-qc", f'CREATE DATABASE "{name}"'], check=True)
@@ -620,7 +805,8 @@ def _servers_reachable(args: argparse.Namespace) -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--runs", type=int, default=5, help="consecutive runs of each /users/me measurement")
     parser.add_argument("--page-users", type=int, default=100_000)
     parser.add_argument("--memory-requests", type=int, default=100_000)
     parser.add_argument("--revocations", type=int, default=100)
