@@ -5196,16 +5196,16 @@ _PURGE_LOCK_ID = 0x6761746570  # pg_try_advisory_lock key: "gatep"
 
 
 def _purge_rules(settings: Settings, now: datetime) -> list[tuple[str, Any, Any]]:
+    # One condition per index walk: an OR would make each batch gather every candidate first.
     cutoff = sa.literal(now - timedelta(days=settings.session_retention_days), UTCDateTime())
     rules: list[tuple[str, Any, Any]] = [
-        ("sessions", LoginSession, sa.or_(LoginSession.expires_at < cutoff, LoginSession.revoked_at < cutoff)),
+        ("sessions", LoginSession, LoginSession.expires_at < cutoff),
+        ("sessions", LoginSession, LoginSession.revoked_at < cutoff),
+        ("action_tokens", ActionToken, ActionToken.expires_at < cutoff),
         (
             "action_tokens",
             ActionToken,
-            sa.and_(
-                ActionToken.expires_at < sa.literal(now, UTCDateTime()),
-                sa.or_(ActionToken.expires_at < cutoff, ActionToken.used_at < cutoff),
-            ),
+            sa.and_(ActionToken.expires_at < sa.literal(now, UTCDateTime()), ActionToken.used_at < cutoff),
         ),
     ]
     if settings.audit_retention_days:
@@ -5222,14 +5222,18 @@ async def purge(gh: Gatehouse, *, dry_run: bool = False) -> dict[str, int | None
     counts: dict[str, int | None] = {"sessions": 0, "action_tokens": 0, "audit_events": 0}
     if dry_run:
         async with gh.transaction() as db:
-            for table, model, condition in rules:
-                counts[table] = await db.scalar(sa.select(sa.func.count()).select_from(model).where(condition))
+            for table in counts:
+                conditions = [condition for name, _, condition in rules if name == table]
+                model = next((model for name, model, _ in rules if name == table), None)
+                if model is not None:
+                    stmt = sa.select(sa.func.count()).select_from(model).where(sa.or_(*conditions))
+                    counts[table] = await db.scalar(stmt) or 0
         return counts
     async with _purge_lock(gh) as mine:
         if not mine:
             return dict.fromkeys(counts)
         for table, model, condition in rules:
-            counts[table] = await _purge_table(gh, table, model, condition)
+            counts[table] = (counts[table] or 0) + await _purge_table(gh, table, model, condition)
     return counts
 
 
