@@ -7,6 +7,7 @@ reachable servers the PostgreSQL cases skip; with REQUIRE_SERVICES=1 (CI) they f
 
 import asyncio
 import json
+import logging
 import os
 import re
 import secrets
@@ -5630,3 +5631,32 @@ async def test_audit_user_filter_pages_through_subject_and_actor_events(
         if cursor is None:
             break
     assert seen == expected
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_without_pg_trgm_the_migration_says_how_and_substring_search_scans_bounded_windows(
+    make_settings: Any, caplog: Any
+) -> None:
+    url = await new_pg_database()
+    role = f"gh_limited_{secrets.token_hex(4)}"
+    await _pg_admin(f'CREATE ROLE "{role}" LOGIN')  # no CREATE on the database: no extensions
+    await _pg_admin(f'GRANT CREATE ON SCHEMA public TO "{role}"', url)
+    limited = service.database_url(url).set(username=role).render_as_string(hide_password=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="gatehouse"):
+            async with running(make_settings(database_url=limited)) as client:
+                gh = client.gatehouse
+                async with gh.engine.connect() as conn:
+                    names = set(await conn.scalars(sa.text("SELECT indexname FROM pg_indexes")))
+                assert "ix_users_email_pattern" in names and "ix_users_email_trgm" not in names
+                assert (await service.migration_status(gh.engine)).drift == []
+                for email in ("ann@example.com", "bob@example.com", "joanna@example.com"):
+                    await register(client, email)
+                users, cursor = await service.list_users(gh, email="ann", match="contains")
+                assert [u.email for u in users] == ["ann@example.com", "joanna@example.com"] and cursor is None
+                assert gh.trigram_search is False
+        warning = next(r.getMessage() for r in caplog.records if "pg_trgm" in r.getMessage())
+        assert "scans a bounded window of 10000 users" in warning and "CREATE EXTENSION pg_trgm" in warning
+    finally:
+        await drop_pg_database(url)
+        await _pg_admin(f'DROP ROLE IF EXISTS "{role}"')
