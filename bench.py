@@ -918,8 +918,7 @@ class Scale:
         finally:
             if self.backend == "postgres":
                 self.bench._drop(database, prefix)
-            else:
-                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _report(self, small: dict[str, Any], large: dict[str, Any], big: ScaleSize) -> None:
         limits = {"GET /users/{id}": 1.2, "login": 1.2, "admin page in the middle": 1.5}
