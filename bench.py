@@ -3,6 +3,8 @@
     python bench.py                 # every scenario, SQLite + memory and PostgreSQL + Redis
     python bench.py --backend sqlite --duration 5
     python bench.py --markdown      # also print the results as a Markdown table
+    python bench.py --scale         # only the scale scenario: 1M users, 10M audit events and sessions
+    python bench.py --scale --scale-users 100000 --scale-rows 1000000 --scale-expired 100000
 
 Gatehouse runs as one uvicorn worker; the floor is a bare FastAPI app on the same uvicorn
 settings whose endpoint returns the same user JSON with no auth. Load comes from `wrk`
@@ -25,7 +27,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -788,6 +790,347 @@ class Bench:
         return "\n".join(lines)
 
 
+# Scale #######################################################################
+
+# `--scale`: the same requests against a small and a big database, bulk-seeded straight into the
+# tables (not through the API): every admin list filter, GET /users/{id}, an admin page in the
+# middle of the list, login (bcrypt cost 4, so the hash does not hide the lookup), the serving
+# process's RSS, and /users/me while one purge pass removes a million expired sessions.
+
+SCALE_SMALL = 1_000
+_SQLITE_TIME = "strftime('%Y-%m-%d %H:%M:%f', :base, '+' || ({ms}) || ' seconds') || '000'"
+
+
+def _seed_id(table: int, i: int) -> uuid.UUID:
+    """The id bulk seeding gives row `i` of table 1 (users), 2 (audit events) or 3 (sessions)."""
+    return uuid.UUID(f"{table:08x}{i:024x}")
+
+
+@dataclass
+class ScaleSize:
+    users: int
+    audit: int
+    sessions: int
+    expired: int  # of the sessions beyond the first SCALE_SMALL, about this many expired long ago
+
+
+class Scale:
+    """Bulk seeding and the measurements at two sizes, for one backend."""
+
+    # Exists at both sizes, with the same one audit event and one session at both (the rows added
+    # for the big size go to other users), so each list answers the same page at both sizes.
+    TARGET_USER = 500
+    LOGIN_USER = 600  # logs in over and over: its sessions would change the target's lists
+
+    def __init__(self, bench: "Bench", backend: str):
+        self.bench, self.backend, self.args = bench, backend, bench.args
+        self.now = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+        self.have = ScaleSize(0, 0, 0, 0)
+
+    def _vars(self, size: ScaleSize) -> dict[str, Any]:
+        every = -(-(size.sessions - SCALE_SMALL) // size.expired) if size.expired else 0  # ceiling
+        have = self.have
+        return {
+            "u0": have.users,
+            "u1": size.users,
+            "a0": have.audit,
+            "a1": size.audit,
+            "s0": have.sessions,
+            "s1": size.sessions,
+            "n": size.users,
+            "every": every,
+            "base_users": (self.now - timedelta(days=400)).isoformat(sep=" "),
+            "base_audit": (self.now - timedelta(days=10)).isoformat(sep=" "),
+            "base_sessions": (self.now - timedelta(days=5)).isoformat(sep=" "),
+            "live": (self.now + timedelta(days=20)).isoformat(sep=" "),
+            "dead": (self.now - timedelta(days=30)).isoformat(sep=" "),
+        }
+
+    def seed(self, database: str, size: ScaleSize) -> float:
+        """Grow users, audit events and sessions to `size`, then refresh planner statistics; seconds."""
+        import service
+
+        started = time.perf_counter()
+        hasher = service.PasswordHasher(rounds=4, workers=1)
+        password_hash = hasher._hash_sync(PASSWORD)  # one hash for every seeded user
+        hasher.close()
+        values = {**self._vars(size), "hash": password_hash}
+        if self.backend == "postgres":
+            self._seed_postgres(database, values)
+        else:
+            self._seed_sqlite(database, values)
+        self.have = size
+        return time.perf_counter() - started
+
+    def _seed_postgres(self, database: str, v: dict[str, Any]) -> None:
+        def uid(table: int, expr: str) -> str:
+            return f"('{table:08x}' || lpad(to_hex({expr}), 24, '0'))::uuid"
+
+        # The times are UTC without an offset (as SQLite stores them): say so to PostgreSQL.
+        times = ("base_users", "base_audit", "base_sessions", "live", "dead")
+        q = {k: (f"'{x}{'+00' if k in times else ''}'" if isinstance(x, str) else x) for k, x in v.items()}
+        every = f"(i >= {SCALE_SMALL} AND {q['every']} > 0 AND i % greatest({q['every']}, 1) = 0)"
+        owner = f"i % {q['n']} + (CASE WHEN i >= {SCALE_SMALL} AND i % {q['n']} = {self.TARGET_USER} THEN 1 ELSE 0 END)"
+        statements = [
+            f"""INSERT INTO users (id, email, password_hash, full_name, role, is_active, version,
+                created_at, updated_at)
+            SELECT {uid(1, "i")}, 'user' || i || '@example.com', {q["hash"]}, '',
+                CASE WHEN i = 7 THEN 'admin' ELSE 'user' END, i <> 3, 1,
+                {q["base_users"]}::timestamptz + i * interval '1 millisecond',
+                {q["base_users"]}::timestamptz + i * interval '1 millisecond'
+            FROM generate_series({q["u0"]}, {q["u1"]} - 1) AS i""",
+            f"""INSERT INTO audit_events (id, at, event, outcome, subject_id, ip, user_agent, detail)
+            SELECT {uid(2, "i")}, {q["base_audit"]}::timestamptz + i * interval '50 milliseconds',
+                CASE WHEN i = 11 THEN 'user.delete' ELSE 'auth.login' END, 'success',
+                {uid(1, owner)}, '', '', '{{}}'
+            FROM generate_series({q["a0"]}, {q["a1"]} - 1) AS i""",
+            f"""INSERT INTO sessions (id, user_id, generation, created_at, refreshed_at, expires_at,
+                user_agent, ip, amr, aal, last_ip)
+            SELECT {uid(3, "i")}, {uid(1, owner)}, 0,
+                {q["base_sessions"]}::timestamptz + i * interval '10 milliseconds',
+                {q["base_sessions"]}::timestamptz + i * interval '10 milliseconds',
+                CASE WHEN {every} THEN {q["dead"]}::timestamptz ELSE {q["live"]}::timestamptz END,
+                '', '', 'pwd', 1, ''
+            FROM generate_series({q["s0"]}, {q["s1"]} - 1) AS i""",
+            # Statistics, hint bits and the visibility map now, so autovacuum does not start on
+            # the new rows in the middle of the measurements.
+            "VACUUM ANALYZE",
+        ]
+        for sql in statements:
+            subprocess.run(["psql", database, "-qc", sql], check=True)
+
+    def _seed_sqlite(self, database: str, v: dict[str, Any]) -> None:
+        import sqlite3
+
+        def uid(table: int, expr: str) -> str:
+            return f"printf('{table:08x}%024x', {expr})"
+
+        def at(base: str, seconds: str) -> str:
+            return _SQLITE_TIME.replace(":base", f":{base}").format(ms=seconds)
+
+        def series(lo: str, hi: str) -> str:
+            return f"WITH RECURSIVE s(i) AS (SELECT :{lo} UNION ALL SELECT i + 1 FROM s WHERE i + 1 < :{hi}) "
+
+        every = f"(i >= {SCALE_SMALL} AND :every > 0 AND i % max(:every, 1) = 0)"
+        owner = f"i % :n + (CASE WHEN i >= {SCALE_SMALL} AND i % :n = {self.TARGET_USER} THEN 1 ELSE 0 END)"
+        statements = [
+            series("u0", "u1")
+            + f"""INSERT INTO users (id, email, password_hash, full_name, role, is_active, version,
+                created_at, updated_at)
+            SELECT {uid(1, "i")}, 'user' || i || '@example.com', :hash, '',
+                CASE WHEN i = 7 THEN 'admin' ELSE 'user' END, i <> 3, 1,
+                {at("base_users", "i / 1000.0")}, {at("base_users", "i / 1000.0")}
+            FROM s WHERE :u0 < :u1""",
+            series("a0", "a1")
+            + f"""INSERT INTO audit_events (id, at, event, outcome, subject_id, ip, user_agent, detail)
+            SELECT {uid(2, "i")}, {at("base_audit", "i / 20.0")},
+                CASE WHEN i = 11 THEN 'user.delete' ELSE 'auth.login' END, 'success',
+                {uid(1, owner)}, '', '', '{{}}'
+            FROM s WHERE :a0 < :a1""",
+            series("s0", "s1")
+            + f"""INSERT INTO sessions (id, user_id, generation, created_at, refreshed_at, expires_at,
+                user_agent, ip, amr, aal, last_ip)
+            SELECT {uid(3, "i")}, {uid(1, owner)}, 0,
+                {at("base_sessions", "i / 100.0")}, {at("base_sessions", "i / 100.0")},
+                CASE WHEN {every} THEN :dead ELSE :live END, '', '', 'pwd', 1, ''
+            FROM s WHERE :s0 < :s1""",
+        ]
+        path = database.split("///", 1)[1]
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous=OFF")  # seeding only: the service sets its own
+            conn.execute("PRAGMA cache_size=-262144")
+            for sql in statements:
+                names = set(re.findall(r":(\w+)", sql))
+                conn.execute("BEGIN")
+                conn.execute(sql, {k: x for k, x in v.items() if k in names})
+                conn.execute("COMMIT")
+            conn.execute("ANALYZE")
+        finally:
+            conn.close()
+
+    # measuring ----------------------------------------------------------------
+
+    def _requests(self, admin: dict[str, str], server: Server) -> dict[str, str]:
+        """Each list filter (and GET /users/{id}, the sessions list) as a URL to load."""
+        from urllib.parse import quote
+
+        target = self.TARGET_USER
+        user_id = _seed_id(1, target)
+        window = [self.have.audit // 2, self.have.audit // 2 + 100]
+        base = self.now - timedelta(days=10)
+        since, until = (quote((base + timedelta(milliseconds=50 * j)).isoformat() + "Z") for j in window)
+        return {
+            "users ?email= exact": f"/users?email=user{target}@example.com&match=exact",
+            "users ?email= prefix": f"/users?email=user{target}@&match=prefix",
+            # A substring whose trigrams few addresses share (every seeded address has "user" and
+            # "@example.com": a substring made only of those costs in proportion to the table).
+            "users ?email= contains": f"/users?email=r{target}@&match=contains",
+            "users ?role=admin": "/users?role=admin",
+            "users ?active=false": "/users?active=false",
+            "audit ?user_id=": f"/audit?user_id={user_id}",
+            "audit ?event= (rare)": "/audit?event=user.delete",
+            "audit ?since=&until=": f"/audit?since={since}&until={until}",
+            "user's sessions": f"/users/{user_id}/sessions",
+            "GET /users/{id}": f"/users/{user_id}",
+        }
+
+    async def _make_admin(self, env: dict[str, str]) -> str:
+        import service
+
+        settings = service.Settings(**{k.lower(): x for k, x in env.items()}, bcrypt_rounds=4)
+        email = f"scale-admin-{secrets.token_hex(3)}@example.com"
+        async with await service.Gatehouse.open(settings) as gh:
+            await service.create_user(gh, email=email, password=PASSWORD, role="admin")
+        return email
+
+    def _middle_cursor(self, server: Server, auth: dict[str, str]) -> str:
+        import service
+
+        middle = self.have.users // 2
+        created = (self.now - timedelta(days=400) + timedelta(milliseconds=middle)).replace(tzinfo=UTC)
+        return service._encode_cursor(created, _seed_id(1, middle))
+
+    def _login_load(self, server: Server, email: str) -> Load:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--_load",
+            f"{server.url}/auth/login",
+            "--_connections",
+            "2",
+            "--duration",
+            str(self.args.duration),
+            "--_method",
+            "POST",
+            "--_body",
+            json.dumps({"email": email, "password": PASSWORD}),
+            "--_headers",
+            json.dumps({"Content-Type": "application/json"}),
+        ]
+        return Load(**json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout))
+
+    def measure(self, env: dict[str, str]) -> dict[str, Any]:
+        """p50 of every request at the current size, login p50, and the server's RSS afterwards."""
+        import httpx
+
+        server = Server("service:app", {**env, "BCRYPT_ROUNDS": "4", "PURGE_INTERVAL_SECONDS": "0"}).start()
+        try:
+            email = asyncio.run(self._make_admin(env))
+            with httpx.Client(base_url=server.url, timeout=60) as c:
+                token = c.post("/auth/login", json={"email": email, "password": PASSWORD}).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            urls = self._requests(auth, server)
+            urls["admin page in the middle"] = "/users?limit=50&cursor=" + self._middle_cursor(server, auth)
+            figures: dict[str, Any] = {}
+            for name, path in urls.items():
+                with httpx.Client(base_url=server.url, timeout=60) as c:
+                    r = c.get(path, headers=auth)
+                    assert r.status_code == 200, (name, r.status_code, r.text[:300])
+                run_load(server.url + path, connections=2, duration=1, headers=auth)
+                figures[name] = run_load(server.url + path, connections=2, duration=self.args.duration, headers=auth)
+            figures["login"] = self._login_load(server, f"user{self.LOGIN_USER}@example.com")
+            figures["rss"] = server.rss_mb()
+            return figures
+        finally:
+            server.stop()
+
+    def purge_under_load(self, env: dict[str, str]) -> tuple[Load, Load, float, str]:
+        """/users/me idle, then while `cli.py purge` runs in its own process; its time and output."""
+        import httpx
+
+        server = Server("service:app", {**env, "BCRYPT_ROUNDS": "4", "PURGE_INTERVAL_SECONDS": "0"}).start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as c:
+                login = {"email": f"user{self.TARGET_USER}@example.com", "password": PASSWORD}
+                token = c.post("/auth/login", json=login).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            url = f"{server.url}/users/me"
+            run_load(url, connections=4, duration=1, headers=auth, rate=400)
+            idle = run_load(url, connections=4, duration=self.args.duration, headers=auth, rate=400)
+            started = time.perf_counter()
+            purge = subprocess.Popen(
+                [sys.executable, "cli.py", "purge"],
+                cwd=HERE,
+                env={**os.environ, **env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            time.sleep(1.0)
+            during = run_load(url, connections=4, duration=self.args.duration, headers=auth, rate=400)
+            still_running = purge.poll() is None
+            output = purge.communicate()[0]
+            elapsed = time.perf_counter() - started
+            if not still_running:
+                output += "\n(note: the purge finished before the load did)"
+            return idle, during, elapsed, output
+        finally:
+            server.stop()
+
+    def run(self) -> None:
+        big = ScaleSize(self.args.scale_users, self.args.scale_rows, self.args.scale_rows, self.args.scale_expired)
+        print(
+            f"\n== {self.backend}: scale, {SCALE_SMALL:,} rows vs {big.users:,} users, {big.audit:,} audit "
+            f"events, {big.sessions:,} sessions ({big.expired:,} expired)",
+            flush=True,
+        )
+        tmp = Path(tempfile.mkdtemp(prefix="gatehouse-scale-"))
+        prefix = f"gatehouse-scale-{secrets.token_hex(3)}:"
+        database = f"sqlite+aiosqlite:///{tmp}/scale.db" if self.backend == "sqlite" else self.bench._pg_database()
+        env = self.bench.env_for(self.backend, database, prefix)
+        try:
+            asyncio.run(self.bench.seed(env, 0))  # migrate
+            seconds = self.seed(database, ScaleSize(SCALE_SMALL, SCALE_SMALL, SCALE_SMALL, 0))
+            small = self.measure(env)
+            seconds = self.seed(database, big)
+            self.bench.record(self.backend, "scale: bulk seed", f"{seconds:,.0f} s to grow to the big size")
+            large = self.measure(env)
+            self._report(small, large, big)
+            idle, during, elapsed, output = self.purge_under_load(env)
+            removed = re.search(r"sessions\s+removed (\d+)", output)
+            ratio = during.p99_ms / idle.p99_ms
+            self.bench.record(
+                self.backend,
+                "scale: /users/me during a purge",
+                f"p99 {idle.p99_ms:.2f} ms idle, {during.p99_ms:.2f} ms purging ({ratio:.2f}x); "
+                f"{removed[1] if removed else '?'} sessions in {elapsed:.0f} s",
+                "p99 <= 2x idle",
+                ratio <= 2.0 and during.errors == 0 and during.non_2xx == 0,
+            )
+            if not removed or "finished before" in output:
+                print("    purge output: " + " | ".join(output.split("\n")), flush=True)
+        finally:
+            if self.backend == "postgres":
+                self.bench._drop(database, prefix)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _report(self, small: dict[str, Any], large: dict[str, Any], big: ScaleSize) -> None:
+        limits = {"GET /users/{id}": 1.2, "login": 1.2, "admin page in the middle": 1.5}
+        size = f"@{big.users // 1000:,}k users, {big.audit / 1e6:g}M rows"
+        for name, load in small.items():
+            if name == "rss":
+                continue
+            limit = limits.get(name, 2.0)
+            ratio = large[name].p50_ms / load.p50_ms
+            ok = ratio <= limit and large[name].errors == 0 and large[name].non_2xx == 0
+            self.bench.record(
+                self.backend,
+                f"scale: {name}",
+                f"p50 {load.p50_ms:.2f} ms @1k, {large[name].p50_ms:.2f} ms {size} ({ratio:.2f}x)",
+                f"<= {limit:g}x",
+                ok,
+            )
+        grown = large["rss"] - small["rss"]
+        self.bench.record(
+            self.backend,
+            "scale: serving process RSS",
+            f"{small['rss']:.0f} MB @1k, {large['rss']:.0f} MB {size} (+{grown:.0f})",
+            "<= +32 MB",
+            grown <= 32,
+        )
+
+
 def _servers_reachable(args: argparse.Namespace) -> str | None:
     import redis
 
@@ -813,6 +1156,12 @@ def main() -> None:
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument(
+        "--scale", action="store_true", help="run only the scale scenario (bulk-seeded; long: tens of minutes)"
+    )
+    parser.add_argument("--scale-users", type=int, default=1_000_000)
+    parser.add_argument("--scale-rows", type=int, default=10_000_000, help="audit events and sessions each")
+    parser.add_argument("--scale-expired", type=int, default=1_000_000, help="expired sessions for the purge")
     for hidden in (
         "--_load",
         "--_connections",
@@ -853,13 +1202,17 @@ def main() -> None:
         f"Gatehouse benchmark — {os.cpu_count()} cores, {args.duration:g} s per measurement, "
         f"load from {'wrk' if shutil.which('wrk') else 'the built-in client'}"
     )
-    bench.measure_floor()
+    if not args.scale:
+        bench.measure_floor()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
         if backend == "postgres" and (reason := _servers_reachable(args)):
             print(f"\n== postgres: skipped ({reason})")
             continue
-        bench.run_backend(backend)
+        if args.scale:
+            Scale(bench, backend).run()
+        else:
+            bench.run_backend(backend)
     failed = [r for r in bench.rows if r.passed is False]
     print(f"\n{sum(r.passed is True for r in bench.rows)} targets met, {len(failed)} missed")
     if args.markdown:

@@ -388,10 +388,23 @@ def audit(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 50,
     as_json: JsonOption = False,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            dir_okay=False,
+            help="Write every event before --until (all, without it) to this file as JSON lines, oldest first.",
+        ),
+    ] = None,
 ) -> None:
     """Show security events, newest first, a page at a time (a last line on stderr says how to get the next)."""
     if event and event not in service.AUDIT_EVENTS:
         raise _fail(f"--event {event!r} is not an audit event; known: {', '.join(sorted(service.AUDIT_EVENTS))}")
+    if export is not None:
+        if user or since or event or cursor:
+            raise _fail("--export takes only --until: it archives the whole log before that time")
+        _export_audit(export, until)
+        return
 
     async def work(gh: Gatehouse) -> tuple[list[service.AuditEvent], str | None]:
         user_id = await _user_id(gh, user) if user else None
@@ -410,6 +423,39 @@ def audit(
         )
     if next_cursor:  # on stderr: --json output stays the list it always was
         typer.echo(f"more: add --cursor {next_cursor}", err=True)
+
+
+def _export_audit(path: Path, until: datetime | None) -> None:
+    async def work(gh: Gatehouse) -> int:
+        count = 0
+        with path.open("w", encoding="utf-8") as out:  # streamed: a page in memory at a time
+            async for row in service.iter_audit(gh, until=until):
+                out.write(json.dumps(service.AuditPublic.of(row).model_dump(mode="json"), sort_keys=True) + "\n")
+                count += 1
+        return count
+
+    try:
+        count = _run(work)
+    except OSError as exc:
+        raise _fail(f"--export: cannot write {path}: {exc.strerror}") from None
+    typer.echo(f"exported {count} audit events to {path}")
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be removed; remove nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete expired and revoked sessions, spent tokens and old audit events now (as the service does hourly)."""
+    counts = _run(lambda gh: service.purge(gh, dry_run=dry_run))
+    if any(count is None for count in counts.values()):
+        raise _fail("another instance is purging right now; try again when it has finished")
+    if as_json:
+        _echo_json(counts)
+        return
+    verb = "would remove" if dry_run else "removed"
+    for table, count in counts.items():
+        typer.echo(f"{table:<14} {verb} {count}")
 
 
 def _key_row(row: service.ApiKey) -> dict[str, Any]:

@@ -563,6 +563,13 @@ class Settings(BaseSettings):
     email_revert_days: int = Field(7, ge=1, le=90)
     email_change_url: str = ""
     email_revert_url: str = ""
+    # Retention: ended sessions and spent or expired one-time tokens are deleted this long after
+    # they end; audit events after AUDIT_RETENTION_DAYS (0 keeps them forever).
+    session_retention_days: int = Field(7, ge=0, le=3650)
+    audit_retention_days: int = Field(365, ge=0, le=36500)
+    purge_interval_seconds: float = Field(3600.0, ge=0)  # 0: no background purge (cli.py purge only)
+    purge_batch_size: int = Field(1000, ge=1, le=100_000)
+    purge_pause_seconds: float = Field(0.05, ge=0)
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     slow_query_ms: float = Field(200.0, ge=0)
@@ -984,6 +991,7 @@ class Metrics:
             ["kind", "outcome"],
         )
         self.mail_queue = Gauge("gatehouse_mail_queue", "Mail messages waiting to be sent", multiprocess_mode="livesum")
+        self.purged = Counter("gatehouse_purged_rows_total", "Rows deleted by retention purges", ["table"])
 
 
 _metrics: Metrics | None = None
@@ -1066,7 +1074,12 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    __table_args__ = (sa.Index("ix_users_created_at_id", "created_at", "id"),)  # keyset pages
+    __table_args__ = (
+        sa.Index("ix_users_created_at_id", "created_at", "id"),  # keyset pages
+        # Filtered pages walk an index already in keyset order: a rare value costs what the first page does.
+        sa.Index("ix_users_role_created_at_id", "role", "created_at", "id"),
+        sa.Index("ix_users_is_active_created_at_id", "is_active", "created_at", "id"),
+    )
 
 
 class ApiKey(Base):
@@ -1116,6 +1129,8 @@ class ActionToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    __table_args__ = (sa.Index("ix_action_tokens_expires_at", "expires_at"),)  # the purge's walk
+
 
 class AuditEvent(Base):
     """One security event. Holds ids, never an email, password, token or key."""
@@ -1135,7 +1150,10 @@ class AuditEvent(Base):
 
     __table_args__ = (
         sa.Index("ix_audit_events_at_id", "at", "id"),
-        sa.Index("ix_audit_events_subject_id_at", "subject_id", "at"),
+        # Each list filter has an index in keyset order (at, id), so a rare match is found at once.
+        sa.Index("ix_audit_events_subject_id_at_id", "subject_id", "at", "id"),
+        sa.Index("ix_audit_events_actor_id_at_id", "actor_id", "at", "id"),
+        sa.Index("ix_audit_events_event_at_id", "event", "at", "id"),
     )
 
 
@@ -1145,7 +1163,7 @@ class LoginSession(Base):
     __tablename__ = "sessions"
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
-    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
     generation: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -1163,6 +1181,12 @@ class LoginSession(Base):
     # Written at most once per SESSION_TOUCH_SECONDS, off the request path.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_ip: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+
+    __table_args__ = (
+        sa.Index("ix_sessions_user_id_created_at_id", "user_id", "created_at", "id"),  # a user's list
+        sa.Index("ix_sessions_expires_at", "expires_at"),  # the purge's walks
+        sa.Index("ix_sessions_revoked_at", "revoked_at"),
+    )
 
 
 class TotpFactor(Base):
@@ -1221,7 +1245,10 @@ class Identity(Base):
     linked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    __table_args__ = (sa.UniqueConstraint("provider", "subject", name="uq_identities_provider_subject"),)
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "subject", name="uq_identities_provider_subject"),
+        sa.Index("ix_identities_linked_at_created_at", "linked_at", "created_at"),  # the purge of stale pending links
+    )
 
 
 def _switch_to_wal(cursor: Any, patience: float) -> None:
@@ -1319,6 +1346,8 @@ def _create_engine(settings: Settings) -> AsyncEngine:
 # rest, and recorded in gatehouse_migrations. Never edit one that has shipped.
 
 MIGRATIONS_TABLE = "gatehouse_migrations"
+# A substring email search without a trigram index looks at this many users per page, at most.
+CONTAINS_SCAN_ROWS = 10_000
 _MIGRATION_LOCK_ID = 0x6761746568  # pg_advisory_xact_lock key: "gateh"
 _migrations_meta = sa.MetaData()
 _migrations_table = sa.Table(
@@ -1498,6 +1527,51 @@ def _m006_identities(op: Operations) -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_identities_user_id_users", ondelete="CASCADE"),
     )
     op.create_index("ix_identities_user_id", "identities", ["user_id"])
+    op.create_index("ix_identities_linked_at_created_at", "identities", ["linked_at", "created_at"])
+
+
+# PostgreSQL-only indexes for email search that the models cannot declare for both backends
+# (an operator class, an extension's index); the drift check leaves them out.
+_PG_SEARCH_INDEXES = frozenset({"ix_users_email_pattern", "ix_users_email_trgm"})
+
+
+def _m007_search_and_retention_indexes(op: Operations) -> None:
+    # Keyset-ordered indexes for every list filter, and walks for the retention purge; the new
+    # composite indexes cover the older single-column ones, which go.
+    op.create_index("ix_users_role_created_at_id", "users", ["role", "created_at", "id"])
+    op.create_index("ix_users_is_active_created_at_id", "users", ["is_active", "created_at", "id"])
+    op.drop_index("ix_audit_events_subject_id_at", "audit_events")
+    op.create_index("ix_audit_events_subject_id_at_id", "audit_events", ["subject_id", "at", "id"])
+    op.create_index("ix_audit_events_actor_id_at_id", "audit_events", ["actor_id", "at", "id"])
+    op.create_index("ix_audit_events_event_at_id", "audit_events", ["event", "at", "id"])
+    op.drop_index("ix_sessions_user_id", "sessions")
+    op.create_index("ix_sessions_user_id_created_at_id", "sessions", ["user_id", "created_at", "id"])
+    op.create_index("ix_sessions_expires_at", "sessions", ["expires_at"])
+    op.create_index("ix_sessions_revoked_at", "sessions", ["revoked_at"])
+    op.create_index("ix_action_tokens_expires_at", "action_tokens", ["expires_at"])
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return  # SQLite's BINARY collation lets the unique email index serve prefix ranges
+    # LIKE 'prefix%' can use a btree only with pattern ordering when the collation is not C.
+    op.create_index("ix_users_email_pattern", "users", ["email"], postgresql_ops={"email": "varchar_pattern_ops"})
+    try:
+        with bind.begin_nested():  # a refused CREATE EXTENSION must not abort the migration
+            bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            op.create_index(
+                "ix_users_email_trgm",
+                "users",
+                ["email"],
+                postgresql_using="gin",
+                postgresql_ops={"email": "gin_trgm_ops"},
+            )
+    except sa.exc.DBAPIError as exc:
+        log.warning(
+            "pg_trgm is not available (%s): substring email search scans a bounded window of %d users "
+            "per page instead; a superuser can run CREATE EXTENSION pg_trgm and then "
+            "CREATE INDEX ix_users_email_trgm ON users USING gin (email gin_trgm_ops)",
+            str(exc).splitlines()[0],
+            CONTAINS_SCAN_ROWS,
+        )
 
 
 @dataclass(frozen=True)
@@ -1514,6 +1588,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "session proof time, API key parents", _m004_step_up_and_key_parents),
     Migration(5, "session methods and last use, TOTP, recovery codes, passkeys", _m005_sessions_and_second_factors),
     Migration(6, "identities at other providers", _m006_identities),
+    Migration(7, "search and retention indexes", _m007_search_and_retention_indexes),
 )
 
 
@@ -1554,7 +1629,12 @@ def _status(conn: sa.Connection) -> MigrationStatus:
             conn,
             opts={
                 "compare_type": True,
-                "include_name": lambda name, kind, _parent: not (kind == "table" and name == MIGRATIONS_TABLE),
+                "include_name": lambda name, kind, _parent: (
+                    not (
+                        (kind == "table" and name == MIGRATIONS_TABLE)
+                        or (kind == "index" and name in _PG_SEARCH_INDEXES)
+                    )
+                ),
             },
         )
         drift = [str(diff) for diff in compare_metadata(context, Base.metadata)]
@@ -3218,6 +3298,8 @@ class Gatehouse:
         self.metrics = metrics(settings)
         self._cache_hit, self._cache_miss = self.metrics.cache.labels("hit"), self.metrics.cache.labels("miss")
         self._sampler: asyncio.Task[None] | None = None
+        self._purger: asyncio.Task[None] | None = None
+        self.trigram_search: bool | None = None  # whether users.email has a trigram index (PostgreSQL)
         self.mailer = Mailer(settings, metrics=self.metrics, audit=self._audit_mail)
         self.federation = Federation(settings)
 
@@ -3293,7 +3375,22 @@ class Gatehouse:
             await gh.close()
             raise
         gh._sampler = asyncio.get_running_loop().create_task(gh._sample_gauges())
+        if settings.purge_interval_seconds > 0:
+            gh._purger = asyncio.get_running_loop().create_task(gh._purge_now_and_then())
         return gh
+
+    async def _purge_now_and_then(self) -> None:
+        # A random start in each interval spreads instances that started together.
+        interval = self.settings.purge_interval_seconds
+        while True:
+            await asyncio.sleep(interval * (0.5 + secrets.randbelow(1000) / 2000))
+            try:
+                counts = await purge(self)
+            except Exception as exc:
+                log.warning("retention purge failed: %s", exc)
+                continue
+            if any(counts.values()):
+                log.info("retention purge removed %s", counts)
 
     async def _sample_gauges(self) -> None:
         while True:
@@ -3305,6 +3402,10 @@ class Gatehouse:
         """Finish background work, write queued audit rows, then close pools and connections."""
         if self._sampler is not None:
             self._sampler.cancel()
+        if self._purger is not None:  # a batch cut short rolls back; let it, before the pools close
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
         await self.mailer.close()
@@ -3519,28 +3620,94 @@ async def _keyset_page(
     return rows, _encode_cursor(getattr(rows[-1], at.key), rows[-1].id) if more else None
 
 
+EmailMatch = Literal["exact", "prefix", "contains"]
+
+
+def _email_search_key(email: str, match: EmailMatch) -> str:
+    if match == "exact":
+        with contextlib.suppress(ValueError):
+            return normalize_email(email)  # the stored form; a malformed address is searched as typed
+    return email.strip().lower()
+
+
+async def _has_trigram_index(gh: Gatehouse, db: AsyncSession) -> bool:
+    # Looked up once per process: migration 7 makes the index when the database allows pg_trgm.
+    if gh.trigram_search is None:
+        gh.trigram_search = gh.engine.dialect.name == "postgresql" and bool(
+            await db.scalar(sa.text("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_users_email_trgm'"))
+        )
+    return gh.trigram_search
+
+
 async def list_users(
     gh: Gatehouse,
     *,
-    email_contains: str | None = None,
+    email: str | None = None,
+    match: EmailMatch = "contains",
     role: str | None = None,
     active: bool | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[UserPublic], str | None]:
-    """A page of users, oldest first, and the cursor of the next page."""
+    """A page of users, oldest first, and the cursor of the next page.
+
+    `email` matches by `match`: exact and prefix through an index on both backends; contains
+    through a trigram index on PostgreSQL, otherwise by scanning at most CONTAINS_SCAN_ROWS
+    users per page (a page may then hold fewer than `limit` users and still have a next one)."""
     stmt = sa.select(User)
-    if email_contains:
-        stmt = stmt.where(User.email.contains(email_contains.strip().lower(), autoescape=True))
+    window = False
+    if email:
+        key = _email_search_key(email, match)
+        if match == "exact":
+            stmt = stmt.where(User.email == key)
+        elif match == "prefix":
+            stmt = stmt.where(User.email.startswith(key, autoescape=True))
+            if gh.engine.dialect.name == "sqlite":  # LIKE cannot use SQLite's index; a range can
+                stmt = stmt.where(User.email >= key, User.email < key + "\U0010ffff")
+        else:
+            stmt = stmt.where(User.email.contains(key, autoescape=True))
+            window = True
     if role is not None:
         stmt = stmt.where(User.role == role)
     if active is not None:
-        stmt = stmt.where(User.is_active.is_(active))
+        stmt = stmt.where(User.is_active == active)  # `IS true` cannot use an index on PostgreSQL
     async with gh.transaction() as db:
-        rows, next_cursor = await _keyset_page(
-            db, stmt, User.created_at, User.id, cursor=cursor, limit=limit, newest_first=False
-        )
+        # Trigrams need three characters; a shorter substring scans a window like SQLite does.
+        if window and len(email.strip()) >= 3 and await _has_trigram_index(gh, db):  # type: ignore[union-attr]
+            window = False
+        if not window:
+            rows, next_cursor = await _keyset_page(
+                db, stmt, User.created_at, User.id, cursor=cursor, limit=limit, newest_first=False
+            )
+        else:
+            rows, next_cursor = await _windowed_page(db, stmt, cursor=cursor, limit=limit)
     return [UserPublic.model_validate(row) for row in rows], next_cursor
+
+
+async def _windowed_page(
+    db: AsyncSession, stmt: sa.Select[Any], *, cursor: str | None, limit: int
+) -> tuple[list[User], str | None]:
+    """A keyset page of `stmt` among the next CONTAINS_SCAN_ROWS users only: a filter no index
+    serves costs one bounded window per page, however many users there are."""
+    walk = sa.select(User.created_at, User.id)
+    if cursor:
+        after_at, after_id = _decode_cursor(cursor)
+        walk = walk.where(
+            sa.tuple_(User.created_at, User.id)
+            > sa.tuple_(sa.literal(after_at, UTCDateTime()), sa.literal(after_id, sa.Uuid()))
+        )
+    edge = (await db.execute(walk.order_by(User.created_at, User.id).offset(CONTAINS_SCAN_ROWS - 1).limit(1))).first()
+    if edge is not None:
+        stmt = stmt.where(
+            sa.tuple_(User.created_at, User.id)
+            <= sa.tuple_(sa.literal(edge.created_at, UTCDateTime()), sa.literal(edge.id, sa.Uuid()))
+        )
+    rows, next_cursor = await _keyset_page(
+        db, stmt, User.created_at, User.id, cursor=cursor, limit=limit, newest_first=False
+    )
+    if next_cursor is None and edge is not None:  # the window ran out before the page filled
+        next_cursor = _encode_cursor(edge.created_at, edge.id)
+    return rows, next_cursor
 
 
 async def create_user(
@@ -5634,6 +5801,8 @@ async def _place_identity(
         if row is None:
             row = Identity(provider=provider, subject=seen.subject, created_at=now, user_id=user.id)
             db.add(row)
+        elif linked_at is None:
+            row.created_at = now  # a pending link seen again starts over: the purge counts from here
         row.user_id, row.email, row.linked_at = user.id, email, linked_at
         await db.flush()
         if linked_at is not None:
@@ -5857,16 +6026,146 @@ async def list_audit(
     since, until = _utc_bound(since, "since"), _utc_bound(until, "until")
     await gh.flush_audit()
     stmt = sa.select(AuditEvent)
-    if user_id is not None:
-        stmt = stmt.where(sa.or_(AuditEvent.subject_id == user_id, AuditEvent.actor_id == user_id))
     if event:
         stmt = stmt.where(AuditEvent.event == event)
     if since is not None:
         stmt = stmt.where(AuditEvent.at >= sa.literal(since, UTCDateTime()))
     if until is not None:
         stmt = stmt.where(AuditEvent.at < sa.literal(until, UTCDateTime()))
+    if user_id is None:
+        async with gh.transaction() as db:
+            return await _keyset_page(
+                db, stmt, AuditEvent.at, AuditEvent.id, cursor=cursor, limit=limit, newest_first=True
+            )
+    # Subject or actor: two walks, each down its own (user, at, id) index, merged; an OR would
+    # collect and sort every event the user ever had.
+    pages = []
     async with gh.transaction() as db:
-        return await _keyset_page(db, stmt, AuditEvent.at, AuditEvent.id, cursor=cursor, limit=limit, newest_first=True)
+        for column in (AuditEvent.subject_id, AuditEvent.actor_id):
+            pages.append(
+                await _keyset_page(
+                    db,
+                    stmt.where(column == user_id),
+                    AuditEvent.at,
+                    AuditEvent.id,
+                    cursor=cursor,
+                    limit=limit,
+                    newest_first=True,
+                )
+            )
+    merged = sorted(
+        {row.id: row for rows, _ in pages for row in rows}.values(), key=lambda r: (r.at, r.id), reverse=True
+    )
+    more = len(merged) > limit or any(next_cursor for _, next_cursor in pages)
+    merged = merged[:limit]
+    return merged, _encode_cursor(merged[-1].at, merged[-1].id) if more and merged else None
+
+
+async def iter_audit(gh: Gatehouse, *, until: datetime | None = None, batch: int = 200) -> AsyncIterator[AuditEvent]:
+    """Every audit event before `until`, oldest first, read a page at a time (for archiving)."""
+    until = _utc_bound(until, "until")
+    await gh.flush_audit()
+    stmt = sa.select(AuditEvent)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.at < sa.literal(until, UTCDateTime()))
+    cursor: str | None = None
+    while True:
+        async with gh.transaction() as db:
+            rows, cursor = await _keyset_page(
+                db, stmt, AuditEvent.at, AuditEvent.id, cursor=cursor, limit=batch, newest_first=False
+            )
+        for row in rows:
+            yield row
+        if cursor is None:
+            return
+
+
+# Retention: what each table keeps. A session row goes SESSION_RETENTION_DAYS after it expired or
+# was revoked: its refresh tokens already fail (expired or revoked), and after the purge they fail
+# the same way (no such session), so a replayed token is refused before and after. A one-time
+# token goes that long after it expired, or after it was spent once it has also expired — a spent
+# passkey challenge must outlive the challenge, or the challenge could be replayed.
+_PURGE_LOCK_ID = 0x6761746570  # pg_try_advisory_lock key: "gatep"
+
+
+def _purge_rules(settings: Settings, now: datetime) -> list[tuple[str, Any, Any]]:
+    # One condition per index walk: an OR would make each batch gather every candidate first.
+    cutoff = sa.literal(now - timedelta(days=settings.session_retention_days), UTCDateTime())
+    rules: list[tuple[str, Any, Any]] = [
+        ("sessions", LoginSession, LoginSession.expires_at < cutoff),
+        ("sessions", LoginSession, LoginSession.revoked_at < cutoff),
+        ("action_tokens", ActionToken, ActionToken.expires_at < cutoff),
+        # an identity whose owner never proved the account (its link tokens died long ago)
+        ("identities", Identity, sa.and_(Identity.linked_at.is_(None), Identity.created_at < cutoff)),
+        (
+            "action_tokens",
+            ActionToken,
+            sa.and_(ActionToken.expires_at < sa.literal(now, UTCDateTime()), ActionToken.used_at < cutoff),
+        ),
+    ]
+    if settings.audit_retention_days:
+        kept = sa.literal(now - timedelta(days=settings.audit_retention_days), UTCDateTime())
+        rules.append(("audit_events", AuditEvent, AuditEvent.at < kept))
+    return rules
+
+
+async def purge(gh: Gatehouse, *, dry_run: bool = False) -> dict[str, int | None]:
+    """Delete what retention no longer keeps, in small batches; the rows removed per table (with
+    `dry_run`, the rows that would be). None for a table: another instance is purging right now."""
+    now = utcnow()
+    rules = _purge_rules(gh.settings, now)
+    counts: dict[str, int | None] = {"sessions": 0, "action_tokens": 0, "identities": 0, "audit_events": 0}
+    if dry_run:
+        async with gh.transaction() as db:
+            for table in counts:
+                conditions = [condition for name, _, condition in rules if name == table]
+                model = next((model for name, model, _ in rules if name == table), None)
+                if model is not None:
+                    stmt = sa.select(sa.func.count()).select_from(model).where(sa.or_(*conditions))
+                    counts[table] = await db.scalar(stmt) or 0
+        return counts
+    async with _purge_lock(gh) as mine:
+        if not mine:
+            return dict.fromkeys(counts)
+        for table, model, condition in rules:
+            counts[table] = (counts[table] or 0) + await _purge_table(gh, table, model, condition)
+    return counts
+
+
+@asynccontextmanager
+async def _purge_lock(gh: Gatehouse) -> AsyncIterator[bool]:
+    # PostgreSQL: one purging instance, by a session-level advisory lock on a connection that holds
+    # no transaction open. SQLite: every batch takes the write lock, which serialises purges anyway.
+    if gh.engine.dialect.name != "postgresql":
+        yield True
+        return
+    async with gh.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        mine = bool(await conn.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _PURGE_LOCK_ID}))
+        try:
+            yield mine
+        finally:
+            if mine:
+                await conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _PURGE_LOCK_ID})
+
+
+async def _purge_table(gh: Gatehouse, table: str, model: Any, condition: Any) -> int:
+    # Batches by primary key in short transactions with a pause between: requests writing the
+    # same tables wait at most one batch.
+    size = gh.settings.purge_batch_size
+    removed = 0
+    while True:
+        async with gh.transaction(write=True) as db:
+            batch = sa.select(model.id).where(condition).limit(size)
+            result = await db.execute(
+                sa.delete(model).where(model.id.in_(batch)), execution_options={"synchronize_session": False}
+            )
+        done = result.rowcount or 0  # type: ignore[attr-defined]
+        removed += done
+        gh.metrics.purged.labels(table).inc(done)
+        if done < size:
+            return removed
+        await asyncio.sleep(gh.settings.purge_pause_seconds)
 
 
 def describe_settings(settings: Settings) -> dict[str, str]:
@@ -6113,6 +6412,7 @@ class UserUpdate(_Input):
 class UserPage(BaseModel):
     items: list[UserPublic]
     next_cursor: str | None
+    match: EmailMatch | None = None  # how `email` was matched (None: no email filter)
 
 
 class ResetRequest(_Input):
@@ -6755,15 +7055,22 @@ async def verify_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> 
 async def admin_list_users(
     principal: AdminUser,
     gh: GatehouseDep,
-    email: Annotated[str | None, Query(max_length=320, pattern=_NO_NUL, description="Substring of the email.")] = None,
+    email: Annotated[
+        str | None, Query(max_length=320, pattern=_NO_NUL, description="The email, or part of it.")
+    ] = None,
+    match: Annotated[
+        EmailMatch, Query(description="How `email` matches: exact, prefix, or contains (a substring).")
+    ] = "contains",
     role: Role | None = None,
     active: bool | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> UserPage:
-    """Users, oldest first, a page at a time (`next_cursor` until the last page)."""
-    rows, next_cursor = await list_users(gh, email_contains=email, role=role, active=active, cursor=cursor, limit=limit)
-    return UserPage(items=rows, next_cursor=next_cursor)
+    """Users, oldest first, a page at a time (`next_cursor` until the last page); the page says how `email` matched."""
+    rows, next_cursor = await list_users(
+        gh, email=email, match=match, role=role, active=active, cursor=cursor, limit=limit
+    )
+    return UserPage(items=rows, next_cursor=next_cursor, match=match if email else None)
 
 
 @users_router.post("", status_code=201, response_model=UserPublic)

@@ -7,6 +7,7 @@ reachable servers the PostgreSQL cases skip; with REQUIRE_SERVICES=1 (CI) they f
 
 import asyncio
 import json
+import logging
 import os
 import re
 import secrets
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -6265,3 +6267,384 @@ def test_browser_signs_in_through_the_provider(make_settings: Any, provider: Oid
             assert claims(r.json()["access_token"])["amr"] == ["fed"]
     finally:
         server.stop()
+
+
+# Retention and search at scale ###############################################
+
+
+def _days_ago(days: float) -> datetime:
+    return service.utcnow() - timedelta(days=days)
+
+
+async def _seed_retention_rows(gh: service.Gatehouse, user_id: uuid.UUID) -> dict[str, set[uuid.UUID]]:
+    """Rows on each side of every retention rule (defaults: 7 days after the end, audit 365 days)."""
+    tables = ("sessions", "action_tokens", "identities", "audit_events")
+    kept: dict[str, set[uuid.UUID]] = {table: set() for table in tables}
+    gone: dict[str, set[uuid.UUID]] = {table: set() for table in tables}
+
+    def session(expires: float, revoked: float | None = None) -> service.LoginSession:
+        return service.LoginSession(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            created_at=_days_ago(60),
+            refreshed_at=_days_ago(60),
+            expires_at=_days_ago(expires),
+            revoked_at=None if revoked is None else _days_ago(revoked),
+        )
+
+    def token(expires: float, used: float | None = None) -> service.ActionToken:
+        return service.ActionToken(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            purpose="reset",
+            token_hash=secrets.token_hex(32),
+            email="x@example.com",
+            created_at=_days_ago(30),
+            expires_at=_days_ago(expires),
+            used_at=None if used is None else _days_ago(used),
+        )
+
+    def audit(age: float) -> service.AuditEvent:
+        return service.AuditEvent(id=uuid.uuid4(), at=_days_ago(age), event="auth.login")
+
+    def identity(seen: float, linked: bool) -> service.Identity:
+        return service.Identity(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            provider="acme",
+            subject=secrets.token_hex(8),
+            email="x@example.com",
+            created_at=_days_ago(seen),
+            linked_at=_days_ago(seen) if linked else None,
+        )
+
+    rows = {
+        "sessions": (
+            [session(8), session(-20, revoked=8), session(30, revoked=40)],  # gone
+            [session(6), session(-20), session(-20, revoked=6)],  # within the grace period, or live
+        ),
+        "action_tokens": (
+            [token(8), token(7.5, used=20), token(0.01, used=8)],  # spent or expired over 7 days ago
+            [token(6), token(-1), token(-1, used=20)],  # a spent token outlives its expiry
+        ),
+        "identities": ([identity(8, linked=False)], [identity(6, linked=False), identity(100, linked=True)]),
+        "audit_events": ([audit(366), audit(1000)], [audit(364), audit(0)]),
+    }
+    async with gh.transaction(write=True) as db:
+        for table, (old, new) in rows.items():
+            db.add_all(old + new)
+            gone[table] = {r.id for r in old}
+            kept[table] = {r.id for r in new}
+    return {**{f"gone:{t}": ids for t, ids in gone.items()}, **{f"kept:{t}": ids for t, ids in kept.items()}}
+
+
+async def _ids(gh: service.Gatehouse, model: Any) -> set[uuid.UUID]:
+    async with gh.transaction() as db:
+        return set(await db.scalars(sa.select(model.id)))
+
+
+async def test_purge_removes_exactly_the_rows_past_retention(client: httpx.AsyncClient) -> None:
+    gh = client.gatehouse
+    user, tokens = await new_user(client)
+    live = claims(tokens["access_token"])["sid"]
+    seeded = await _seed_retention_rows(gh, uuid.UUID(user["id"]))
+    models = {
+        "sessions": service.LoginSession,
+        "action_tokens": service.ActionToken,
+        "identities": service.Identity,
+        "audit_events": service.AuditEvent,
+    }
+    before = {table: await _ids(gh, model) for table, model in models.items()}
+    purged = service.metrics(gh.settings).purged
+
+    dry = await service.purge(gh, dry_run=True)
+    assert dry == {"sessions": 3, "action_tokens": 3, "identities": 1, "audit_events": 2}
+    assert {table: await _ids(gh, model) for table, model in models.items()} == before  # a dry run removes nothing
+    counted = {table: purged.labels(table)._value.get() for table in models}
+
+    assert await service.purge(gh) == dry
+    for table, model in models.items():
+        assert await _ids(gh, model) == before[table] - seeded[f"gone:{table}"], table
+        assert seeded[f"kept:{table}"] <= await _ids(gh, model)
+        assert purged.labels(table)._value.get() == counted[table] + dry[table]
+    assert uuid.UUID(live) in await _ids(gh, service.LoginSession)
+    assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 200
+    assert await service.purge(gh) == {"sessions": 0, "action_tokens": 0, "identities": 0, "audit_events": 0}
+
+
+async def test_audit_retention_zero_keeps_every_event(make_settings: Any) -> None:
+    async with running(make_settings(audit_retention_days=0, session_retention_days=0)) as client:
+        user, _ = await new_user(client)
+        seeded = await _seed_retention_rows(client.gatehouse, uuid.UUID(user["id"]))
+        counts = await service.purge(client.gatehouse)
+        assert counts["audit_events"] == 0 and counts["sessions"] >= 3
+        assert seeded["gone:audit_events"] | seeded["kept:audit_events"] <= await _ids(
+            client.gatehouse, service.AuditEvent
+        )
+
+
+async def test_background_purge_runs_by_itself(make_settings: Any) -> None:
+    async with running(make_settings(purge_interval_seconds=0.1)) as client:
+        user, _ = await new_user(client)
+        seeded = await _seed_retention_rows(client.gatehouse, uuid.UUID(user["id"]))
+
+        async def purged() -> bool:
+            return not seeded["gone:sessions"] & await _ids(client.gatehouse, service.LoginSession)
+
+        await _until(purged, "the background purge removed the expired sessions")
+        assert seeded["kept:sessions"] <= await _ids(client.gatehouse, service.LoginSession)
+
+
+async def _age_session(gh: service.Gatehouse, session_id: str, *, days: float, revoke: bool = False) -> None:
+    async with gh.transaction(write=True) as db:
+        row = await db.get(service.LoginSession, uuid.UUID(session_id))
+        assert row is not None
+        if revoke:
+            row.revoked_at = _days_ago(days)
+        else:
+            row.expires_at = _days_ago(days)
+
+
+async def test_attack_replayed_refresh_token_after_purge(make_settings: Any) -> None:
+    async with running(make_settings(refresh_grace_seconds=0)) as client:
+        gh = client.gatehouse
+        user, first = await new_user(client)
+        r = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+        assert r.status_code == 200
+        newest = r.json()
+        await client.post("/auth/logout", headers=bearer(newest["access_token"]))
+        expired = await login(client, user["email"])
+        live = await login(client, user["email"])
+        rotated = (await client.post("/auth/refresh", json={"refresh_token": live["refresh_token"]})).json()
+        await _age_session(gh, claims(first["access_token"])["sid"], days=8, revoke=True)
+        await _age_session(gh, claims(expired["access_token"])["sid"], days=8)
+        assert (await service.purge(gh))["sessions"] == 2
+        # Every generation of a purged session is refused, as it was before the purge.
+        for stolen in (first["refresh_token"], newest["refresh_token"], expired["refresh_token"]):
+            r = await client.post("/auth/refresh", json={"refresh_token": stolen})
+            assert r.status_code == 401 and error_code(r) == "session_revoked"
+        # A live session kept its row, so replaying its older generation is still caught as reuse.
+        r = await client.post("/auth/refresh", json={"refresh_token": live["refresh_token"]})
+        assert r.status_code == 401 and error_code(r) == "refresh_token_reused"
+        r = await client.post("/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
+        assert r.status_code == 401 and error_code(r) == "session_revoked"
+
+
+async def test_cli_purge_prints_counts_and_audit_export_writes_json_lines(
+    client: httpx.AsyncClient, settings: Settings, tmp_path: Any
+) -> None:
+    gh = client.gatehouse
+    user, _ = await new_user(client)
+    seeded = await _seed_retention_rows(gh, uuid.UUID(user["id"]))
+    await gh.flush_audit()
+    cut = _days_ago(365)
+    async with gh.transaction() as db:
+        before_cut = list(
+            await db.scalars(
+                sa.select(service.AuditEvent.id)
+                .where(service.AuditEvent.at < sa.literal(cut, service.UTCDateTime()))
+                .order_by(service.AuditEvent.at, service.AuditEvent.id)
+            )
+        )
+    assert set(before_cut) == seeded["gone:audit_events"]
+
+    out = tmp_path / "audit.jsonl"
+    result = await run_cli(settings, "audit", "--export", str(out), "--until", cut.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [uuid.UUID(line["id"]) for line in lines] == before_cut  # oldest first, exactly those
+    assert {line["event"] for line in lines} == {
+        "auth.login"
+    } and f"exported {len(lines)} audit events" in result.output
+
+    result = await run_cli(settings, "audit", "--export", str(out), "--event", "auth.login")
+    assert result.exit_code == 1 and "--export takes only --until" in result.output
+
+    result = await run_cli(settings, "purge", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "sessions       would remove 3",
+        "action_tokens  would remove 3",
+        "identities     would remove 1",
+        "audit_events   would remove 2",
+    ]
+    result = await run_cli(settings, "purge")
+    assert result.exit_code == 0 and "sessions       removed 3" in result.output
+    result = await run_cli(settings, "purge", "--json")
+    assert json.loads(result.output) == {"sessions": 0, "action_tokens": 0, "identities": 0, "audit_events": 0}
+
+
+async def test_admin_email_search_kinds_say_which_match_ran(client: httpx.AsyncClient, settings: Settings) -> None:
+    admin_user, admin = await admin_tokens(client, settings)
+    auth = bearer(admin["access_token"])
+    for email in ("ann@example.com", "anna@example.com", "bob.ann@example.com", "a_n%n@example.com", "annx@test.org"):
+        await register(client, email)
+
+    async def search(email: str, match: str | None = None, **extra: Any) -> tuple[list[str], Any]:
+        params = {"email": email, **({"match": match} if match else {}), **extra}
+        r = await client.get("/users", headers=auth, params=params)
+        assert r.status_code == 200, r.text
+        return [u["email"] for u in r.json()["items"]], r.json()["match"]
+
+    assert await search("Ann@Example.com", "exact") == (["ann@example.com"], "exact")
+    assert await search("ann@", "exact") == ([], "exact")
+    assert await search("ANN", "prefix") == (["ann@example.com", "anna@example.com", "annx@test.org"], "prefix")
+    assert await search("ann", "contains") == (
+        ["ann@example.com", "anna@example.com", "bob.ann@example.com", "annx@test.org"],
+        "contains",
+    )
+    assert (await search("ann"))[1] == "contains"  # the default, as before
+    # LIKE wildcards in a search are literal characters, in every kind
+    assert await search("a_n%", "prefix") == (["a_n%n@example.com"], "prefix")
+    assert await search("_n%n", "contains") == (["a_n%n@example.com"], "contains")
+    assert await search("a_n", "prefix") == (["a_n%n@example.com"], "prefix")
+    assert await search("%", "exact") == ([], "exact")
+    # filters combine, and cursors page through the matches
+    await service.update_user(
+        client.gatehouse, user_id=(await user_row(client.gatehouse, "anna@example.com")).id, role="admin"
+    )
+    assert await search("ann", "prefix", role="admin") == (["anna@example.com"], "prefix")
+    seen, cursor = [], None
+    while True:
+        r = await client.get(
+            "/users",
+            headers=auth,
+            params={"email": "example.com", "limit": 2, **({"cursor": cursor} if cursor else {})},
+        )
+        seen += [u["email"] for u in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [
+        admin_user["email"],
+        "ann@example.com",
+        "anna@example.com",
+        "bob.ann@example.com",
+        "a_n%n@example.com",
+    ]
+    r = await client.get("/users", headers=auth)
+    assert r.json()["match"] is None
+    r = await client.get("/users", headers=auth, params={"email": "a", "match": "fuzzy"})
+    assert r.status_code == 422
+
+
+async def test_substring_search_without_an_index_scans_bounded_windows(
+    client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, admin = await admin_tokens(client, settings)
+    auth = bearer(admin["access_token"])
+    emails = [f"w{i}-{'hit' if i % 3 == 0 else 'miss'}@example.com" for i in range(9)]
+    for email in emails:
+        await register(client, email)
+    monkeypatch.setattr(service, "CONTAINS_SCAN_ROWS", 4)
+    client.gatehouse.trigram_search = False  # as on SQLite, or PostgreSQL without pg_trgm
+    pages, cursor = [], None
+    while True:
+        params = {"email": "hit", "limit": 50, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/users", headers=auth, params=params)).json()
+        pages.append([u["email"] for u in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    # ten users (admin first), windows of four: each page saw at most four users
+    assert pages == [["w0-hit@example.com"], ["w3-hit@example.com", "w6-hit@example.com"], []]
+
+
+async def test_migration_7_makes_the_filter_indexes_and_the_filters_use_them(client: httpx.AsyncClient) -> None:
+    gh = client.gatehouse
+    pg = gh.engine.dialect.name == "postgresql"
+    actor = uuid.UUID(int=1) if pg else uuid.UUID(int=1).hex
+    queries = {
+        "ix_users_role_created_at_id": "SELECT id FROM users WHERE role = 'admin' ORDER BY created_at, id LIMIT 51",
+        "ix_users_is_active_created_at_id": (
+            "SELECT id FROM users WHERE is_active = false ORDER BY created_at, id LIMIT 51"
+        ),
+        "ix_audit_events_event_at_id": (
+            "SELECT id FROM audit_events WHERE event = 'user.delete' ORDER BY at DESC, id DESC LIMIT 51"
+        ),
+        "ix_audit_events_actor_id_at_id": (
+            f"SELECT id FROM audit_events WHERE actor_id = '{actor}' ORDER BY at DESC, id DESC LIMIT 51"
+        ),
+        "ix_sessions_user_id_created_at_id": (
+            f"SELECT id FROM sessions WHERE user_id = '{actor}' ORDER BY created_at DESC, id DESC LIMIT 200"
+        ),
+    }
+    async with gh.engine.connect() as conn:
+        if pg:
+            indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            names = set(await conn.scalars(sa.text(indexes)))
+            assert {"ix_users_email_pattern", "ix_users_email_trgm", *queries} <= names
+            await conn.execute(sa.text("SET enable_seqscan = off"))  # tiny tables: which index would it use
+            plans = {
+                **queries,
+                "ix_users_email_pattern": "SELECT id FROM users WHERE email LIKE 'ann%'",
+                "ix_users_email_trgm": "SELECT id FROM users WHERE email LIKE '%nna%'",
+            }
+            for index, query in plans.items():
+                plan = "\n".join(await conn.scalars(sa.text("EXPLAIN " + query)))
+                assert index in plan, plan
+        else:
+            names = set(await conn.scalars(sa.text("SELECT name FROM sqlite_master WHERE type = 'index'")))
+            assert set(queries) <= names
+            plans = {
+                **queries,
+                "uq_users_email": "SELECT id FROM users WHERE email >= 'ann' AND email < 'ann\U0010ffff'",
+            }
+            for index, query in plans.items():
+                plan = " ".join(str(row[-1]) for row in await conn.execute(sa.text("EXPLAIN QUERY PLAN " + query)))
+                assert index in plan or (index == "uq_users_email" and "autoindex_users" in plan), plan
+    status = await service.migration_status(gh.engine)
+    assert status.drift == [] and 7 in [v for v, _, _ in status.applied]
+
+
+async def test_audit_user_filter_pages_through_subject_and_actor_events(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    admin_user, admin = await admin_tokens(client, settings)
+    auth = bearer(admin["access_token"])
+    target, _ = await new_user(client)
+    for name in ("a", "b", "c"):  # the admin acts on the target: the target is the subject
+        assert (await client.patch(f"/users/{target['id']}", headers=auth, json={"full_name": name})).status_code == 200
+    await client.gatehouse.flush_audit()
+    everything = (await client.get("/audit", headers=auth, params={"user_id": admin_user["id"], "limit": 200})).json()
+    expected = [e["id"] for e in everything["items"]]
+    assert everything["next_cursor"] is None and len(expected) >= 5
+    assert all(admin_user["id"] in (e["subject_id"], e["actor_id"]) for e in everything["items"])
+    seen, cursor = [], None
+    while True:
+        params = {"user_id": admin_user["id"], "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/audit", headers=auth, params=params)).json()
+        seen += [e["id"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_without_pg_trgm_the_migration_says_how_and_substring_search_scans_bounded_windows(
+    make_settings: Any, caplog: Any
+) -> None:
+    url = await new_pg_database()
+    role = f"gh_limited_{secrets.token_hex(4)}"
+    await _pg_admin(f'CREATE ROLE "{role}" LOGIN')  # no CREATE on the database: no extensions
+    await _pg_admin(f'GRANT CREATE ON SCHEMA public TO "{role}"', url)
+    limited = service.database_url(url).set(username=role).render_as_string(hide_password=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="gatehouse"):
+            async with running(make_settings(database_url=limited)) as client:
+                gh = client.gatehouse
+                async with gh.engine.connect() as conn:
+                    names = set(await conn.scalars(sa.text("SELECT indexname FROM pg_indexes")))
+                assert "ix_users_email_pattern" in names and "ix_users_email_trgm" not in names
+                assert (await service.migration_status(gh.engine)).drift == []
+                for email in ("ann@example.com", "bob@example.com", "joanna@example.com"):
+                    await register(client, email)
+                users, cursor = await service.list_users(gh, email="ann", match="contains")
+                assert [u.email for u in users] == ["ann@example.com", "joanna@example.com"] and cursor is None
+                assert gh.trigram_search is False
+        warning = next(r.getMessage() for r in caplog.records if "pg_trgm" in r.getMessage())
+        assert "scans a bounded window of 10000 users" in warning and "CREATE EXTENSION pg_trgm" in warning
+    finally:
+        await drop_pg_database(url)
+        await _pg_admin(f'DROP ROLE IF EXISTS "{role}"')
