@@ -50,6 +50,12 @@ MUTANTS = [
         "test_login_failures_are_indistinguishable",
     ),
     Mutant(
+        "caller memo: answers across an invalidation",
+        "    if memo is not None and memo[0] == epoch and memo[1] > now:",
+        "    if memo is not None and memo[1] > now:",
+        "test_attack_a_memoised_caller_is_refused_the_moment_anything_changes",
+    ),
+    Mutant(
         "login: an inactive account may log in",
         "    if ok and user is not None and user.is_active:",
         "    if ok and user is not None:",

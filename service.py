@@ -3276,6 +3276,8 @@ def _audit(
 class Gatehouse:
     """Everything the service functions need: engine, cache, hasher, token issuer, audit queue."""
 
+    PRINCIPAL_MEMO_ENTRIES = 10_000  # as many as the verified-token memo keeps
+
     def __init__(self, settings: Settings):
         """The parts; `await Gatehouse.open(settings)` gives one that is also migrated and listening."""
         self.settings = settings
@@ -3285,9 +3287,11 @@ class Gatehouse:
         self.cache: Cache = create_cache(settings)
         self.hasher = PasswordHasher(rounds=settings.bcrypt_rounds, workers=settings.hash_workers)
         self.key_touches: cachetools.LRUCache[uuid.UUID, float] = cachetools.LRUCache(settings.local_cache_max_entries)
-        # credential -> (near-cache epoch, valid until, Principal): see resolve_credential
+        # credential -> (near-cache epoch, valid until, Principal): see resolve_credential. Keyed by
+        # the whole credential (a part of it could be forged onto another payload), so an entry
+        # costs a few hundred bytes: the busiest callers fit, the rest take the three reads.
         self.principals: cachetools.LRUCache[str, tuple[int, float, Principal]] = cachetools.LRUCache(
-            settings.local_cache_max_entries
+            min(settings.local_cache_max_entries, self.PRINCIPAL_MEMO_ENTRIES)
         )
         self.session_touches: cachetools.LRUCache[uuid.UUID, float] = cachetools.LRUCache(
             settings.local_cache_max_entries

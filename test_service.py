@@ -6648,3 +6648,38 @@ async def test_without_pg_trgm_the_migration_says_how_and_substring_search_scans
     finally:
         await drop_pg_database(url)
         await _pg_admin(f'DROP ROLE IF EXISTS "{role}"')
+
+
+# The memo of resolved callers ################################################
+
+
+async def test_attack_a_memoised_caller_is_refused_the_moment_anything_changes(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The memo of resolved callers stands for the cache reads it skips: a role lowered, a key
+    revoked, an account deactivated each take effect on the very next request it answers."""
+    _, admin = await admin_tokens(client, settings)
+    user, tokens = await new_user(client)
+    key = (await make_key(client, tokens["access_token"], scopes=["users:read"]))["key"]
+    session, by_key, by_admin = bearer(tokens["access_token"]), bearer(key), bearer(admin["access_token"])
+    r = await client.patch(f"/users/{user['id']}", headers=by_admin, json={"role": "admin"})
+    assert r.status_code == 200
+    for _ in range(3):  # resolved once, then answered from the memo
+        assert (await client.get("/users", headers=session)).status_code == 200
+        assert (await client.get("/users/me", headers=by_key)).status_code == 200
+    assert {tokens["access_token"], key} <= set(client.gatehouse.principals)
+
+    r = await client.patch(f"/users/{user['id']}", headers=by_admin, json={"role": "user"})
+    assert r.status_code == 200
+    r = await client.get("/users", headers=session)
+    assert r.status_code == 403 and error_code(r) == "insufficient_scope"  # the lowered role, at once
+
+    key_id = (await client.get("/api-keys", headers=session)).json()[0]["id"]
+    assert (await client.delete(f"/api-keys/{key_id}", headers=session)).status_code == 204
+    assert (await client.get("/users/me", headers=by_key)).status_code == 401  # the revoked key, at once
+
+    assert (await client.get("/users/me", headers=session)).status_code == 200
+    r = await client.patch(f"/users/{user['id']}", headers=by_admin, json={"is_active": False})
+    assert r.status_code == 200
+    r = await client.get("/users/me", headers=session)
+    assert r.status_code == 401 and error_code(r) == "session_revoked"  # the deactivated account, at once
