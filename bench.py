@@ -178,6 +178,26 @@ def run_load(
     return Load(**result)
 
 
+def login_load_command(url: str, email: str, *, connections: int, duration: float) -> list[str]:
+    """The built-in client, in its own process, logging in as `email` over and over (prints a Load as JSON)."""
+    return [
+        sys.executable,
+        __file__,
+        "--_load",
+        f"{url}/auth/login",
+        "--_connections",
+        str(connections),
+        "--duration",
+        str(duration),
+        "--_method",
+        "POST",
+        "--_body",
+        json.dumps({"email": email, "password": PASSWORD}),
+        "--_headers",
+        json.dumps({"Content-Type": "application/json"}),
+    ]
+
+
 async def _builtin_load(
     url: str,
     connections: int,
@@ -563,23 +583,7 @@ class Bench:
             httpx.post(f"{server.url}/auth/register", json={"email": email, "password": PASSWORD}, timeout=30)
             health = f"{server.url}/health/live"
             idle = run_load(health, connections=4, duration=self.args.duration)
-            body = json.dumps({"email": email, "password": PASSWORD})
-            cmd = [
-                sys.executable,
-                __file__,
-                "--_load",
-                f"{server.url}/auth/login",
-                "--_connections",
-                "16",
-                "--duration",
-                str(self.args.duration + 2),
-                "--_method",
-                "POST",
-                "--_body",
-                body,
-                "--_headers",
-                json.dumps({"Content-Type": "application/json"}),
-            ]
+            cmd = login_load_command(server.url, email, connections=16, duration=self.args.duration + 2)
             storm = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
             time.sleep(1.0)
             during = run_load(health, connections=4, duration=self.args.duration)  # a flood, not paced
@@ -992,22 +996,7 @@ class Scale:
         return service._encode_cursor(created, _seed_id(1, middle))
 
     def _login_load(self, server: Server, email: str) -> Load:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--_load",
-            f"{server.url}/auth/login",
-            "--_connections",
-            "2",
-            "--duration",
-            str(self.args.duration),
-            "--_method",
-            "POST",
-            "--_body",
-            json.dumps({"email": email, "password": PASSWORD}),
-            "--_headers",
-            json.dumps({"Content-Type": "application/json"}),
-        ]
+        cmd = login_load_command(server.url, email, connections=2, duration=self.args.duration)
         return Load(**json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout))
 
     def measure(self, env: dict[str, str]) -> dict[str, Any]:
