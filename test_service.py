@@ -6688,3 +6688,19 @@ async def test_attack_a_memoised_caller_is_refused_the_moment_anything_changes(
     assert r.status_code == 200
     r = await client.get("/users/me", headers=session)
     assert r.status_code == 401 and error_code(r) == "session_revoked"  # the deactivated account, at once
+
+
+async def test_attack_stolen_api_key_cannot_unlink_an_identity(make_settings: Any, provider: OidcProvider) -> None:
+    """Unlinking is sensitive: a key with `users:write`, stolen, cannot cut the owner off from a provider."""
+    async with running(fed_settings(make_settings, provider)) as client:
+        tokens = (await fed_sign_in(client)).json()
+        user_id = uuid.UUID(claims(tokens["access_token"])["sub"])
+        await service.set_password(client.gatehouse, user_id=user_id, new_password=PASSWORD)  # not the last method
+        fresh = await login(client, provider.user["email"])
+        key = (await make_key(client, fresh["access_token"], scopes=["users:read", "users:write"]))["key"]
+        [identity] = (await client.get("/users/me/identities", headers=bearer(key))).json()
+        for body in (None, {"password": PASSWORD}):  # not even with the password beside it
+            r = await client.request("DELETE", f"/users/me/identities/{identity['id']}", headers=bearer(key), json=body)
+            assert r.status_code == 403 and error_code(r) == "session_required"
+        still = await identities_of(client.gatehouse, provider.user["email"])
+        assert [i.id for i in still] == [uuid.UUID(identity["id"])]
