@@ -3299,6 +3299,7 @@ class Gatehouse:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._audit_queue: list[AuditEvent] = []
         self._audit_flush_due = False
+        self._audit_flushing = asyncio.Lock()  # a flush returns only once earlier rows are written
         self.metrics = metrics(settings)
         self._cache_hit, self._cache_miss = self.metrics.cache.labels("hit"), self.metrics.cache.labels("miss")
         self._sampler: asyncio.Task[None] | None = None
@@ -3349,19 +3350,21 @@ class Gatehouse:
             self.spawn(soon())
 
     async def flush_audit(self) -> None:
-        """Write queued audit rows in one transaction (kept queued if the database is down)."""
-        self._audit_flush_due = False
-        rows, self._audit_queue = self._audit_queue, []
-        if not rows:
-            return
-        try:
-            async with self.transaction(write=True) as db:
-                db.add_all(rows)
-        except Exception as exc:
-            # Fresh copies (the failed session has let go of the originals), every column kept.
-            columns = [column.key for column in AuditEvent.__table__.columns]
-            self._audit_queue[:0] = [AuditEvent(**{c: getattr(r, c) for c in columns}) for r in rows]
-            log.warning("audit rows kept queued: %s", exc)
+        """Write queued audit rows in one transaction (kept queued if the database is down). A flush
+        already under way is waited for, so every row queued before the call is written when it returns."""
+        async with self._audit_flushing:
+            self._audit_flush_due = False
+            rows, self._audit_queue = self._audit_queue, []
+            if not rows:
+                return
+            try:
+                async with self.transaction(write=True) as db:
+                    db.add_all(rows)
+            except Exception as exc:
+                # Fresh copies (the failed session has let go of the originals), every column kept.
+                columns = [column.key for column in AuditEvent.__table__.columns]
+                self._audit_queue[:0] = [AuditEvent(**{c: getattr(r, c) for c in columns}) for r in rows]
+                log.warning("audit rows kept queued: %s", exc)
 
     @classmethod
     async def open(cls, settings: Settings, *, auto_migrate: bool | None = None) -> "Gatehouse":

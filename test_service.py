@@ -2487,6 +2487,23 @@ async def test_queued_audit_rows_are_written_on_clean_shutdown(settings: Setting
     assert failures == 1
 
 
+async def test_a_flush_waits_for_the_flush_already_under_way(client: httpx.AsyncClient) -> None:
+    """A reader that flushes first (as an admin's audit query or shutdown does) sees every row queued
+    before it, even while the background flush that took them is still writing."""
+    gh = client.gatehouse
+    for i in range(3):
+        gh.audit_later(service._audit("test.flush", service.CLI, detail=i))
+    background = asyncio.create_task(gh.flush_audit())  # the batch's own flush, already holding the rows
+    await asyncio.sleep(0)
+    await gh.flush_audit()
+    async with gh.transaction() as db:
+        written = await db.scalar(
+            sa.select(sa.func.count()).select_from(service.AuditEvent).where(service.AuditEvent.event == "test.flush")
+        )
+    await background
+    assert written == 3
+
+
 # Operations ##################################################################
 
 
