@@ -56,6 +56,18 @@ MUTANTS = [
         "test_attack_a_memoised_caller_is_refused_the_moment_anything_changes",
     ),
     Mutant(
+        "edge read: answers a CORS request itself (no CORS headers)",
+        ' and path in EDGE_READS and not (self.cors and b"origin" in header):',
+        " and path in EDGE_READS:",
+        "test_edge_reads_answer_exactly_as_their_routes",
+    ),
+    Mutant(
+        "edge read: an error loses its headers (WWW-Authenticate, Retry-After)",
+        "                await service_error_response(exc)(scope, _no_body, send)",
+        "                await _error_response(exc.status_code, exc.code, exc.message)(scope, _no_body, send)",
+        "test_edge_reads_answer_exactly_as_their_routes",
+    ),
+    Mutant(
         "login: an inactive account may log in",
         "    if ok and user is not None and user.is_active:",
         "    if ok and user is not None:",
@@ -81,8 +93,8 @@ MUTANTS = [
     ),
     Mutant(
         "rate limit: the general per-address limit never refuses",
-        "            elif (wait := await self._general_limit(gh, scope, ip)) > 0:",
-        "            elif (wait := await self._general_limit(gh, scope, ip)) > 1e9:",
+        "            elif (wait := await self._general_limit(gh, path, ip)) > 0:",
+        "            elif (wait := await self._general_limit(gh, path, ip)) > 1e9:",
         "test_general_limit_per_client_and_health_is_exempt",
     ),
     Mutant(

@@ -2557,6 +2557,9 @@ def test_json_logs_carry_request_ids_and_never_a_secret(make_settings: Any, tmp_
     assert len(access_lines) >= 9
     for line in access_lines:
         assert {"time", "level", "request_id", "method", "route", "status", "duration_ms", "client_ip"} <= set(line)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line["time"]), line["time"]
+    stamps = [datetime.fromisoformat(r["time"]) for r in access_lines]
+    assert stamps == sorted(stamps) and stamps[-1] - stamps[0] < timedelta(minutes=5)  # in order, and now
     assert any(r["request_id"] == "trace-abc.123" and r["route"] == "/auth/login" for r in access_lines)
     me = next(r for r in access_lines if r["request_id"] == request_ids[0])
     assert me["route"] == "/users/me" and me["status"] == 200 and me["user_id"] and me["client_ip"] == "127.0.0.1"
@@ -2692,6 +2695,50 @@ async def test_cors_trusted_hosts_and_body_limit(make_settings: Any) -> None:
         assert r.status_code == 413 and error_code(r) == "payload_too_large"
     with pytest.raises(ValueError, match="CORS_ORIGINS"):
         Settings(cors_origins="*", cors_allow_credentials=True)
+
+
+async def test_edge_reads_answer_exactly_as_their_routes(make_settings: Any) -> None:
+    """The edge answers GET /users/me and /health/live without FastAPI; a CORS request (Origin set,
+    CORS_ORIGINS configured) still takes the route. Both must give the same answer, errors included."""
+    origin = "https://app.example.com"
+    async with running(make_settings(cors_origins=origin)) as client:
+        _, tokens = await new_user(client)
+        reader = (await make_key(client, tokens["access_token"], scopes=["users:read"]))["key"]
+        keys_only = (await make_key(client, tokens["access_token"], scopes=["keys:read"]))["key"]
+        cases = [
+            ("/users/me", bearer(tokens["access_token"]), 200),
+            ("/users/me", {"X-API-Key": reader}, 200),
+            ("/users/me", bearer(keys_only), 403),
+            ("/users/me", {}, 401),
+            ("/users/me", bearer("not.a.token"), 401),
+            ("/users/me", bearer(tokens["refresh_token"]), 401),
+            ("/health/live", {}, 200),
+        ]
+        before = (await client.get("/metrics")).text
+        for path, headers, status in cases:
+            edge = await client.get(path, headers=headers)
+            route = await client.get(path, headers={**headers, "Origin": origin})
+            assert route.headers["access-control-allow-origin"] == origin  # it did go through the app
+            assert "access-control-allow-origin" not in edge.headers
+            assert edge.status_code == route.status_code == status, (path, headers, edge.text, route.text)
+            body, routed = edge.json(), route.json()
+            if status != 200:
+                assert body["error"].pop("request_id") == edge.headers["x-request-id"]
+                routed["error"].pop("request_id")
+            assert body == routed, path
+            for name in ("content-type", "content-length", "cache-control", "www-authenticate", "retry-after"):
+                assert edge.headers.get(name) == route.headers.get(name), (path, name)
+            for name in ("x-content-type-options", "referrer-policy", "x-frame-options", "x-request-id"):
+                assert edge.headers[name] and route.headers[name]
+        after = (await client.get("/metrics")).text
+
+    def served(text: str, status: str) -> float:
+        sample = rf'gatehouse_requests_total\{{method="GET",route="/users/me",status="{status}"\}} (\S+)'
+        found = re.search(sample, text)
+        return float(found[1]) if found else 0.0
+
+    for status, count in (("200", 4), ("401", 6), ("403", 2)):  # the edge's answers count under the route too
+        assert served(after, status) - served(before, status) == count, status
 
 
 async def test_docs_are_off_in_production_by_default(make_settings: Any) -> None:
