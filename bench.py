@@ -7,7 +7,9 @@
     python bench.py --scale --scale-users 100000 --scale-rows 1000000 --scale-expired 100000
 
 Gatehouse runs as one uvicorn worker; the floor is a bare FastAPI app on the same uvicorn
-settings whose endpoint returns the same user JSON with no auth. Load comes from `wrk`
+settings whose endpoint returns the same user JSON with no auth. Compared figures are taken in
+alternating one-second loads (floor, Gatehouse, floor, ...), so both see the same machine, and
+every second also records the CPU time the hypervisor stole from this VM. Load comes from `wrk`
 (apt-get install wrk) in a separate process, or, with a warning, from the built-in asyncio
 client below, also in a separate process. Nothing here is a unit test: it prints figures.
 """
@@ -97,6 +99,7 @@ class Load:
     errors: int = 0
     non_2xx: int = 0
     max_ms: float = 0.0
+    client_cpu: float = 0.0  # CPU seconds the load generator itself used (it shares the machine's cores)
 
 
 def _ms(text: str) -> float:
@@ -143,7 +146,9 @@ def run_load(
             cmd[1:1] = ["-s", str(script)]
             env["BENCH_TOKENS"] = tokens_file or ""
             env["BENCH_DELAY_MS"] = str(max(1, round(connections * 1000 / rate))) if rate else "0"
+        used = _children_cpu()
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+        used = _children_cpu() - used
         percent = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
         latency = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.MULTILINE)
         errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -155,6 +160,7 @@ def run_load(
             errors=sum(int(g) for g in errors.groups()) if errors else 0,
             non_2xx=int(non_2xx[1]) if non_2xx else 0,
             max_ms=_ms(latency[1]) if latency else 0.0,
+            client_cpu=used,
         )
     cmd = [
         sys.executable,
@@ -176,6 +182,13 @@ def run_load(
         cmd += ["--_requests", str(requests)]
     result = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     return Load(**result)
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def login_load_command(url: str, email: str, *, connections: int, duration: float) -> list[str]:
@@ -290,6 +303,11 @@ class Trace:
     def errors(self) -> int:
         return sum(s.errors + s.non_2xx for s in self.seconds)
 
+    @property
+    def client_cores(self) -> float:
+        """How many cores the load generator kept busy, on average."""
+        return sum(s.client_cpu for s in self.seconds) / max(1, len(self.seconds))
+
     def timeline(self) -> str:
         line = "p99 per second: " + " ".join(f"{s.p99_ms:.1f}" for s in self.seconds) + " ms"
         return line + ("; steal " + " ".join(f"{s:.0f}" for s in self.steal) + " %" if self.steal else "")
@@ -305,17 +323,34 @@ def _cpu_clock() -> tuple[int, int] | None:
     return ticks[7], sum(ticks)
 
 
-def run_trace(url: str, *, seconds: float, connections: int = 32, headers: dict[str, str] | None = None) -> Trace:
-    """Back-to-back one-second loads, each with the share of CPU time the hypervisor stole meanwhile:
+def _one_second(trace: Trace, url: str, connections: int, headers: dict[str, str] | None) -> None:
+    """Add a one-second load to `trace`, with the share of CPU time the hypervisor stole meanwhile:
     a bad second with high steal is the machine's, not the server's."""
+    before = _cpu_clock()
+    trace.seconds.append(run_load(url, connections=connections, duration=1, headers=headers))
+    after = _cpu_clock()
+    if before and after and after[1] > before[1]:
+        trace.steal.append(100 * (after[0] - before[0]) / (after[1] - before[1]))
+
+
+def run_trace(url: str, *, seconds: float, connections: int = 32, headers: dict[str, str] | None = None) -> Trace:
     trace = Trace([])
     for _ in range(max(1, round(seconds))):
-        before = _cpu_clock()
-        trace.seconds.append(run_load(url, connections=connections, duration=1, headers=headers))
-        after = _cpu_clock()
-        if before and after and after[1] > before[1]:
-            trace.steal.append(100 * (after[0] - before[0]) / (after[1] - before[1]))
+        _one_second(trace, url, connections, headers)
     return trace
+
+
+def run_pair(
+    a: str, b: str, *, seconds: float, headers_a: dict[str, str] | None = None, headers_b: dict[str, str] | None = None
+) -> tuple[Trace, Trace]:
+    """Two endpoints measured in alternating one-second loads, so both see the same machine: on a
+    virtual machine whose speed drifts from minute to minute, a ratio of two runs taken one after
+    the other measures the drift as much as the servers."""
+    first, second = Trace([]), Trace([])
+    for _ in range(max(1, round(seconds))):
+        _one_second(first, a, 32, headers_a)
+        _one_second(second, b, 32, headers_b)
+    return first, second
 
 
 # Servers #####################################################################
@@ -408,7 +443,6 @@ class Bench:
         self.args = args
         self.rows: list[Row] = []
         self.floor: Trace | None = None
-        self.one_worker: dict[str, float] = {}
 
     def record(self, backend: str, scenario: str, figure: str, target: str = "", passed: bool | None = None) -> None:
         row = Row(backend, scenario, figure, target, passed)
@@ -417,14 +451,12 @@ class Bench:
         print(f"  {scenario:<34} {figure:<58} {target:<28} {verdict}", flush=True)
 
     def measure_floor(self) -> Trace:
-        floor = Server("bench:floor_app").start()
-        try:
-            run_load(f"{floor.url}/users/me", connections=32, duration=1)  # warm-up
-            self.floor = run_trace(f"{floor.url}/users/me", seconds=self.args.duration)
-            run_load(f"{floor.url}/with-dependency", connections=32, duration=1)
-            dependency = run_trace(f"{floor.url}/with-dependency", seconds=self.args.duration)
-        finally:
-            floor.stop()
+        """The floor, alternating seconds with the same app's route behind a no-op dependency. The
+        floor's server keeps running: every /users/me run alternates its seconds with it."""
+        self.floor_server = Server("bench:floor_app").start()
+        url = self.floor_server.url
+        run_load(f"{url}/users/me", connections=32, duration=1)  # warm-up
+        self.floor, dependency = run_pair(f"{url}/users/me", f"{url}/with-dependency", seconds=self.args.duration)
         f = self.floor
         self.record(
             "-",
@@ -438,6 +470,10 @@ class Bench:
             f"{dependency.rps:,.0f} rps ({dependency.rps / f.rps:.2f}x)  p99 {dependency.p99_ms:.2f} ms",
         )
         return f
+
+    def stop_floor(self) -> None:
+        if server := getattr(self, "floor_server", None):
+            server.stop()
 
     def env_for(self, backend: str, database: str, redis_prefix: str) -> dict[str, str]:
         env = {
@@ -506,9 +542,7 @@ class Bench:
                     headers={"Authorization": f"Bearer {access}"},
                     json={"name": "bench", "scopes": ["users:read"]},
                 ).json()["key"]
-            self.one_worker[backend] = self.scenario_me(
-                backend, server, {"Authorization": f"Bearer {access}"}, "GET /users/me, access token"
-            )
+            self.scenario_me(backend, server, {"Authorization": f"Bearer {access}"}, "GET /users/me, access token")
             self.scenario_me(backend, server, {"X-API-Key": key}, "GET /users/me, API key")
             self.scenario_memory(backend, server, env)
         finally:
@@ -523,26 +557,28 @@ class Bench:
 
     def scenario_me(self, backend: str, server: Server, headers: dict[str, str], name: str) -> float:
         """RUNS consecutive runs of --duration seconds with production defaults (a JSON access
-        line per request, metrics, the per-address limit counted): rps against the floor's, and
-        each run's worst-second p99 against the floor's, with the per-second p99 line."""
+        line per request, metrics, the per-address limit counted), each second alternating with a
+        second of the floor: rps against the floor's, and each run's worst-second p99 against the
+        floor's worst second in the same run, with the per-second p99 lines."""
         assert self.floor is not None
-        url = f"{server.url}/users/me"
+        url, floor_url = f"{server.url}/users/me", f"{self.floor_server.url}/users/me"
         run_load(url, connections=32, duration=1, headers=headers)
-        runs = [run_trace(url, seconds=self.args.duration, headers=headers) for _ in range(self.args.runs)]
-        rps = statistics.mean(r.rps for r in runs)
-        ratio = rps / self.floor.rps
-        p99_ratios = [r.p99_ms / self.floor.p99_ms for r in runs]
-        ok = ratio >= 0.8 and max(p99_ratios) <= 2.0 and not any(r.errors for r in runs)
+        runs = [run_pair(floor_url, url, seconds=self.args.duration, headers_b=headers) for _ in range(self.args.runs)]
+        rps = statistics.mean(g.rps for _, g in runs)
+        ratio = rps / statistics.mean(f.rps for f, _ in runs)
+        p99_ratios = [g.p99_ms / f.p99_ms for f, g in runs]
+        ok = ratio >= 0.8 and max(p99_ratios) <= 2.0 and not any(g.errors for _, g in runs)
         self.record(
             backend,
             name,
             f"{rps:,.0f} rps ({ratio:.2f}x); {len(runs)} runs p99 {min(p99_ratios):.2f}-{max(p99_ratios):.2f}x, "
-            f"max {max(r.max_ms for r in runs):.1f} ms",
+            f"max {max(g.max_ms for _, g in runs):.1f} ms",
             ">=0.8x rps, every run p99 <=2x",
             ok,
         )
-        for i, r in enumerate(runs, 1):
-            print(f"    run {i}: {r.rps:,.0f} rps, max {r.max_ms:.1f} ms, {r.timeline()}")
+        for i, (f, g) in enumerate(runs, 1):
+            print(f"    run {i}: {g.rps:,.0f} rps (floor {f.rps:,.0f}), max {g.max_ms:.1f} ms, {g.timeline()}")
+            print(f"           floor {f.timeline()}")
         return rps
 
     def scenario_memory(self, backend: str, server: Server, env: dict[str, str]) -> None:
@@ -710,19 +746,29 @@ class Bench:
         return response.json()["access_token"]
 
     def scenario_workers(self, backend: str, env: dict[str, str]) -> None:
-        """`uvicorn --workers 2` (PROMETHEUS_MULTIPROC_DIR set): rps against one worker's, and how
-        long a logout takes to be refused by every worker (fresh connections land on either)."""
+        """`uvicorn --workers 2` (PROMETHEUS_MULTIPROC_DIR set): rps against one worker's on the same
+        database, seconds alternating, and how long a logout takes to be refused by every worker
+        (fresh connections land on either)."""
         import httpx
 
         metrics_dir = tempfile.mkdtemp(prefix="gatehouse-bench-metrics-")
         server = Server(
             "service:app", {**env, "BCRYPT_ROUNDS": "4", "PROMETHEUS_MULTIPROC_DIR": metrics_dir}, workers=2
         ).start()
+        single = Server("service:app", {**env, "BCRYPT_ROUNDS": "4"}).start()
         delays: list[float] = []
         try:
             auth = {"Authorization": f"Bearer {self._login(server.url)}"}
             run_load(f"{server.url}/users/me", connections=32, duration=1, headers=auth)
-            trace = run_trace(f"{server.url}/users/me", seconds=self.args.duration, headers=auth)
+            run_load(f"{single.url}/users/me", connections=32, duration=1, headers=auth)
+            one_trace, trace = run_pair(
+                f"{single.url}/users/me",
+                f"{server.url}/users/me",
+                seconds=self.args.duration,
+                headers_a=auth,
+                headers_b=auth,
+            )
+            single.stop()
             fresh = httpx.Limits(max_keepalive_connections=0)  # every request a new connection: any worker
             with httpx.Client(base_url=server.url, limits=fresh, timeout=10) as c:
                 for _ in range(20):
@@ -740,14 +786,16 @@ class Bench:
                             refused_since, refused = None, 0
                     delays.append(((refused_since or time.perf_counter()) - done) * 1000)
         finally:
+            single.stop()
             server.stop()
             shutil.rmtree(metrics_dir, ignore_errors=True)
-        one = self.one_worker.get(backend) or trace.rps
+        one = one_trace.rps
         ratio = trace.rps / one
         self.record(
             backend,
             "2 workers: GET /users/me",
-            f"{trace.rps:,.0f} rps ({ratio:.2f}x one worker's {one:,.0f}), p99 {trace.p99_ms:.1f} ms",
+            f"{trace.rps:,.0f} rps ({ratio:.2f}x one worker's {one:,.0f}), p99 {trace.p99_ms:.1f} ms, "
+            f"wrk itself {trace.client_cores:.2f} cores (with one worker {one_trace.client_cores:.2f})",
             ">= 1.6x one worker",
             ratio >= 1.6 and trace.errors == 0,
         )
@@ -774,8 +822,9 @@ class Bench:
             ).json()["access_token"]
             auth = {"Authorization": f"Bearer {token}"}
             run_load(f"{server.url}/protected", connections=32, duration=1, headers=auth)
-            open_ = run_trace(f"{server.url}/open", seconds=self.args.duration)
-            protected = run_trace(f"{server.url}/protected", seconds=self.args.duration, headers=auth)
+            open_, protected = run_pair(
+                f"{server.url}/open", f"{server.url}/protected", seconds=self.args.duration, headers_b=auth
+            )
         finally:
             server.stop()
         ratio = protected.rps / open_.rps
@@ -1213,14 +1262,17 @@ def main() -> None:
     if not args.scale:
         bench.measure_floor()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    for backend in backends:
-        if backend == "postgres" and (reason := _servers_reachable(args)):
-            print(f"\n== postgres: skipped ({reason})")
-            continue
-        if args.scale:
-            Scale(bench, backend).run()
-        else:
-            bench.run_backend(backend)
+    try:
+        for backend in backends:
+            if backend == "postgres" and (reason := _servers_reachable(args)):
+                print(f"\n== postgres: skipped ({reason})")
+                continue
+            if args.scale:
+                Scale(bench, backend).run()
+            else:
+                bench.run_backend(backend)
+    finally:
+        bench.stop_floor()
     failed = [r for r in bench.rows if r.passed is False]
     print(f"\n{sum(r.passed is True for r in bench.rows)} targets met, {len(failed)} missed")
     if args.markdown:

@@ -3306,6 +3306,8 @@ class Gatehouse:
             settings.local_cache_max_entries
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        # near-cache loads under way: key -> (the epoch it started in, its future); see _cached
+        self.loading: dict[str, tuple[int, asyncio.Future[Any]]] = {}
         self._audit_queue: list[AuditEvent] = []
         self._audit_flush_due = False
         self._audit_flushing = asyncio.Lock()  # a flush returns only once earlier rows are written
@@ -3514,16 +3516,34 @@ def _session_entry(row: LoginSession | None) -> Entry:
 
 
 async def _cached(gh: Gatehouse, key: str, load: Callable[[], Awaitable[Entry]]) -> Any:
-    """Cache-aside read of one entry's payload."""
+    """Cache-aside read of one entry's payload. Concurrent misses of one key share one load: when a
+    busy entry expires, the requests waiting on it make one database read, not one each. A request
+    joins only a load that started after the last invalidation (same epoch): one that began before a
+    logout could otherwise answer "live" to a request that arrived after it."""
     entry = await gh.cache.get(key)
     if entry is not None:
         gh._cache_hit.inc()
         return entry[1]
     gh._cache_miss.inc()
     epoch = gh.cache.epoch()
+    started = gh.loading.get(key)
+    if started is None or started[0] != epoch:
+        started = gh.loading[key] = (epoch, asyncio.ensure_future(_load_and_fill(gh, key, epoch, load)))
+        started[1].add_done_callback(lambda done: _loaded(gh, key, done))
+    return await asyncio.shield(started[1])  # a waiter that goes away does not cancel the others' load
+
+
+async def _load_and_fill(gh: Gatehouse, key: str, epoch: int, load: Callable[[], Awaitable[Entry]]) -> Any:
     version, payload = await load()
     await gh.cache.fill(key, version, payload, epoch)
     return payload
+
+
+def _loaded(gh: Gatehouse, key: str, done: asyncio.Future[Any]) -> None:
+    if gh.loading.get(key, (0, None))[1] is done:
+        del gh.loading[key]
+    if not done.cancelled():
+        done.exception()  # retrieved here too: every waiter may have gone away before it failed
 
 
 async def _load_user_entry(gh: Gatehouse, user_id: uuid.UUID) -> Entry:

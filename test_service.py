@@ -1231,6 +1231,30 @@ async def test_general_limit_adds_up_across_instances(make_settings: Any) -> Non
         assert (await b.get("/health/live")).status_code == 200
 
 
+async def test_a_stampede_of_misses_makes_one_database_read_per_entry(settings: Settings) -> None:
+    """When a busy entry expires (or an instance starts cold), the requests that miss it together
+    share one load: 32 at once read the signing key, the session and the user at most once each."""
+    async with running(settings) as first:
+        _, tokens = await new_user(first)
+    async with running(settings) as cold:  # a fresh instance: its near cache holds nothing yet
+        statements: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        sa.event.listen(cold.gatehouse.engine.sync_engine, "before_cursor_execute", seen)
+        answers = await asyncio.gather(
+            *[cold.get("/users/me", headers=bearer(tokens["access_token"])) for _ in range(32)]
+        )
+        assert [r.status_code for r in answers] == [200] * 32
+        reads = {
+            table: sum(1 for s in statements if s.lstrip().upper().startswith("SELECT") and f"FROM {table}" in s)
+            for table in ("signing_keys", "sessions", "users")
+        }
+        # With Redis some entries come from the shared cache instead; whatever the database serves, once.
+        assert all(n <= 1 for n in reads.values()) and sum(reads.values()) >= 1, reads
+
+
 async def test_in_process_cache_is_bounded(make_settings: Any) -> None:
     async with running(make_settings(local_cache_max_entries=100)) as client:
         user = await register(client)
