@@ -3302,9 +3302,7 @@ class Gatehouse:
         self.principals: cachetools.LRUCache[str, tuple[int, float, Principal]] = cachetools.LRUCache(
             min(settings.local_cache_max_entries, self.PRINCIPAL_MEMO_ENTRIES)
         )
-        self.session_touches: cachetools.LRUCache[uuid.UUID, float] = cachetools.LRUCache(
-            settings.local_cache_max_entries
-        )
+        self.session_touches: dict[uuid.UUID, float] = {}  # a dict lookup per request: see session_touch_due
         self._tasks: set[asyncio.Task[Any]] = set()
         # near-cache loads under way: key -> (the epoch it started in, its future); see _cached
         self.loading: dict[str, tuple[int, asyncio.Future[Any]]] = {}
@@ -5042,10 +5040,12 @@ async def end_session(
 
 def session_touch_due(gh: Gatehouse, session_id: uuid.UUID) -> bool:
     """True at most once per SESSION_TOUCH_SECONDS per session in this process (a dict lookup otherwise)."""
-    now = time.monotonic()
-    if now - gh.session_touches.get(session_id, -math.inf) < gh.settings.session_touch_seconds:
+    now, touches = time.monotonic(), gh.session_touches
+    if now - touches.get(session_id, -math.inf) < gh.settings.session_touch_seconds:
         return False
-    gh.session_touches[session_id] = now
+    if len(touches) >= gh.settings.local_cache_max_entries:
+        touches.clear()  # bounded; a session forgotten here is touched again, still once per interval (the claim)
+    touches[session_id] = now
     return True
 
 
@@ -6691,13 +6691,14 @@ class Authenticated(OAuth2PasswordBearer):
         self.scopes, self.session, self.mfa, self.admin = scopes, session, mfa, "admin" in scopes
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
-        headers = request.headers
-        principal = await self.admit(
-            request.app.state.gatehouse,
-            headers.get("authorization", ""),
-            headers.get("x-api-key", ""),
-            lambda: request_ip(request, request.app.state.gatehouse.settings),
-        )
+        gh: Gatehouse = request.app.state.gatehouse
+        authorization = api_key = ""
+        for name, value in request.scope["headers"]:  # as the edge reads them: the last one of a name wins
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-api-key":
+                api_key = value.decode("latin-1")
+        principal = await self.admit(gh, authorization, api_key, lambda: request_ip(request, gh.settings))
         request.state.principal = principal  # for the access log line
         return principal
 
