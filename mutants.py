@@ -244,7 +244,7 @@ MUTANTS = [
     ),
     Mutant(
         "api key: last_used_at written on every request (no throttle)",
-        "    if now - gh.key_touches.get(key_id, -math.inf) < interval:\n        return",
+        "    if not due_once_per(interval, gh.key_touches, key_id, gh.settings.local_cache_max_entries):\n        return",
         "    if False:\n        return",
         "test_api_key_last_used_is_recorded_without_a_write_per_request",
     ),

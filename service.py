@@ -3295,14 +3295,14 @@ class Gatehouse:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.cache: Cache = create_cache(settings)
         self.hasher = PasswordHasher(rounds=settings.bcrypt_rounds, workers=settings.hash_workers)
-        self.key_touches: cachetools.LRUCache[uuid.UUID, float] = cachetools.LRUCache(settings.local_cache_max_entries)
+        self.key_touches: dict[uuid.UUID, float] = {}  # see due_once_per
         # credential -> (near-cache epoch, valid until, Principal): see resolve_credential. Keyed by
         # the whole credential (a part of it could be forged onto another payload), so an entry
         # costs a few hundred bytes: the busiest callers fit, the rest take the three reads.
         self.principals: cachetools.LRUCache[str, tuple[int, float, Principal]] = cachetools.LRUCache(
             min(settings.local_cache_max_entries, self.PRINCIPAL_MEMO_ENTRIES)
         )
-        self.session_touches: dict[uuid.UUID, float] = {}  # a dict lookup per request: see session_touch_due
+        self.session_touches: dict[uuid.UUID, float] = {}  # see due_once_per
         self._tasks: set[asyncio.Task[Any]] = set()
         # near-cache loads under way: key -> (the epoch it started in, its future); see _cached
         self.loading: dict[str, tuple[int, asyncio.Future[Any]]] = {}
@@ -4350,12 +4350,24 @@ async def resolve_api_key(gh: Gatehouse, key: str) -> Principal:
     return Principal(user, None, uuid.UUID(entry["id"]), scopes, valid_until=entry["exp"] or math.inf)
 
 
+def due_once_per(interval: float, last: dict[uuid.UUID, float], key: uuid.UUID, bound: int) -> bool:
+    """True at most once per `interval` seconds for `key` in this process: a dict lookup per request.
+    Bounded by clearing at `bound` keys; a forgotten key is due again, and the write it starts is
+    still claimed once per interval across instances."""
+    now = time.monotonic()
+    if now - last.get(key, -math.inf) < interval:
+        return False
+    if len(last) >= bound:
+        last.clear()
+    last[key] = now
+    return True
+
+
 def _touch_api_key(gh: Gatehouse, key_id: uuid.UUID) -> None:
     # last_used_at without a write per request: at most one per key per interval, across instances.
-    now, interval = time.monotonic(), gh.settings.api_key_touch_seconds
-    if now - gh.key_touches.get(key_id, -math.inf) < interval:
+    interval = gh.settings.api_key_touch_seconds
+    if not due_once_per(interval, gh.key_touches, key_id, gh.settings.local_cache_max_entries):
         return
-    gh.key_touches[key_id] = now
 
     async def write() -> None:
         if await gh.cache.claim(f"touch:{key_id}", interval):
@@ -5040,13 +5052,8 @@ async def end_session(
 
 def session_touch_due(gh: Gatehouse, session_id: uuid.UUID) -> bool:
     """True at most once per SESSION_TOUCH_SECONDS per session in this process (a dict lookup otherwise)."""
-    now, touches = time.monotonic(), gh.session_touches
-    if now - touches.get(session_id, -math.inf) < gh.settings.session_touch_seconds:
-        return False
-    if len(touches) >= gh.settings.local_cache_max_entries:
-        touches.clear()  # bounded; a session forgotten here is touched again, still once per interval (the claim)
-    touches[session_id] = now
-    return True
+    bound = gh.settings.local_cache_max_entries
+    return due_once_per(gh.settings.session_touch_seconds, gh.session_touches, session_id, bound)
 
 
 def touch_session(gh: Gatehouse, session_id: uuid.UUID, *, ip: str) -> None:
