@@ -68,6 +68,18 @@ MUTANTS = [
         "test_edge_reads_answer_exactly_as_their_routes",
     ),
     Mutant(
+        "near cache: a request joins a read begun before an invalidation",
+        "    if started is None or started[0] != epoch:",
+        "    if started is None:",
+        "test_attack_a_request_after_a_logout_never_joins_a_read_begun_before_it",
+    ),
+    Mutant(
+        "near cache: every concurrent miss reads the database itself",
+        "    started = gh.loading.get(key)\n",
+        "    started = None\n",
+        "test_a_stampede_of_misses_makes_one_database_read_per_entry",
+    ),
+    Mutant(
         "login: an inactive account may log in",
         "    if ok and user is not None and user.is_active:",
         "    if ok and user is not None:",

@@ -6746,6 +6746,36 @@ async def test_without_pg_trgm_the_migration_says_how_and_substring_search_scans
 # The memo of resolved callers ################################################
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # with Redis, a near-cache miss is answered by Redis first
+async def test_attack_a_request_after_a_logout_never_joins_a_read_begun_before_it(
+    settings: Settings, monkeypatch: Any
+) -> None:
+    """Concurrent cache misses share one database read, but a read that began before a logout
+    saw the session live: a request arriving after the logout must make its own read (401),
+    not take that one's answer. The real session read is held open with a gate to widen the race."""
+    async with running(settings) as first:
+        user, tokens = await new_user(first)
+    async with running(settings) as cold:  # a fresh instance: its first request reads the database
+        real, read, gate = service._load_session_entry, asyncio.Event(), asyncio.Event()
+
+        async def held(gh: service.Gatehouse, session_id: uuid.UUID) -> Any:
+            entry = await real(gh, session_id)  # the session is live as this read sees it
+            read.set()
+            await gate.wait()
+            return entry
+
+        monkeypatch.setattr(service, "_load_session_entry", held)
+        early = asyncio.create_task(cold.get("/users/me", headers=bearer(tokens["access_token"])))
+        await asyncio.wait_for(read.wait(), 10)
+        monkeypatch.setattr(service, "_load_session_entry", real)
+        await service.revoke_sessions(cold.gatehouse, user_id=uuid.UUID(user["id"]), reason="logout_all")
+        late = asyncio.create_task(cold.get("/users/me", headers=bearer(tokens["access_token"])))
+        done, _ = await asyncio.wait({late}, timeout=5)  # it must not be waiting on the held read
+        gate.set()
+        await early
+        assert done and late.result().status_code == 401, "answered from a read begun before the logout"
+
+
 async def test_attack_a_memoised_caller_is_refused_the_moment_anything_changes(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
