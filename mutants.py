@@ -63,8 +63,8 @@ MUTANTS = [
     ),
     Mutant(
         "edge read: an error loses its headers (WWW-Authenticate, Retry-After)",
-        "                await service_error_response(exc)(scope, _no_body, send)",
-        "                await _error_response(exc.status_code, exc.code, exc.message)(scope, _no_body, send)",
+        "                await service_error_response(exc)(scope, receive, send)",
+        "                await _error_response(exc.status_code, exc.code, exc.message)(scope, receive, send)",
         "test_edge_reads_answer_exactly_as_their_routes",
     ),
     Mutant(

@@ -7395,8 +7395,11 @@ async def metrics_endpoint(request: Request, gh: GatehouseDep) -> Response:
     return Response(body, media_type=content_type)
 
 
+_LIVE = HealthOut(status="ok").model_dump_json().encode()  # the same bytes every time: built once
+
+
 def live_body(_: Principal | None) -> bytes:
-    return HealthOut(status="ok").model_dump_json().encode()
+    return _LIVE
 
 
 @health_router.get("/live", response_model=HealthOut)
@@ -7717,10 +7720,6 @@ class _EdgeRoute:
     path: str  # the route template the access line and the metrics name
 
 
-async def _no_body() -> dict[str, Any]:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
 class EdgeMiddleware:
     """The HTTP edge in one pass: host check, body limit, request id, timing and security
     headers, a JSON 500 for anything unhandled, one access log line and the request metrics."""
@@ -7796,7 +7795,7 @@ class EdgeMiddleware:
                 self.metrics.rate_limited.labels("ip").inc()
                 await service_error_response(RateLimited(wait))(scope, receive, send_with_headers)
             elif scope["method"] == "GET" and path in EDGE_READS and not (self.cors and b"origin" in header):
-                await self._read(gh, path, header, ip, scope, send_with_headers)
+                await self._read(gh, path, header, ip, scope, receive, send_with_headers)
             else:
                 if scope["method"] in _BODY_METHODS:
                     receive = self._limited(receive)
@@ -7830,7 +7829,14 @@ class EdgeMiddleware:
         return await gh.cache.hit_general(f"ip:{ip_group(ip)}", gh.settings.rate_general_ip)
 
     async def _read(
-        self, gh: "Gatehouse", path: str, header: dict[bytes, bytes], ip: str, scope: dict[str, Any], send: Any
+        self,
+        gh: "Gatehouse",
+        path: str,
+        header: dict[bytes, bytes],
+        ip: str,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
     ) -> None:
         """One of EDGE_READS, answered here as its route would answer it (errors included)."""
         guard, body = EDGE_READS[path]
@@ -7845,7 +7851,7 @@ class EdgeMiddleware:
                     lambda: ip,
                 )
             except ServiceError as exc:
-                await service_error_response(exc)(scope, _no_body, send)
+                await service_error_response(exc)(scope, receive, send)
                 return
             scope["state"]["principal"] = principal
         content = body(principal)
