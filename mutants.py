@@ -51,8 +51,8 @@ MUTANTS = [
     ),
     Mutant(
         "caller memo: answers across an invalidation",
-        "    if memo is not None and memo[0] == epoch and memo[1] > now:",
-        "    if memo is not None and memo[1] > now:",
+        "    if memo is not None and memo[0] == gh.cache.epoch() and memo[1] > time.time():",
+        "    if memo is not None and memo[1] > time.time():",
         "test_attack_a_memoised_caller_is_refused_the_moment_anything_changes",
     ),
     Mutant(
@@ -66,6 +66,30 @@ MUTANTS = [
         "                await service_error_response(exc)(scope, receive, send)",
         "                await _error_response(exc.status_code, exc.code, exc.message)(scope, receive, send)",
         "test_edge_reads_answer_exactly_as_their_routes",
+    ),
+    Mutant(
+        "host guard: the route's own scopes go unchecked",
+        "            route.app = cls(host, guard.call, route.app, request_response(handler))",
+        "            route.app = cls(host, Authenticated(), route.app, request_response(handler))",
+        "test_guarded_host_routes_answer_as_through_fastapi",
+    ),
+    Mutant(
+        "host guard: a route's other dependency dropped",
+        '            if len(dependant.dependencies) != 1 or getattr(route, "max_body_size", None) is not None:',
+        '            if not dependant.dependencies or getattr(route, "max_body_size", None) is not None:',
+        "test_guarded_host_routes_answer_as_through_fastapi",
+    ),
+    Mutant(
+        "host guard: dependency_overrides ignored",
+        "        if self.host.dependency_overrides:\n            return await self.fastapi_app(scope, receive, send)\n",
+        "",
+        "test_guarded_host_routes_answer_as_through_fastapi",
+    ),
+    Mutant(
+        "host guard: a restarted host keeps guarding with the old Gatehouse",
+        "                route.app.gatehouse = host.state.gatehouse  # the host started again: a new Gatehouse\n",
+        "",
+        "test_guarded_host_routes_answer_as_through_fastapi",
     ),
     Mutant(
         "near cache: a request joins a read begun before an invalidation",
@@ -269,8 +293,8 @@ MUTANTS = [
     ),
     Mutant(
         "scopes: a route's scopes not enforced",
-        "        if missing := [scope for scope in self.scopes if scope not in principal.scopes]:",
-        "        if missing := []:",
+        "        if self.scopes and (missing := [scope for scope in self.scopes if scope not in principal.scopes]):",
+        "        if self.scopes and (missing := []):",
         "test_api_key_scopes_are_enforced_on_every_route",
     ),
     Mutant(

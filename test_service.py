@@ -2889,6 +2889,125 @@ async def test_embedding_in_a_host_app(settings: Settings) -> None:
             assert (await c.get("/reports", headers=bearer(tokens["access_token"]))).status_code == 401
 
 
+async def test_guarded_host_routes_answer_as_through_fastapi(settings: Settings) -> None:
+    """mount_gatehouse runs a host route's Gatehouse guard itself when it is the route's only
+    dependency; every answer is the one FastAPI's own dependency solving gives (which it takes while
+    the host has dependency_overrides), refusals come before parameter errors as with FastAPI, and
+    routes that do not qualify keep FastAPI's path."""
+    from typing import Annotated
+
+    from fastapi import Depends, FastAPI, Header, Request
+    from pydantic import BaseModel
+
+    host = FastAPI()
+    service.mount_gatehouse(host, "/identity", settings)
+
+    async def tenant(x_tenant: Annotated[str, Header()] = "none") -> str:
+        return x_tenant
+
+    class Note(BaseModel):
+        text: str
+
+    @host.get("/me")
+    async def me(principal: service.CurrentUser) -> dict[str, Any]:
+        return {"email": principal.user["email"], "scopes": sorted(principal.scopes), "key": bool(principal.key_id)}
+
+    @host.get("/admin")
+    async def admin(principal: Annotated[service.Principal, service.require_scope("admin")]) -> dict[str, bool]:
+        return {"ok": True}
+
+    @host.get("/items/{n}")
+    async def item(n: int, q: int, principal: service.CurrentUser) -> dict[str, Any]:
+        return {"n": n, "q": q, "by": principal.user["email"]}
+
+    @host.post("/notes", status_code=201)
+    async def note(body: Note, principal: service.CurrentUser) -> dict[str, str]:
+        return {"text": body.text, "by": principal.user["email"]}
+
+    @host.get("/with-request")
+    async def with_request(request: Request, principal: service.CurrentUser) -> dict[str, Any]:
+        return {"path": request.url.path, "logged": request.state.principal is principal}
+
+    @host.get("/sync")
+    def sync_route(principal: service.CurrentUser) -> dict[str, str]:
+        return {"by": principal.user["email"]}
+
+    @host.get("/two")
+    async def two(principal: service.CurrentUser, name: Annotated[str, Depends(tenant)]) -> dict[str, str]:
+        return {"by": principal.user["email"], "tenant": name}
+
+    async with host.router.lifespan_context(host):
+        guarded = {r.path for r in host.router.routes if isinstance(getattr(r, "app", None), service._GuardedHostRoute)}
+        assert guarded == {"/me", "/admin", "/items/{n}", "/notes", "/with-request"}  # not sync, not two dependencies
+        transport = httpx.ASGITransport(app=host)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host.test") as c:
+            email = "guarded@example.com"
+            await c.post("/identity/auth/register", json={"email": email, "password": PASSWORD})
+            tokens = (await c.post("/identity/auth/login", json={"email": email, "password": PASSWORD})).json()
+            token = bearer(tokens["access_token"])
+            key = (
+                await c.post("/identity/api-keys", headers=token, json={"name": "h", "scopes": ["users:read"]})
+            ).json()
+            callers = {"token": token, "key": {"X-API-Key": key["key"]}, "none": {}, "forged": bearer("nope.nope.nope")}
+            requests = [
+                (method, path, {**headers, "X-Tenant": "acme"}, body)
+                for headers in callers.values()
+                for method, path, body in [
+                    ("GET", "/me", None),
+                    ("GET", "/admin", None),
+                    ("GET", "/items/7?q=3", None),
+                    ("GET", "/items/seven?q=x", None),
+                    ("POST", "/notes", {"text": "hi"}),
+                    ("POST", "/notes", {"wrong": 1}),
+                    ("GET", "/with-request", None),
+                    ("GET", "/sync", None),
+                    ("GET", "/two", None),
+                ]
+            ]
+
+            async def answers() -> list[tuple[int, list[tuple[str, str]], Any]]:
+                out = []
+                for method, path, headers, body in requests:
+                    r = await c.request(method, path, headers=headers, json=body)
+                    out.append((r.status_code, sorted(r.headers.multi_items()), r.json()))
+                return out
+
+            fast = await answers()
+            host.dependency_overrides[tenant] = tenant  # any override: every route takes FastAPI's path
+            assert await answers() == fast
+            del host.dependency_overrides[tenant]
+            statuses = [status for status, _, _ in fast]
+            assert statuses[:9] == [200, 403, 200, 422, 201, 422, 200, 200, 200]  # the access token
+            assert statuses[9:18] == [200, 403, 200, 422, 201, 422, 200, 200, 200]  # the API key
+            assert set(statuses[18:]) == {401}  # no caller, a forged one: refused before any parameter error
+            assert fast[0][2]["email"] == email and fast[0][2]["key"] is False and "users:read" in fast[0][2]["scopes"]
+            assert fast[9][2]["key"] is True and fast[9][2]["scopes"] == ["users:read"]
+            assert fast[6][2] == {"path": "/with-request", "logged": True} and fast[8][2]["tenant"] == "acme"
+
+            # overriding the guard itself still works, as with any FastAPI dependency
+            stand_in = service.Principal({"email": "stand-in@example.com"}, None, None, frozenset())
+            host.dependency_overrides[service.CurrentUser.__metadata__[0].dependency] = lambda: stand_in
+            assert (await c.get("/me")).json()["email"] == "stand-in@example.com"
+            host.dependency_overrides.clear()
+            assert (await c.get("/me")).status_code == 401
+            # the docs still show the guarded routes' security
+            assert host.openapi()["paths"]["/me"]["get"]["security"]
+    async with host.router.lifespan_context(host):  # started again: the guards use the new Gatehouse
+        assert {
+            r.app.gatehouse for r in host.routes if isinstance(getattr(r, "app", None), service._GuardedHostRoute)
+        } == {host.state.gatehouse}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://host.test") as c:
+            assert (await c.get("/me", headers=token)).json()["email"] == email
+            again = bearer(
+                (await c.post("/identity/auth/login", json={"email": email, "password": PASSWORD})).json()[
+                    "access_token"
+                ]
+            )
+            assert (await c.get("/me", headers=again)).status_code == 200
+            assert (await c.post("/identity/auth/logout", headers=again)).status_code == 204
+            assert (await c.get("/me", headers=again)).status_code == 401
+
+
 async def test_plain_mount_starts_gatehouse_on_first_use_instead_of_a_500(settings: Settings, caplog: Any) -> None:
     from fastapi import FastAPI
 
