@@ -16,6 +16,7 @@ client below, also in a separate process. Nothing here is a unit test: it prints
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,6 +102,21 @@ class Load:
     non_2xx: int = 0
     max_ms: float = 0.0
     client_cpu: float = 0.0  # CPU seconds the load generator itself used (it shares the machine's cores)
+    latencies: tuple[tuple[int, int], ...] = ()  # wrk's histogram: (latency in µs, requests), to merge runs
+
+
+def percentile_ms(latencies: Iterable[tuple[int, int]], pct: float) -> float:
+    """The `pct` percentile of merged (µs, count) histograms, in ms (wrk's own rule: the first
+    value at or past that share of the requests)."""
+    merged = collections.Counter[int]()
+    for value, count in latencies:
+        merged[value] += count
+    wanted, seen = sum(merged.values()) * pct / 100, 0
+    for value in sorted(merged):
+        seen += merged[value]
+        if seen >= wanted:
+            return value / 1000
+    return 0.0
 
 
 def _ms(text: str) -> float:
@@ -122,6 +139,17 @@ local pause = tonumber(os.getenv("BENCH_DELAY_MS"))
 function delay() return pause end
 """
 
+_WRK_HISTOGRAM = """
+done = function(summary, latency, requests)
+  local out = {}
+  for i = 1, #latency do
+    local value, count = latency(i)
+    out[#out + 1] = string.format("%d:%d", value, count)
+  end
+  io.write("HISTOGRAM " .. table.concat(out, ",") .. "\\n")
+end
+"""
+
 
 def run_load(
     url: str,
@@ -140,12 +168,11 @@ def run_load(
         for name, value in (headers or {}).items():
             cmd[1:1] = ["-H", f"{name}: {value}"]
         env = dict(os.environ)
-        if tokens_file or rate:
-            script = Path(tempfile.mkdtemp()) / "script.lua"
-            script.write_text(_WRK_ROTATE if tokens_file else _WRK_PACE)
-            cmd[1:1] = ["-s", str(script)]
-            env["BENCH_TOKENS"] = tokens_file or ""
-            env["BENCH_DELAY_MS"] = str(max(1, round(connections * 1000 / rate))) if rate else "0"
+        script = Path(tempfile.mkdtemp()) / "script.lua"
+        script.write_text((_WRK_ROTATE if tokens_file else _WRK_PACE if rate else "") + _WRK_HISTOGRAM)
+        cmd[1:1] = ["-s", str(script)]
+        env["BENCH_TOKENS"] = tokens_file or ""
+        env["BENCH_DELAY_MS"] = str(max(1, round(connections * 1000 / rate))) if rate else "0"
         used = _children_cpu()
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
         used = _children_cpu() - used
@@ -153,6 +180,8 @@ def run_load(
         latency = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.MULTILINE)
         errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
         non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        histogram = re.search(r"^HISTOGRAM (.*)$", out, re.MULTILINE)
+        shutil.rmtree(script.parent, ignore_errors=True)
         return Load(
             rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
             p50_ms=_ms(percent["50"]),
@@ -161,6 +190,9 @@ def run_load(
             non_2xx=int(non_2xx[1]) if non_2xx else 0,
             max_ms=_ms(latency[1]) if latency else 0.0,
             client_cpu=used,
+            latencies=tuple((int(v), int(c)) for v, c in (pair.split(":") for pair in histogram[1].split(",") if pair))
+            if histogram
+            else (),
         )
     cmd = [
         sys.executable,
@@ -277,8 +309,8 @@ async def _builtin_load(
 
 @dataclass
 class Trace:
-    """One run as back-to-back one-second loads, so a stall shows up as one bad second
-    instead of vanishing into the run's average. Its p99 is the worst second's p99."""
+    """One run as back-to-back one-second loads, so a stall shows up as one bad second in the
+    timeline. Its p99 is over all the run's requests (the seconds' histograms merged)."""
 
     seconds: list[Load]
     steal: list[float] = field(default_factory=list)  # % of this VM's CPU time the hypervisor took, per second
@@ -293,6 +325,12 @@ class Trace:
 
     @property
     def p99_ms(self) -> float:
+        if all(s.latencies for s in self.seconds):
+            return percentile_ms((pair for s in self.seconds for pair in s.latencies), 99)
+        return self.worst_second_ms  # the built-in client keeps no histogram: the stricter figure
+
+    @property
+    def worst_second_ms(self) -> float:
         return max(s.p99_ms for s in self.seconds)
 
     @property
@@ -558,8 +596,8 @@ class Bench:
     def scenario_me(self, backend: str, server: Server, headers: dict[str, str], name: str) -> float:
         """RUNS consecutive runs of --duration seconds with production defaults (a JSON access
         line per request, metrics, the per-address limit counted), each second alternating with a
-        second of the floor: rps against the floor's, and each run's worst-second p99 against the
-        floor's worst second in the same run, with the per-second p99 lines."""
+        second of the floor: rps against the floor's, and each run's p99 (all its requests) against the
+        floor's in the same run, with the per-second p99 lines so a bad second shows."""
         assert self.floor is not None
         url, floor_url = f"{server.url}/users/me", f"{self.floor_server.url}/users/me"
         run_load(url, connections=32, duration=1, headers=headers)
@@ -577,7 +615,10 @@ class Bench:
             ok,
         )
         for i, (f, g) in enumerate(runs, 1):
-            print(f"    run {i}: {g.rps:,.0f} rps (floor {f.rps:,.0f}), max {g.max_ms:.1f} ms, {g.timeline()}")
+            print(
+                f"    run {i}: {g.rps:,.0f} rps (floor {f.rps:,.0f}), p99 {g.p99_ms:.1f} ms (floor {f.p99_ms:.1f}), "
+                f"max {g.max_ms:.1f} ms, {g.timeline()}"
+            )
             print(f"           floor {f.timeline()}")
         return rps
 

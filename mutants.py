@@ -92,6 +92,12 @@ MUTANTS = [
         "test_guarded_host_routes_answer_as_through_fastapi",
     ),
     Mutant(
+        "metrics: a latency on a bucket's bound counted in the next bucket",
+        "        tally[1 + bisect.bisect_left(self.LATENCY_BUCKETS, seconds)] += 1",
+        "        tally[1 + bisect.bisect_right(self.LATENCY_BUCKETS, seconds)] += 1",
+        "test_request_metrics_count_every_request_and_its_bucket",
+    ),
+    Mutant(
         "near cache: a request joins a read begun before an invalidation",
         "    if started is None or started[0] != epoch:",
         "    if started is None:",

@@ -31,6 +31,7 @@ Sections, top to bottom (each under a `# Name ####` banner, each using only thos
 import asyncio
 import atexit
 import base64
+import bisect
 import collections
 import contextlib
 import dataclasses
@@ -974,16 +975,17 @@ def configure_logging(settings: Settings) -> None:
 class Metrics:
     """Prometheus metrics (one set per process; with PROMETHEUS_MULTIPROC_DIR, summed across workers)."""
 
+    LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
     def __init__(self) -> None:
         from prometheus_client import Counter, Gauge, Histogram
 
         self.requests = Counter("gatehouse_requests_total", "HTTP requests", ["route", "method", "status"])
         self.latency = Histogram(
-            "gatehouse_request_seconds",
-            "HTTP request latency",
-            ["route", "method"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            "gatehouse_request_seconds", "HTTP request latency", ["route", "method"], buckets=self.LATENCY_BUCKETS
         )
+        # (route, method, status) -> [seconds summed, requests per latency bucket..., past the last]
+        self._tally: dict[tuple[str, str, int], list[float]] = {}
         self.logins = Counter("gatehouse_logins_total", "Login attempts", ["outcome"])
         self.rate_limited = Counter("gatehouse_rate_limited_total", "Requests refused by a rate limit", ["limit"])
         self.refresh_reuse = Counter("gatehouse_refresh_reuse_total", "Refresh tokens replayed after rotation")
@@ -1002,6 +1004,31 @@ class Metrics:
         )
         self.mail_queue = Gauge("gatehouse_mail_queue", "Mail messages waiting to be sent", multiprocess_mode="livesum")
         self.purged = Counter("gatehouse_purged_rows_total", "Rows deleted by retention purges", ["table"])
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request. Every request's count and latency go into a plain tally that
+        flush_requests() adds to the two metrics (every second, before every scrape, at shutdown):
+        inc() and observe() take a lock each, and with PROMETHEUS_MULTIPROC_DIR write a memory-mapped
+        file, 3-7 µs a request, a few percent of a /users/me."""
+        key = (route, method, status)
+        tally = self._tally.get(key)
+        if tally is None:
+            tally = self._tally[key] = [0.0] * (len(self.LATENCY_BUCKETS) + 2)
+        tally[0] += seconds
+        tally[1 + bisect.bisect_left(self.LATENCY_BUCKETS, seconds)] += 1  # as observe(): the first bound >= it
+
+    def flush_requests(self) -> None:
+        """Add the requests counted since the last flush to the metrics (see request_done)."""
+        tallies, self._tally = self._tally, {}
+        for (route, method, status), tally in tallies.items():
+            self.requests.labels(route, method, str(status)).inc(sum(tally[1:]))
+            latency = self.latency.labels(route, method)
+            # prometheus-client keeps a histogram as its sum and a count per bucket (pinned version;
+            # test_request_metrics_count_every_request_and_its_bucket checks the exposition).
+            latency._sum.inc(tally[0])
+            for bucket, count in zip(latency._buckets, tally[1:], strict=True):
+                if count:
+                    bucket.inc(count)
 
 
 _metrics: Metrics | None = None
@@ -1026,6 +1053,8 @@ def render_metrics() -> tuple[bytes, str]:
     """The exposition text: every worker's metrics in multiprocess mode, else this process's."""
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
+    if _metrics is not None:
+        _metrics.flush_requests()  # this process's requests so far; other workers' flush every second
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -3412,6 +3441,7 @@ class Gatehouse:
 
     async def _sample_gauges(self) -> None:
         while True:
+            self.metrics.flush_requests()
             self.metrics.hash_queue.set(self.hasher.queued)
             self.metrics.db_pool.set(getattr(self.engine.pool, "checkedout", lambda: 0)())
             await asyncio.sleep(1.0)
@@ -3430,6 +3460,7 @@ class Gatehouse:
         if self._tasks:  # the audit flushes the mailer's outcomes scheduled
             await asyncio.wait(list(self._tasks), timeout=10)
         await self.flush_audit()
+        self.metrics.flush_requests()
         await self.cache.close()
         await self.federation.close()
         await self.engine.dispose()
@@ -7750,7 +7781,6 @@ class EdgeMiddleware:
         self.cors = bool(settings.cors_origins)
         self.access = logging.getLogger("gatehouse.access")
         self.metrics = metrics(settings)
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._id_prefix, self._ids = secrets.token_hex(12), itertools.count()  # unique without a syscall each
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -7895,15 +7925,7 @@ class EdgeMiddleware:
     def _record(self, scope: dict[str, Any], ip: str, status: int, elapsed: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", "unmatched")
-        key = (template, scope["method"], status)
-        children = self._children.get(key)
-        if children is None:  # label lookups cost more than the increments: keep the children
-            children = self._children[key] = (
-                self.metrics.requests.labels(template, scope["method"], str(status)),
-                self.metrics.latency.labels(template, scope["method"]),
-            )
-        children[0].inc()
-        children[1].observe(elapsed)
+        self.metrics.request_done(template, scope["method"], status, elapsed)
         # Successful health probes arrive every few seconds from every load balancer: no line each.
         if self.access.isEnabledFor(logging.INFO) and not (status == 200 and template.startswith("/health/")):
             principal = scope["state"].get("principal")

@@ -2644,6 +2644,53 @@ async def test_metrics_are_scraped_and_can_be_protected_or_disabled(make_setting
         assert (await client.get("/metrics")).status_code == 404
 
 
+async def test_request_metrics_count_every_request_and_its_bucket(settings: Settings) -> None:
+    """Requests are tallied and added to the metrics in batches: a scrape still counts every
+    request, and each latency lands in the bucket prometheus-client's own observe() would choose."""
+    import re
+
+    from prometheus_client import CollectorRegistry, Histogram
+
+    async with running(settings) as client:
+
+        def scraped(text: str, sample: str) -> float:
+            found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+            return float(found[1]) if found else 0.0
+
+        counted = 'gatehouse_requests_total{method="GET",route="/health/live",status="200"}'
+        everything = 'gatehouse_request_seconds_bucket{le="+Inf",method="GET",route="/health/live"}'
+        before = (await client.get("/metrics")).text
+        for _ in range(37):
+            assert (await client.get("/health/live")).status_code == 200
+        after = (await client.get("/metrics")).text  # no wait: the scrape adds what is pending
+        assert scraped(after, counted) - scraped(before, counted) == 37
+        assert scraped(after, everything) - scraped(before, everything) == 37
+
+    # The same latencies through the tally and through observe(): the same buckets, count and sum.
+    metrics = service.metrics(settings)
+    reference = Histogram(
+        "reference_seconds", "", ["route", "method"], buckets=metrics.LATENCY_BUCKETS, registry=CollectorRegistry()
+    )
+    route = f"/tally-{uuid.uuid4().hex}"
+    latencies = [0.0, 0.0004, 0.001, 0.0010001, 0.0025, 0.07, 0.1, 4.99, 5, 5.01, 60]
+    for seconds in latencies:
+        metrics.request_done(route, "GET", 200, seconds)
+        reference.labels(route, "GET").observe(seconds)
+    metrics.flush_requests()
+
+    def samples(histogram: Any, prefix: str) -> dict[tuple[str, str], float]:
+        return {
+            (s.name.removeprefix(prefix), s.labels.get("le", "")): s.value
+            for family in histogram.collect()
+            for s in family.samples
+            if s.labels.get("route") == route and not s.name.endswith("_created")
+        }
+
+    ours = samples(metrics.latency, "gatehouse_request_seconds")
+    assert ours == samples(reference, "reference_seconds") and ours[("_count", "")] == len(latencies)
+    assert metrics.requests.labels(route, "GET", "200")._value.get() == len(latencies)
+
+
 def _served_by_each_worker(prom_dir: Any, route: str) -> list[float]:
     """Each worker's own count of `GET route` answered 200, read from its counter file alone."""
     import shutil
@@ -2682,7 +2729,11 @@ def test_metrics_add_up_across_uvicorn_workers(make_settings: Any, tmp_path: Any
                 sent += 40
                 if sum(1 for n in _served_by_each_worker(prom, "/health/ready") if n) >= 2:
                     break
-        per_worker = _served_by_each_worker(prom, "/health/ready")
+        for _ in range(50):  # each worker adds its tally to its file every second
+            per_worker = _served_by_each_worker(prom, "/health/ready")
+            if sum(per_worker) == sent:
+                break
+            time.sleep(0.1)
         text = httpx.get(f"{server.url}/metrics", timeout=10).text
     finally:
         server.stop()
