@@ -174,14 +174,16 @@ def run_load(
         env["BENCH_TOKENS"] = tokens_file or ""
         env["BENCH_DELAY_MS"] = str(max(1, round(connections * 1000 / rate))) if rate else "0"
         used = _children_cpu()
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+        finally:
+            shutil.rmtree(script.parent, ignore_errors=True)
         used = _children_cpu() - used
         percent = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
         latency = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.MULTILINE)
         errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
         non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         histogram = re.search(r"^HISTOGRAM (.*)$", out, re.MULTILINE)
-        shutil.rmtree(script.parent, ignore_errors=True)
         return Load(
             rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
             p50_ms=_ms(percent["50"]),

@@ -6736,7 +6736,7 @@ class Authenticated(OAuth2PasswordBearer):
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         return await self.guard(request.scope)
 
-    async def guard(self, scope: dict[str, Any], gh: "Gatehouse | None" = None) -> Principal:
+    async def guard(self, scope: dict[str, Any], gh: Gatehouse | None = None) -> Principal:
         """The dependency's work on the request's ASGI scope: for FastAPI's solving, and for the
         host routes `mount_gatehouse` guards before they run (`_GuardedHostRoute`)."""
         if gh is None:
@@ -8147,9 +8147,9 @@ class _GuardedHostRoute:
             if isinstance(getattr(route, "app", None), cls):
                 route.app.gatehouse = host.state.gatehouse  # the host started again: a new Gatehouse
                 continue
-            dependant = getattr(route, "dependant", None)
-            if not isinstance(route, APIRoute) or dependant is None:
+            if not isinstance(route, APIRoute):
                 continue
+            dependant = route.dependant
             if len(dependant.dependencies) != 1 or getattr(route, "max_body_size", None) is not None:
                 continue
             guard = dependant.dependencies[0]
