@@ -316,6 +316,7 @@ class Trace:
 
     seconds: list[Load]
     steal: list[float] = field(default_factory=list)  # % of this VM's CPU time the hypervisor took, per second
+    server_cpu: list[list[float]] = field(default_factory=list)  # per second, the cores each server process used
 
     @property
     def rps(self) -> float:
@@ -348,6 +349,15 @@ class Trace:
         """How many cores the load generator kept busy, on average."""
         return sum(s.client_cpu for s in self.seconds) / max(1, len(self.seconds))
 
+    @property
+    def server_cores(self) -> float:
+        """How many cores the server's processes kept busy, on average (when their pids were given)."""
+        return sum(map(sum, self.server_cpu)) / max(1, len(self.server_cpu))
+
+    def cpu_timeline(self) -> str:
+        """Per second, each server process's cores: an uneven split shows whose connections were whose."""
+        return "cores per second: " + " ".join("+".join(f"{c:.2f}" for c in second) for second in self.server_cpu)
+
     def timeline(self) -> str:
         line = "p99 per second: " + " ".join(f"{s.p99_ms:.1f}" for s in self.seconds) + " ms"
         return line + ("; steal " + " ".join(f"{s:.0f}" for s in self.steal) + " %" if self.steal else "")
@@ -363,14 +373,30 @@ def _cpu_clock() -> tuple[int, int] | None:
     return ticks[7], sum(ticks)
 
 
-def _one_second(trace: Trace, url: str, connections: int, headers: dict[str, str] | None) -> None:
-    """Add a one-second load to `trace`, with the share of CPU time the hypervisor stole meanwhile:
-    a bad second with high steal is the machine's, not the server's."""
-    before = _cpu_clock()
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used; 0 when it is gone or off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _one_second(
+    trace: Trace, url: str, connections: int, headers: dict[str, str] | None, pids: list[int] | None = None
+) -> None:
+    """Add a one-second load to `trace`, with the share of CPU time the hypervisor stole meanwhile
+    (a bad second with high steal is the machine's, not the server's) and, given `pids`, the
+    cores each of those processes used."""
+    before, used = _cpu_clock(), [_process_cpu(pid) for pid in pids or ()]
+    started = time.perf_counter()
     trace.seconds.append(run_load(url, connections=connections, duration=1, headers=headers))
-    after = _cpu_clock()
+    after, elapsed = _cpu_clock(), time.perf_counter() - started
     if before and after and after[1] > before[1]:
         trace.steal.append(100 * (after[0] - before[0]) / (after[1] - before[1]))
+    if pids:
+        trace.server_cpu.append([(_process_cpu(pid) - u) / elapsed for pid, u in zip(pids, used, strict=True)])
 
 
 def run_trace(url: str, *, seconds: float, connections: int = 32, headers: dict[str, str] | None = None) -> Trace:
@@ -380,21 +406,30 @@ def run_trace(url: str, *, seconds: float, connections: int = 32, headers: dict[
     return trace
 
 
-def run_alternating(loads: list[tuple[str, dict[str, str] | None]], *, seconds: float) -> list[Trace]:
+def run_alternating(
+    loads: list[tuple[str, dict[str, str] | None]], *, seconds: float, pids: list[list[int]] | None = None
+) -> list[Trace]:
     """Endpoints (url, headers) measured in turn, a one-second load each, so all see the same
     machine: on a virtual machine whose speed drifts from minute to minute, a ratio of two runs
-    taken one after the other measures the drift as much as the servers."""
+    taken one after the other measures the drift as much as the servers. `pids`: per endpoint,
+    the server processes whose cores to record each second."""
     traces = [Trace([]) for _ in loads]
     for _ in range(max(1, round(seconds))):
-        for trace, (url, headers) in zip(traces, loads, strict=True):
-            _one_second(trace, url, 32, headers)
+        for i, (trace, (url, headers)) in enumerate(zip(traces, loads, strict=True)):
+            _one_second(trace, url, 32, headers, pids[i] if pids else None)
     return traces
 
 
 def run_pair(
-    a: str, b: str, *, seconds: float, headers_a: dict[str, str] | None = None, headers_b: dict[str, str] | None = None
+    a: str,
+    b: str,
+    *,
+    seconds: float,
+    headers_a: dict[str, str] | None = None,
+    headers_b: dict[str, str] | None = None,
+    pids: list[list[int]] | None = None,
 ) -> tuple[Trace, Trace]:
-    first, second = run_alternating([(a, headers_a), (b, headers_b)], seconds=seconds)
+    first, second = run_alternating([(a, headers_a), (b, headers_b)], seconds=seconds, pids=pids)
     return first, second
 
 
@@ -455,6 +490,18 @@ class Server:
             except httpx.HTTPError:
                 time.sleep(0.05)
         raise RuntimeError(f"{self.app} did not start; see {log.name}")
+
+    def worker_pids(self) -> list[int]:
+        """The processes serving requests: uvicorn's worker processes with --workers, else the one."""
+        if self.workers == 1:
+            return [self.proc.pid]
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as children:
+                pids = [int(pid) for pid in children.read().split()]
+        except OSError:
+            return []
+        # the spawn start method leaves one helper besides the workers: the resource tracker
+        return [pid for pid in pids if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()]
 
     def rss_mb(self) -> float:
         for line in open(f"/proc/{self.proc.pid}/status"):
@@ -827,6 +874,7 @@ class Bench:
                 seconds=self.args.duration,
                 headers_a=auth,
                 headers_b=auth,
+                pids=[single.worker_pids(), server.worker_pids()],
             )
             single.stop()
             fresh = httpx.Limits(max_keepalive_connections=0)  # every request a new connection: any worker
@@ -854,11 +902,13 @@ class Bench:
         self.record(
             backend,
             "2 workers: GET /users/me",
-            f"{trace.rps:,.0f} rps ({ratio:.2f}x one worker's {one:,.0f}), p99 {trace.p99_ms:.1f} ms, "
-            f"wrk itself {trace.client_cores:.2f} cores (with one worker {one_trace.client_cores:.2f})",
+            f"{trace.rps:,.0f} rps ({ratio:.2f}x one worker's {one:,.0f}), p99 {trace.p99_ms:.1f} ms; cores: "
+            f"workers {trace.server_cores:.2f} (one worker {one_trace.server_cores:.2f}), "
+            f"wrk {trace.client_cores:.2f} ({one_trace.client_cores:.2f})",
             ">= 1.6x one worker",
             ratio >= 1.6 and trace.errors == 0,
         )
+        print(f"    2 workers {trace.cpu_timeline()}\n    1 worker  {one_trace.cpu_timeline()}")
         self.record(
             backend,
             "2 workers: logout refused by both",
