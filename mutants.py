@@ -520,6 +520,12 @@ MUTANTS = [
         "test_attack_demoted_admins_keys_do_not_come_back_on_repromotion",
     ),
     Mutant(
+        "metrics: a label per made-up method",
+        'key = (route, method if method in self.METHODS else "OTHER", status)',
+        "key = (route, method, status)",
+        "test_attack_made_up_methods_do_not_grow_the_metrics",
+    ),
+    Mutant(
         "session: no absolute lifetime",
         "    return min(\n        now + timedelta(days=settings.refresh_token_days), created_at + timedelta(days=settings.session_max_days)\n    )",
         "    return now + timedelta(days=settings.refresh_token_days)",

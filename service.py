@@ -978,6 +978,9 @@ class Metrics:
     """Prometheus metrics (one set per process; with PROMETHEUS_MULTIPROC_DIR, summed across workers)."""
 
     LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+    # A label value per method a client makes up would grow every scrape without bound (uvicorn's
+    # h11 and other servers pass any token through): the rest count as OTHER.
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
     def __init__(self) -> None:
         from prometheus_client import Counter, Gauge, Histogram
@@ -1012,7 +1015,7 @@ class Metrics:
         flush_requests() adds to the two metrics (every second, before every scrape, at shutdown):
         inc() and observe() take a lock each, and with PROMETHEUS_MULTIPROC_DIR write a memory-mapped
         file, 3-7 µs a request, a few percent of a /users/me."""
-        key = (route, method, status)
+        key = (route, method if method in self.METHODS else "OTHER", status)
         tally = self._tally.get(key)
         if tally is None:
             tally = self._tally[key] = [0.0] * (len(self.LATENCY_BUCKETS) + 2)

@@ -2644,6 +2644,30 @@ async def test_metrics_are_scraped_and_can_be_protected_or_disabled(make_setting
         assert (await client.get("/metrics")).status_code == 404
 
 
+async def test_attack_made_up_methods_do_not_grow_the_metrics(client: httpx.AsyncClient) -> None:
+    """An attacker sending a new HTTP method per request (some servers pass any token through;
+    ASGI here) must not add a metrics series per request: such methods count together as OTHER."""
+    import re
+
+    def methods(text: str) -> set[str]:
+        return set(re.findall(r'method="([^"]*)"', text))
+
+    def other(text: str) -> float:
+        found = re.search(
+            r'^gatehouse_requests_total\{method="OTHER",route="/users/me",status="405"\} (\S+)$', text, re.M
+        )
+        return float(found[1]) if found else 0.0
+
+    await client.get("/metrics")  # so that `before` already shows the scrape's own GET
+    before = (await client.get("/metrics")).text
+    invented = [f"M{uuid.uuid4().hex[:8].upper()}" for _ in range(25)]
+    for method in invented:
+        assert (await client.request(method, "/users/me")).status_code == 405
+    after = (await client.get("/metrics")).text
+    assert methods(after) - methods(before) <= {"OTHER"} and not set(invented) & methods(after)
+    assert other(after) - other(before) == 25
+
+
 async def test_request_metrics_count_every_request_and_its_bucket(settings: Settings) -> None:
     """Requests are tallied and added to the metrics in batches: a scrape still counts every
     request, and each latency lands in the bucket prometheus-client's own observe() would choose."""
