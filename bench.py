@@ -399,13 +399,6 @@ def _one_second(
         trace.server_cpu.append([(_process_cpu(pid) - u) / elapsed for pid, u in zip(pids, used, strict=True)])
 
 
-def run_trace(url: str, *, seconds: float, connections: int = 32, headers: dict[str, str] | None = None) -> Trace:
-    trace = Trace([])
-    for _ in range(max(1, round(seconds))):
-        _one_second(trace, url, connections, headers)
-    return trace
-
-
 def run_alternating(
     loads: list[tuple[str, dict[str, str] | None]], *, seconds: float, pids: list[list[int]] | None = None
 ) -> list[Trace]:
@@ -496,12 +489,13 @@ class Server:
         if self.workers == 1:
             return [self.proc.pid]
         try:
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as children:
-                pids = [int(pid) for pid in children.read().split()]
-        except OSError:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            # the spawn start method leaves one helper besides the workers: the resource tracker
+            return [
+                int(pid) for pid in children if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
+        except OSError:  # off Linux, or a process gone meanwhile: no per-worker figures
             return []
-        # the spawn start method leaves one helper besides the workers: the resource tracker
-        return [pid for pid in pids if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()]
 
     def rss_mb(self) -> float:
         for line in open(f"/proc/{self.proc.pid}/status"):
