@@ -5046,11 +5046,11 @@ class SoftAuthenticator:
         }
 
 
-async def enroll_totp(client: httpx.AsyncClient, access: str) -> tuple[Any, list[str]]:
-    """Enroll and confirm an authenticator app; (pyotp.TOTP, recovery codes)."""
+async def enroll_totp(client: httpx.AsyncClient, access: str, password: str = PASSWORD) -> tuple[Any, list[str]]:
+    """Enroll and confirm an authenticator app, proving the password; (pyotp.TOTP, recovery codes)."""
     import pyotp
 
-    r = await client.post("/mfa/totp", headers=bearer(access))
+    r = await client.post("/mfa/totp", headers=bearer(access), json={"password": password})
     assert r.status_code == 200, r.text
     totp = pyotp.TOTP(r.json()["secret"])
     assert r.json()["otpauth_uri"] == totp.provisioning_uri(
@@ -5074,9 +5074,14 @@ async def mfa_login(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
 
 
 async def add_passkey(
-    client: httpx.AsyncClient, access: str, authenticator: SoftAuthenticator, name: str = "laptop"
+    client: httpx.AsyncClient,
+    access: str,
+    authenticator: SoftAuthenticator,
+    name: str = "laptop",
+    proof: dict[str, Any] | None = None,
 ) -> httpx.Response:
-    r = await client.post("/mfa/passkeys/options", headers=bearer(access))
+    """Register a passkey; the options request proves the password (or `proof`, e.g. {"otp": …})."""
+    r = await client.post("/mfa/passkeys/options", headers=bearer(access), json=proof or {"password": PASSWORD})
     assert r.status_code == 200, r.text
     return await client.post(
         "/mfa/passkeys", headers=bearer(access), json={"credential": authenticator.create(r.json()), "name": name}
