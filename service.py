@@ -216,6 +216,15 @@ class InvalidActionToken(ServiceError):
     status_code, code, message = 400, "invalid_or_expired_token", "The link is invalid, used or expired."
 
 
+class FactorProofRequired(NotAuthenticated):
+    code = "factor_proof_required"
+    message = (
+        "Adding or removing a second factor needs a proof in this request: a second factor (`otp`, "
+        "`recovery_code` or `passkey`) when the account has one, else the `password` (an account without "
+        "either: `email_code`, from POST /auth/email-code)."
+    )
+
+
 class WrongPassword(ServiceError):
     status_code, code, message = 400, "wrong_password", "The current password is not correct."
 
@@ -474,6 +483,7 @@ _PAGE_PATHS = {
     "email_change_url": "/confirm-email-change",
     "email_revert_url": "/revert-email-change",
     "identity_link_url": "/confirm-identity-link",
+    "factor_undo_url": "/undo-factor",
 }
 _PLACEHOLDER_SECRETS = {"changethis", "changeme", "change-me", "change_me", "secret", "secret-key", "your-secret-key"}
 
@@ -567,6 +577,10 @@ class Settings(BaseSettings):
     email_revert_days: int = Field(7, ge=1, le=90)
     email_change_url: str = ""
     email_revert_url: str = ""
+    # A new second factor's "this wasn't me" link lives this long; account recovery by mailbox (a reset
+    # link, an undone email change) removes the factors added within it.
+    factor_undo_days: int = Field(3, ge=1, le=90)
+    factor_undo_url: str = ""
     # Retention: ended sessions and spent or expired one-time tokens are deleted this long after
     # they end; audit events after AUDIT_RETENTION_DAYS (0 keeps them forever).
     session_retention_days: int = Field(7, ge=0, le=3650)
@@ -2699,6 +2713,7 @@ def render_mail(
         "verify_hours": str(settings.verify_email_hours),
         "email_change_hours": str(settings.email_change_hours),
         "email_revert_days": str(settings.email_revert_days),
+        "factor_undo_days": str(settings.factor_undo_days),
         "login_code_minutes": str(settings.login_code_minutes),
         **{k: str(v) for k, v in fields.items()},
     }
@@ -3288,6 +3303,9 @@ AUDIT_EVENTS = frozenset(
         "mfa.recovery_codes_replaced",
         "mfa.passkey_added",
         "mfa.passkey_removed",
+        "mfa.undo_link_sent",
+        "mfa.factor_undone",
+        "mfa.recovery_removed",
         "mfa.passkey_clone_detected",
         "mfa.reset",
         "auth.oauth_callback",
@@ -3999,7 +4017,7 @@ async def reauthenticate(
     password: str | None = None,
     code: str | None = None,
     otp: str | None = None,
-    passkey: dict[str, Any] | None = None,
+    passkey: "PasskeyAnswer | None" = None,
     client: Client = CLI,
 ) -> TokenPair:
     """Step up: prove the password, an authenticator code or a passkey again; a fresh access token for
@@ -4036,7 +4054,7 @@ async def require_recent_proof(
     *,
     password: str | None,
     otp: str | None = None,
-    passkey: dict[str, Any] | None = None,
+    passkey: "PasskeyAnswer | None" = None,
     client: Client = CLI,
 ) -> None:
     """Gate a sensitive action: a session (never an API key), and the password, an authenticator code
@@ -4687,11 +4705,12 @@ async def _spend_user_tokens(db: AsyncSession, user_id: uuid.UUID, *purposes: st
 
 @dataclass(frozen=True, slots=True)
 class CredentialsEnded:
-    """What a password change, reset or undone email change ended."""
+    """What a password change, reset, undone email change or undone factor ended."""
 
     user_id: uuid.UUID
     sessions_ended: int
     api_keys_revoked: int
+    factors_removed: tuple[str, ...] = ()
 
 
 async def _store_password(
@@ -4738,9 +4757,17 @@ async def change_password(
     return await _after_password_stored(gh, user, revoked, keep_session=principal.session_id)
 
 
-async def reset_password(gh: Gatehouse, *, token: str, new_password: str, client: Client = CLI) -> CredentialsEnded:
+async def reset_password(
+    gh: Gatehouse,
+    *,
+    token: str,
+    new_password: str,
+    keep_factors: frozenset[str] = frozenset(),
+    client: Client = CLI,
+) -> CredentialsEnded:
     """Recovery through the emailed link: the account may be compromised, so every session ends,
-    every API key is revoked, and the account's failed-login counters are cleared."""
+    every API key is revoked, second factors added within FACTOR_UNDO_DAYS go unless kept (see
+    `list_factors`), and the account's failed-login and second-factor counters are cleared."""
     new_password = _validated(check_password, new_password, "new_password")
     await _check_auth_ip(gh, client)
     await _peek_action_token(gh, token=token, purpose="reset")  # a bogus token costs no bcrypt
@@ -4753,9 +4780,12 @@ async def reset_password(gh: Gatehouse, *, token: str, new_password: str, client
         revoked = await _store_password(
             db, user=user, new_hash=new_hash, event="user.password_reset", client=client, revoke_keys=True
         )
+        removed = await _drop_recent_factors(gh, db, user.id, keep_factors)
     await gh.cache.forget_limit(_login_limit_keys(user.email, client)[0])
     await gh.cache.forget_limit(f"login-code:{user.id}")
-    return await _after_password_stored(gh, user, revoked, keep_session=None)
+    await gh.cache.forget_limit(f"mfa-fail:{user.id}")  # those who spent it held the password now replaced
+    ended = await _after_password_stored(gh, user, revoked, keep_session=None)
+    return dataclasses.replace(ended, factors_removed=tuple(removed))
 
 
 async def set_password(
@@ -4987,6 +5017,7 @@ async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI
                 user.email, user.email_verified_at = row.email, utcnow()  # the link proves the old address
             _bump(user)
             revoked = await _revoke_user_keys(db, user.id)
+            removed = await _drop_recent_factors(gh, db, user.id, frozenset())
             db.add(_audit("user.email_change_revert", client, subject=user.id, keys_revoked=len(revoked)))
     except sa.exc.IntegrityError:
         raise EmailTaken("The old address now belongs to another account; ask an administrator.") from None
@@ -4994,7 +5025,7 @@ async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI
     await _publish_revoked_keys(gh, revoked)
     ended = await _end_sessions(gh, user_id=user.id, reason="email_revert")
     log.warning("email change reverted user=%s sessions_ended=%d keys_revoked=%d", user.id, ended, len(revoked))
-    return CredentialsEnded(user.id, ended, len(revoked))
+    return CredentialsEnded(user.id, ended, len(revoked), tuple(removed))
 
 
 async def _is_known_address(gh: Gatehouse, user_id: uuid.UUID, group: str) -> bool:
@@ -5057,9 +5088,47 @@ async def deliver(
 # Service functions: session list and second factors --------------------------
 
 # Sessions people can see and end, and second factors (TOTP, recovery codes, passkeys).
-# Every factor is checked as carefully as the password: under a per-user limit whose slot is
-# reserved before the check, single use across instances (a compare-and-set in the database),
-# audited, and announced to the owner by mail when it changes.
+# Every factor is checked as carefully as the password: single use across instances (a
+# compare-and-set in the database), audited, and announced to the owner by mail when it changes.
+# Guessable factors (codes) are checked under a per-user limit whose slot is reserved before the
+# check, and only for callers who passed the first factor; passkeys, which cannot be guessed, never
+# under it, so that nobody can spend the owner's tries with junk answers.
+
+_B64URL = r"^[A-Za-z0-9_-]*={0,2}$"
+
+
+def _b64url_field(max_length: int, min_length: int = 1) -> Any:
+    return Field(min_length=min_length, max_length=max_length, pattern=_B64URL)
+
+
+class PasskeyResponse(BaseModel):
+    """The `response` of a PublicKeyCredential: base64url fields, each bounded."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    clientDataJSON: Annotated[str, _b64url_field(4096)]  # noqa: N815 (the WebAuthn JSON names)
+    authenticatorData: Annotated[str, _b64url_field(4096)] | None = None  # noqa: N815
+    signature: Annotated[str, _b64url_field(1024)] | None = None
+    userHandle: Annotated[str, _b64url_field(256, min_length=0)] | None = None  # noqa: N815
+    attestationObject: Annotated[str, _b64url_field(65536)] | None = None  # noqa: N815
+    transports: list[Annotated[str, Field(max_length=32, pattern=r"^[a-z-]+$")]] | None = Field(None, max_length=10)
+
+
+class PasskeyAnswer(BaseModel):
+    """A PublicKeyCredential from navigator.credentials.create() or .get(), as JSON (WebAuthn Level 3's
+    toJSON()): typed, so that hostile input is refused before it reaches a query or a counter."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: Annotated[str, Field(min_length=1, max_length=1400, pattern=r"^[A-Za-z0-9_-]+$")]
+    rawId: Annotated[str, _b64url_field(1400)] | None = None  # noqa: N815
+    type: Literal["public-key"] = "public-key"
+    response: PasskeyResponse
+    authenticatorAttachment: Literal["platform", "cross-platform"] | None = None  # noqa: N815
+    clientExtensionResults: dict[str, Any] = {}  # noqa: N815
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
 
 
 async def list_sessions(gh: Gatehouse, *, user_id: uuid.UUID) -> list[LoginSession]:
@@ -5175,7 +5244,7 @@ async def complete_mfa(
     mfa_token: str,
     otp: str | None = None,
     recovery_code: str | None = None,
-    passkey: dict[str, Any] | None = None,
+    passkey: PasskeyAnswer | None = None,
     client: Client = CLI,
 ) -> TokenPair:
     """Finish a sign-in that answered `mfa_required`: one second factor, then the session opens."""
@@ -5212,9 +5281,9 @@ async def _second_factor(
     client: Client,
     otp: str | None = None,
     recovery_code: str | None = None,
-    passkey: dict[str, Any] | None = None,
+    passkey: PasskeyAnswer | None = None,
 ) -> tuple[str, bool]:
-    """Check one second factor under the per-user limit: (method used, passkey verified the user)."""
+    """Check one second factor (codes under the per-user limit): (method used, passkey verified the user)."""
     if otp is not None:
         await _guarded_check(
             gh, user=user, method="otp", event=event, client=client, check=lambda: _spend_totp(gh, user.id, otp)
@@ -5231,29 +5300,27 @@ async def _second_factor(
         )
         return "recovery", False
     if passkey is not None:
-        found = await _find_passkey(gh, passkey)
-        if found is None or found.user_id != user.id:
-            gh.audit_later(_audit(event, client, subject=user.id, outcome="failure", method="webauthn"))
-            raise PasskeyRejected("This passkey is not registered to this account.")
-        verified = await _guarded_check(
-            gh,
-            user=user,
-            method="webauthn",
-            event=event,
-            client=client,
-            check=lambda: _check_assertion(gh, found, user, passkey, purpose=purpose, bound=user.id, client=client),
-        )
-        return "webauthn", verified == "uv"
+        _, verified = await _prove_passkey(gh, passkey, purpose=purpose, user=user, event=event, client=client)
+        return "webauthn", verified
     raise InvalidInput("send one of `code`, `recovery_code` or `webauthn`")
 
 
 async def _guarded_check(
     gh: Gatehouse, *, user: User, method: str, event: str, client: Client, check: Callable[[], Awaitable[Any]]
 ) -> Any:
-    """Run one factor check under RATE_MFA_FAILURES. The slot is reserved *before* the check and given
-    back on success, so N parallel wrong codes get at most the limit's checks, on every instance."""
+    """Run one code check under RATE_MFA_FAILURES. The slot is reserved *before* the check and given
+    back on success, so N parallel wrong codes get at most the limit's checks, on every instance.
+
+    Only callers past the first factor get here (an mfa_token, or a session). Once they have spent the
+    budget, the owner on an address they have signed in from still has a reserve of the same size that
+    tries from elsewhere cannot spend."""
     rate, key = gh.settings.rate_mfa_failures, f"mfa-fail:{user.id}"
-    await _check_rate(gh, key, rate)
+    if (wait := await gh.cache.hit(key, rate)) > 0:
+        if not await _is_known_address(gh, user.id, ip_group(client.ip)):
+            gh.metrics.rate_limited.labels("mfa-fail").inc()
+            raise RateLimited(wait)
+        key = f"mfa-fail-known:{user.id}"
+        await _check_rate(gh, key, rate)
     try:
         result = await check()
         failure: ServiceError = InvalidOtp()
@@ -5265,6 +5332,52 @@ async def _guarded_check(
     gh.audit_later(_audit(event, client, subject=user.id, outcome="failure", method=method))
     log.info("second factor check failed event=%s method=%s ip=%s", event, method, client.ip)
     raise failure
+
+
+async def require_factor_proof(
+    gh: Gatehouse,
+    principal: "Principal",
+    *,
+    password: str | None = None,
+    otp: str | None = None,
+    recovery_code: str | None = None,
+    passkey: PasskeyAnswer | None = None,
+    client: Client = CLI,
+) -> None:
+    """Gate adding or removing a second factor: a session, and a proof in this request, never a recent
+    sign-in alone (a stolen access token must neither plant a factor that outlives a password reset nor
+    strip the owner's). The proof is the strongest the account has: one of its second factors when it
+    has one (the password alone would let a phished password plant a passkey past the owner's factor),
+    else its password."""
+    if principal.session_id is None:
+        raise SessionRequired()
+    user = await _load_user(gh, principal.user_id)
+    async with gh.transaction() as db:
+        has_factor = bool(await _mfa_methods(db, user.id))
+    if has_factor and (otp or recovery_code or passkey):
+        await _second_factor(
+            gh,
+            user=user,
+            otp=otp,
+            recovery_code=recovery_code,
+            passkey=passkey,
+            purpose="proof",
+            event="auth.step_up",
+            client=client,
+        )
+    elif not has_factor and password is not None and user.password_hash:
+        await _check_password(
+            gh,
+            account=user.email,
+            user=user,
+            password=password,
+            code=None,
+            client=client,
+            event="auth.step_up",
+            wrong=WrongPassword,
+        )
+    else:
+        raise FactorProofRequired()
 
 
 def _totp_secret(gh: Gatehouse, row: TotpFactor) -> str:
@@ -5378,7 +5491,8 @@ async def confirm_totp(gh: Gatehouse, *, user_id: uuid.UUID, code: str, client: 
     async with gh.transaction(write=True) as db:
         codes = await _store_recovery_codes(db, user.id)
         db.add(_audit("mfa.totp_enabled", client, subject=user.id))
-    gh.spawn(send_mail(gh, kind="mfa_enabled", email=user.email, client=client, budget=False, method="totp"))
+        undo = await _undo_link(gh, db, user, "totp", client)
+    gh.spawn(send_mail(gh, kind="mfa_enabled", email=user.email, client=client, budget=False, method="totp", link=undo))
     return codes
 
 
@@ -5386,6 +5500,105 @@ async def _forget_codes_without_factor(db: AsyncSession, user_id: uuid.UUID) -> 
     # Recovery codes stand in for a factor; with none left they would be a back door.
     if not await _mfa_methods(db, user_id):
         await db.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+
+
+async def _undo_link(gh: Gatehouse, db: AsyncSession, user: User, factor: str, client: Client) -> str:
+    """The "this wasn't me" link for the mail announcing a new factor (`totp`, or a passkey's id)."""
+    token = await _issue_action_token(
+        gh,
+        user=user,
+        purpose="factor_undo",
+        lifetime=timedelta(days=gh.settings.factor_undo_days),
+        event="mfa.undo_link_sent",
+        client=client,
+        token=f"{factor}.{secrets.token_urlsafe(32)}",
+        db=db,
+    )
+    return gh.settings.factor_undo_url.format(token=token)
+
+
+async def undo_factor(gh: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
+    """ "This wasn't me", from the mail announcing a new second factor: that factor goes (with the recovery
+    codes when no factor is left), every session ends and every API key is revoked. An authenticator
+    app enrolled again after the link was sent is not the one it names, and stays."""
+    factor = token.partition(".")[0]
+    async with gh.transaction(write=True) as db:
+        spent = await _consume_action_token(db, token=token, purpose="factor_undo")  # the stored hash covers `factor`
+        user = await db.get(User, spent.user_id, with_for_update=True)
+        if user is None:
+            raise InvalidActionToken()
+        if factor == "totp":
+            named = TotpFactor.confirmed_at <= sa.literal(spent.created_at, UTCDateTime())
+            stmt = sa.delete(TotpFactor).where(TotpFactor.user_id == user.id, named).returning(sa.literal("app"))
+        else:
+            named = Passkey.id == uuid.UUID(hex=factor)
+            stmt = sa.delete(Passkey).where(Passkey.user_id == user.id, named).returning(Passkey.name)
+        removed = tuple(await db.scalars(stmt))
+        await _forget_codes_without_factor(db, user.id)
+        revoked = await _revoke_user_keys(db, user.id)
+        db.add(_audit("mfa.factor_undone", client, subject=user.id, factor=factor, removed=len(removed)))
+    await _publish_revoked_keys(gh, revoked)
+    ended = await _end_sessions(gh, user_id=user.id, reason="factor_undo")
+    log.warning("second factor undone by its owner user=%s factor=%s sessions_ended=%d", user.id, factor, ended)
+    return CredentialsEnded(user.id, ended, len(revoked), removed)
+
+
+@dataclass(frozen=True, slots=True)
+class FactorInfo:
+    """A second factor as its owner sees it when recovering the account."""
+
+    id: str  # "totp" or the passkey's id: what `keep_factors` names
+    kind: Literal["totp", "passkey"]
+    name: str
+    added_at: datetime
+    recent: bool  # added within FACTOR_UNDO_DAYS: account recovery removes it unless kept
+
+
+async def list_factors(gh: Gatehouse, *, user_id: uuid.UUID) -> list[FactorInfo]:
+    """A user's second factors (an authenticator app, passkeys), oldest first."""
+    since = utcnow() - timedelta(days=gh.settings.factor_undo_days)
+    async with gh.transaction() as db:
+        totp = await db.scalar(
+            sa.select(TotpFactor.confirmed_at).where(
+                TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)
+            )
+        )
+        passkeys = list(
+            await db.execute(
+                sa.select(Passkey.id, Passkey.name, Passkey.created_at)
+                .where(Passkey.user_id == user_id)
+                .order_by(Passkey.created_at, Passkey.id)
+            )
+        )
+    found = [FactorInfo("totp", "totp", "authenticator app", totp, totp > since)] if totp else []
+    found += [FactorInfo(str(pid), "passkey", name, added, added > since) for pid, name, added in passkeys]
+    return sorted(found, key=lambda f: f.added_at)
+
+
+async def reset_factors(gh: Gatehouse, *, token: str) -> list[FactorInfo]:
+    """The second factors of the account a reset link is for, so that its owner can choose which recent
+    ones to keep (the link is not spent)."""
+    row = await _peek_action_token(gh, token=token, purpose="reset")
+    return await list_factors(gh, user_id=row.user_id)
+
+
+async def _drop_recent_factors(gh: Gatehouse, db: AsyncSession, user_id: uuid.UUID, keep: frozenset[str]) -> list[str]:
+    """Account recovery by mailbox (inside its transaction): the factors added within FACTOR_UNDO_DAYS go,
+    but for those the owner keeps (`keep`: "totp", passkey ids). Older ones stay: a mailbox alone never
+    strips an established factor, which would make it a way around the second factor. The names removed."""
+    since = sa.literal(utcnow() - timedelta(days=gh.settings.factor_undo_days), UTCDateTime())
+    removed: list[str] = []
+    if "totp" not in keep:
+        recent = sa.or_(TotpFactor.confirmed_at.is_(None), TotpFactor.confirmed_at > since)
+        stmt = sa.delete(TotpFactor).where(TotpFactor.user_id == user_id, recent).returning(TotpFactor.confirmed_at)
+        removed += ["authenticator app" for confirmed in await db.scalars(stmt) if confirmed is not None]
+    kept = [uuid.UUID(k) for k in keep if k != "totp"]
+    stmt = sa.delete(Passkey).where(Passkey.user_id == user_id, Passkey.created_at > since, Passkey.id.not_in(kept))
+    removed += [f"passkey {name}" for name in await db.scalars(stmt.returning(Passkey.name))]
+    await _forget_codes_without_factor(db, user_id)
+    if removed:
+        db.add(_audit("mfa.recovery_removed", CLI, subject=user_id, removed=len(removed)))
+    return removed
 
 
 async def disable_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
@@ -5510,13 +5723,13 @@ async def passkey_proof_options(gh: Gatehouse, *, principal: "Principal") -> dic
 
 
 def _client_challenge(
-    gh: Gatehouse, credential: dict[str, Any], purpose: str, user_id: uuid.UUID | None
+    gh: Gatehouse, answer: PasskeyAnswer, purpose: str, user_id: uuid.UUID | None
 ) -> tuple[bytes, datetime]:
     """The challenge the browser signed, if this service issued it for this purpose and user and it is live."""
     import webauthn
 
     try:
-        client_data = json.loads(webauthn.base64url_to_bytes(credential["response"]["clientDataJSON"]))
+        client_data = json.loads(webauthn.base64url_to_bytes(answer.response.clientDataJSON))
         challenge = webauthn.base64url_to_bytes(client_data["challenge"])
     except Exception:  # any shape of hostile input: one answer
         raise PasskeyRejected() from None
@@ -5542,7 +5755,7 @@ def _spend_challenge(db: AsyncSession, user: User, challenge: bytes, expires: da
 
 
 async def register_passkey(
-    gh: Gatehouse, *, user_id: uuid.UUID, credential: dict[str, Any], name: str, client: Client = CLI
+    gh: Gatehouse, *, user_id: uuid.UUID, credential: PasskeyAnswer, name: str, client: Client = CLI
 ) -> Passkey:
     """Verify navigator.credentials.create()'s answer to our options and keep the credential."""
     import webauthn
@@ -5552,7 +5765,7 @@ async def register_passkey(
     challenge, expires = _client_challenge(gh, credential, "register", user.id)
     try:
         verified = webauthn.verify_registration_response(
-            credential=credential, expected_challenge=challenge, **_rp_options(gh)
+            credential=credential.as_json(), expected_challenge=challenge, **_rp_options(gh)
         )
     except Exception as exc:
         log.info("passkey registration refused: %s", exc)
@@ -5569,10 +5782,12 @@ async def register_passkey(
                 created_at=utcnow(),
             )
             db.add(row)
+            await db.flush()  # the row's id, for the audit row and the undo link
             db.add(_audit("mfa.passkey_added", client, subject=user.id, passkey=str(row.id)))
+            undo = await _undo_link(gh, db, user, row.id.hex, client)
     except sa.exc.IntegrityError:
         raise PasskeyRejected("This passkey is already registered, or this answer was already used.") from None
-    gh.spawn(send_mail(gh, kind="passkey_added", email=user.email, client=client, budget=False, name=name))
+    gh.spawn(send_mail(gh, kind="passkey_added", email=user.email, client=client, budget=False, name=name, link=undo))
     return row
 
 
@@ -5604,51 +5819,52 @@ async def delete_passkey(gh: Gatehouse, *, user_id: uuid.UUID, passkey_id: uuid.
     gh.spawn(send_mail(gh, kind="passkey_removed", email=user.email, client=client, budget=False, name=name))
 
 
-async def _find_passkey(gh: Gatehouse, credential: dict[str, Any]) -> Passkey | None:
-    credential_id = credential.get("id") if isinstance(credential, dict) else None
-    if not isinstance(credential_id, str) or not 0 < len(credential_id) <= 1400:
-        return None
+async def _find_passkey(gh: Gatehouse, answer: PasskeyAnswer) -> Passkey | None:
     async with gh.transaction() as db:
-        return await db.scalar(sa.select(Passkey).where(Passkey.credential_id == credential_id))
+        return await db.scalar(sa.select(Passkey).where(Passkey.credential_id == answer.id))
+
+
+class _CounterWentBack(Exception):
+    """Inside the spending transaction: the stored counter is not below the presented one."""
 
 
 async def _check_assertion(
     gh: Gatehouse,
     passkey: Passkey,
     user: User,
-    credential: dict[str, Any],
+    answer: PasskeyAnswer,
     *,
-    purpose: str,
-    bound: uuid.UUID | None,
+    challenge: bytes,
+    expires: datetime,
     client: Client,
-) -> str:
-    """Verify an assertion of `passkey`: challenge, origin, RP id, signature, then the sign count,
-    which must grow (a counter going backwards means a cloned authenticator: refused and audited).
-    "uv" when the authenticator verified the user, else "up"."""
+) -> bool:
+    """Verify an assertion of `passkey` to `challenge`: origin, RP id, signature; then spend the challenge,
+    and only then compare the sign count, which must grow (a counter going backwards means a cloned
+    authenticator: refused, audited and mailed to the owner). Spending first makes a client's retry of
+    the same answer a spent challenge, never a false clone alarm. True when the authenticator verified
+    the user (PIN, biometric)."""
     import webauthn
 
-    challenge, expires = _client_challenge(gh, credential, purpose, bound)
-    handle = credential.get("response", {}).get("userHandle")
+    handle = answer.response.userHandle
     if handle and handle != webauthn.helpers.bytes_to_base64url(user.id.bytes):
         raise PasskeyRejected("The passkey answered for another account.")
     try:
         # The counter is checked below, not by the library, so that a clone is told from a bad signature.
         verified = webauthn.verify_authentication_response(
-            credential=credential,
+            credential=answer.as_json(),
             expected_challenge=challenge,
             credential_current_sign_count=0,
             credential_public_key=webauthn.base64url_to_bytes(passkey.public_key),
             **_rp_options(gh),
         )
     except Exception as exc:
-        log.info("passkey assertion refused: %s", exc)
+        log.info("passkey assertion refused: %s", type(exc).__name__)
         raise PasskeyRejected() from None
     count = verified.new_sign_count
-    if (count or passkey.sign_count) and count <= passkey.sign_count:
-        _refuse_clone(gh, passkey, user, count, client)
     try:
         async with gh.transaction(write=True) as db:
             _spend_challenge(db, user, challenge, expires)
+            await db.flush()  # a second submission of this answer stops here, on every instance
             grows = Passkey.sign_count < count if count else Passkey.sign_count == 0
             if (
                 await db.scalar(
@@ -5659,13 +5875,42 @@ async def _check_assertion(
                 )
                 is None
             ):
-                _refuse_clone(gh, passkey, user, count, client)  # a use with a higher count got there first
+                raise _CounterWentBack()
     except sa.exc.IntegrityError:
         raise PasskeyRejected("This passkey answer was already used.") from None
-    return "uv" if verified.user_verified else "up"
+    except _CounterWentBack:
+        await _refuse_clone(gh, passkey, user, count, client)
+    return bool(verified.user_verified)
 
 
-def _refuse_clone(gh: Gatehouse, passkey: Passkey, user: User, count: int, client: Client) -> None:
+async def _prove_passkey(
+    gh: Gatehouse, answer: PasskeyAnswer, *, purpose: str, user: User | None, event: str, client: Client
+) -> tuple[User, bool]:
+    """Check a passkey answer for `purpose` (of `user`, or of whoever it is registered to): the challenge
+    this service issued first, so junk costs no lookup; then the credential, its signature, the single use
+    of the challenge and the counter. A failure is audited; there is no per-user budget to spend (a
+    signature cannot be guessed). (The user it proves, whether the authenticator verified the user.)"""
+    challenge, expires = _client_challenge(gh, answer, purpose, user.id if user else None)
+    passkey = await _find_passkey(gh, answer)
+    owner = user
+    if passkey is not None and owner is None:
+        async with gh.transaction() as db:
+            owner = await db.get(User, passkey.user_id)
+    try:
+        if passkey is None or owner is None or passkey.user_id != owner.id:
+            raise PasskeyRejected("This passkey is not registered to this account." if user else None)
+        if not owner.is_active:
+            raise PasskeyRejected()
+        verified = await _check_assertion(
+            gh, passkey, owner, answer, challenge=challenge, expires=expires, client=client
+        )
+    except PasskeyRejected:
+        gh.audit_later(_audit(event, client, subject=owner.id if owner else None, outcome="failure", method="webauthn"))
+        raise
+    return owner, verified
+
+
+async def _refuse_clone(gh: Gatehouse, passkey: Passkey, user: User, count: int, client: Client) -> None:
     gh.audit_later(
         _audit(
             "mfa.passkey_clone_detected",
@@ -5678,33 +5923,28 @@ def _refuse_clone(gh: Gatehouse, passkey: Passkey, user: User, count: int, clien
         )
     )
     log.warning("passkey sign count went backwards: passkey=%s user=%s", passkey.id, user.id)
+    if await gh.cache.claim(f"clone-mail:{passkey.id}", 3600):  # told once an hour, however often the copy tries
+        gh.spawn(
+            send_mail(
+                gh, kind="passkey_clone_detected", email=user.email, client=client, budget=False, name=passkey.name
+            )
+        )
     raise PasskeyRejected(
         "This passkey's signature counter went backwards, as a cloned authenticator's would: "
         "it is refused. Sign in with another factor and remove it."
     )
 
 
-async def sign_in_with_passkey(gh: Gatehouse, *, credential: dict[str, Any], client: Client = CLI) -> TokenPair:
+async def sign_in_with_passkey(gh: Gatehouse, *, credential: PasskeyAnswer, client: Client = CLI) -> TokenPair:
     """Passwordless sign-in with a discoverable passkey; aal2 when the authenticator verified the user."""
     await _check_auth_ip(gh, client)
-    passkey = await _find_passkey(gh, credential)
-    async with gh.transaction() as db:
-        user = await db.get(User, passkey.user_id) if passkey else None
-    if passkey is None or user is None or not user.is_active:
-        gh.audit_later(_audit("auth.passkey_login", client, subject=user.id if user else None, outcome="failure"))
-        raise PasskeyRejected()
+    user, verified = await _prove_passkey(
+        gh, credential, purpose="login", user=None, event="auth.passkey_login", client=client
+    )
     if gh.settings.require_verified_email and user.email_verified_at is None:
         raise EmailNotVerified()
-    verified = await _guarded_check(
-        gh,
-        user=user,
-        method="webauthn",
-        event="auth.passkey_login",
-        client=client,
-        check=lambda: _check_assertion(gh, passkey, user, credential, purpose="login", bound=None, client=client),
-    )
     pair = await _start_session(
-        gh, user, client, rehash=None, amr=("webauthn",), aal=_aal(["webauthn"], verified_passkey=verified == "uv")
+        gh, user, client, rehash=None, amr=("webauthn",), aal=_aal(["webauthn"], verified_passkey=verified)
     )
     gh.metrics.logins.labels("success").inc()
     log.info("login user=%s passkey", user.id)
@@ -6341,7 +6581,7 @@ RecoveryCodeText = Annotated[
     Field(min_length=1, max_length=40, pattern=_NO_NUL, description="One of the recovery codes, e.g. abcd-efgh-ijkl."),
 ]
 WebauthnCredential = Annotated[
-    dict[str, Any],
+    PasskeyAnswer,
     Field(
         description="The PublicKeyCredential from the browser as JSON "
         "(id, rawId, type, response with base64url fields)."
@@ -6369,6 +6609,14 @@ class ProofIn(_Input):
         "within REAUTH_MINUTES (or send `otp` or `passkey` instead).",
     )
     otp: TotpCode | None = None
+    passkey: WebauthnCredential | None = Field(None, description="An answer to POST /mfa/passkeys/challenge.")
+
+
+class FactorProofIn(ProofIn):
+    password: ProvidedPassword | None = Field(
+        None, description="Your current password, when the account has no second factor yet."
+    )
+    recovery_code: RecoveryCodeText | None = None
     passkey: WebauthnCredential | None = Field(None, description="An answer to POST /mfa/passkeys/challenge.")
 
 
@@ -6471,6 +6719,25 @@ class PasswordChange(_Input):
 class CredentialsEndedOut(BaseModel):
     sessions_ended: int
     api_keys_revoked: int
+    factors_removed: list[str] = Field(
+        [], description="Second factors removed: those added within FACTOR_UNDO_DAYS that were not kept."
+    )
+
+    @classmethod
+    def of(cls, ended: CredentialsEnded) -> "CredentialsEndedOut":
+        return cls(
+            sessions_ended=ended.sessions_ended,
+            api_keys_revoked=ended.api_keys_revoked,
+            factors_removed=list(ended.factors_removed),
+        )
+
+
+class FactorPublic(BaseModel):
+    id: str = Field(description='"totp", or the passkey\'s id: what `keep_factors` names.')
+    kind: Literal["totp", "passkey"]
+    name: str
+    added_at: datetime
+    recent: bool = Field(description="Added within FACTOR_UNDO_DAYS: a reset removes it unless kept.")
 
 
 class UserMeUpdated(UserPublic):
@@ -6503,9 +6770,18 @@ class ResetRequest(_Input):
     email: Annotated[CleanStr, Field(max_length=320)]
 
 
+FactorRef = Annotated[str, Field(pattern=r"^(totp|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")]
+
+
 class ResetConfirm(_Input):
     token: Annotated[str, Field(min_length=1, max_length=100)]
     new_password: Password
+    keep_factors: list[FactorRef] = Field(
+        [],
+        max_length=50,
+        description="Recently added second factors (see POST /auth/password-reset/factors) to keep; "
+        "the others added within FACTOR_UNDO_DAYS are removed.",
+    )
 
 
 class TokenIn(_Input):
@@ -6823,6 +7099,20 @@ mfa_router = APIRouter(prefix="/mfa", tags=["second factors"], responses=_ERRORS
 ops_router = APIRouter()
 
 
+async def _prove_factor_change(gh: Gatehouse, principal: Principal, body: FactorProofIn | None, client: Client) -> None:
+    """The proof a second-factor change needs, from the body (never a recent sign-in alone)."""
+    body = body or FactorProofIn()
+    await require_factor_proof(
+        gh,
+        principal,
+        password=body.password,
+        otp=body.otp,
+        recovery_code=body.recovery_code,
+        passkey=body.passkey,
+        client=client,
+    )
+
+
 async def _prove(gh: Gatehouse, principal: Principal, body: ProofIn | None, client: Client) -> None:
     """The step-up rule for a sensitive route, with whatever proof the body carries."""
     await require_recent_proof(
@@ -7129,9 +7419,18 @@ async def password_reset_request(body: ResetRequest, gh: GatehouseDep, client: C
 
 @auth_router.post("/password-reset/confirm", response_model=CredentialsEndedOut)
 async def password_reset_confirm(body: ResetConfirm, gh: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
-    """Set a new password with a reset token; every session ends and every API key is revoked."""
-    ended = await reset_password(gh, token=body.token, new_password=body.new_password, client=client)
-    return CredentialsEndedOut(sessions_ended=ended.sessions_ended, api_keys_revoked=ended.api_keys_revoked)
+    """Set a new password with a reset token; every session ends, every API key is revoked, and second
+    factors added within FACTOR_UNDO_DAYS are removed unless listed in `keep_factors`."""
+    ended = await reset_password(
+        gh, token=body.token, new_password=body.new_password, keep_factors=frozenset(body.keep_factors), client=client
+    )
+    return CredentialsEndedOut.of(ended)
+
+
+@auth_router.post("/password-reset/factors", response_model=list[FactorPublic])
+async def password_reset_factors(body: TokenIn, gh: GatehouseDep) -> list[FactorPublic]:
+    """The account's second factors, for the owner holding a reset token (it is not spent)."""
+    return [FactorPublic(**dataclasses.asdict(f)) for f in await reset_factors(gh, token=body.token)]
 
 
 @auth_router.post("/email-change/confirm", response_model=UserPublic)
@@ -7145,7 +7444,7 @@ async def email_change_revert(body: TokenIn, gh: GatehouseDep, client: ClientDep
     """ "This wasn't me" from the notice sent to the old address: the change is undone, every session
     ends and every API key is revoked."""
     ended = await revert_email_change(gh, token=body.token, client=client)
-    return CredentialsEndedOut(sessions_ended=ended.sessions_ended, api_keys_revoked=ended.api_keys_revoked)
+    return CredentialsEndedOut.of(ended)
 
 
 @auth_router.post("/verify/request", status_code=202, response_model=Accepted)
@@ -7293,11 +7592,11 @@ async def totp_enroll(
     principal: Writer,
     gh: GatehouseDep,
     client: ClientDep,
-    body: ProofIn | None = None,
+    body: FactorProofIn | None = None,
 ) -> TotpEnrollOut:
-    """Start enrolling an authenticator app (sensitive); confirm with a code to switch it on."""
+    """Start enrolling an authenticator app (needs a proof in the body); confirm with a code to switch it on."""
     client = client.acting(principal)
-    await _prove(gh, principal, body, client)
+    await _prove_factor_change(gh, principal, body, client)
     secret, uri = await enroll_totp(gh, user_id=principal.user_id, client=client)
     return TotpEnrollOut(secret=secret, otpauth_uri=uri)
 
@@ -7312,27 +7611,31 @@ async def totp_confirm(
 
 
 @mfa_router.delete("/totp", status_code=204)
-async def totp_disable(principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None) -> None:
-    """Remove the authenticator app (sensitive)."""
+async def totp_disable(
+    principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
+) -> None:
+    """Remove the authenticator app (needs a proof in the body)."""
     client = client.acting(principal)
-    await _prove(gh, principal, body, client)
+    await _prove_factor_change(gh, principal, body, client)
     await disable_totp(gh, user_id=principal.user_id, client=client)
 
 
 @mfa_router.post("/recovery-codes", response_model=RecoveryCodesOut)
 async def recovery_codes_replace(
-    principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None
+    principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
 ) -> RecoveryCodesOut:
-    """Replace your recovery codes (sensitive); the old ones stop working."""
+    """Replace your recovery codes (needs a proof in the body); the old ones stop working."""
     client = client.acting(principal)
-    await _prove(gh, principal, body, client)
+    await _prove_factor_change(gh, principal, body, client)
     return RecoveryCodesOut(recovery_codes=await replace_recovery_codes(gh, user_id=principal.user_id, client=client))
 
 
 @mfa_router.post("/passkeys/options", response_model=dict[str, Any])
-async def passkey_options(principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None) -> Any:
-    """Options for navigator.credentials.create() to register a passkey (sensitive)."""
-    await _prove(gh, principal, body, client.acting(principal))
+async def passkey_options(
+    principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
+) -> Any:
+    """Options for navigator.credentials.create() to register a passkey (needs a proof in the body)."""
+    await _prove_factor_change(gh, principal, body, client.acting(principal))
     return await passkey_registration_options(gh, user_id=principal.user_id)
 
 
@@ -7355,12 +7658,19 @@ async def passkey_list(principal: Reader, gh: GatehouseDep) -> list[PasskeyPubli
 
 @mfa_router.delete("/passkeys/{passkey_id:uuid}", status_code=204)
 async def passkey_delete(
-    passkey_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None
+    passkey_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
 ) -> None:
-    """Remove one of your passkeys (sensitive)."""
+    """Remove one of your passkeys (needs a proof in the body)."""
     client = client.acting(principal)
-    await _prove(gh, principal, body, client)
+    await _prove_factor_change(gh, principal, body, client)
     await delete_passkey(gh, user_id=principal.user_id, passkey_id=passkey_id, client=client)
+
+
+@mfa_router.post("/undo", response_model=CredentialsEndedOut)
+async def factor_undo(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
+    """ "This wasn't me" from the mail announcing a new second factor: it is removed, every session ends
+    and every API key is revoked."""
+    return CredentialsEndedOut.of(await undo_factor(gh, token=body.token, client=client))
 
 
 @mfa_router.post("/passkeys/challenge", response_model=dict[str, Any])
@@ -7633,6 +7943,16 @@ for _link_page in (
         "The change is undone, every session has ended and every API key is revoked. Now choose a new "
         "password: ask for a reset link with your usual address.",
         revert_email_change,
+    ),
+    _LinkPage(
+        "/undo-factor",
+        "This wasn't me",
+        "Remove the second factor that was just added to your account. Every session ends and every API key "
+        "is revoked.",
+        "Remove it and sign out everywhere",
+        "The second factor is removed, every session has ended and every API key is revoked. If someone may "
+        "know your password, choose a new one: ask for a reset link.",
+        undo_factor,
     ),
     _LinkPage(
         "/confirm-identity-link",

@@ -2286,7 +2286,7 @@ async def test_password_reset_end_to_end(make_settings: Any, receiver: Receiver)
         token = token_of(message["link"])
         body = {"token": token, "new_password": "reset to this one"}
         r = await client.post("/auth/password-reset/confirm", json=body)
-        assert r.status_code == 200 and r.json() == {"sessions_ended": 2, "api_keys_revoked": 0}
+        assert r.status_code == 200 and r.json() == {"sessions_ended": 2, "api_keys_revoked": 0, "factors_removed": []}
         for tokens in (first, other):
             assert (await client.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
         assert (
@@ -3792,7 +3792,7 @@ async def test_attack_email_change_needs_the_new_mailbox_and_the_old_one_can_und
         await login(client, "new@example.com")
         # "this wasn't me" from the old address undoes it and throws every credential out
         r = await client.post("/auth/email-change/revert", json={"token": token_of(notice["link"])})
-        assert r.status_code == 200 and r.json() == {"sessions_ended": 3, "api_keys_revoked": 1}
+        assert r.status_code == 200 and r.json() == {"sessions_ended": 3, "api_keys_revoked": 1, "factors_removed": []}
         assert (await client.get("/users/me", headers=auth)).status_code == 401
         assert (await client.get("/users/me", headers=bearer(key))).status_code == 401
         assert (await user_row(client.gatehouse, user["email"])).email == user["email"]
@@ -3898,7 +3898,7 @@ async def test_attack_reset_after_compromise_revokes_every_api_key(client: httpx
     r = await client.post(
         "/auth/password-reset/confirm", json={"token": token_of(link), "new_password": "fresh start!"}
     )
-    assert r.status_code == 200 and r.json() == {"sessions_ended": 1, "api_keys_revoked": 2}
+    assert r.status_code == 200 and r.json() == {"sessions_ended": 1, "api_keys_revoked": 2, "factors_removed": []}
     for key in (parent["key"], child["key"]):
         assert (await client.get("/users/me", headers=bearer(key))).status_code == 401
     [row] = [e for e in (await service.list_audit(client.gatehouse, event="user.password_reset"))[0]]
@@ -5377,7 +5377,7 @@ async def test_attack_stale_token_cannot_remove_totp_but_a_fresh_code_proves_it(
             ("POST", "/mfa/passkeys/options"),
         ):
             r = await client.request(method, path, headers=bearer(stolen["access_token"]))
-            assert r.status_code == 401 and error_code(r) == "reauthentication_required", path
+            assert r.status_code == 401 and error_code(r) == "factor_proof_required", path
         r = await client.request("DELETE", "/mfa/totp", headers=bearer(stolen["access_token"]), json={"otp": "000000"})
         assert r.status_code == 401 and error_code(r) == "invalid_otp"
         r = await client.request(
@@ -5420,7 +5420,7 @@ async def test_require_mfa_guards_host_routes_and_admins_must_enroll(make_settin
             r = await client.post("/identity/api-keys", headers=auth, json={"name": "x", "scopes": ["admin"]})
             assert r.status_code == 403 and r.json()["error"]["code"] == "mfa_enrollment_required"
             assert (await client.get("/identity/users/me", headers=auth)).status_code == 200  # only admin routes
-            r = await client.post("/identity/mfa/totp", headers=auth)
+            r = await client.post("/identity/mfa/totp", headers=auth, json={"password": PASSWORD})
             import pyotp
 
             totp = pyotp.TOTP(r.json()["secret"])
@@ -5437,8 +5437,9 @@ async def test_mfa_reset_over_http_and_cli_is_audited_and_notifies(make_settings
     settings = make_settings(webhook_url=receiver.url)
     async with running(settings) as client:
         user, tokens = await new_user(client)
-        await enroll_totp(client, tokens["access_token"])
-        assert (await add_passkey(client, tokens["access_token"], SoftAuthenticator())).status_code == 201
+        totp, _ = await enroll_totp(client, tokens["access_token"])
+        proof = {"otp": next_code(totp)}
+        assert (await add_passkey(client, tokens["access_token"], SoftAuthenticator(), proof=proof)).status_code == 201
         await mfa_login(client, user["email"])
         result = await run_cli(settings, "mfa-reset", user["email"], "--yes")
         assert result.exit_code == 0, result.output
@@ -5534,7 +5535,7 @@ async def test_attack_passkey_from_another_origin_or_for_another_purpose_is_refu
     assert r.status_code == 401 and error_code(r) == "passkey_rejected"
     for junk in ({}, {"id": "x"}, {"id": real.b64(real.credential_id), "response": "nope"}, {"id": 5}):
         r = await client.post("/auth/webauthn", json={"credential": junk})
-        assert r.status_code == 401 and error_code(r) == "passkey_rejected", junk
+        assert r.status_code == 422 and error_code(r) == "validation_error", junk  # refused before any lookup
     assert (await passkey_sign_in(client, real)).status_code == 200
 
 
