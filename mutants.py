@@ -385,6 +385,28 @@ MUTANTS = [
         '        log.debug(\n            "%s delivery of %s for user=%s failed for good after %d attempt(s): %s",',
         "test_webhook_delivery_failures",
     ),
+    # The owner on a new network
+    Mutant(
+        "new network: a login code spends the mailbox's budget, which strangers can empty",
+        '    if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 0:',
+        "    if not await _mail_allowed(gh, user.email, client, user.id):",
+        "test_attack_strangers_on_sixteen_addresses_cannot_keep_the_owner_out_of_a_new_address",
+    ),
+    Mutant(
+        "new network: the login code budget never refuses, so a password holder floods the mailbox",
+        '    if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 0:',
+        '    if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 3600:',
+        "test_attack_strangers_on_sixteen_addresses_cannot_keep_the_owner_out_of_a_new_address",
+    ),
+    Mutant(
+        "new network: a full password limit also holds up passwordless passkey sign-in",
+        "        raise EmailNotVerified()\n    verified = await _guarded_check(\n",
+        "        raise EmailNotVerified()\n"
+        '    if await gh.cache.hit(f"login-fail:{user.email}", gh.settings.rate_login_failures_account, 0) > 0:\n'
+        "        raise LoginCodeRequired()\n"
+        "    verified = await _guarded_check(\n",
+        "test_passkey_sign_in_from_a_new_address_is_not_held_by_a_full_password_limit",
+    ),
     # Operations, storage and configuration
     Mutant(
         "metrics: a scrape reports one worker, not the sum",

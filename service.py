@@ -3936,6 +3936,13 @@ async def _check_password(
 
 
 async def _send_login_code(gh: Gatehouse, *, user: User, client: Client) -> None:
+    # Only the right password gets here, so codes have a per-account budget of their own instead of the
+    # mailbox's: strangers spending that with reset requests cannot keep the owner's code from a new
+    # address, and whoever holds the password still cannot flood the mailbox.
+    if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 0:
+        gh.metrics.rate_limited.labels("mail").inc()
+        log.warning("login code not sent: over the hourly budget of this account's codes ip=%s", client.ip)
+        return
     code = f"{secrets.randbelow(10**8):08d}"
     await _issue_action_token(
         gh,
@@ -3946,7 +3953,7 @@ async def _send_login_code(gh: Gatehouse, *, user: User, client: Client) -> None
         event="auth.login_code_sent",
         client=client,
     )
-    await send_mail(gh, kind="login_code", email=user.email, client=client, user_id=user.id, code=code)
+    await deliver(gh, kind="login_code", email=user.email, user_id=user.id, code=code)
 
 
 async def _spend_login_code(gh: Gatehouse, *, user: User, code: str) -> bool:

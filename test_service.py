@@ -4138,6 +4138,61 @@ async def test_attack_guesses_spread_over_two_instances_share_one_budget(
             assert (await owner.post("/auth/login", json={**right, "code": mail["code"]})).status_code == 200
 
 
+async def test_attack_strangers_on_sixteen_addresses_cannot_keep_the_owner_out_of_a_new_address(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    # The default limits: 12 addresses x 10 guesses fill RATE_LOGIN_FAILURES_ACCOUNT (100/h), then 4 x 3 reset
+    # requests spend RATE_RESET_EMAIL (10/h); the owner comes from an address they never signed in from.
+    async with running(make_settings(webhook_url=receiver.url, rate_auth_ip="30/m")) as client:
+        user = await register(client)
+        wrong = {"email": user["email"], "password": "a wrong guess"}
+        answers = []
+        for n in range(12):
+            async with from_address(client, f"198.51.100.{n}") as stranger:
+                answers += [error_code(await stranger.post("/auth/login", json=wrong)) for _ in range(10)]
+        assert answers == ["invalid_credentials"] * 100 + ["login_code_required"] * 20
+        for n in range(12, 16):
+            async with from_address(client, f"198.51.100.{n}") as stranger:
+                for _ in range(3):
+                    r = await stranger.post("/auth/password-reset/request", json={"email": user["email"]})
+                    assert r.status_code == 202
+        await settle(client.gatehouse)
+        assert len(await messages_of(receiver, "password_reset", 10)) == 10  # the mailbox's budget is spent
+        right = {"email": user["email"], "password": PASSWORD}
+        async with from_address(client, "203.0.113.80") as owner:
+            r_wrong = await owner.post("/auth/login", json=wrong)
+            r = await owner.post("/auth/login", json=right)
+            assert r.status_code == r_wrong.status_code == 401 and error_code(r) == "login_code_required"
+            assert r.json()["error"]["message"] == r_wrong.json()["error"]["message"]  # no oracle, and no mail
+            [mail] = await messages_of(receiver, "login_code")
+            assert mail["email"] == user["email"]
+            r = await owner.post("/auth/login", json={**right, "code": mail["code"]})
+            assert r.status_code == 200, r.text
+            assert (await session_row(client.gatehouse, claims(r.json()["access_token"])["sid"])).ip == "203.0.113.80"
+            for _ in range(4):  # whoever holds the password cannot flood the mailbox with codes
+                r = await owner.post("/auth/login", json=right)
+                assert r.status_code == 401 and error_code(r) == "login_code_required"
+        await settle(client.gatehouse)
+        assert len([m for m in receiver.messages if m["type"] == "login_code"]) == 3  # RATE_RESET_EMAIL_IP
+        assert len(await audit_rows(client.gatehouse, "auth.login_code_sent")) == 3  # no code issued unsent
+
+
+async def test_passkey_sign_in_from_a_new_address_is_not_held_by_a_full_password_limit(make_settings: Any) -> None:
+    async with running(make_settings(rate_login_failures_account="3/h")) as client:
+        user, tokens = await new_user(client)
+        authenticator = SoftAuthenticator()
+        assert (await add_passkey(client, tokens["access_token"], authenticator)).status_code == 201
+        wrong = {"email": user["email"], "password": "a wrong guess"}
+        async with from_address(client, "198.51.100.40") as stranger:
+            answers = [error_code(await stranger.post("/auth/login", json=wrong)) for _ in range(4)]
+        assert answers == ["invalid_credentials"] * 3 + ["login_code_required"]  # the password now needs a code
+        async with from_address(client, "203.0.113.81") as owner:  # the passkey needs none: it is not guessable
+            r = await passkey_sign_in(owner, authenticator)
+            assert r.status_code == 200, r.text
+            assert claims(r.json()["access_token"])["sub"] == user["id"]
+            assert (await session_row(client.gatehouse, claims(r.json()["access_token"])["sid"])).ip == "203.0.113.81"
+
+
 # Takeover resistance: edge and input #########################################
 
 # Hostile or malformed input gets a clear 4xx JSON answer, never a 500 or a leaky log line,
