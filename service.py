@@ -801,6 +801,16 @@ request_id_var: ContextVar[str] = ContextVar("gatehouse_request_id", default="-"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def log_unhandled(exc: BaseException) -> None:
+    """Log an error that no handler expected. A database error goes by its kind and statement only: the
+    driver's own message can quote a bound value (an email, a hash, a client's input), which must never
+    reach a log."""
+    if isinstance(exc, sa.exc.StatementError):
+        log.error("unhandled database error %s in: %s", type(exc.orig).__name__, exc.statement)
+    else:
+        log.exception("unhandled error", exc_info=exc)
+
+
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
@@ -2306,8 +2316,8 @@ class Cache:
         self.limiter.forget(key)
 
     async def claim(self, key: str, seconds: float) -> bool:
-        """True for the first caller in `seconds` (across processes with Redis)."""
-        return True
+        """True for the first caller in `seconds` (in this process; across processes with Redis)."""
+        return seconds <= 0 or self.limiter.hit(f"claim:{key}", Rate(1, seconds)) == 0
 
     async def hit_general(self, key: str, rate: Rate) -> float:
         """The per-request limit: never a network round trip (see RedisCache)."""
@@ -3265,6 +3275,7 @@ AUDIT_EVENTS = frozenset(
     {
         "auth.login",
         "auth.login_code_sent",
+        "auth.email_code_sent",
         "auth.logout",
         "auth.logout_all",
         "auth.reauthenticate",
@@ -3935,10 +3946,11 @@ async def _check_password(
     raise LoginCodeRequired() if protected else wrong()
 
 
-async def _send_login_code(gh: Gatehouse, *, user: User, client: Client) -> None:
-    # Only the right password gets here, so codes have a per-account budget of their own instead of the
-    # mailbox's: strangers spending that with reset requests cannot keep the owner's code from a new
-    # address, and whoever holds the password still cannot flood the mailbox.
+async def _send_login_code(gh: Gatehouse, *, user: User, client: Client, purpose: str = "login_code") -> None:
+    # Only the right password (or, for an `email_code`, a session of a passwordless account) gets here, so
+    # codes have a per-account budget of their own instead of the mailbox's: strangers spending that with
+    # reset requests cannot keep the owner's code from a new address, and whoever holds the password
+    # still cannot flood the mailbox.
     if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 0:
         gh.metrics.rate_limited.labels("mail").inc()
         log.warning("login code not sent: over the hourly budget of this account's codes ip=%s", client.ip)
@@ -3947,23 +3959,23 @@ async def _send_login_code(gh: Gatehouse, *, user: User, client: Client) -> None
     await _issue_action_token(
         gh,
         user=user,
-        purpose="login_code",
+        purpose=purpose,
         token=f"{user.id}:{code}",
         lifetime=timedelta(minutes=gh.settings.login_code_minutes),
-        event="auth.login_code_sent",
+        event=f"auth.{purpose}_sent",
         client=client,
     )
-    await deliver(gh, kind="login_code", email=user.email, user_id=user.id, code=code)
+    await deliver(gh, kind=purpose, email=user.email, user_id=user.id, code=code)
 
 
-async def _spend_login_code(gh: Gatehouse, *, user: User, code: str) -> bool:
+async def _spend_login_code(gh: Gatehouse, *, user: User, code: str, purpose: str = "login_code") -> bool:
     # Codes are bound to the user and tried at most five times per code lifetime.
     tries = Rate(5, gh.settings.login_code_minutes * 60)
-    if await gh.cache.hit(f"login-code:{user.id}", tries) > 0:
+    if await gh.cache.hit(f"{purpose.replace('_', '-')}:{user.id}", tries) > 0:
         return False
     try:
         async with gh.transaction(write=True) as db:
-            await _consume_action_token(db, token=f"{user.id}:{code.strip()}", purpose="login_code")
+            await _consume_action_token(db, token=f"{user.id}:{code.strip()}", purpose=purpose)
     except InvalidActionToken:
         return False
     return True
@@ -5349,13 +5361,14 @@ async def require_factor_proof(
     otp: str | None = None,
     recovery_code: str | None = None,
     passkey: PasskeyAnswer | None = None,
+    email_code: str | None = None,
     client: Client = CLI,
 ) -> None:
     """Gate adding or removing a second factor: a session, and a proof in this request, never a recent
     sign-in alone (a stolen access token must neither plant a factor that outlives a password reset nor
     strip the owner's). The proof is the strongest the account has: one of its second factors when it
     has one (the password alone would let a phished password plant a passkey past the owner's factor),
-    else its password."""
+    else its password, else (an account made by a provider) a code mailed to its address."""
     if principal.session_id is None:
         raise SessionRequired()
     user = await _load_user(gh, principal.user_id)
@@ -5383,8 +5396,21 @@ async def require_factor_proof(
             event="auth.step_up",
             wrong=WrongPassword,
         )
+    elif not has_factor and email_code is not None and not user.password_hash:
+        if not await _spend_login_code(gh, user=user, code=email_code, purpose="email_code"):
+            gh.audit_later(_audit("auth.step_up", client, subject=user.id, outcome="failure", method="email_code"))
+            raise InvalidOtp("The emailed code is wrong, expired or already used.")
     else:
         raise FactorProofRequired()
+
+
+async def send_email_code(gh: Gatehouse, *, principal: "Principal", client: Client = CLI) -> None:
+    """Mail the signed-in account's address a one-time code: the proof a factor change needs on an account
+    with neither a password nor a second factor (one made by a provider)."""
+    if principal.session_id is None:
+        raise SessionRequired()
+    user = await _load_user(gh, principal.user_id)
+    gh.spawn(_send_login_code(gh, user=user, client=client, purpose="email_code"))
 
 
 def _totp_secret(gh: Gatehouse, row: TotpFactor) -> str:
@@ -6625,6 +6651,9 @@ class FactorProofIn(ProofIn):
     )
     recovery_code: RecoveryCodeText | None = None
     passkey: WebauthnCredential | None = Field(None, description="An answer to POST /mfa/passkeys/challenge.")
+    email_code: LoginCode | None = Field(
+        None, description="From POST /auth/email-code, when the account has neither a password nor a second factor."
+    )
 
 
 class MfaIn(_Input):
@@ -7116,6 +7145,7 @@ async def _prove_factor_change(gh: Gatehouse, principal: Principal, body: Factor
         otp=body.otp,
         recovery_code=body.recovery_code,
         passkey=body.passkey,
+        email_code=body.email_code,
         client=client,
     )
 
@@ -7333,6 +7363,14 @@ async def reauthenticate_route(
     )
     response.headers["Cache-Control"] = "no-store"
     return _tokens_out(pair)
+
+
+@auth_router.post("/email-code", status_code=202, response_model=Accepted)
+async def email_code(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> Accepted:
+    """Mail your address a one-time code, the proof a second-factor change needs on an account with
+    neither a password nor a second factor."""
+    await send_email_code(gh, principal=principal, client=client.acting(principal))
+    return Accepted()
 
 
 @auth_router.post("/refresh", response_model=TokenOut)
@@ -8035,7 +8073,7 @@ def service_error_response(exc: ServiceError) -> JSONResponse:
 async def _on_service_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ServiceError):
         return service_error_response(exc)
-    log.exception("unhandled error", exc_info=exc)
+    log_unhandled(exc)
     return _error_response(500, "internal_error", "An internal error occurred.")
 
 
@@ -8177,9 +8215,11 @@ class EdgeMiddleware:
                 if scope["method"] in _BODY_METHODS:
                     receive = self._limited(receive)
                 await self.app(scope, receive, send_with_headers)
-        except Exception:
-            log.exception("unhandled error")
+        except Exception as exc:
+            log_unhandled(exc)
             if outcome["started"]:
+                if isinstance(exc, sa.exc.StatementError):  # the server logs what it is handed: not the values
+                    raise RuntimeError("unhandled database error (logged above)") from None
                 raise
             await _error_response(500, "internal_error", "An internal error occurred.")(
                 scope, receive, send_with_headers

@@ -5101,11 +5101,13 @@ class SoftAuthenticator:
         }
 
 
-async def enroll_totp(client: httpx.AsyncClient, access: str, password: str = PASSWORD) -> tuple[Any, list[str]]:
-    """Enroll and confirm an authenticator app, proving the password; (pyotp.TOTP, recovery codes)."""
+async def enroll_totp(
+    client: httpx.AsyncClient, access: str, proof: dict[str, Any] | None = None
+) -> tuple[Any, list[str]]:
+    """Enroll and confirm an authenticator app, proving the password (or `proof`); (pyotp.TOTP, recovery codes)."""
     import pyotp
 
-    r = await client.post("/mfa/totp", headers=bearer(access), json={"password": password})
+    r = await client.post("/mfa/totp", headers=bearer(access), json=proof or {"password": PASSWORD})
     assert r.status_code == 200, r.text
     totp = pyotp.TOTP(r.json()["secret"])
     assert r.json()["otpauth_uri"] == totp.provisioning_uri(
@@ -5141,6 +5143,21 @@ async def add_passkey(
     return await client.post(
         "/mfa/passkeys", headers=bearer(access), json={"credential": authenticator.create(r.json()), "name": name}
     )
+
+
+async def passkey_proof(client: httpx.AsyncClient, access: str, authenticator: SoftAuthenticator) -> dict[str, Any]:
+    """A step-up proof with this passkey, for a factor change."""
+    r = await client.post("/mfa/passkeys/challenge", headers=bearer(access))
+    assert r.status_code == 200, r.text
+    return {"passkey": authenticator.get(r.json())}
+
+
+async def email_code_proof(
+    client: httpx.AsyncClient, access: str, receiver: "Receiver", nth: int = 1
+) -> dict[str, Any]:
+    """A proof by a code mailed to the account (one with neither a password nor a factor)."""
+    assert (await client.post("/auth/email-code", headers=bearer(access))).status_code == 202
+    return {"email_code": (await messages_of(receiver, "email_code", nth))[nth - 1]["code"]}
 
 
 async def passkey_sign_in(client: httpx.AsyncClient, authenticator: SoftAuthenticator) -> httpx.Response:
@@ -5531,7 +5548,8 @@ async def test_passkey_register_list_and_sign_in_without_a_password(make_setting
                 row = await db.scalar(sa.select(service.Passkey))
             assert row.sign_count == expected_count and row.last_used_at is not None
         presence_only = SoftAuthenticator(uv=False)  # a key that did not verify the user: one factor
-        assert (await add_passkey(client, tokens["access_token"], presence_only)).status_code == 201
+        proof = await passkey_proof(client, tokens["access_token"], authenticator)
+        assert (await add_passkey(client, tokens["access_token"], presence_only, proof=proof)).status_code == 201
         r = await passkey_sign_in(client, presence_only)
         assert claims(r.json()["access_token"])["acr"] == "aal1"
         challenge = await mfa_login(client, user["email"])  # a passkey makes the password one step of two
@@ -5551,7 +5569,7 @@ async def test_passkey_as_second_factor_and_step_up(client: httpx.AsyncClient) -
     stolen = await stale_tokens(client, r.json())
     passkey_id = (await client.get("/mfa/passkeys", headers=bearer(stolen["access_token"]))).json()[0]["id"]
     r = await client.request("DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(stolen["access_token"]))
-    assert r.status_code == 401 and error_code(r) == "reauthentication_required"
+    assert r.status_code == 401 and error_code(r) == "factor_proof_required"
     options = (await client.post("/mfa/passkeys/challenge", headers=bearer(stolen["access_token"]))).json()
     r = await client.request(
         "DELETE",
@@ -5561,7 +5579,9 @@ async def test_passkey_as_second_factor_and_step_up(client: httpx.AsyncClient) -
     )
     assert r.status_code == 204, r.text
     assert (await client.get("/mfa/passkeys", headers=bearer(stolen["access_token"]))).json() == []
-    r = await client.request("DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(tokens["access_token"]))
+    r = await client.request(
+        "DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(tokens["access_token"]), json={"password": PASSWORD}
+    )
     assert r.status_code == 404 and error_code(r) == "passkey_not_found"
 
 
@@ -5571,7 +5591,8 @@ async def test_attack_passkey_from_another_origin_or_for_another_purpose_is_refu
     r = await add_passkey(client, tokens["access_token"], phished)
     assert r.status_code == 401 and error_code(r) == "passkey_rejected"
     other_rp = SoftAuthenticator(rp_id="localhost")
-    options = (await client.post("/mfa/passkeys/options", headers=bearer(tokens["access_token"]))).json()
+    r = await client.post("/mfa/passkeys/options", headers=bearer(tokens["access_token"]), json={"password": PASSWORD})
+    options = r.json()
     other_rp.rp_id = "evil.example"
     r = await client.post(
         "/mfa/passkeys",
@@ -5624,19 +5645,6 @@ async def test_attack_cloned_passkey_with_a_counter_going_backwards_is_refused_a
         assert (await db.scalar(sa.select(service.Passkey.sign_count))) == 3  # not moved back
 
 
-async def test_attack_wrong_passkey_answers_count_toward_the_same_limit(make_settings: Any) -> None:
-    async with running(make_settings(rate_mfa_failures="3/h")) as client:
-        _, tokens = await new_user(client)
-        authenticator = SoftAuthenticator()
-        await add_passkey(client, tokens["access_token"], authenticator)
-        options = (await client.post("/auth/webauthn/options")).json()
-        forged = authenticator.get(options)
-        forged["response"]["signature"] = authenticator.b64(b"\x30\x06\x02\x01\x01\x02\x01\x01")
-        codes = [(await client.post("/auth/webauthn", json={"credential": forged})).status_code for _ in range(5)]
-        assert codes == [401, 401, 401, 429, 429]
-        assert (await passkey_sign_in(client, authenticator)).status_code == 429
-
-
 async def test_attack_login_code_path_still_asks_for_the_second_factor(
     make_settings: Any, receiver: "Receiver"
 ) -> None:
@@ -5655,6 +5663,258 @@ async def test_attack_login_code_path_still_asks_for_the_second_factor(
         assert r.status_code == 200 and r.json()["mfa_required"] is True and "access_token" not in r.json()
         r = await client.post("/auth/mfa", json={"mfa_token": r.json()["mfa_token"], "code": next_code(totp)})
         assert r.status_code == 200 and claims(r.json()["access_token"])["amr"] == ["pwd", "otp"]
+
+
+# Second factors that cannot be turned against the owner (issue 25)
+
+BAD_SIGNATURE = b"\x30\x06\x02\x01\x01\x02\x01\x01"
+
+
+async def backdate(gh: service.Gatehouse, model: Any, column: Any, days: int, **where: Any) -> None:
+    """Move a row's timestamp `days` into the past (a factor added long ago)."""
+    async with gh.transaction(write=True) as db:
+        stmt = sa.update(model).where(*(getattr(model, k) == v for k, v in where.items()))
+        await db.execute(stmt.values({column: datetime.now(service.UTC) - timedelta(days=days)}))
+
+
+async def test_attack_strangers_junk_passkey_answers_never_spend_the_owners_second_factor_budget(
+    make_settings: Any,
+) -> None:
+    # A passkey's credential id is not secret (step-up options list it). Strangers on many addresses send
+    # junk answers and forged signatures with it, far more than the budget; the owner's code, recovery
+    # code and passkey all still work.
+    async with running(make_settings(rate_mfa_failures="3/h")) as client:
+        user, tokens = await new_user(client)
+        totp, recovery = await enroll_totp(client, tokens["access_token"])
+        key = SoftAuthenticator()
+        r = await add_passkey(client, tokens["access_token"], key, proof={"recovery_code": recovery[1]})
+        assert r.status_code == 201, r.text
+        options = (await client.post("/mfa/passkeys/challenge", headers=bearer(tokens["access_token"]))).json()
+        [listed] = options["allowCredentials"]
+        junk = {"id": listed["id"], "response": {"clientDataJSON": "e30"}}
+        forged = key.get((await client.post("/auth/webauthn/options")).json())  # a live sign-in challenge
+        forged["response"]["signature"] = key.b64(BAD_SIGNATURE)
+        for i in range(12):
+            async with from_address(client, f"203.0.113.{i}") as stranger:
+                for body in (junk, forged):
+                    r = await stranger.post("/auth/webauthn", json={"credential": body})
+                    assert r.status_code == 401 and error_code(r) == "passkey_rejected", r.text
+                r = await stranger.post("/auth/mfa", json={"mfa_token": "x" * 43, "webauthn": junk})
+                assert r.status_code == 401 and error_code(r) == "invalid_mfa_token"
+        token = (await mfa_login(client, user["email"]))["mfa_token"]
+        r = await client.post("/auth/mfa", json={"mfa_token": token, "code": next_code(totp)})
+        assert r.status_code == 200, r.text
+        token = (await mfa_login(client, user["email"]))["mfa_token"]
+        r = await client.post("/auth/mfa", json={"mfa_token": token, "recovery_code": recovery[0]})
+        assert r.status_code == 200, r.text
+        assert (await passkey_sign_in(client, key)).status_code == 200
+        token = (await mfa_login(client, user["email"]))["mfa_token"]
+        options = (await client.post("/auth/webauthn/options", json={"mfa_token": token})).json()
+        r = await client.post("/auth/mfa", json={"mfa_token": token, "webauthn": key.get(options)})
+        assert r.status_code == 200, r.text
+        # Forged signatures to a live challenge are audited; junk without one never reaches a lookup.
+        assert len(await audit_rows(client.gatehouse, "auth.passkey_login", "failure")) == 12
+
+
+async def test_attack_password_holders_guessing_codes_from_elsewhere_cannot_lock_the_owner_out(
+    make_settings: Any,
+) -> None:
+    async with running(make_settings(rate_mfa_failures="3/h")) as client:
+        async with from_address(client, "198.51.100.7") as home:
+            user, tokens = await new_user(home)
+            totp, _ = await enroll_totp(home, tokens["access_token"])
+
+        async def guesses(ip: str, code: str = "000000", n: int = 3) -> list[int]:
+            async with from_address(client, ip) as caller:
+                token = (await mfa_login(caller, user["email"]))["mfa_token"]
+                return [
+                    (await caller.post("/auth/mfa", json={"mfa_token": token, "code": code})).status_code
+                    for _ in range(n)
+                ]
+
+        assert await guesses("203.0.113.1") == [401, 401, 401]
+        assert await guesses("203.0.113.2") == [429, 429, 429]  # the budget is the account's, not the address's
+        assert await guesses("198.51.100.7", next_code(totp), n=1) == [200]  # the owner, from home
+        assert await guesses("198.51.100.7", n=3) == [401, 401, 401]  # the reserve is bounded too
+        assert await guesses("198.51.100.7", next_code(totp), n=1) == [429]
+
+
+async def test_attack_stolen_fresh_access_token_cannot_plant_or_strip_a_factor(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    stolen = bearer(tokens["access_token"])  # a sign-in of a minute ago: within REAUTH_MINUTES
+    for path in ("/mfa/totp", "/mfa/passkeys/options"):
+        r = await client.post(path, headers=stolen)
+        assert r.status_code == 401 and error_code(r) == "factor_proof_required", path
+    totp, _ = await enroll_totp(client, tokens["access_token"])  # the owner, with the password
+    # Once the account has a factor, even a phished password does not change factors: only a factor does.
+    for method, path in (
+        ("POST", "/mfa/passkeys/options"),
+        ("DELETE", "/mfa/totp"),
+        ("POST", "/mfa/recovery-codes"),
+        ("POST", "/mfa/totp"),
+    ):
+        r = await client.request(method, path, headers=stolen, json={"password": PASSWORD})
+        assert r.status_code == 401 and error_code(r) == "factor_proof_required", path
+    assert (await client.get("/mfa/passkeys", headers=stolen)).json() == []
+    r = await client.post("/mfa/passkeys/options", headers=stolen, json={"otp": next_code(totp)})
+    assert r.status_code == 200, r.text
+
+
+async def test_attack_a_planted_factor_is_removed_by_the_this_wasnt_me_link(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        planted = SoftAuthenticator()  # a thief with the access token and a phished password
+        assert (await add_passkey(client, tokens["access_token"], planted, name="thief")).status_code == 201
+        [mail] = await messages_of(receiver, "passkey_added")
+        assert mail["email"] == user["email"] and mail["name"] == "thief" and "/undo-factor?token=" in mail["link"]
+        thief = (await passkey_sign_in(client, planted)).json()
+        page = await client.get("/undo-factor", params={"token": token_of(mail["link"])})
+        assert page.status_code == 200 and "Remove it and sign out everywhere" in page.text  # opening spends nothing
+        r = await client.post("/mfa/undo", json={"token": token_of(mail["link"])})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"sessions_ended": 2, "api_keys_revoked": 0, "factors_removed": ["thief"]}
+        assert (await passkey_sign_in(client, planted)).status_code == 401
+        assert (await client.get("/users/me", headers=bearer(thief["access_token"]))).status_code == 401
+        assert (await client.post("/mfa/undo", json={"token": token_of(mail["link"])})).status_code == 400
+        [row] = await audit_rows(client.gatehouse, "mfa.factor_undone")
+        assert str(row.subject_id) == user["id"] and json_detail(row)["removed"] == 1
+        # An authenticator app: the link names the app enrolled then, not one enrolled again afterwards.
+        access = (await login(client, user["email"]))["access_token"]
+        first, _ = await enroll_totp(client, access)
+        [enabled] = await messages_of(receiver, "mfa_enabled")
+        r = await client.request("DELETE", "/mfa/totp", headers=bearer(access), json={"otp": next_code(first)})
+        assert r.status_code == 204, r.text
+        await enroll_totp(client, access)
+        r = await client.post("/mfa/undo", json={"token": token_of(enabled["link"])})
+        assert r.status_code == 200 and r.json()["factors_removed"] == [] and r.json()["sessions_ended"] == 1
+        assert (await mfa_login(client, user["email"]))["methods"] == ["totp", "recovery_code"]
+        [second] = (await messages_of(receiver, "mfa_enabled", 2))[1:]
+        r = await client.post("/mfa/undo", json={"token": token_of(second["link"])})
+        assert r.status_code == 200 and r.json()["factors_removed"] == ["app"]
+        assert "access_token" in (await login(client, user["email"]))  # one step again, and no codes left behind
+        async with client.gatehouse.transaction() as db:
+            assert not list(await db.scalars(sa.select(service.RecoveryCode)))
+
+
+async def test_attack_a_planted_passkey_does_not_survive_a_password_reset(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        access = tokens["access_token"]
+        old, planted, mine = SoftAuthenticator(), SoftAuthenticator(), SoftAuthenticator()
+        assert (await add_passkey(client, access, old, name="old")).status_code == 201
+        gh = client.gatehouse
+        await backdate(gh, service.Passkey, "created_at", 10, name="old")  # added long before the trouble
+        for key, name in ((planted, "planted"), (mine, "mine")):
+            r = await add_passkey(client, access, key, name=name, proof=await passkey_proof(client, access, old))
+            assert r.status_code == 201, r.text
+        ids = {p["name"]: p["id"] for p in (await client.get("/mfa/passkeys", headers=bearer(access))).json()}
+        await client.post("/auth/password-reset/request", json={"email": user["email"]})
+        [mail] = await messages_of(receiver, "password_reset")
+        token = token_of(mail["link"])
+        r = await client.post("/auth/password-reset/factors", json={"token": token})
+        assert r.status_code == 200
+        assert [(f["name"], f["recent"]) for f in r.json()] == [("old", False), ("planted", True), ("mine", True)]
+        r = await client.post(
+            "/auth/password-reset/confirm",
+            json={"token": token, "new_password": "a new pass phrase", "keep_factors": [ids["mine"]]},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["factors_removed"] == ["passkey planted"]
+        assert (await passkey_sign_in(client, planted)).status_code == 401
+        assert (await passkey_sign_in(client, old)).status_code == 200  # a mailbox alone strips no old factor
+        assert (await passkey_sign_in(client, mine)).status_code == 200
+        assert len(await audit_rows(gh, "mfa.recovery_removed")) == 1
+
+
+async def test_attack_a_double_submitted_passkey_answer_is_a_spent_challenge_not_a_clone(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        _, tokens = await new_user(client)
+        key = SoftAuthenticator()
+        await add_passkey(client, tokens["access_token"], key)
+        answer = key.get((await client.post("/auth/webauthn/options")).json())
+        assert (await client.post("/auth/webauthn", json={"credential": answer})).status_code == 200
+        retry = await client.post("/auth/webauthn", json={"credential": answer})  # a client's retry
+        assert retry.status_code == 401 and "already used" in retry.json()["error"]["message"], retry.text
+        answer = key.get((await client.post("/auth/webauthn/options")).json())
+        racing = await asyncio.gather(*(client.post("/auth/webauthn", json={"credential": answer}) for _ in range(2)))
+        assert sorted(r.status_code for r in racing) == [200, 401]
+        assert all("already used" in r.text for r in racing if r.status_code == 401)
+        assert await audit_rows(client.gatehouse, "mfa.passkey_clone_detected") == []
+        assert (await passkey_sign_in(client, key)).status_code == 200  # the passkey is healthy
+        await asyncio.sleep(0.2)
+        assert not [m for m in receiver.messages if m["type"] == "passkey_clone_detected"]
+
+
+async def test_attack_a_cloned_passkey_is_mailed_to_the_owner(make_settings: Any, receiver: "Receiver") -> None:
+    import copy
+
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        genuine = SoftAuthenticator()
+        await add_passkey(client, tokens["access_token"], genuine, name="phone")
+        clone = copy.copy(genuine)  # its counter stays behind the genuine one's
+        for _ in range(3):
+            assert (await passkey_sign_in(client, genuine)).status_code == 200
+        for _ in range(3):  # the copy tries again and again: the owner is told once
+            assert (await passkey_sign_in(client, clone)).status_code == 401
+        [mail] = await messages_of(receiver, "passkey_clone_detected")
+        assert mail["email"] == user["email"] and mail["name"] == "phone"
+        assert len(await audit_rows(client.gatehouse, "mfa.passkey_clone_detected")) == 3
+
+
+async def test_attack_a_failed_statement_never_logs_its_bound_values(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # PostgreSQL's own message quotes the value that broke a constraint ("Key (email)=(…) already exists").
+    app = service.create_app(settings)
+
+    async def clash() -> None:
+        async with app.state.gatehouse.transaction(write=True) as db:
+            for _ in range(2):
+                db.add(service.User(id=uuid.uuid4(), email="zqx-secret@example.com", password_hash="zqx-hash"))
+                await db.flush()
+
+    app.add_api_route("/clash", clash, methods=["POST"])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gatehouse.test") as client:
+            r = await client.post("/clash")
+    assert r.status_code == 500 and error_code(r) == "internal_error"
+    assert "unhandled database error" in caplog.text and "INSERT INTO users" in caplog.text
+    assert "zqx" not in caplog.text
+
+
+async def test_attack_malformed_passkey_ids_are_refused_as_4xx_and_never_logged(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    user, tokens = await new_user(client)
+    auth = bearer(tokens["access_token"])
+    totp, _ = await enroll_totp(client, tokens["access_token"])
+    mfa_token = (await mfa_login(client, user["email"]))["mfa_token"]
+    caplog.set_level(logging.DEBUG)
+    for bad in ("zqx\ud800zqx", "zqx\x00zqx", "zqx" * 500, "zqx zqx", "zqx+/zqx", "", 5):
+        answer = {"id": bad, "rawId": bad, "type": "public-key", "response": {"clientDataJSON": "e30"}}
+        for method, path, body, headers in (
+            ("POST", "/auth/webauthn", {"credential": answer}, {}),
+            ("POST", "/auth/mfa", {"mfa_token": mfa_token, "webauthn": answer}, {}),
+            ("POST", "/auth/reauthenticate", {"passkey": answer}, auth),
+            ("DELETE", "/mfa/totp", {"passkey": answer}, auth),
+            ("PATCH", "/users/me", {"full_name": "x", "passkey": answer}, auth),
+        ):
+            content = json.dumps(body).encode()  # ASCII escapes: a lone surrogate travels as \ud800
+            r = await client.request(
+                method, path, content=content, headers={**headers, "Content-Type": "application/json"}
+            )
+            assert r.status_code == 422 and error_code(r) == "validation_error", (path, bad, r.text)
+    assert "zqx" not in caplog.text
+    token = (await mfa_login(client, user["email"]))["mfa_token"]
+    assert (await client.post("/auth/mfa", json={"mfa_token": token, "code": next_code(totp)})).status_code == 200
 
 
 # Federated login #############################################################
@@ -6264,26 +6524,39 @@ async def test_a_federated_account_sets_its_first_password_through_the_reset_mai
 
 
 async def test_attack_removing_the_last_passkey_of_a_passwordless_account_is_refused(
-    make_settings: Any, provider: OidcProvider
+    make_settings: Any, provider: OidcProvider, receiver: "Receiver"
 ) -> None:
-    async with running(fed_settings(make_settings, provider)) as client:
-        headers = bearer((await fed_sign_in(client)).json()["access_token"])
-        assert (await add_passkey(client, headers["Authorization"][7:], SoftAuthenticator())).status_code == 201
+    async with running(fed_settings(make_settings, provider, webhook_url=receiver.url)) as client:
+        access = (await fed_sign_in(client)).json()["access_token"]
+        headers, key = bearer(access), SoftAuthenticator()
+        r = await client.post("/mfa/passkeys/options", headers=headers, json={"password": PASSWORD})
+        assert r.status_code == 401 and error_code(r) == "factor_proof_required"  # no password: a mailed code
+        wrong = await client.post("/mfa/passkeys/options", headers=headers, json={"email_code": "12345678"})
+        assert wrong.status_code == 401 and error_code(wrong) == "invalid_otp"
+        proof = await email_code_proof(client, access, receiver)
+        assert (await add_passkey(client, access, key, proof=proof)).status_code == 201
         [identity] = (await client.get("/users/me/identities", headers=headers)).json()
         r = await client.request("DELETE", f"/users/me/identities/{identity['id']}", headers=headers)
         assert r.status_code == 204  # the passkey is still a way in
         [passkey] = (await client.get("/mfa/passkeys", headers=headers)).json()
-        r = await client.request("DELETE", f"/mfa/passkeys/{passkey['id']}", headers=headers)
+        r = await client.request(
+            "DELETE", f"/mfa/passkeys/{passkey['id']}", headers=headers, json=await passkey_proof(client, access, key)
+        )
         assert r.status_code == 409 and error_code(r) == "last_sign_in_method"
-        r = await client.request("DELETE", f"/mfa/passkeys/{uuid.uuid4()}", headers=headers)
+        r = await client.request(
+            "DELETE", f"/mfa/passkeys/{uuid.uuid4()}", headers=headers, json=await passkey_proof(client, access, key)
+        )
         assert r.status_code == 404 and error_code(r) == "passkey_not_found"
         assert len((await client.get("/mfa/passkeys", headers=headers)).json()) == 1
 
 
-async def test_federated_sign_in_asks_for_the_second_factor(make_settings: Any, provider: OidcProvider) -> None:
-    async with running(fed_settings(make_settings, provider)) as client:
+async def test_federated_sign_in_asks_for_the_second_factor(
+    make_settings: Any, provider: OidcProvider, receiver: "Receiver"
+) -> None:
+    async with running(fed_settings(make_settings, provider, webhook_url=receiver.url)) as client:
         tokens = (await fed_sign_in(client)).json()
-        totp, _ = await enroll_totp(client, tokens["access_token"])  # a fresh federated sign-in is a recent proof
+        proof = await email_code_proof(client, tokens["access_token"], receiver)  # no password: a mailed code
+        totp, _ = await enroll_totp(client, tokens["access_token"], proof=proof)
         r = await fed_sign_in(client)
         assert r.status_code == 200 and r.json()["mfa_required"] is True and "access_token" not in r.json()
         assert r.json()["methods"] == ["totp", "recovery_code"]
