@@ -2672,14 +2672,14 @@ class TemplateFiles:
             self._loaded[name] = string.Template(path.read_text(encoding="utf-8")) if path else None
         return self._loaded[name]
 
-    def render(self, name: str, values: dict[str, str], *, as_html: bool) -> str:
-        """Fill a template; in HTML every value is escaped."""
+    def render(self, name: str, values: dict[str, str], *, as_html: bool, markup: dict[str, str] | None = None) -> str:
+        """Fill a template; in HTML every value is escaped (`markup`: HTML built from escaped parts)."""
         template = self.get(name)
         if template is None:
             raise ConfigError(f"template {name} is missing from {', '.join(map(str, self.dirs))}")
         if as_html:
             values = {k: html.escape(v, quote=True) for k, v in values.items()}
-        return template.substitute(_Values(values))
+        return template.substitute(_Values({**values, **(markup or {})}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -7844,11 +7844,12 @@ def _page(
     *,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    markup: dict[str, str] | None = None,
     **values: str,
 ) -> HTMLResponse:
     """One of templates/pages/ inside the layout; every value HTML-escaped."""
     base = html.escape(request.scope.get("root_path", "").rstrip("/"))
-    body = PAGE_FILES.render(content, values, as_html=True)
+    body = PAGE_FILES.render(content, values, as_html=True, markup=markup)
     page = PAGE_FILES.render("layout.html", {"title": html.escape(title), "base": base, "content": body}, as_html=False)
     return HTMLResponse(page, status_code=status, headers={**(headers or {}), "Content-Security-Policy": _PAGE_CSP})
 
@@ -7871,12 +7872,55 @@ async def favicon() -> Response:
     return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
 
 
+def _factor_choices(gh: Gatehouse, factors: list[FactorInfo]) -> dict[str, str]:
+    """The reset form's list of second factors: recent ones are removed unless ticked, older ones stay."""
+    if not factors:
+        return {"factors": ""}
+    items = []
+    for n, factor in enumerate(factors):
+        kind = "authenticator app" if factor.kind == "totp" else "passkey"
+        label = html.escape(f"{factor.name} ({kind}, added {factor.added_at:%Y-%m-%d %H:%M} UTC)")
+        if factor.recent:
+            items.append(
+                f'<li><input type="checkbox" id="keep-{n}" name="keep" value="{html.escape(factor.id)}">'
+                f'<label for="keep-{n}">Keep {label}</label></li>'
+            )
+        else:
+            items.append(f"<li>{label}: stays</li>")
+    days = gh.settings.factor_undo_days
+    return {
+        "factors": f"<p>Your second factors. Those added in the last {days} days are removed unless you tick "
+        f'them: keep only those you added yourself.</p><ul class="factors">{"".join(items)}</ul>'
+    }
+
+
+async def _reset_form(
+    request: Request, gh: Gatehouse, token: str, *, status: int = 200, error: str = ""
+) -> HTMLResponse:
+    try:
+        factors = await reset_factors(gh, token=token)
+    except ServiceError:
+        factors = []  # a bad link says so when it is posted
+    return _page(
+        request,
+        "Choose a new password",
+        "reset_password.html",
+        status=status,
+        action="reset-password",
+        token=token,
+        error=error,
+        markup=_factor_choices(gh, factors),
+    )
+
+
 @pages_router.get("/reset-password")
-async def reset_password_page(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
-    """The page PASSWORD_RESET_URL opens: a form for the new password."""
+async def reset_password_page(
+    request: Request, gh: GatehouseDep, token: Annotated[str, Query(max_length=200)] = ""
+) -> HTMLResponse:
+    """The page PASSWORD_RESET_URL opens: a form for the new password, and the account's second factors."""
     if not token:
         return _page(request, "Reset your password", "done.html", status=400, outcome="error", message=_INCOMPLETE_LINK)
-    return _page(request, "Choose a new password", "reset_password.html", action="reset-password", token=token)
+    return await _reset_form(request, gh, token)
 
 
 @pages_router.post("/reset-password")
@@ -7884,36 +7928,25 @@ async def reset_password_form(request: Request, gh: GatehouseDep, client: Client
     """The reset form, posted: the password changes and every session ends."""
     form = await _read_form(request)
     token, password = form.get("token", ""), form.get("new_password", "")
+    keep = frozenset(k for k in (await request.form()).getlist("keep") if isinstance(k, str))
     if password != form.get("confirm_password", password):
-        return _page(
-            request,
-            "Choose a new password",
-            "reset_password.html",
-            status=422,
-            action="reset-password",
-            token=token,
-            error="The two passwords differ; type the same one twice.",
+        return await _reset_form(
+            request, gh, token, status=422, error="The two passwords differ; type the same one twice."
         )
     try:
-        ended = await reset_password(gh, token=token, new_password=password, client=client)
+        ended = await reset_password(gh, token=token, new_password=password, keep_factors=keep, client=client)
     except ServiceError as exc:
-        return _page(
-            request,
-            "Choose a new password",
-            "reset_password.html",
-            status=exc.status_code,
-            headers=exc.headers,
-            action="reset-password",
-            token=token,
-            error=exc.message,
-        )
+        page = await _reset_form(request, gh, token, status=exc.status_code, error=exc.message)
+        page.headers.update(exc.headers)
+        return page
+    removed = f" Second factors removed: {', '.join(ended.factors_removed)}." if ended.factors_removed else ""
     return _page(
         request,
         "Password changed",
         "done.html",
         outcome="ok",
         message=f"Your password is changed. {ended.sessions_ended} session(s) ended and {ended.api_keys_revoked} API "
-        f"key(s) were revoked: sign in again with the new password.",
+        f"key(s) were revoked: sign in again with the new password.{removed}",
     )
 
 

@@ -5815,6 +5815,9 @@ async def test_attack_a_planted_passkey_does_not_survive_a_password_reset(
         await client.post("/auth/password-reset/request", json={"email": user["email"]})
         [mail] = await messages_of(receiver, "password_reset")
         token = token_of(mail["link"])
+        page = (await client.get("/reset-password", params={"token": token})).text  # what the mailed link opens
+        assert f'name="keep" value="{ids["planted"]}"' in page and f'value="{ids["old"]}"' not in page
+        assert "old (passkey, added" in page and ": stays" in page
         r = await client.post("/auth/password-reset/factors", json={"token": token})
         assert r.status_code == 200
         assert [(f["name"], f["recent"]) for f in r.json()] == [("old", False), ("planted", True), ("mine", True)]
