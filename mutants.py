@@ -400,11 +400,11 @@ MUTANTS = [
     ),
     Mutant(
         "new network: a full password limit also holds up passwordless passkey sign-in",
-        "        raise EmailNotVerified()\n    verified = await _guarded_check(\n",
+        "        raise EmailNotVerified()\n    pair = await _start_session(\n",
         "        raise EmailNotVerified()\n"
         '    if await gh.cache.hit(f"login-fail:{user.email}", gh.settings.rate_login_failures_account, 0) > 0:\n'
         "        raise LoginCodeRequired()\n"
-        "    verified = await _guarded_check(\n",
+        "    pair = await _start_session(\n",
         "test_passkey_sign_in_from_a_new_address_is_not_held_by_a_full_password_limit",
     ),
     # Operations, storage and configuration
@@ -552,6 +552,117 @@ MUTANTS = [
         "    return min(\n        now + timedelta(days=settings.refresh_token_days), created_at + timedelta(days=settings.session_max_days)\n    )",
         "    return now + timedelta(days=settings.refresh_token_days)",
         "test_session_has_an_absolute_lifetime",
+    ),
+    # Second factors and passkeys (issue 25)
+    Mutant(
+        "passkeys: a stranger's answer spends the owner's budget",
+        "    challenge, expires = _client_challenge(gh, answer, purpose, user.id if user else None)\n"
+        "    passkey = await _find_passkey(gh, answer)",
+        "    passkey = await _find_passkey(gh, answer)\n"
+        "    if passkey is not None:\n"
+        '        await _check_rate(gh, f"mfa-fail:{passkey.user_id}", gh.settings.rate_mfa_failures)\n'
+        "    challenge, expires = _client_challenge(gh, answer, purpose, user.id if user else None)",
+        "test_attack_strangers_junk_passkey_answers_never_spend_the_owners_second_factor_budget",
+    ),
+    Mutant(
+        "codes: the owner's reserve is open to every address",
+        "        if not await _is_known_address(gh, user.id, ip_group(client.ip)):",
+        "        if False:",
+        "test_attack_password_holders_guessing_codes_from_elsewhere_cannot_lock_the_owner_out",
+    ),
+    Mutant(
+        "codes: no reserve for the owner",
+        '        key = f"mfa-fail-known:{user.id}"\n        await _check_rate(gh, key, rate)',
+        "        raise RateLimited(wait)",
+        "test_attack_password_holders_guessing_codes_from_elsewhere_cannot_lock_the_owner_out",
+    ),
+    Mutant(
+        "factor change: a recent sign-in is proof enough",
+        "    else:\n        raise FactorProofRequired()",
+        "    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:\n        raise FactorProofRequired()",
+        "test_attack_stolen_fresh_access_token_cannot_plant_or_strip_a_factor",
+    ),
+    Mutant(
+        "factor change: the password proves it on an account with a factor",
+        "    elif not has_factor and password is not None and user.password_hash:",
+        "    elif password is not None and user.password_hash:",
+        "test_attack_stolen_fresh_access_token_cannot_plant_or_strip_a_factor",
+    ),
+    Mutant(
+        "factor change: any mailed code proves it",
+        '        if not await _spend_login_code(gh, user=user, code=email_code, purpose="email_code"):',
+        "        if False:",
+        "test_attack_removing_the_last_passkey_of_a_passwordless_account_is_refused",
+    ),
+    Mutant(
+        "undo link: removes nothing",
+        "        removed = tuple(await db.scalars(stmt))",
+        "        removed = ()",
+        "test_attack_a_planted_factor_is_removed_by_the_this_wasnt_me_link",
+    ),
+    Mutant(
+        "undo link: removes an app enrolled after it",
+        "named = TotpFactor.confirmed_at <= sa.literal(spent.created_at, UTCDateTime())",
+        "named = sa.true()",
+        "test_attack_a_planted_factor_is_removed_by_the_this_wasnt_me_link",
+    ),
+    Mutant(
+        "undo link: the planter's sessions survive",
+        '    ended = await _end_sessions(gh, user_id=user.id, reason="factor_undo")',
+        "    ended = 0",
+        "test_attack_a_planted_factor_is_removed_by_the_this_wasnt_me_link",
+    ),
+    Mutant(
+        "reset: a recently planted factor survives",
+        "        removed = await _drop_recent_factors(gh, db, user.id, keep_factors)",
+        "        removed = []",
+        "test_attack_a_planted_passkey_does_not_survive_a_password_reset",
+    ),
+    Mutant(
+        "reset: a mailbox strips established factors too",
+        "Passkey.user_id == user_id, Passkey.created_at > since, Passkey.id.not_in(kept)",
+        "Passkey.user_id == user_id, Passkey.id.not_in(kept)",
+        "test_attack_a_planted_passkey_does_not_survive_a_password_reset",
+    ),
+    Mutant(
+        "reset: the factors the owner keeps are removed",
+        '    kept = [uuid.UUID(k) for k in keep if k != "totp"]',
+        "    kept = []",
+        "test_attack_a_planted_passkey_does_not_survive_a_password_reset",
+    ),
+    Mutant(
+        "passkey: the counter is compared before the challenge is spent",
+        "    count = verified.new_sign_count\n    try:",
+        "    count = verified.new_sign_count\n"
+        "    if (count or passkey.sign_count) and count <= passkey.sign_count:\n"
+        "        await _refuse_clone(gh, passkey, user, count, client)\n"
+        "    try:",
+        "test_attack_a_double_submitted_passkey_answer_is_a_spent_challenge_not_a_clone",
+    ),
+    Mutant(
+        "passkey clone: not mailed",
+        '    if await gh.cache.claim(f"clone-mail:{passkey.id}", 3600):',
+        "    if False:",
+        "test_attack_a_cloned_passkey_is_mailed_to_the_owner",
+    ),
+    Mutant(
+        "passkey clone: mailed on every try",
+        '    if await gh.cache.claim(f"clone-mail:{passkey.id}", 3600):',
+        "    if True:",
+        "test_attack_a_cloned_passkey_is_mailed_to_the_owner",
+    ),
+    Mutant(
+        "passkey answer: an untyped dict again",
+        "WebauthnCredential = Annotated[\n    PasskeyAnswer,",
+        "WebauthnCredential = Annotated[\n    dict[str, Any],",
+        "test_attack_malformed_passkey_ids_are_refused_as_4xx_and_never_logged",
+    ),
+    Mutant(
+        "log: a failed statement logs the driver's message and its values",
+        '        log.error("unhandled database error %s in: %s", type(exc.orig).__name__, exc.statement)',
+        '        log.exception("unhandled error", exc_info=exc)',
+        "test_attack_a_failed_statement_never_logs_its_bound_values",
+        backend="postgres",
     ),
 ]
 
