@@ -4080,23 +4080,9 @@ async def require_recent_proof(
     or a passkey now, or a sign-in within REAUTH_MINUTES (the token's `auth_time`)."""
     if principal.session_id is None:
         raise SessionRequired()
-    if password is not None:
+    if password is not None or otp is not None or passkey is not None:
         user = await _load_user(gh, principal.user_id)
-        await _check_password(
-            gh,
-            account=user.email,
-            user=user,
-            password=password,
-            code=None,
-            client=client,
-            event="auth.step_up",
-            wrong=WrongPassword,
-        )
-    elif otp is not None or passkey is not None:
-        user = await _load_user(gh, principal.user_id)
-        await _second_factor(
-            gh, user=user, otp=otp, passkey=passkey, purpose="proof", event="auth.step_up", client=client
-        )
+        await _prove_now(gh, user, password=password, otp=otp, passkey=passkey, client=client)
     elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:
         raise ReauthenticationRequired()
 
@@ -5035,8 +5021,8 @@ async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI
             if user.email != row.email:
                 user.email, user.email_verified_at = row.email, utcnow()  # the link proves the old address
             _bump(user)
-            revoked = await _revoke_user_keys(db, user.id)
             removed = await _drop_recent_factors(gh, db, user.id, frozenset())
+            revoked = await _revoke_user_keys(db, user.id)
             db.add(_audit("user.email_change_revert", client, subject=user.id, keys_revoked=len(revoked)))
     except sa.exc.IntegrityError:
         raise EmailTaken("The old address now belongs to another account; ask an administrator.") from None
@@ -5353,6 +5339,41 @@ async def _guarded_check(
     raise failure
 
 
+async def _prove_now(
+    gh: Gatehouse,
+    user: User,
+    *,
+    client: Client,
+    password: str | None = None,
+    otp: str | None = None,
+    recovery_code: str | None = None,
+    passkey: PasskeyAnswer | None = None,
+) -> None:
+    """Check the proof a step-up carries: the password, or one second factor."""
+    if password is not None:
+        await _check_password(
+            gh,
+            account=user.email,
+            user=user,
+            password=password,
+            code=None,
+            client=client,
+            event="auth.step_up",
+            wrong=WrongPassword,
+        )
+    else:
+        await _second_factor(
+            gh,
+            user=user,
+            otp=otp,
+            recovery_code=recovery_code,
+            passkey=passkey,
+            purpose="proof",
+            event="auth.step_up",
+            client=client,
+        )
+
+
 async def require_factor_proof(
     gh: Gatehouse,
     principal: "Principal",
@@ -5375,27 +5396,9 @@ async def require_factor_proof(
     async with gh.transaction() as db:
         has_factor = bool(await _mfa_methods(db, user.id))
     if has_factor and (otp or recovery_code or passkey):
-        await _second_factor(
-            gh,
-            user=user,
-            otp=otp,
-            recovery_code=recovery_code,
-            passkey=passkey,
-            purpose="proof",
-            event="auth.step_up",
-            client=client,
-        )
+        await _prove_now(gh, user, otp=otp, recovery_code=recovery_code, passkey=passkey, client=client)
     elif not has_factor and password is not None and user.password_hash:
-        await _check_password(
-            gh,
-            account=user.email,
-            user=user,
-            password=password,
-            code=None,
-            client=client,
-            event="auth.step_up",
-            wrong=WrongPassword,
-        )
+        await _prove_now(gh, user, password=password, client=client)
     elif not has_factor and email_code is not None and not user.password_hash:
         if not await _spend_login_code(gh, user=user, code=email_code, purpose="email_code"):
             gh.audit_later(_audit("auth.step_up", client, subject=user.id, outcome="failure", method="email_code"))
