@@ -259,8 +259,8 @@ class MfaRequired(Forbidden):
 class MfaEnrollmentRequired(Forbidden):
     code = "mfa_enrollment_required"
     message = (
-        "Admin routes need a sign-in with a second factor: enroll one (POST /mfa/totp or a passkey), then sign "
-        "in with it or call POST /auth/reauthenticate with `otp` or `passkey`."
+        "Admin power needs a sign-in with a second factor: enroll one (POST /mfa/totp or a passkey), then sign "
+        "in with it or call POST /auth/reauthenticate with `otp` or `passkey`; an admin API key must be made so."
     )
 
 
@@ -1143,6 +1143,9 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The key that made this one (None: made from a session or the CLI); revoked with it.
     parent_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True, index=True)
+    # The assurance behind its making: the creating session's aal, its parent's, 2 from the CLI (the
+    # operator). Under REQUIRE_MFA_FOR_ADMINS an aal1 key cannot use its admin scope (older keys are aal1).
+    aal: Mapped[int] = mapped_column(sa.Integer, server_default="1")
 
 
 class SigningKey(Base):
@@ -1618,6 +1621,10 @@ def _m007_search_and_retention_indexes(op: Operations) -> None:
         )
 
 
+def _m008_api_key_assurance(op: Operations) -> None:
+    op.add_column("api_keys", sa.Column("aal", sa.Integer(), nullable=False, server_default="1"))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -1633,6 +1640,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "session methods and last use, TOTP, recovery codes, passkeys", _m005_sessions_and_second_factors),
     Migration(6, "identities at other providers", _m006_identities),
     Migration(7, "search and retention indexes", _m007_search_and_retention_indexes),
+    Migration(8, "API key assurance", _m008_api_key_assurance),
 )
 
 
@@ -3510,8 +3518,9 @@ class Principal:
     scopes: frozenset[str]
     auth_time: int = 0  # when the person last proved themselves (sessions only)
     amr: tuple[str, ...] = ()  # how the session signed in (sessions only), from the token
-    aal: int = 1
+    aal: int = 1  # the session's; an API key's is its maker's (a key never passes require_mfa)
     valid_until: float = math.inf  # when the token, session or key behind it runs out (Unix time)
+    withheld: frozenset[str] = frozenset()  # scopes held but not usable yet: see resolve_credential
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -4222,6 +4231,10 @@ async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
         principal = await resolve_api_key(gh, credential)
     else:
         principal = await resolve_access_token(gh, credential)
+    if "admin" in principal.scopes and principal.aal < 2 and gh.settings.require_mfa_for_admins:
+        # Admin power needs a second factor behind the call (a key: behind its making). Withheld here,
+        # where every caller is resolved, so no route that asks `"admin" in scopes` can forget the rule.
+        principal = dataclasses.replace(principal, scopes=principal.scopes - {"admin"}, withheld=frozenset({"admin"}))
     memos[credential] = (epoch, min(principal.valid_until, now + gh.settings.local_cache_seconds), principal)
     memos.move_to_end(credential)
     if len(memos) > gh.principals_max:
@@ -4363,6 +4376,7 @@ def _api_key_entry(row: ApiKey | None) -> Entry:
         "hash": row.secret_hash,
         "scopes": row.scopes.split(),
         "exp": expires,
+        "aal": row.aal,
     }
 
 
@@ -4388,7 +4402,9 @@ async def resolve_api_key(gh: Gatehouse, key: str) -> Principal:
     if user is None:
         raise InvalidApiKey("The API key's owner is not active.")
     scopes = frozenset(entry["scopes"]) & ROLE_SCOPES.get(user["role"], frozenset())  # never above the owner
-    return Principal(user, None, uuid.UUID(entry["id"]), scopes, valid_until=entry["exp"] or math.inf)
+    return Principal(
+        user, None, uuid.UUID(entry["id"]), scopes, aal=entry.get("aal", 1), valid_until=entry["exp"] or math.inf
+    )
 
 
 def due_once_per(interval: float, last: dict[uuid.UUID, float], key: uuid.UUID, bound: int) -> bool:
@@ -4425,12 +4441,14 @@ async def create_api_key(
     name: str,
     scopes: list[str],
     expires_days: int | None = None,
+    aal: int,
     granted: frozenset[str] | None = None,
     parent_id: uuid.UUID | None = None,
     client: Client = CLI,
 ) -> tuple[ApiKey, str]:
     """Create a key for a user; (row, the key itself — shown this once). `granted` caps the scopes;
-    a key made by the key `parent_id` expires no later than it and is revoked with it."""
+    `aal` is the assurance behind the maker (see ApiKey.aal; a key's own, when a key makes it); a key
+    made by the key `parent_id` expires no later than it and is revoked with it."""
     name = _validated(_no_bad_text, name, "name").strip()
     if not name or len(name) > 100:
         raise InvalidInput("name: must have 1 to 100 characters")
@@ -4468,6 +4486,7 @@ async def create_api_key(
             created_at=now,
             expires_at=expires_at,
             parent_id=parent_id,
+            aal=aal,
         )
         db.add(row)
         db.add(
@@ -4477,6 +4496,7 @@ async def create_api_key(
                 subject=user_id,
                 key=str(row.id),
                 scopes=row.scopes,
+                aal=aal,
                 parent=str(parent_id) if parent_id else None,
             )
         )
@@ -4491,6 +4511,14 @@ async def list_api_keys(gh: Gatehouse, *, user_id: uuid.UUID | None = None) -> l
         stmt = stmt.where(ApiKey.user_id == user_id)
     async with gh.transaction() as db:
         return list(await db.scalars(stmt))
+
+
+async def unproven_admin_keys(gh: Gatehouse) -> list[ApiKey]:
+    """Unrevoked keys holding the admin scope with no second factor behind their making (aal1): the
+    keys REQUIRE_MFA_FOR_ADMINS refuses that scope to, and those made before the rule was recorded."""
+    stmt = sa.select(ApiKey).where(ApiKey.revoked_at.is_(None), ApiKey.aal < 2).order_by(ApiKey.created_at)
+    async with gh.transaction() as db:
+        return [row for row in await db.scalars(stmt) if "admin" in row.scopes.split()]
 
 
 async def find_api_key(gh: Gatehouse, *, ref: str) -> ApiKey:
@@ -6286,6 +6314,12 @@ async def check_config(gh: Gatehouse) -> list[str]:
         problems += [f"schema drift: {diff}" for diff in status.drift]
         if not status.pending and (kids := await sealed_keys_not_opened(gh)):
             problems.append(sealed_keys_problem(kids))
+        if not status.pending and gh.settings.require_mfa_for_admins and (keys := await unproven_admin_keys(gh)):
+            problems.append(
+                f"REQUIRE_MFA_FOR_ADMINS: API key(s) {', '.join(API_KEY_PREFIX + k.public_id for k in keys)} hold the "
+                "admin scope but no second factor stood behind their making, so it is refused: make new ones from a "
+                "session signed in with one (or `cli.py create-key`) and revoke these"
+            )
     if gh.settings.redis_url and checks["cache"]["status"] != "ok":
         problems.append(f"REDIS_URL: Redis does not answer ({checks['cache'].get('detail', 'not subscribed')})")
     return problems
@@ -6727,8 +6761,9 @@ class Authenticated(OAuth2PasswordBearer):
     holding every scope in `scopes` (403 insufficient_scope) and, with `session=True`,
     signed in with a session rather than a key.
 
-    With `mfa=True` the session must have signed in with a second factor (aal2; 403 mfa_required);
-    with REQUIRE_MFA_FOR_ADMINS, so must an admin session for routes that need the `admin` scope.
+    With `mfa=True` the session must have signed in with a second factor (aal2; 403 mfa_required).
+    With REQUIRE_MFA_FOR_ADMINS an admin without one holds no `admin` scope (see resolve_credential):
+    admin routes answer 403 mfa_enrollment_required, and every other route treats them as a user.
 
     One dependency does it all: each extra FastAPI dependency costs the hot path more than
     the token check itself. As an OAuth2 scheme it keeps /docs' Authorize button.
@@ -6736,7 +6771,7 @@ class Authenticated(OAuth2PasswordBearer):
 
     def __init__(self, *scopes: str, session: bool = False, mfa: bool = False):
         super().__init__(tokenUrl="auth/login", auto_error=False, scheme_name="OAuth2PasswordBearer")
-        self.scopes, self.session, self.mfa, self.admin = scopes, session, mfa, "admin" in scopes
+        self.scopes, self.session, self.mfa = scopes, session, mfa
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         return await self.guard(request.scope)
@@ -6772,15 +6807,19 @@ class Authenticated(OAuth2PasswordBearer):
         elif principal.key_id is not None:
             _touch_api_key(gh, principal.key_id)
         if self.scopes and (missing := [scope for scope in self.scopes if scope not in principal.scopes]):
-            raise InsufficientScope(f"This needs the scope(s): {', '.join(missing)}.")
+            raise _scope_error(principal, missing)
         if self.session and principal.session_id is None:
             raise AccessTokenRequired()
-        if (self.mfa or self.admin) and principal.aal < 2:
-            if self.mfa:
-                raise MfaRequired()
-            if gh.settings.require_mfa_for_admins and principal.session_id is not None:
-                raise MfaEnrollmentRequired()
+        if self.mfa and (principal.aal < 2 or principal.session_id is None):  # a key's aal is its maker's
+            raise MfaRequired()
         return principal
+
+
+def _scope_error(principal: Principal, missing: list[str], message: str | None = None) -> ServiceError:
+    """The refusal for a caller lacking `missing`: mfa_enrollment_required when only withheld scopes lack."""
+    if set(missing) <= principal.withheld:
+        return MfaEnrollmentRequired()
+    return InsufficientScope(message or f"This needs the scope(s): {', '.join(missing)}.")
 
 
 CurrentUser = Annotated[Principal, Depends(Authenticated())]
@@ -6840,7 +6879,7 @@ def _acting_for(principal: Principal, user_id: uuid.UUID | None) -> uuid.UUID:
     if user_id is None or user_id == principal.user_id:
         return principal.user_id
     if "admin" not in principal.scopes:
-        raise InsufficientScope("Acting on another user needs the admin scope.")
+        raise _scope_error(principal, ["admin"], "Acting on another user needs the admin scope.")
     return user_id
 
 
@@ -7396,14 +7435,15 @@ async def create_key(body: ApiKeyCreate, principal: KeyWriter, gh: GatehouseDep,
     client = client.acting(principal)
     if principal.key_id is None:
         await _prove(gh, principal, body, client)
-        if "admin" in body.scopes and gh.settings.require_mfa_for_admins and principal.aal < 2:
-            raise MfaEnrollmentRequired()
+    if missing := sorted(set(body.scopes) & principal.withheld):
+        raise _scope_error(principal, missing)
     row, key = await create_api_key(
         gh,
         user_id=owner,
         name=body.name,
         scopes=list(body.scopes),
         expires_days=body.expires_in_days,
+        aal=principal.aal,
         granted=principal.scopes,
         parent_id=principal.key_id,
         client=client,
