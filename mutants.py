@@ -347,6 +347,18 @@ MUTANTS = [
         "        if self.mfa and principal.aal < 2:",
         "test_require_mfa_refuses_an_api_key_even_one_made_with_a_second_factor",
     ),
+    Mutant(
+        "sessions: an API key lists its owner's sessions",
+        "async def my_sessions(principal: SessionReader, gh: GatehouseDep)",
+        "async def my_sessions(principal: Reader, gh: GatehouseDep)",
+        "test_attack_api_key_lists_and_ends_its_owners_sessions",
+    ),
+    Mutant(
+        "sessions: an API key ends its owner's sessions",
+        "async def delete_session(session_id: uuid.UUID, principal: SessionWriter,",
+        "async def delete_session(session_id: uuid.UUID, principal: Writer,",
+        "test_attack_api_key_lists_and_ends_its_owners_sessions",
+    ),
     # Passwords, reset and verification
     Mutant(
         "password: other sessions survive a password change",

@@ -6836,6 +6836,7 @@ def require_mfa(*scopes: str) -> Any:
 
 
 SessionUser = Annotated[Principal, Depends(Authenticated(session=True))]
+SessionReader = Annotated[Principal, Depends(Authenticated("users:read", session=True))]
 SessionWriter = Annotated[Principal, Depends(Authenticated("users:write", session=True))]
 READER = Authenticated("users:read")
 Reader = Annotated[Principal, Depends(READER)]
@@ -7315,14 +7316,16 @@ async def admin_reset_mfa(user_id: uuid.UUID, principal: AdminUser, gh: Gatehous
 
 
 @sessions_router.get("", response_model=list[SessionPublic])
-async def my_sessions(principal: Reader, gh: GatehouseDep) -> list[SessionPublic]:
-    """Your live sessions, newest first; `current` marks the one making this call."""
+async def my_sessions(principal: SessionReader, gh: GatehouseDep) -> list[SessionPublic]:
+    """Your live sessions, newest first; `current` marks the one making this call (a session, never an
+    API key: like logout, a key does not see or end the sessions of the person who made it)."""
     return [SessionPublic.of(row, principal.session_id) for row in await list_sessions(gh, user_id=principal.user_id)]
 
 
 @sessions_router.delete("/{session_id:uuid}", status_code=204)
-async def delete_session(session_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep) -> None:
-    """End one of your sessions (anyone's with the admin scope); 404 for another user's."""
+async def delete_session(session_id: uuid.UUID, principal: SessionWriter, gh: GatehouseDep, client: ClientDep) -> None:
+    """End one of your sessions (anyone's with the admin scope; API keys: `DELETE /users/{id}/sessions`);
+    404 for another user's."""
     owner = None if "admin" in principal.scopes else principal.user_id
     await end_session(gh, session_id=session_id, owner_id=owner, client=client.acting(principal))
 

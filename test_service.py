@@ -4438,6 +4438,31 @@ async def test_require_mfa_refuses_an_api_key_even_one_made_with_a_second_factor
             assert r.status_code == 403 and error_code(r) == "mfa_required"  # a key is no second factor
 
 
+async def test_attack_api_key_lists_and_ends_its_owners_sessions(client: httpx.AsyncClient, settings: Settings) -> None:
+    user, tokens = await new_user(client)
+    other = await login(client, user["email"])
+    sid = claims(other["access_token"])["sid"]
+    key = bearer((await make_key(client, tokens["access_token"], scopes=["users:read", "users:write"]))["key"])
+    r = await client.get("/sessions", headers=key)
+    assert r.status_code == 403 and error_code(r) == "access_token_required"
+    r = await client.delete(f"/sessions/{sid}", headers=key)
+    assert r.status_code == 403 and error_code(r) == "access_token_required"
+    assert (await client.get("/users/me", headers=bearer(other["access_token"]))).status_code == 200
+    assert not await audit_rows(client.gatehouse, "auth.session_end")
+    # the owner's sessions still see and end each other, as logout does
+    r = await client.get("/sessions", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 200 and sid in [s["id"] for s in r.json()]
+    assert (await client.delete(f"/sessions/{sid}", headers=bearer(tokens["access_token"]))).status_code == 204
+    assert (await client.get("/users/me", headers=bearer(other["access_token"]))).status_code == 401
+    # an admin key keeps its admin power over sessions, through the admin routes
+    admin, _ = await admin_tokens(client, settings)
+    _, admin_key = await service.create_api_key(
+        client.gatehouse, user_id=uuid.UUID(admin["id"]), name="ops", scopes=["admin"], aal=2
+    )
+    r = await client.get(f"/users/{user['id']}/sessions", headers=bearer(admin_key))
+    assert r.status_code == 200 and [s["id"] for s in r.json()] == [claims(tokens["access_token"])["sid"]]
+
+
 # Mail, pages and the first hour ##############################################
 
 
