@@ -359,6 +359,24 @@ MUTANTS = [
         "async def delete_session(session_id: uuid.UUID, principal: Writer,",
         "test_attack_api_key_lists_and_ends_its_owners_sessions",
     ),
+    Mutant(
+        "email change: a later move leaves the undo links of older moves alive",
+        '            await _spend_user_tokens(db, user.id, "email_revert", sparing=user.email)\n',
+        "",
+        "test_attack_old_mailbox_undoes_a_later_email_change",
+    ),
+    Mutant(
+        "email change: a later move spends its own undo link too",
+        '"email_revert", sparing=user.email)',
+        '"email_revert")',
+        "test_attack_old_mailbox_undoes_a_later_email_change",
+    ),
+    Mutant(
+        "email change: the owner's keep spends no undo link",
+        '        spent = await _spend_user_tokens(db, user_id, "email_revert")',
+        "        spent = 0",
+        "test_attack_old_mailbox_undoes_a_move_its_owner_vouched_for",
+    ),
     # Passwords, reset and verification
     Mutant(
         "password: other sessions survive a password change",

@@ -3273,6 +3273,7 @@ AUDIT_EVENTS = frozenset(
         "user.create",
         "user.delete",
         "user.email_change",
+        "user.email_change_kept",
         "user.email_change_notice",
         "user.email_change_request",
         "user.email_change_revert",
@@ -4705,12 +4706,15 @@ async def _peek_action_token(gh: Gatehouse, *, token: str, purpose: str) -> Acti
     return found
 
 
-async def _spend_user_tokens(db: AsyncSession, user_id: uuid.UUID, *purposes: str) -> None:
-    """Outstanding links of these kinds (all kinds when none named) stop working."""
+async def _spend_user_tokens(db: AsyncSession, user_id: uuid.UUID, *purposes: str, sparing: str | None = None) -> int:
+    """Outstanding links of these kinds (all kinds when none named; but those sent to `sparing`) stop
+    working; how many did."""
     stmt = sa.update(ActionToken).where(ActionToken.user_id == user_id, ActionToken.used_at.is_(None))
     if purposes:
         stmt = stmt.where(ActionToken.purpose.in_(purposes))
-    await db.execute(stmt.values(used_at=utcnow()))
+    if sparing is not None:
+        stmt = stmt.where(ActionToken.email != sparing)
+    return (await db.execute(stmt.values(used_at=utcnow()))).rowcount
 
 
 @dataclass(frozen=True, slots=True)
@@ -4991,6 +4995,9 @@ async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CL
             user = await db.get(User, row.user_id, with_for_update=True)
             if user is None or not user.is_active:
                 raise InvalidActionToken()
+            # Undo links of earlier moves die: whoever holds an address the owner has since left (often why
+            # they left) must not pull the account back. This move's own link, sent to the address it leaves, stays.
+            await _spend_user_tokens(db, user.id, "email_revert", sparing=user.email)
             user.email, user.email_verified_at = row.email, utcnow()
             _bump(user)
             await _spend_user_tokens(db, user.id, "reset", "verify", "login_code")  # meant for the old address
@@ -4999,6 +5006,15 @@ async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CL
         raise EmailTaken() from None
     log.info("email changed user=%s", user.id)
     return await _publish_user(gh, user)
+
+
+async def keep_email_change(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> int:
+    """The owner vouches for their email changes: every outstanding "this wasn't me" link stops working
+    (how many), so an address left behind cannot pull the account back. Audited."""
+    async with gh.transaction(write=True) as db:
+        spent = await _spend_user_tokens(db, user_id, "email_revert")
+        db.add(_audit("user.email_change_kept", client, subject=user_id, links=spent))
+    return spent
 
 
 async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
@@ -7158,6 +7174,16 @@ async def change_password_route(body: PasswordChange, principal: Writer, gh: Gat
         revoke_api_keys=body.revoke_api_keys,
         client=client.acting(principal),
     )
+
+
+@users_router.post("/me/email-change/keep", status_code=204)
+async def keep_email_change_route(
+    principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None
+) -> None:
+    """Vouch for your email changes (sensitive): the "this wasn't me" links sent to earlier addresses stop working."""
+    client = client.acting(principal)
+    await _prove(gh, principal, body, client)
+    await keep_email_change(gh, user_id=principal.user_id, client=client)
 
 
 @auth_router.post("/password-reset/request", status_code=202, response_model=Accepted)

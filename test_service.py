@@ -4463,6 +4463,51 @@ async def test_attack_api_key_lists_and_ends_its_owners_sessions(client: httpx.A
     assert r.status_code == 200 and [s["id"] for s in r.json()] == [claims(tokens["access_token"])["sid"]]
 
 
+async def test_attack_old_mailbox_undoes_a_later_email_change(make_settings: Any, receiver: "Receiver") -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        auth = bearer(tokens["access_token"])
+        for n, new in enumerate(["second@example.com", "third@example.com"], start=1):
+            assert (await client.patch("/users/me", headers=auth, json={"email": new})).status_code == 200
+            confirm = (await messages_of(receiver, "email_change_confirm", n))[-1]
+            r = await client.post("/auth/email-change/confirm", json={"token": token_of(confirm["link"])})
+            assert r.status_code == 200 and r.json()["email"] == new
+        first, second = await messages_of(receiver, "email_change_notice", 2)
+        assert [first["email"], second["email"]] == [user["email"], "second@example.com"]
+        # the first address, left two moves ago, can no longer pull the account back
+        r = await client.post("/auth/email-change/revert", json={"token": token_of(first["link"])})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+        assert (await client.get("/users/me", headers=auth)).json()["email"] == "third@example.com"
+        assert not await audit_rows(client.gatehouse, "user.email_change_revert")
+        # the latest move's link still works in its window
+        r = await client.post("/auth/email-change/revert", json={"token": token_of(second["link"])})
+        assert r.status_code == 200 and r.json()["sessions_ended"] == 1
+        assert (await user_row(client.gatehouse, "second@example.com")).id == uuid.UUID(user["id"])
+
+
+async def test_attack_old_mailbox_undoes_a_move_its_owner_vouched_for(make_settings: Any, receiver: "Receiver") -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        auth = bearer(tokens["access_token"])
+        assert (await client.patch("/users/me", headers=auth, json={"email": "new@example.com"})).status_code == 200
+        [confirm] = await messages_of(receiver, "email_change_confirm")
+        assert (await client.post("/auth/email-change/confirm", json={"token": token_of(confirm["link"])})).is_success
+        key = (await make_key(client, tokens["access_token"], scopes=["users:read", "users:write"]))["key"]
+        r = await client.post("/users/me/email-change/keep", headers=bearer(key), json={"password": PASSWORD})
+        assert r.status_code == 403 and error_code(r) == "session_required"
+        r = await client.post("/users/me/email-change/keep", headers=auth, json={"password": "not the password"})
+        assert r.status_code == 400 and error_code(r) == "wrong_password"
+        r = await client.post("/users/me/email-change/keep", headers=auth, json={"password": PASSWORD})
+        assert r.status_code == 204
+        [notice] = await messages_of(receiver, "email_change_notice")
+        r = await client.post("/auth/email-change/revert", json={"token": token_of(notice["link"])})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+        assert (await client.get("/users/me", headers=auth)).json()["email"] == "new@example.com"
+        assert (await client.get("/users/me", headers=bearer(key))).status_code == 200
+        [kept] = await audit_rows(client.gatehouse, "user.email_change_kept")
+        assert str(kept.subject_id) == user["id"] and json.loads(kept.detail) == {"links": 1}
+
+
 # Mail, pages and the first hour ##############################################
 
 
