@@ -4516,7 +4516,7 @@ async def list_api_keys(gh: Gatehouse, *, user_id: uuid.UUID | None = None) -> l
 
 async def unproven_admin_keys(gh: Gatehouse) -> list[ApiKey]:
     """Unrevoked keys holding the admin scope with no second factor behind their making (aal1): the
-    keys REQUIRE_MFA_FOR_ADMINS refuses that scope to, and those made before the rule was recorded."""
+    keys REQUIRE_MFA_FOR_ADMINS refuses that scope to (every admin key made before migration 8 among them)."""
     stmt = sa.select(ApiKey).where(ApiKey.revoked_at.is_(None), ApiKey.aal < 2).order_by(ApiKey.created_at)
     async with gh.transaction() as db:
         return [row for row in await db.scalars(stmt) if "admin" in row.scopes.split()]
