@@ -476,7 +476,12 @@ def create_key(
 
     async def work(gh: Gatehouse) -> tuple[service.ApiKey, str]:
         return await service.create_api_key(
-            gh, user_id=await _user_id(gh, email), name=name, scopes=scope or ["users:read"], expires_days=expires_days
+            gh,
+            user_id=await _user_id(gh, email),
+            name=name,
+            scopes=scope or ["users:read"],
+            expires_days=expires_days,
+            aal=2,  # the operator at the server needs no second factor to be trusted with an admin key
         )
 
     row, key = _run(work)

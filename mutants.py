@@ -312,8 +312,8 @@ MUTANTS = [
     Mutant(
         "admin: acting on another user without the admin scope",
         '    if "admin" not in principal.scopes:\n'
-        '        raise InsufficientScope("Acting on another user needs the admin scope.")',
-        '    if False:\n        raise InsufficientScope("Acting on another user needs the admin scope.")',
+        '        raise _scope_error(principal, ["admin"], "Acting on another user needs the admin scope.")',
+        '    if False:\n        raise _scope_error(principal, ["admin"], "Acting on another user needs the admin scope.")',
         "test_security_no_idor_between_users",
     ),
     Mutant(
@@ -327,6 +327,55 @@ MUTANTS = [
         "    if admins == [user.id]:",
         "    if False:",
         "test_last_admin_cannot_be_removed",
+    ),
+    # Limited credentials and undo links
+    Mutant(
+        "admin power: an aal1 session or key keeps the admin scope under REQUIRE_MFA_FOR_ADMINS",
+        '    if "admin" in principal.scopes and principal.aal < 2 and gh.settings.require_mfa_for_admins:',
+        "    if False:",
+        "test_attack_admin_session_without_a_second_factor_uses_admin_power_outside_admin_routes",
+    ),
+    Mutant(
+        "admin power: a key records no assurance from the session that made it",
+        "        aal=principal.aal,\n        granted=principal.scopes,",
+        "        aal=2,\n        granted=principal.scopes,",
+        "test_attack_admin_api_key_made_without_a_second_factor_keeps_admin_power",
+    ),
+    Mutant(
+        "require_mfa: an API key made by an aal2 session passes",
+        "        if self.mfa and (principal.aal < 2 or principal.session_id is None):",
+        "        if self.mfa and principal.aal < 2:",
+        "test_require_mfa_refuses_an_api_key_even_one_made_with_a_second_factor",
+    ),
+    Mutant(
+        "sessions: an API key lists its owner's sessions",
+        "async def my_sessions(principal: SessionReader, gh: GatehouseDep)",
+        "async def my_sessions(principal: Reader, gh: GatehouseDep)",
+        "test_attack_api_key_lists_and_ends_its_owners_sessions",
+    ),
+    Mutant(
+        "sessions: an API key ends its owner's sessions",
+        "async def delete_session(session_id: uuid.UUID, principal: SessionWriter,",
+        "async def delete_session(session_id: uuid.UUID, principal: Writer,",
+        "test_attack_api_key_lists_and_ends_its_owners_sessions",
+    ),
+    Mutant(
+        "email change: a later move leaves the undo links of older moves alive",
+        '            await _spend_user_tokens(db, user.id, "email_revert", sparing=user.email)\n',
+        "",
+        "test_attack_old_mailbox_undoes_a_later_email_change",
+    ),
+    Mutant(
+        "email change: a later move spends its own undo link too",
+        '"email_revert", sparing=user.email)',
+        '"email_revert")',
+        "test_attack_old_mailbox_undoes_a_later_email_change",
+    ),
+    Mutant(
+        "email change: the owner's keep spends no undo link",
+        '        spent = await _spend_user_tokens(db, user_id, "email_revert")',
+        "        spent = 0",
+        "test_attack_old_mailbox_undoes_a_move_its_owner_vouched_for",
     ),
     # Passwords, reset and verification
     Mutant(

@@ -268,8 +268,8 @@ class MfaRequired(Forbidden):
 class MfaEnrollmentRequired(Forbidden):
     code = "mfa_enrollment_required"
     message = (
-        "Admin routes need a sign-in with a second factor: enroll one (POST /mfa/totp or a passkey), then sign "
-        "in with it or call POST /auth/reauthenticate with `otp` or `passkey`."
+        "Admin power needs a sign-in with a second factor: enroll one (POST /mfa/totp or a passkey), then sign "
+        "in with it or call POST /auth/reauthenticate with `otp` or `passkey`; an admin API key must be made so."
     )
 
 
@@ -1167,6 +1167,9 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The key that made this one (None: made from a session or the CLI); revoked with it.
     parent_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True, index=True)
+    # The assurance behind its making: the creating session's aal, its parent's, 2 from the CLI (the
+    # operator). Under REQUIRE_MFA_FOR_ADMINS an aal1 key cannot use its admin scope (older keys are aal1).
+    aal: Mapped[int] = mapped_column(sa.Integer, server_default="1")
 
 
 class SigningKey(Base):
@@ -1642,6 +1645,10 @@ def _m007_search_and_retention_indexes(op: Operations) -> None:
         )
 
 
+def _m008_api_key_assurance(op: Operations) -> None:
+    op.add_column("api_keys", sa.Column("aal", sa.Integer(), nullable=False, server_default="1"))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -1657,6 +1664,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "session methods and last use, TOTP, recovery codes, passkeys", _m005_sessions_and_second_factors),
     Migration(6, "identities at other providers", _m006_identities),
     Migration(7, "search and retention indexes", _m007_search_and_retention_indexes),
+    Migration(8, "API key assurance", _m008_api_key_assurance),
 )
 
 
@@ -3291,6 +3299,7 @@ AUDIT_EVENTS = frozenset(
         "user.create",
         "user.delete",
         "user.email_change",
+        "user.email_change_kept",
         "user.email_change_notice",
         "user.email_change_request",
         "user.email_change_revert",
@@ -3539,8 +3548,9 @@ class Principal:
     scopes: frozenset[str]
     auth_time: int = 0  # when the person last proved themselves (sessions only)
     amr: tuple[str, ...] = ()  # how the session signed in (sessions only), from the token
-    aal: int = 1
+    aal: int = 1  # the session's; an API key's is its maker's (a key never passes require_mfa)
     valid_until: float = math.inf  # when the token, session or key behind it runs out (Unix time)
+    withheld: frozenset[str] = frozenset()  # scopes held but not usable yet: see resolve_credential
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -4245,6 +4255,10 @@ async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
         principal = await resolve_api_key(gh, credential)
     else:
         principal = await resolve_access_token(gh, credential)
+    if "admin" in principal.scopes and principal.aal < 2 and gh.settings.require_mfa_for_admins:
+        # Admin power needs a second factor behind the call (a key: behind its making). Withheld here,
+        # where every caller is resolved, so no route that asks `"admin" in scopes` can forget the rule.
+        principal = dataclasses.replace(principal, scopes=principal.scopes - {"admin"}, withheld=frozenset({"admin"}))
     memos[credential] = (epoch, min(principal.valid_until, now + gh.settings.local_cache_seconds), principal)
     memos.move_to_end(credential)
     if len(memos) > gh.principals_max:
@@ -4386,6 +4400,7 @@ def _api_key_entry(row: ApiKey | None) -> Entry:
         "hash": row.secret_hash,
         "scopes": row.scopes.split(),
         "exp": expires,
+        "aal": row.aal,
     }
 
 
@@ -4411,7 +4426,9 @@ async def resolve_api_key(gh: Gatehouse, key: str) -> Principal:
     if user is None:
         raise InvalidApiKey("The API key's owner is not active.")
     scopes = frozenset(entry["scopes"]) & ROLE_SCOPES.get(user["role"], frozenset())  # never above the owner
-    return Principal(user, None, uuid.UUID(entry["id"]), scopes, valid_until=entry["exp"] or math.inf)
+    return Principal(
+        user, None, uuid.UUID(entry["id"]), scopes, aal=entry.get("aal", 1), valid_until=entry["exp"] or math.inf
+    )
 
 
 def due_once_per(interval: float, last: dict[uuid.UUID, float], key: uuid.UUID, bound: int) -> bool:
@@ -4448,12 +4465,14 @@ async def create_api_key(
     name: str,
     scopes: list[str],
     expires_days: int | None = None,
+    aal: int,
     granted: frozenset[str] | None = None,
     parent_id: uuid.UUID | None = None,
     client: Client = CLI,
 ) -> tuple[ApiKey, str]:
     """Create a key for a user; (row, the key itself — shown this once). `granted` caps the scopes;
-    a key made by the key `parent_id` expires no later than it and is revoked with it."""
+    `aal` is the assurance behind the maker (see ApiKey.aal; a key's own, when a key makes it); a key
+    made by the key `parent_id` expires no later than it and is revoked with it."""
     name = _validated(_no_bad_text, name, "name").strip()
     if not name or len(name) > 100:
         raise InvalidInput("name: must have 1 to 100 characters")
@@ -4491,6 +4510,7 @@ async def create_api_key(
             created_at=now,
             expires_at=expires_at,
             parent_id=parent_id,
+            aal=aal,
         )
         db.add(row)
         db.add(
@@ -4500,6 +4520,7 @@ async def create_api_key(
                 subject=user_id,
                 key=str(row.id),
                 scopes=row.scopes,
+                aal=aal,
                 parent=str(parent_id) if parent_id else None,
             )
         )
@@ -4514,6 +4535,14 @@ async def list_api_keys(gh: Gatehouse, *, user_id: uuid.UUID | None = None) -> l
         stmt = stmt.where(ApiKey.user_id == user_id)
     async with gh.transaction() as db:
         return list(await db.scalars(stmt))
+
+
+async def unproven_admin_keys(gh: Gatehouse) -> list[ApiKey]:
+    """Unrevoked keys holding the admin scope with no second factor behind their making (aal1): the
+    keys REQUIRE_MFA_FOR_ADMINS refuses that scope to (every admin key made before migration 8 among them)."""
+    stmt = sa.select(ApiKey).where(ApiKey.revoked_at.is_(None), ApiKey.aal < 2).order_by(ApiKey.created_at)
+    async with gh.transaction() as db:
+        return [row for row in await db.scalars(stmt) if "admin" in row.scopes.split()]
 
 
 async def find_api_key(gh: Gatehouse, *, ref: str) -> ApiKey:
@@ -4700,12 +4729,15 @@ async def _peek_action_token(gh: Gatehouse, *, token: str, purpose: str) -> Acti
     return found
 
 
-async def _spend_user_tokens(db: AsyncSession, user_id: uuid.UUID, *purposes: str) -> None:
-    """Outstanding links of these kinds (all kinds when none named) stop working."""
+async def _spend_user_tokens(db: AsyncSession, user_id: uuid.UUID, *purposes: str, sparing: str | None = None) -> int:
+    """Outstanding links of these kinds (all kinds when none named; but those sent to `sparing`) stop
+    working; how many did."""
     stmt = sa.update(ActionToken).where(ActionToken.user_id == user_id, ActionToken.used_at.is_(None))
     if purposes:
         stmt = stmt.where(ActionToken.purpose.in_(purposes))
-    await db.execute(stmt.values(used_at=utcnow()))
+    if sparing is not None:
+        stmt = stmt.where(ActionToken.email != sparing)
+    return (await db.execute(stmt.values(used_at=utcnow()))).rowcount
 
 
 @dataclass(frozen=True, slots=True)
@@ -4998,6 +5030,9 @@ async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CL
             user = await db.get(User, row.user_id, with_for_update=True)
             if user is None or not user.is_active:
                 raise InvalidActionToken()
+            # Undo links of earlier moves die: whoever holds an address the owner has since left (often why
+            # they left) must not pull the account back. This move's own link, sent to the address it leaves, stays.
+            await _spend_user_tokens(db, user.id, "email_revert", sparing=user.email)
             user.email, user.email_verified_at = row.email, utcnow()
             _bump(user)
             await _spend_user_tokens(db, user.id, "reset", "verify", "login_code")  # meant for the old address
@@ -5006,6 +5041,15 @@ async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CL
         raise EmailTaken() from None
     log.info("email changed user=%s", user.id)
     return await _publish_user(gh, user)
+
+
+async def keep_email_change(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> int:
+    """The owner vouches for their email changes: every outstanding "this wasn't me" link stops working
+    (how many), so an address left behind cannot pull the account back. Audited."""
+    async with gh.transaction(write=True) as db:
+        spent = await _spend_user_tokens(db, user_id, "email_revert")
+        db.add(_audit("user.email_change_kept", client, subject=user_id, links=spent))
+    return spent
 
 
 async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
@@ -6562,6 +6606,12 @@ async def check_config(gh: Gatehouse) -> list[str]:
         problems += [f"schema drift: {diff}" for diff in status.drift]
         if not status.pending and (kids := await sealed_keys_not_opened(gh)):
             problems.append(sealed_keys_problem(kids))
+        if not status.pending and gh.settings.require_mfa_for_admins and (keys := await unproven_admin_keys(gh)):
+            problems.append(
+                f"REQUIRE_MFA_FOR_ADMINS: API key(s) {', '.join(API_KEY_PREFIX + k.public_id for k in keys)} hold the "
+                "admin scope but no second factor stood behind their making, so it is refused: make new ones from a "
+                "session signed in with one (or `cli.py create-key`) and revoke these"
+            )
     if gh.settings.redis_url and checks["cache"]["status"] != "ok":
         problems.append(f"REDIS_URL: Redis does not answer ({checks['cache'].get('detail', 'not subscribed')})")
     return problems
@@ -7042,8 +7092,9 @@ class Authenticated(OAuth2PasswordBearer):
     holding every scope in `scopes` (403 insufficient_scope) and, with `session=True`,
     signed in with a session rather than a key.
 
-    With `mfa=True` the session must have signed in with a second factor (aal2; 403 mfa_required);
-    with REQUIRE_MFA_FOR_ADMINS, so must an admin session for routes that need the `admin` scope.
+    With `mfa=True` the session must have signed in with a second factor (aal2; 403 mfa_required).
+    With REQUIRE_MFA_FOR_ADMINS an admin without one holds no `admin` scope (see resolve_credential):
+    admin routes answer 403 mfa_enrollment_required, and every other route treats them as a user.
 
     One dependency does it all: each extra FastAPI dependency costs the hot path more than
     the token check itself. As an OAuth2 scheme it keeps /docs' Authorize button.
@@ -7051,7 +7102,7 @@ class Authenticated(OAuth2PasswordBearer):
 
     def __init__(self, *scopes: str, session: bool = False, mfa: bool = False):
         super().__init__(tokenUrl="auth/login", auto_error=False, scheme_name="OAuth2PasswordBearer")
-        self.scopes, self.session, self.mfa, self.admin = scopes, session, mfa, "admin" in scopes
+        self.scopes, self.session, self.mfa = scopes, session, mfa
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         return await self.guard(request.scope)
@@ -7087,15 +7138,19 @@ class Authenticated(OAuth2PasswordBearer):
         elif principal.key_id is not None:
             _touch_api_key(gh, principal.key_id)
         if self.scopes and (missing := [scope for scope in self.scopes if scope not in principal.scopes]):
-            raise InsufficientScope(f"This needs the scope(s): {', '.join(missing)}.")
+            raise _scope_error(principal, missing)
         if self.session and principal.session_id is None:
             raise AccessTokenRequired()
-        if (self.mfa or self.admin) and principal.aal < 2:
-            if self.mfa:
-                raise MfaRequired()
-            if gh.settings.require_mfa_for_admins and principal.session_id is not None:
-                raise MfaEnrollmentRequired()
+        if self.mfa and (principal.aal < 2 or principal.session_id is None):  # a key's aal is its maker's
+            raise MfaRequired()
         return principal
+
+
+def _scope_error(principal: Principal, missing: list[str], message: str | None = None) -> ServiceError:
+    """The refusal for a caller lacking `missing`: mfa_enrollment_required when only withheld scopes lack."""
+    if set(missing) <= principal.withheld:
+        return MfaEnrollmentRequired()
+    return InsufficientScope(message or f"This needs the scope(s): {', '.join(missing)}.")
 
 
 CurrentUser = Annotated[Principal, Depends(Authenticated())]
@@ -7112,6 +7167,7 @@ def require_mfa(*scopes: str) -> Any:
 
 
 SessionUser = Annotated[Principal, Depends(Authenticated(session=True))]
+SessionReader = Annotated[Principal, Depends(Authenticated("users:read", session=True))]
 SessionWriter = Annotated[Principal, Depends(Authenticated("users:write", session=True))]
 READER = Authenticated("users:read")
 Reader = Annotated[Principal, Depends(READER)]
@@ -7170,7 +7226,7 @@ def _acting_for(principal: Principal, user_id: uuid.UUID | None) -> uuid.UUID:
     if user_id is None or user_id == principal.user_id:
         return principal.user_id
     if "admin" not in principal.scopes:
-        raise InsufficientScope("Acting on another user needs the admin scope.")
+        raise _scope_error(principal, ["admin"], "Acting on another user needs the admin scope.")
     return user_id
 
 
@@ -7458,6 +7514,16 @@ async def change_password_route(body: PasswordChange, principal: Writer, gh: Gat
     )
 
 
+@users_router.post("/me/email-change/keep", status_code=204)
+async def keep_email_change_route(
+    principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None
+) -> None:
+    """Vouch for your email changes (sensitive): the "this wasn't me" links sent to earlier addresses stop working."""
+    client = client.acting(principal)
+    await _prove(gh, principal, body, client)
+    await keep_email_change(gh, user_id=principal.user_id, client=client)
+
+
 @auth_router.post("/password-reset/request", status_code=202, response_model=Accepted)
 async def password_reset_request(body: ResetRequest, gh: GatehouseDep, client: ClientDep) -> Accepted:
     """Send a reset link if the account exists; the answer is the same either way."""
@@ -7623,14 +7689,16 @@ async def admin_reset_mfa(user_id: uuid.UUID, principal: AdminUser, gh: Gatehous
 
 
 @sessions_router.get("", response_model=list[SessionPublic])
-async def my_sessions(principal: Reader, gh: GatehouseDep) -> list[SessionPublic]:
-    """Your live sessions, newest first; `current` marks the one making this call."""
+async def my_sessions(principal: SessionReader, gh: GatehouseDep) -> list[SessionPublic]:
+    """Your live sessions, newest first; `current` marks the one making this call (a session, never an
+    API key: like logout, a key does not see or end the sessions of the person who made it)."""
     return [SessionPublic.of(row, principal.session_id) for row in await list_sessions(gh, user_id=principal.user_id)]
 
 
 @sessions_router.delete("/{session_id:uuid}", status_code=204)
-async def delete_session(session_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep) -> None:
-    """End one of your sessions (anyone's with the admin scope); 404 for another user's."""
+async def delete_session(session_id: uuid.UUID, principal: SessionWriter, gh: GatehouseDep, client: ClientDep) -> None:
+    """End one of your sessions (anyone's with the admin scope; API keys: `DELETE /users/{id}/sessions`);
+    404 for another user's."""
     owner = None if "admin" in principal.scopes else principal.user_id
     await end_session(gh, session_id=session_id, owner_id=owner, client=client.acting(principal))
 
@@ -7754,14 +7822,15 @@ async def create_key(body: ApiKeyCreate, principal: KeyWriter, gh: GatehouseDep,
     client = client.acting(principal)
     if principal.key_id is None:
         await _prove(gh, principal, body, client)
-        if "admin" in body.scopes and gh.settings.require_mfa_for_admins and principal.aal < 2:
-            raise MfaEnrollmentRequired()
+    if missing := sorted(set(body.scopes) & principal.withheld):
+        raise _scope_error(principal, missing)
     row, key = await create_api_key(
         gh,
         user_id=owner,
         name=body.name,
         scopes=list(body.scopes),
         expires_days=body.expires_in_days,
+        aal=principal.aal,
         granted=principal.scopes,
         parent_id=principal.key_id,
         client=client,

@@ -3175,7 +3175,9 @@ def fuzz_target(tmp_path_factory: Any) -> Any:
         async with await service.Gatehouse.open(settings) as gh:
             for role, scopes in (("user", service.SCOPES[:4]), ("admin", service.SCOPES)):
                 user = await service.create_user(gh, email=f"fuzz-{role}@example.com", password=PASSWORD, role=role)
-                _, keys[role] = await service.create_api_key(gh, user_id=user.id, name="fuzz", scopes=list(scopes))
+                _, keys[role] = await service.create_api_key(
+                    gh, user_id=user.id, name="fuzz", scopes=list(scopes), aal=2
+                )
         return keys
 
     keys = asyncio.run(setup())
@@ -4385,6 +4387,180 @@ def test_attack_spoofed_forwarded_for_with_the_image_command_changes_nothing(mak
     logins = [r for r in records if r["logger"] == "gatehouse.access" and r["route"] == "/auth/login"]
     assert [r["client_ip"] for r in logins] == ["127.0.0.1"] * 4
     assert not any(ip in text for ip in spoofed)
+
+
+async def test_attack_admin_session_without_a_second_factor_uses_admin_power_outside_admin_routes(
+    make_settings: Any,
+) -> None:
+    settings = make_settings(require_mfa_for_admins=True)
+    async with running(settings) as client:
+        victim, victim_session = await new_user(client)
+        victim_key = await make_key(client, victim_session["access_token"], scopes=["users:read"])
+        sid = claims(victim_session["access_token"])["sid"]
+        admin, admin_session = await admin_tokens(client, settings)
+        auth = bearer(admin_session["access_token"])  # password only: aal1
+        attempts = [
+            ("POST", "/api-keys", {"name": "x", "scopes": ["users:write"], "user_id": victim["id"]}, 403),
+            ("GET", f"/api-keys?user_id={victim['id']}", None, 403),
+            ("DELETE", f"/api-keys/{victim_key['id']}", None, 404),  # as for any user: not one of yours
+            ("DELETE", f"/sessions/{sid}", None, 404),
+            ("GET", f"/users/{victim['id']}/sessions", None, 403),
+        ]
+        codes = {403: "mfa_enrollment_required", 404: "api_key_not_found session_not_found"}
+        for method, path, body, status in attempts:
+            r = await client.request(method, path, headers=auth, json=body and {**body, "password": PASSWORD})
+            assert r.status_code == status and error_code(r) in codes[status].split(), (method, path, r.text)
+        assert (await client.get("/users/me", headers=bearer(victim_key["key"]))).status_code == 200
+        assert (await client.get("/users/me", headers=bearer(victim_session["access_token"]))).status_code == 200
+        assert [k.id for k in await service.list_api_keys(client.gatehouse, user_id=uuid.UUID(victim["id"]))] == [
+            uuid.UUID(victim_key["id"])
+        ]
+        assert not await audit_rows(client.gatehouse, "auth.session_end")
+        assert not await audit_rows(client.gatehouse, "key.revoke")
+        # the admin's own account works as any user's: their keys, a key without the admin scope
+        assert (await client.get("/api-keys", headers=auth)).json() == []
+        assert (await make_key(client, admin_session["access_token"], scopes=["users:read"]))["user_id"] == admin["id"]
+        # with a second factor behind the session, the admin power is back
+        totp, _ = await enroll_totp(client, admin_session["access_token"])
+        r = await client.post("/auth/reauthenticate", headers=auth, json={"otp": next_code(totp)})
+        stepped = bearer(r.json()["access_token"])
+        assert (await client.delete(f"/sessions/{sid}", headers=stepped)).status_code == 204
+        r = await client.get("/users/me", headers=bearer(victim_session["access_token"]))
+        assert r.status_code == 401 and error_code(r) == "session_revoked"
+
+
+async def test_attack_admin_api_key_made_without_a_second_factor_keeps_admin_power(make_settings: Any) -> None:
+    before = make_settings()  # the rule is off when the key is made from a password-only session
+    async with running(before) as client:
+        _, victim_session = await new_user(client)
+        victim_id = claims(victim_session["access_token"])["sub"]
+        admin, admin_session = await admin_tokens(client, before)
+        old = await make_key(client, admin_session["access_token"], scopes=["admin", "keys:read", "users:read"])
+    settings = make_settings(require_mfa_for_admins=True)
+    async with running(settings) as client:
+        auth = bearer(old["key"])
+        for method, path in [
+            ("GET", "/users"),
+            ("GET", f"/api-keys?user_id={victim_id}"),
+            ("GET", f"/users/{victim_id}/sessions"),
+            ("DELETE", f"/users/{victim_id}/sessions"),
+        ]:
+            r = await client.request(method, path, headers=auth)
+            assert r.status_code == 403 and error_code(r) == "mfa_enrollment_required", (path, r.text)
+        assert (await client.get("/users/me", headers=bearer(victim_session["access_token"]))).status_code == 200
+        assert (await client.get("/users/me", headers=auth)).json()["id"] == admin["id"]  # still the admin's key
+        # keys made by a session with a second factor, or by the operator at the CLI, keep the admin scope
+        session = await login(client, admin["email"])
+        totp, _ = await enroll_totp(client, session["access_token"])
+        r = await client.post(
+            "/auth/reauthenticate", headers=bearer(session["access_token"]), json={"otp": next_code(totp)}
+        )
+        proven = await make_key(client, r.json()["access_token"], scopes=["admin", "users:read"])
+        result = await run_cli(settings, "create-key", admin["email"], "--name", "ops", "--scope", "admin", "--json")
+        assert result.exit_code == 0, result.output
+        operators = json.loads(result.output)
+        for key in (proven["key"], operators["key"]):
+            r = await client.get(f"/users/{victim_id}/sessions", headers=bearer(key))
+            assert r.status_code == 200 and len(r.json()) == 1, r.text
+        result = await run_cli(settings, "check-config")
+        assert result.exit_code == 1 and f"API key(s) {old['prefix']} hold the admin scope" in result.output
+        assert proven["prefix"] not in result.output and operators["prefix"] not in result.output
+        assert "hold the admin scope" not in (await run_cli(before, "check-config")).output  # the rule is off
+
+
+async def test_require_mfa_refuses_an_api_key_even_one_made_with_a_second_factor(make_settings: Any) -> None:
+    from fastapi import FastAPI
+
+    host = FastAPI()
+    service.mount_gatehouse(host, "/identity", make_settings())
+
+    @host.get("/payouts")
+    async def payouts(principal: Any = service.require_mfa()) -> dict[str, Any]:
+        return {"aal": principal.aal}
+
+    async with host.router.lifespan_context(host):
+        transport = httpx.ASGITransport(app=host)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host.test/identity") as client:
+            _, tokens = await new_user(client)
+            totp, _ = await enroll_totp(client, tokens["access_token"])
+            r = await client.post(
+                "/auth/reauthenticate", headers=bearer(tokens["access_token"]), json={"otp": next_code(totp)}
+            )
+            stepped = r.json()["access_token"]
+            key = (await make_key(client, stepped, scopes=["users:read"]))["key"]  # made by an aal2 session
+            assert (await client.get("http://host.test/payouts", headers=bearer(stepped))).json() == {"aal": 2}
+            r = await client.get("http://host.test/payouts", headers=bearer(key))
+            assert r.status_code == 403 and error_code(r) == "mfa_required"  # a key is no second factor
+
+
+async def test_attack_api_key_lists_and_ends_its_owners_sessions(client: httpx.AsyncClient, settings: Settings) -> None:
+    user, tokens = await new_user(client)
+    other = await login(client, user["email"])
+    sid = claims(other["access_token"])["sid"]
+    key = bearer((await make_key(client, tokens["access_token"], scopes=["users:read", "users:write"]))["key"])
+    r = await client.get("/sessions", headers=key)
+    assert r.status_code == 403 and error_code(r) == "access_token_required"
+    r = await client.delete(f"/sessions/{sid}", headers=key)
+    assert r.status_code == 403 and error_code(r) == "access_token_required"
+    assert (await client.get("/users/me", headers=bearer(other["access_token"]))).status_code == 200
+    assert not await audit_rows(client.gatehouse, "auth.session_end")
+    # the owner's sessions still see and end each other, as logout does
+    r = await client.get("/sessions", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 200 and sid in [s["id"] for s in r.json()]
+    assert (await client.delete(f"/sessions/{sid}", headers=bearer(tokens["access_token"]))).status_code == 204
+    assert (await client.get("/users/me", headers=bearer(other["access_token"]))).status_code == 401
+    # an admin key keeps its admin power over sessions, through the admin routes
+    admin, _ = await admin_tokens(client, settings)
+    _, admin_key = await service.create_api_key(
+        client.gatehouse, user_id=uuid.UUID(admin["id"]), name="ops", scopes=["admin"], aal=2
+    )
+    r = await client.get(f"/users/{user['id']}/sessions", headers=bearer(admin_key))
+    assert r.status_code == 200 and [s["id"] for s in r.json()] == [claims(tokens["access_token"])["sid"]]
+
+
+async def test_attack_old_mailbox_undoes_a_later_email_change(make_settings: Any, receiver: "Receiver") -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        auth = bearer(tokens["access_token"])
+        for n, new in enumerate(["second@example.com", "third@example.com"], start=1):
+            assert (await client.patch("/users/me", headers=auth, json={"email": new})).status_code == 200
+            confirm = (await messages_of(receiver, "email_change_confirm", n))[-1]
+            r = await client.post("/auth/email-change/confirm", json={"token": token_of(confirm["link"])})
+            assert r.status_code == 200 and r.json()["email"] == new
+        first, second = await messages_of(receiver, "email_change_notice", 2)
+        assert [first["email"], second["email"]] == [user["email"], "second@example.com"]
+        # the first address, left two moves ago, can no longer pull the account back
+        r = await client.post("/auth/email-change/revert", json={"token": token_of(first["link"])})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+        assert (await client.get("/users/me", headers=auth)).json()["email"] == "third@example.com"
+        assert not await audit_rows(client.gatehouse, "user.email_change_revert")
+        # the latest move's link still works in its window
+        r = await client.post("/auth/email-change/revert", json={"token": token_of(second["link"])})
+        assert r.status_code == 200 and r.json()["sessions_ended"] == 1
+        assert (await user_row(client.gatehouse, "second@example.com")).id == uuid.UUID(user["id"])
+
+
+async def test_attack_old_mailbox_undoes_a_move_its_owner_vouched_for(make_settings: Any, receiver: "Receiver") -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user, tokens = await new_user(client)
+        auth = bearer(tokens["access_token"])
+        assert (await client.patch("/users/me", headers=auth, json={"email": "new@example.com"})).status_code == 200
+        [confirm] = await messages_of(receiver, "email_change_confirm")
+        assert (await client.post("/auth/email-change/confirm", json={"token": token_of(confirm["link"])})).is_success
+        key = (await make_key(client, tokens["access_token"], scopes=["users:read", "users:write"]))["key"]
+        r = await client.post("/users/me/email-change/keep", headers=bearer(key), json={"password": PASSWORD})
+        assert r.status_code == 403 and error_code(r) == "session_required"
+        r = await client.post("/users/me/email-change/keep", headers=auth, json={"password": "not the password"})
+        assert r.status_code == 400 and error_code(r) == "wrong_password"
+        r = await client.post("/users/me/email-change/keep", headers=auth, json={"password": PASSWORD})
+        assert r.status_code == 204
+        [notice] = await messages_of(receiver, "email_change_notice")
+        r = await client.post("/auth/email-change/revert", json={"token": token_of(notice["link"])})
+        assert r.status_code == 400 and error_code(r) == "invalid_or_expired_token"
+        assert (await client.get("/users/me", headers=auth)).json()["email"] == "new@example.com"
+        assert (await client.get("/users/me", headers=bearer(key))).status_code == 200
+        [kept] = await audit_rows(client.gatehouse, "user.email_change_kept")
+        assert str(kept.subject_id) == user["id"] and json.loads(kept.detail) == {"links": 1}
 
 
 # Mail, pages and the first hour ##############################################
