@@ -502,8 +502,8 @@ MUTANTS = [
     # Takeover resistance (step-up, email change, lockout, credential bounds)
     Mutant(
         "step-up: an API key may do sensitive actions",
-        "    if principal.session_id is None:\n        raise SessionRequired()\n    if password is not None:",
-        "    if password is not None:",
+        "    if principal.session_id is None:\n        raise SessionRequired()\n    if factor_if_enrolled and",
+        "    if factor_if_enrolled and",
         "test_attack_api_key_with_users_write_cannot_take_over_the_account",
     ),
     Mutant(
@@ -678,6 +678,18 @@ MUTANTS = [
         '    kept = [uuid.UUID(k) for k in keep if k != "totp"]',
         "    kept = []",
         "test_attack_a_planted_passkey_does_not_survive_a_password_reset",
+    ),
+    Mutant(
+        "email change: a stolen session with the password moves an account with a factor",
+        "    if factor_if_enrolled and await _has_second_factor(gh, principal.user_id):",
+        "    if False:",
+        "test_attack_a_stolen_session_with_the_password_cannot_move_an_mfa_account_or_spend_its_undo_links",
+    ),
+    Mutant(
+        "email change: keeping needs only a recent sign-in",
+        "    await _prove_in_request(gh, principal, body, client)\n    await keep_email_change(",
+        "    await _prove(gh, principal, body, client)\n    await keep_email_change(",
+        "test_attack_a_stolen_session_with_the_password_cannot_move_an_mfa_account_or_spend_its_undo_links",
     ),
     Mutant(
         "passkey: the counter is compared before the challenge is spent",

@@ -4085,12 +4085,17 @@ async def require_recent_proof(
     otp: str | None = None,
     passkey: "PasskeyAnswer | None" = None,
     client: Client = CLI,
+    factor_if_enrolled: bool = False,
 ) -> None:
     """Gate a sensitive action: a session (never an API key), and the password, an authenticator code
-    or a passkey now, or a sign-in within REAUTH_MINUTES (the token's `auth_time`)."""
+    or a passkey now, or a sign-in within REAUTH_MINUTES (the token's `auth_time`). With
+    `factor_if_enrolled`, an account with a second factor must send one in the request (an email change:
+    a stolen session with the password must not move the account, nor spend the owner's undo links)."""
     if principal.session_id is None:
         raise SessionRequired()
-    if password is not None or otp is not None or passkey is not None:
+    if factor_if_enrolled and await _has_second_factor(gh, principal.user_id):
+        await require_factor_proof(gh, principal, otp=otp, passkey=passkey, client=client)
+    elif password is not None or otp is not None or passkey is not None:
         user = await _load_user(gh, principal.user_id)
         await _prove_now(gh, user, password=password, otp=otp, passkey=passkey, client=client)
     elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:
@@ -5251,6 +5256,11 @@ async def _mfa_methods(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
     return methods + ["recovery_code"] if methods and codes else methods
 
 
+async def _has_second_factor(gh: Gatehouse, user_id: uuid.UUID) -> bool:
+    async with gh.transaction() as db:
+        return bool(await _mfa_methods(db, user_id))
+
+
 async def _mfa_challenge(
     gh: Gatehouse, user: User, methods: list[str], *, rehash: str | None, client: Client, first: str = "pwd"
 ) -> MfaChallenge:
@@ -5437,8 +5447,7 @@ async def require_factor_proof(
     if principal.session_id is None:
         raise SessionRequired()
     user = await _load_user(gh, principal.user_id)
-    async with gh.transaction() as db:
-        has_factor = bool(await _mfa_methods(db, user.id))
+    has_factor = await _has_second_factor(gh, user.id)
     if has_factor and (otp or recovery_code or passkey):
         await _prove_now(gh, user, otp=otp, recovery_code=recovery_code, passkey=passkey, client=client)
     elif not has_factor and password is not None and user.password_hash:
@@ -7194,7 +7203,7 @@ mfa_router = APIRouter(prefix="/mfa", tags=["second factors"], responses=_ERRORS
 ops_router = APIRouter()
 
 
-async def _prove_factor_change(gh: Gatehouse, principal: Principal, body: FactorProofIn | None, client: Client) -> None:
+async def _prove_in_request(gh: Gatehouse, principal: Principal, body: FactorProofIn | None, client: Client) -> None:
     """The proof a second-factor change needs, from the body (never a recent sign-in alone)."""
     body = body or FactorProofIn()
     await require_factor_proof(
@@ -7485,7 +7494,13 @@ async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep, cli
     pending = None
     if body.email is not None:
         await require_recent_proof(
-            gh, principal, password=body.password, otp=body.otp, passkey=body.passkey, client=client
+            gh,
+            principal,
+            password=body.password,
+            otp=body.otp,
+            passkey=body.passkey,
+            client=client,
+            factor_if_enrolled=True,
         )
         pending = await request_email_change(gh, user_id=principal.user_id, email=body.email, client=client)
     user = await update_user(gh, user_id=principal.user_id, full_name=body.full_name, client=client)
@@ -7516,11 +7531,12 @@ async def change_password_route(body: PasswordChange, principal: Writer, gh: Gat
 
 @users_router.post("/me/email-change/keep", status_code=204)
 async def keep_email_change_route(
-    principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None
+    principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
 ) -> None:
-    """Vouch for your email changes (sensitive): the "this wasn't me" links sent to earlier addresses stop working."""
+    """Vouch for your email changes (a proof in the body: a second factor when the account has one): the
+    "this wasn't me" links sent to earlier addresses stop working."""
     client = client.acting(principal)
-    await _prove(gh, principal, body, client)
+    await _prove_in_request(gh, principal, body, client)
     await keep_email_change(gh, user_id=principal.user_id, client=client)
 
 
@@ -7712,7 +7728,7 @@ async def totp_enroll(
 ) -> TotpEnrollOut:
     """Start enrolling an authenticator app (needs a proof in the body); confirm with a code to switch it on."""
     client = client.acting(principal)
-    await _prove_factor_change(gh, principal, body, client)
+    await _prove_in_request(gh, principal, body, client)
     secret, uri = await enroll_totp(gh, user_id=principal.user_id, client=client)
     return TotpEnrollOut(secret=secret, otpauth_uri=uri)
 
@@ -7732,7 +7748,7 @@ async def totp_disable(
 ) -> None:
     """Remove the authenticator app (needs a proof in the body)."""
     client = client.acting(principal)
-    await _prove_factor_change(gh, principal, body, client)
+    await _prove_in_request(gh, principal, body, client)
     await disable_totp(gh, user_id=principal.user_id, client=client)
 
 
@@ -7742,7 +7758,7 @@ async def recovery_codes_replace(
 ) -> RecoveryCodesOut:
     """Replace your recovery codes (needs a proof in the body); the old ones stop working."""
     client = client.acting(principal)
-    await _prove_factor_change(gh, principal, body, client)
+    await _prove_in_request(gh, principal, body, client)
     return RecoveryCodesOut(recovery_codes=await replace_recovery_codes(gh, user_id=principal.user_id, client=client))
 
 
@@ -7751,7 +7767,7 @@ async def passkey_options(
     principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
 ) -> Any:
     """Options for navigator.credentials.create() to register a passkey (needs a proof in the body)."""
-    await _prove_factor_change(gh, principal, body, client.acting(principal))
+    await _prove_in_request(gh, principal, body, client.acting(principal))
     return await passkey_registration_options(gh, user_id=principal.user_id)
 
 
@@ -7778,7 +7794,7 @@ async def passkey_delete(
 ) -> None:
     """Remove one of your passkeys (needs a proof in the body)."""
     client = client.acting(principal)
-    await _prove_factor_change(gh, principal, body, client)
+    await _prove_in_request(gh, principal, body, client)
     await delete_passkey(gh, user_id=principal.user_id, passkey_id=passkey_id, client=client)
 
 

@@ -4563,6 +4563,21 @@ async def test_attack_old_mailbox_undoes_a_move_its_owner_vouched_for(make_setti
         assert str(kept.subject_id) == user["id"] and json.loads(kept.detail) == {"links": 1}
 
 
+async def test_attack_a_stolen_session_with_the_password_cannot_move_an_mfa_account_or_spend_its_undo_links(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        _, tokens = await new_user(client)
+        auth = bearer(tokens["access_token"])
+        totp, _ = await enroll_totp(client, tokens["access_token"])
+        r = await client.patch("/users/me", headers=auth, json={"email": "thief@example.com", "password": PASSWORD})
+        assert r.status_code == 401 and error_code(r) == "factor_proof_required"  # fresh, and the password: not enough
+        r = await client.post("/users/me/email-change/keep", headers=auth, json={"password": PASSWORD})
+        assert r.status_code == 401 and error_code(r) == "factor_proof_required"
+        r = await client.patch("/users/me", headers=auth, json={"email": "new@example.com", "otp": next_code(totp)})
+        assert r.status_code == 200 and r.json()["pending_email"] == "new@example.com"  # the owner, with the factor
+
+
 # Mail, pages and the first hour ##############################################
 
 
