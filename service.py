@@ -5785,6 +5785,8 @@ async def sign_in_with_passkey(gh: Gatehouse, *, credential: dict[str, Any], cli
 # Linking: an identity seen for the first time with a verified address that an account already has
 # is stored unlinked, and links only once someone proves the account (its password, or a link mailed
 # to the address). A provider that does not vouch for the address never links and never creates.
+# An account whose address was never verified may have been registered by someone who does not own it:
+# only the mailed link links it, and it ends every way in set up before (see _end_unverified_access).
 
 OAUTH_FLOW_COOKIE = "gatehouse_oauth"
 OAUTH_FLOW_SECONDS = 600
