@@ -6093,6 +6093,7 @@ async def _link(gh: Gatehouse, *, token: str, purpose: str, how: str, client: Cl
         identity, user = await _identity_for(db, token, spent)
         if identity.linked_at is not None:
             raise InvalidActionToken()
+        await db.refresh(user, with_for_update=True)  # an admin's concurrent change lands before or after, whole
         now = utcnow()
         unverified = user.email_verified_at is None
         if unverified:
@@ -6111,7 +6112,8 @@ async def _link(gh: Gatehouse, *, token: str, purpose: str, how: str, client: Cl
         await _end_sessions(gh, user_id=user.id, reason="address_proved")
         # A session that was live until the line above could still mint a key after the first sweep.
         async with gh.transaction(write=True) as db:
-            await _publish_revoked_keys(gh, await _revoke_user_keys(db, user.id))
+            late = await _revoke_user_keys(db, user.id)
+        await _publish_revoked_keys(gh, late)
     log.info("identity linked user=%s provider=%s how=%s", user.id, identity.provider, how)
     return identity, user
 
