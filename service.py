@@ -6814,6 +6814,9 @@ class LinkMailIn(_Input):
 
 
 class IdentityLinkIn(ProofIn):
+    provider: str = Field(
+        pattern=_PROVIDER_NAME_RE.pattern, description="The provider to link (GET /auth/oauth/providers)."
+    )
     redirect_to: str | None = Field(
         None,
         max_length=2000,
@@ -7439,16 +7442,15 @@ async def my_identities(principal: Reader, gh: GatehouseDep) -> list[IdentityPub
     return [IdentityPublic.model_validate(row) for row in await list_identities(gh, user_id=principal.user_id)]
 
 
-@users_router.post("/me/identities/{provider}", response_model=IdentityLinkStart)
+@users_router.post("/me/identities", response_model=IdentityLinkStart)
 async def link_my_identity(
-    provider: ProviderName,
     body: IdentityLinkIn,
     response: Response,
     principal: Writer,
     gh: GatehouseDep,
     client: ClientDep,
 ) -> IdentityLinkStart:
-    """Link a sign-in at `provider` to your account (sensitive, with a proof in this request): send the browser
+    """Link a sign-in at a provider to your account (sensitive, with a proof in this request): send the browser
     to `authorization_url`; the callback links whoever signs in there, then lands on `redirect_to?linked=…`."""
     client = client.acting(principal)
     if body.password is None and body.otp is None and body.passkey is None:
@@ -7456,9 +7458,9 @@ async def link_my_identity(
         raise ReauthenticationRequired("Linking a sign-in needs your password, an authenticator code or a passkey.")
     await _prove(gh, principal, body, client)
     start = await start_identity_link(
-        gh, user_id=principal.user_id, provider=provider, redirect_to=body.redirect_to, client=client
+        gh, user_id=principal.user_id, provider=body.provider, redirect_to=body.redirect_to, client=client
     )
-    _set_flow_cookie(response, gh, start, path=urlsplit(_callback_url(gh, provider)).path)
+    _set_flow_cookie(response, gh, start, path=urlsplit(_callback_url(gh, body.provider)).path)
     response.headers["Cache-Control"] = "no-store"
     return IdentityLinkStart(authorization_url=start.url)
 

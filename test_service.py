@@ -6743,7 +6743,8 @@ async def link_from_inside(
     """Start linking the provider from inside the account, pass the provider, and come back: the callback's answer."""
     from urllib.parse import urlsplit
 
-    r = await client.post("/users/me/identities/acme", headers=bearer(access), json=body or {"password": PASSWORD})
+    body = {"provider": "acme", **(body or {"password": PASSWORD})}
+    r = await client.post("/users/me/identities", headers=bearer(access), json=body)
     assert r.status_code == 200, r.text
     back = await at_provider(r.json()["authorization_url"])
     assert back.status_code == 302, back.text
@@ -6757,9 +6758,9 @@ async def test_a_signed_in_person_links_a_provider_from_inside_the_account(
     async with running(fed_settings(make_settings, provider)) as client:
         user, tokens = await verified_user(client)  # the provider knows this person by another address
         r = await client.post(
-            "/users/me/identities/acme",
+            "/users/me/identities",
             headers=bearer(tokens["access_token"]),
-            json={"password": PASSWORD, "redirect_to": "https://app.example.com/settings"},
+            json={"provider": "acme", "password": PASSWORD, "redirect_to": "https://app.example.com/settings"},
         )
         assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
         assert "Path=/auth/oauth/acme/callback" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
@@ -6786,18 +6787,24 @@ async def test_attack_linking_from_inside_needs_a_proof_in_the_request(
     async with running(fed_settings(make_settings, provider)) as client:
         _, tokens = await verified_user(client)  # signed in a moment ago: still not enough for this
         headers = bearer(tokens["access_token"])
-        for body in ({}, {"redirect_to": APP_URL}):
-            r = await client.post("/users/me/identities/acme", headers=headers, json=body)
+        for body in ({"provider": "acme"}, {"provider": "acme", "redirect_to": APP_URL}):
+            r = await client.post("/users/me/identities", headers=headers, json=body)
             assert r.status_code == 401 and error_code(r) == "reauthentication_required"
             assert "set-cookie" not in r.headers
-        r = await client.post("/users/me/identities/acme", headers=headers, json={"password": "wrong password!"})
+        r = await client.post(
+            "/users/me/identities", headers=headers, json={"provider": "acme", "password": "bad pass!"}
+        )
         assert r.status_code == 400 and error_code(r) == "wrong_password"
         key = (await make_key(client, tokens["access_token"], scopes=["users:read", "users:write"]))["key"]
-        r = await client.post("/users/me/identities/acme", headers=bearer(key), json={"password": PASSWORD})
+        r = await client.post(
+            "/users/me/identities", headers=bearer(key), json={"provider": "acme", "password": PASSWORD}
+        )
         assert r.status_code == 403 and error_code(r) == "session_required"
         _, squatter = await new_user(client)  # an unverified address: a link would outlive its owner's reset
         r = await client.post(
-            "/users/me/identities/acme", headers=bearer(squatter["access_token"]), json={"password": PASSWORD}
+            "/users/me/identities",
+            headers=bearer(squatter["access_token"]),
+            json={"provider": "acme", "password": PASSWORD},
         )
         assert r.status_code == 403 and error_code(r) == "email_not_verified"
         async with client.gatehouse.transaction() as db:
