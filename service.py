@@ -3353,6 +3353,7 @@ AUDIT_EVENTS = frozenset(
         "identity.link_mail",
         "identity.linked",
         "identity.unlinked",
+        "user.unverified_access_ended",
     }
 )
 
