@@ -390,7 +390,7 @@ class IdentityInUse(ServiceError):
     status_code, code, message = (
         409,
         "identity_in_use",
-        "This sign-in at the provider belongs to another account: remove it there first.",
+        "This sign-in at the provider is linked to another account; unlink it there first.",
     )
 
 
@@ -6091,10 +6091,11 @@ async def _link(gh: Gatehouse, *, token: str, purpose: str, how: str, client: Cl
     revoked: list[ApiKey] = []
     async with gh.transaction(write=True) as db:
         spent = await _consume_action_token(db, token=token, purpose=purpose)
+        # Locked before it is checked: a concurrent change of the account lands wholly before or after this.
+        await db.get(User, spent.user_id, with_for_update=True)
         identity, user = await _identity_for(db, token, spent)
         if identity.linked_at is not None:
             raise InvalidActionToken()
-        await db.refresh(user, with_for_update=True)  # an admin's concurrent change lands before or after, whole
         now = utcnow()
         unverified = user.email_verified_at is None
         if unverified:
@@ -7175,7 +7176,8 @@ async def oauth_callback(
     code: Annotated[str, Query(max_length=2000)] = "",
     error: Annotated[str, Query(max_length=200)] = "",
 ) -> RedirectResponse:
-    """Where the provider sends the browser back; it goes on to `redirect_to` with a one-time `code`."""
+    """Where the provider sends the browser back; it goes on to `redirect_to` with a one-time `code` (or with
+    `linked=<provider>`, for a link started at POST /users/me/identities)."""
     target = await finish_federated_login(
         gh,
         provider=provider,
