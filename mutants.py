@@ -253,6 +253,73 @@ MUTANTS = [
         "test_many_concurrent_requests_share_a_small_pool",
         backend="postgres",
     ),
+    # Federated sign-in
+    Mutant(
+        "federated link: a mailed link to an unverified account leaves the pre-registrant's access",
+        "            revoked = await _end_unverified_access(db, user, keep=identity.id, client=client)",
+        "            revoked = []",
+        "test_attack_pre_registered_account_keeps_nothing_once_the_owner_links_by_mail",
+    ),
+    Mutant(
+        "federated link: a password links an account whose address was never verified",
+        "    if user.email_verified_at is None:\n        # The password proves only whoever set it",
+        "    if False:\n        # The password proves only whoever set it",
+        "test_attack_password_link_to_an_unverified_account_is_refused",
+    ),
+    Mutant(
+        "federated redirect: redirect_to may already hold code",
+        "    if _ADDED_QUERY_NAMES.intersection(",
+        "    if False and _ADDED_QUERY_NAMES.intersection(",
+        "test_attack_login_csrf_through_redirect_to_is_refused",
+    ),
+    Mutant(
+        "provider text: a long sub is cut, not refused",
+        "    if not 0 < len(subject) <= _SUBJECT_MAX:\n",
+        "    subject = subject[:_SUBJECT_MAX]\n    if not subject:\n",
+        "test_attack_provider_subject_that_cannot_be_stored_whole_is_refused",
+    ),
+    Mutant(
+        "provider text: a sub that cannot be stored is taken",
+        "        _no_bad_text(subject)\n",
+        "        pass\n",
+        "test_attack_provider_subject_that_cannot_be_stored_whole_is_refused",
+    ),
+    Mutant(
+        "provider text: the name is not cleaned",
+        '    return ProviderIdentity(subject, email, email_verified, " ".join(cleaned.split())[:200])',
+        "    return ProviderIdentity(subject, email, email_verified, text[:200])",
+        "test_attack_provider_name_that_cannot_be_stored_is_cleaned",
+    ),
+    Mutant(
+        "userinfo: never called when the ID token has no email",
+        '        if "email" not in claims:',
+        "        if False:",
+        "test_email_from_userinfo_when_the_id_token_has_none",
+    ),
+    Mutant(
+        "userinfo: an answer about another subject is used",
+        '        if info.get("sub") != subject:',
+        "        if False:",
+        "test_attack_userinfo_for_another_subject_is_refused",
+    ),
+    Mutant(
+        "link from inside: a recent sign-in stands in for a proof in the request",
+        "    if body.password is None and body.otp is None and body.passkey is None:",
+        "    if False:",
+        "test_attack_linking_from_inside_needs_a_proof_in_the_request",
+    ),
+    Mutant(
+        "link from inside: an account whose address was never verified may link",
+        "    if user.email_verified_at is None:\n        # Whoever registered an address",
+        "    if False:\n        # Whoever registered an address",
+        "test_attack_linking_from_inside_needs_a_proof_in_the_request",
+    ),
+    Mutant(
+        "link from inside: an identity linked to another account is answered as linked",
+        "            if row.user_id != user.id:\n                raise IdentityInUse()",
+        "            if False:\n                raise IdentityInUse()",
+        "test_attack_linking_an_identity_of_another_account_from_inside_is_refused",
+    ),
     # API keys and scopes
     Mutant(
         "api key: the secret not compared",

@@ -56,6 +56,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +68,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import bcrypt
 import cachetools
@@ -384,6 +385,22 @@ class LinkRequired(ServiceError):
     def __init__(self, link_token: str, provider: str):
         super().__init__()
         self.details = [{"link_token": link_token, "provider": provider, "expires_in": OAUTH_LINK_SECONDS}]
+
+
+class MailLinkRequired(Forbidden):
+    code = "mail_link_required"
+    message = (
+        "This account's address was never verified, so its password proves only who set it: link this sign-in "
+        "with a link mailed to the address (POST /auth/oauth/link/mail, with the same `link_token`)."
+    )
+
+
+class IdentityInUse(ServiceError):
+    status_code, code, message = (
+        409,
+        "identity_in_use",
+        "This sign-in at the provider is linked to another account; unlink it there first.",
+    )
 
 
 class LastSignInMethod(ServiceError):
@@ -3042,6 +3059,33 @@ class ProviderIdentity:
     name: str = ""
 
 
+_SUBJECT_MAX = 255  # OpenID Connect Core 2: `sub` is at most 255 ASCII characters; the column holds exactly that
+
+
+def _provider_identity(subject: object, email: object, email_verified: bool, name: object) -> ProviderIdentity:
+    """What a provider said, in a shape the database can store: a subject that is not storable whole is
+    refused (cutting it would merge two people), the name is cleaned, an unstorable email is no email."""
+    if not isinstance(subject, str | int) or isinstance(subject, bool):
+        raise ProviderRejected("The identity provider's subject (`sub`) is not a string.")
+    subject = str(subject)
+    try:
+        _no_bad_text(subject)
+    except ValueError:
+        raise ProviderRejected("The identity provider's subject (`sub`) is not text that can be stored.") from None
+    if not 0 < len(subject) <= _SUBJECT_MAX:
+        raise ProviderRejected(f"The identity provider's subject (`sub`) is empty or longer than {_SUBJECT_MAX}.")
+    try:
+        email = _no_bad_text(email) if isinstance(email, str) else None
+    except ValueError:
+        email = None
+    # A display name is only shown: drop what cannot be stored (lone surrogates, NUL, control characters).
+    text = name if isinstance(name, str) else ""
+    cleaned = "".join(
+        " " if unicodedata.category(ch) == "Cc" else ch for ch in text if unicodedata.category(ch) != "Cs"
+    )
+    return ProviderIdentity(subject, email, email_verified, " ".join(cleaned.split())[:200])
+
+
 def configured_providers(settings: Settings) -> dict[str, OAuthProvider]:
     """OIDC_PROVIDERS plus the GitHub and Google presets whose client id is set."""
     providers = {
@@ -3178,9 +3222,32 @@ class Federation:
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
             raise IdTokenRejected("The identity provider sent no ID token.")
-        return await self._check_id_token(provider, id_token, nonce=nonce)
+        claims = await self._check_id_token(provider, id_token, nonce=nonce)
+        if "email" not in claims:
+            # OpenID Connect Core 5.4: in the code flow, the email claims may come from UserInfo alone.
+            info = await self._userinfo(provider, str(token.get("access_token", "")), subject=claims["sub"])
+            claims |= {k: info.get(k) for k in ("email", "email_verified")}
+            claims.setdefault("name", info.get("name"))
+        return _provider_identity(
+            claims["sub"],
+            claims.get("email"),
+            claims.get("email_verified") is True,  # a string "true" is not a provider vouching
+            claims.get("name"),
+        )
 
-    async def _check_id_token(self, provider: OAuthProvider, id_token: str, *, nonce: str) -> ProviderIdentity:
+    async def _userinfo(self, provider: OAuthProvider, access_token: str, *, subject: str) -> dict[str, Any]:
+        """The UserInfo claims, only if they are about the subject the ID token names (Core 5.3.2)."""
+        endpoint = (await self.metadata(provider)).get("userinfo_endpoint")
+        if not isinstance(endpoint, str) or not access_token:
+            return {}
+        info = await self._get_json(endpoint, headers={"Authorization": f"Bearer {access_token}"})
+        if not isinstance(info, dict):
+            raise ProviderRejected("The identity provider's UserInfo answer is not a JSON object.")
+        if info.get("sub") != subject:  # another person's claims must never be taken for this one's
+            raise ProviderRejected("The identity provider's UserInfo answer is about another subject.")
+        return info
+
+    async def _check_id_token(self, provider: OAuthProvider, id_token: str, *, nonce: str) -> dict[str, Any]:
         from joserfc import jwt as jose_jwt
         from joserfc.errors import InvalidKeyIdError, JoseError
 
@@ -3211,13 +3278,7 @@ class Federation:
         audience = claims["aud"]
         if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != provider.client_id:
             raise IdTokenRejected("The ID token is shared with other clients and not authorized for this one.")
-        email = claims.get("email")
-        return ProviderIdentity(
-            subject=str(claims["sub"])[:255],
-            email=email if isinstance(email, str) else None,
-            email_verified=claims.get("email_verified") is True,  # a string "true" is not a provider vouching
-            name=str(claims.get("name") or "")[:200],
-        )
+        return dict(claims)
 
     async def _refetched_keys(self, provider: OAuthProvider) -> Any:
         from joserfc.errors import InvalidKeyIdError
@@ -3241,12 +3302,8 @@ class Federation:
         if not isinstance(user, dict) or not isinstance(user.get("id"), int) or not isinstance(emails, list):
             raise ProviderRejected("GitHub's user answer is not what its API documents.")
         primary = next((e for e in emails if isinstance(e, dict) and e.get("primary") is True), {})
-        email = primary.get("email")
-        return ProviderIdentity(
-            subject=str(user["id"]),
-            email=email if isinstance(email, str) else None,
-            email_verified=primary.get("verified") is True,
-            name=str(user.get("name") or user.get("login") or "")[:200],
+        return _provider_identity(
+            user["id"], primary.get("email"), primary.get("verified") is True, user.get("name") or user.get("login")
         )
 
 
@@ -3334,6 +3391,7 @@ AUDIT_EVENTS = frozenset(
         "identity.link_mail",
         "identity.linked",
         "identity.unlinked",
+        "user.unverified_access_ended",
     }
 )
 
@@ -5716,15 +5774,21 @@ async def replace_recovery_codes(gh: Gatehouse, *, user_id: uuid.UUID, client: C
     return codes
 
 
+async def _remove_second_factors(db: AsyncSession, user_id: uuid.UUID) -> int:
+    """Delete every authenticator app, passkey and recovery code of a user; how many."""
+    removed = 0
+    for model in (TotpFactor, Passkey, RecoveryCode):
+        removed += len(
+            list(await db.scalars(sa.delete(model).where(model.user_id == user_id).returning(model.user_id)))
+        )
+    return removed
+
+
 async def reset_mfa(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> int:
     """An admin removes every second factor of a user (lost device); the number removed. The user is told."""
     user = await _load_user(gh, user_id)
     async with gh.transaction(write=True) as db:
-        removed = 0
-        for model in (TotpFactor, Passkey, RecoveryCode):
-            removed += len(
-                list(await db.scalars(sa.delete(model).where(model.user_id == user.id).returning(model.user_id)))
-            )
+        removed = await _remove_second_factors(db, user.id)
         db.add(_audit("mfa.reset", client, subject=user.id, removed=removed))
     gh.spawn(send_mail(gh, kind="mfa_reset", email=user.email, client=client, budget=False))
     log.warning("mfa reset user=%s removed=%d", user.id, removed)
@@ -6051,11 +6115,16 @@ async def sign_in_with_passkey(gh: Gatehouse, *, credential: PasskeyAnswer, clie
 # Linking: an identity seen for the first time with a verified address that an account already has
 # is stored unlinked, and links only once someone proves the account (its password, or a link mailed
 # to the address). A provider that does not vouch for the address never links and never creates.
+# An account whose address was never verified may have been registered by someone who does not own it:
+# only the mailed link links it, and it ends every way in set up before (see _end_unverified_access).
 
 OAUTH_FLOW_COOKIE = "gatehouse_oauth"
 OAUTH_FLOW_SECONDS = 600
 OAUTH_CODE_SECONDS = 60
 OAUTH_LINK_SECONDS = 600
+# What the callback adds to redirect_to's query; a redirect_to that already holds one is refused, or a front
+# end reading the first `code` would sign its user in with one an attacker planted there (login CSRF).
+_ADDED_QUERY_NAMES = frozenset({"code", "linked"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -6088,6 +6157,8 @@ def allowed_redirect(settings: Settings, redirect_to: str | None) -> str:
         or any(ch in redirect_to for ch in "\\\r\n\t ")
     ):
         raise RedirectNotAllowed()
+    if _ADDED_QUERY_NAMES.intersection(name for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        raise RedirectNotAllowed("redirect_to must not hold `code` or `linked`: the callback adds them.")
     origin = f"{parts.scheme}://{parts.netloc}".lower()
     for entry in allow:
         listed = urlsplit(entry)
@@ -6098,14 +6169,20 @@ def allowed_redirect(settings: Settings, redirect_to: str | None) -> str:
     raise RedirectNotAllowed()
 
 
-def _with_code(url: str, code: str) -> str:
-    return f"{url}{'&' if urlsplit(url).query else '?'}{urlencode({'code': code})}"
+def _with_param(url: str, name: str, value: str) -> str:
+    return f"{url}{'&' if urlsplit(url).query else '?'}{urlencode({name: value})}"
 
 
 async def start_federated_login(
-    gh: Gatehouse, *, provider: str, redirect_to: str | None = None, client: Client = CLI
+    gh: Gatehouse,
+    *,
+    provider: str,
+    redirect_to: str | None = None,
+    client: Client = CLI,
+    link_to: uuid.UUID | None = None,
 ) -> FederatedStart:
-    """Begin a sign-in at `provider`: its authorization URL, and the sealed flow for the callback."""
+    """Begin a sign-in at `provider` (with `link_to`, a link of it to that account): its authorization URL,
+    and the sealed flow for the callback."""
     await _check_auth_ip(gh, client)
     found = gh.federation.provider(provider)
     target = allowed_redirect(gh.settings, redirect_to)
@@ -6121,6 +6198,8 @@ async def start_federated_login(
         "r": target,
         "x": int(time.time()) + OAUTH_FLOW_SECONDS,
     }
+    if link_to is not None:
+        flow["u"] = str(link_to)  # sealed: only this service wrote it, so the callback may act on this account
     return FederatedStart(url, gh.tokens.seal(orjson.dumps(flow), context="oauth-flow"), OAUTH_FLOW_SECONDS)
 
 
@@ -6162,6 +6241,13 @@ async def finish_federated_login(
     seen = await gh.federation.identity(
         found, code=code, redirect_uri=_callback_url(gh, provider), verifier=started["v"], nonce=started["n"]
     )
+    if "u" in started:
+        account = uuid.UUID(started["u"])
+        try:
+            await _attach_identity(gh, provider, seen, account, client)
+        except sa.exc.IntegrityError:  # the same identity arrived twice at once: the first one won
+            await _attach_identity(gh, provider, seen, account, client)
+        return _with_param(started["r"], "linked", provider)
     try:
         identity, user = await _place_identity(gh, provider, seen, client)
     except sa.exc.IntegrityError:  # the same identity or address arrived twice at once: the first one won
@@ -6176,7 +6262,52 @@ async def finish_federated_login(
         client=client,
         token=one_time,
     )
-    return _with_code(started["r"], one_time)
+    return _with_param(started["r"], "code", one_time)
+
+
+async def start_identity_link(
+    gh: Gatehouse, *, user_id: uuid.UUID, provider: str, redirect_to: str | None = None, client: Client = CLI
+) -> FederatedStart:
+    """A signed-in person links `provider` to their account (the caller proved the account just now): the
+    browser goes to the provider, and the callback links whoever signs in there to this account."""
+    user = await _load_user(gh, user_id)
+    if user.email_verified_at is None:
+        # Whoever registered an address they do not own must not leave a link behind: the owner's recovery
+        # (a reset, a mailed identity link) ends passwords, sessions and keys, but a link made here would outlive it.
+        raise EmailNotVerified("Verify the account's address before linking a sign-in to it.")
+    return await start_federated_login(gh, provider=provider, redirect_to=redirect_to, client=client, link_to=user.id)
+
+
+async def _attach_identity(
+    gh: Gatehouse, provider: str, seen: ProviderIdentity, user_id: uuid.UUID, client: Client
+) -> Identity:
+    """Link what the provider said to the account that started the flow: a new identity, one already its own,
+    or one waiting for proof of another account (its owner chose this one); never one linked elsewhere."""
+    now = utcnow()
+    async with gh.transaction(write=True) as db:
+        user = await db.get(User, user_id)
+        if user is None or not user.is_active:
+            raise InvalidCredentials("This account cannot link a sign-in.")
+        row = await db.scalar(
+            sa.select(Identity).where(Identity.provider == provider, Identity.subject == seen.subject).with_for_update()
+        )
+        if row is not None and row.linked_at is not None:
+            if row.user_id != user.id:
+                raise IdentityInUse()
+            return row
+        try:
+            email = normalize_email(seen.email) if seen.email and seen.email_verified else ""
+        except ValueError:
+            email = ""
+        if row is None:
+            row = Identity(provider=provider, subject=seen.subject, created_at=now, user_id=user.id)
+            db.add(row)
+        # A waiting row's link tokens name the other account: they stop matching it (see _identity_for).
+        row.user_id, row.email, row.linked_at, row.last_used_at = user.id, email, now, now
+        await db.flush()
+        db.add(_audit("identity.linked", client, subject=user.id, provider=provider, identity=row.id, how="account"))
+    log.info("identity linked user=%s provider=%s how=account", user.id, provider)
+    return row
 
 
 async def _place_identity(
@@ -6284,20 +6415,65 @@ async def _federated_session(gh: Gatehouse, user: User, identity: Identity, clie
 
 
 async def _link(gh: Gatehouse, *, token: str, purpose: str, how: str, client: Client) -> tuple[Identity, User]:
-    """Spend a link token or mailed link: the waiting identity joins its account; audited."""
+    """Spend a link token or mailed link: the waiting identity joins its account; audited. An account whose
+    address was never verified is verified now, and loses every way in that was set up before."""
+    revoked: list[ApiKey] = []
     async with gh.transaction(write=True) as db:
         spent = await _consume_action_token(db, token=token, purpose=purpose)
+        # Locked before it is checked: a concurrent change of the account lands wholly before or after this.
+        await db.get(User, spent.user_id, with_for_update=True)
         identity, user = await _identity_for(db, token, spent)
         if identity.linked_at is not None:
             raise InvalidActionToken()
-        identity.linked_at = identity.last_used_at = utcnow()
+        now = utcnow()
+        unverified = user.email_verified_at is None
+        if unverified:
+            revoked = await _end_unverified_access(db, user, keep=identity.id, client=client)
+            user.email_verified_at = now
+            _bump(user)
+        identity.linked_at = identity.last_used_at = now
         db.add(
             _audit(
                 "identity.linked", client, subject=user.id, provider=identity.provider, identity=identity.id, how=how
             )
         )
+    if unverified:
+        await _publish_user(gh, user)
+        await _publish_revoked_keys(gh, revoked)
+        await _end_sessions(gh, user_id=user.id, reason="address_proved")
+        # A session that was live until the line above could still mint a key after the first sweep.
+        async with gh.transaction(write=True) as db:
+            late = await _revoke_user_keys(db, user.id)
+        await _publish_revoked_keys(gh, late)
     log.info("identity linked user=%s provider=%s how=%s", user.id, identity.provider, how)
     return identity, user
+
+
+async def _end_unverified_access(db: AsyncSession, user: User, *, keep: uuid.UUID, client: Client) -> list[ApiKey]:
+    """Inside the caller's transaction, for an account whose address was never verified and whose mailbox was
+    just proved: whoever registered the address may not own it, so the password, API keys, second factors,
+    other identities and outstanding links all end (sessions after the commit). The revoked keys."""
+    had_password = bool(user.password_hash)
+    user.password_hash = ""  # "" never verifies
+    revoked = await _revoke_user_keys(db, user.id)
+    factors = await _remove_second_factors(db, user.id)
+    others = await db.scalars(
+        sa.delete(Identity).where(Identity.user_id == user.id, Identity.id != keep).returning(Identity.id)
+    )
+    identities = len(list(others))
+    await _spend_user_tokens(db, user.id)
+    db.add(
+        _audit(
+            "user.unverified_access_ended",
+            client,
+            subject=user.id,
+            password_removed=had_password,
+            keys_revoked=len(revoked),
+            factors_removed=factors,
+            identities_removed=identities,
+        )
+    )
+    return revoked
 
 
 async def link_with_password(
@@ -6311,6 +6487,11 @@ async def link_with_password(
         user = await db.get(User, waiting.user_id)
     if user is None:
         raise InvalidActionToken()
+    if user.email_verified_at is None:
+        # The password proves only whoever set it, perhaps someone who registered an address they do not own;
+        # the link token is kept for the mailed link, which proves the mailbox.
+        gh.audit_later(_audit("identity.link", client, subject=user.id, outcome="failure", reason="address_unverified"))
+        raise MailLinkRequired()
     await _check_password(
         gh,
         account=user.email,
@@ -7008,6 +7189,21 @@ class LinkMailIn(_Input):
     link_token: OneTimeToken
 
 
+class IdentityLinkIn(ProofIn):
+    provider: str = Field(
+        pattern=_PROVIDER_NAME_RE.pattern, description="The provider to link (GET /auth/oauth/providers)."
+    )
+    redirect_to: str | None = Field(
+        None,
+        max_length=2000,
+        description="Where the browser lands afterwards (from OAUTH_REDIRECT_ALLOWLIST), with `linked=<provider>`.",
+    )
+
+
+class IdentityLinkStart(BaseModel):
+    authorization_url: str = Field(description="Send the browser here; the provider sends it back to the callback.")
+
+
 class ProvidersOut(BaseModel):
     providers: list[str]
 
@@ -7349,16 +7545,20 @@ async def oauth_authorize(
     where the browser lands afterwards, with a one-time `code` for POST /auth/oauth/exchange."""
     start = await start_federated_login(gh, provider=provider, redirect_to=redirect_to, client=client)
     response = RedirectResponse(start.url, status_code=302, headers={"Cache-Control": "no-store"})
+    _set_flow_cookie(response, gh, start, path=request.url.path.removesuffix("/authorize") + "/callback")
+    return response
+
+
+def _set_flow_cookie(response: Response, gh: Gatehouse, start: FederatedStart, *, path: str) -> None:
     response.set_cookie(
         OAUTH_FLOW_COOKIE,
         start.flow,
         max_age=start.max_age,
-        path=request.url.path.removesuffix("/authorize") + "/callback",  # sent to the callback alone
+        path=path,  # the callback's: sent to it alone
         httponly=True,
         samesite="lax",  # sent on the provider's top-level redirect back, not on cross-site subrequests
         secure=gh.settings.public_url.startswith("https://"),
     )
-    return response
 
 
 @auth_router.get("/oauth/{provider}/callback", status_code=303, response_class=RedirectResponse)
@@ -7371,7 +7571,8 @@ async def oauth_callback(
     code: Annotated[str, Query(max_length=2000)] = "",
     error: Annotated[str, Query(max_length=200)] = "",
 ) -> RedirectResponse:
-    """Where the provider sends the browser back; it goes on to `redirect_to` with a one-time `code`."""
+    """Where the provider sends the browser back; it goes on to `redirect_to` with a one-time `code` (or with
+    `linked=<provider>`, for a link started at POST /users/me/identities)."""
     target = await finish_federated_login(
         gh,
         provider=provider,
@@ -7671,6 +7872,29 @@ async def admin_list_sessions(user_id: uuid.UUID, principal: AdminUser, gh: Gate
 async def my_identities(principal: Reader, gh: GatehouseDep) -> list[IdentityPublic]:
     """Your linked sign-ins at other providers."""
     return [IdentityPublic.model_validate(row) for row in await list_identities(gh, user_id=principal.user_id)]
+
+
+@users_router.post("/me/identities", response_model=IdentityLinkStart)
+async def link_my_identity(
+    body: IdentityLinkIn,
+    response: Response,
+    principal: Writer,
+    gh: GatehouseDep,
+    client: ClientDep,
+) -> IdentityLinkStart:
+    """Link a sign-in at a provider to your account (sensitive, with a proof in this request): send the browser
+    to `authorization_url`; the callback links whoever signs in there, then lands on `redirect_to?linked=…`."""
+    client = client.acting(principal)
+    if body.password is None and body.otp is None and body.passkey is None:
+        # A link outlives every session, so a recent sign-in (perhaps a stolen token's) is not proof enough.
+        raise ReauthenticationRequired("Linking a sign-in needs your password, an authenticator code or a passkey.")
+    await _prove(gh, principal, body, client)
+    start = await start_identity_link(
+        gh, user_id=principal.user_id, provider=body.provider, redirect_to=body.redirect_to, client=client
+    )
+    _set_flow_cookie(response, gh, start, path=urlsplit(_callback_url(gh, body.provider)).path)
+    response.headers["Cache-Control"] = "no-store"
+    return IdentityLinkStart(authorization_url=start.url)
 
 
 @users_router.delete("/me/identities/{identity_id:uuid}", status_code=204)

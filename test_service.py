@@ -6151,6 +6151,9 @@ class OidcProvider:
         self.form = False
         self.published = [self.key]
         self.signing = self.key
+        # As a certified provider does by default (OpenID Connect Core 5.4): email claims only at UserInfo.
+        self.userinfo_only = False
+        self.access: dict[str, dict[str, Any]] = {}  # access token -> the user it was issued for
 
     def app(self) -> Any:
         from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
@@ -6165,6 +6168,7 @@ class OidcProvider:
                     "authorization_endpoint": f"{self.url}/authorize",
                     "token_endpoint": f"{self.url}/token",
                     "jwks_uri": f"{self.url}/jwks",
+                    "userinfo_endpoint": f"{self.url}/userinfo",
                     "response_types_supported": ["code"],
                     "subject_types_supported": ["public"],
                     "id_token_signing_alg_values_supported": ["RS256"],
@@ -6214,14 +6218,24 @@ class OidcProvider:
                 or not compare_s256_code_challenge(form.get("code_verifier", ""), grant["code_challenge"])
             ):
                 return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            access = secrets.token_urlsafe(16)
+            self.access[access] = grant["user"]
             return JSONResponse(
                 {
-                    "access_token": secrets.token_urlsafe(16),
+                    "access_token": access,
                     "token_type": "Bearer",
                     "expires_in": 300,
                     "id_token": self.id_token(grant),
                 }
             )
+
+        async def userinfo(request: Any) -> Any:
+            user = self.access.get(request.headers.get("authorization", "").removeprefix("Bearer "))
+            if user is None:
+                return JSONResponse({"error": "invalid_token"}, status_code=401)
+            if "userinfo_other_sub" in self.misbehave:
+                user = {**user, "sub": "someone-else"}
+            return JSONResponse(user)
 
         async def down(scope: Any, receive: Any, send: Any) -> None:
             await JSONResponse({"error": "temporarily_unavailable"}, status_code=503)(scope, receive, send)
@@ -6236,6 +6250,7 @@ class OidcProvider:
                 Route("/jwks", jwks),
                 Route("/authorize", authorize, methods=["GET", "POST"]),
                 Route("/token", token, methods=["POST"]),
+                Route("/userinfo", userinfo),
             ]
         )
 
@@ -6259,6 +6274,9 @@ class OidcProvider:
             "nonce": grant["nonce"],
             **{k: v for k, v in user.items() if k != "sub"},
         }
+        if self.userinfo_only:
+            for name in ("email", "email_verified", "name"):
+                claims.pop(name, None)
         header, key = {"alg": "RS256", "kid": self.signing.kid}, self.signing
         if "expired" in self.misbehave:
             claims.update(iat=now - 7200, exp=now - 3600)
@@ -6282,7 +6300,8 @@ class OidcProvider:
             from joserfc.jwk import OctKey
 
             return jose_jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(self.client_secret))
-        return jose_jwt.encode(header, claims, key)
+        # PyJWT writes JSON with \u escapes: a claim may be any string JSON can hold (a lone surrogate too).
+        return jwt.encode(claims, key.as_pem(private=True), algorithm="RS256", headers={"kid": header["kid"]})
 
     def start(self) -> "OidcProvider":
         import threading
@@ -6360,6 +6379,18 @@ async def fed_sign_in(client: httpx.AsyncClient, name: str = "acme") -> httpx.Re
 async def identities_of(gh: service.Gatehouse, email: str) -> list[service.Identity]:
     user = await user_row(gh, email)
     return await service.list_identities(gh, user_id=user.id)
+
+
+async def verified_user(client: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Register, verify the address (as its mailed link would) and log in; (user, tokens)."""
+    user = await register(client)
+    async with client.gatehouse.transaction(write=True) as db:
+        await db.execute(
+            sa.update(service.User)
+            .where(service.User.email == user["email"])
+            .values(email_verified_at=service.utcnow())
+        )
+    return user, await login(client, user["email"])
 
 
 async def test_federated_sign_in_creates_a_passwordless_account_and_signs_in_again(
@@ -6611,7 +6642,7 @@ async def test_attack_unverified_provider_email_never_links(make_settings: Any, 
 
 async def test_attack_verified_email_match_does_not_auto_link(make_settings: Any, provider: OidcProvider) -> None:
     async with running(fed_settings(make_settings, provider)) as client:
-        victim, tokens = await new_user(client)
+        victim, tokens = await verified_user(client)
         provider.user.update(email=victim["email"].upper(), email_verified=True)
         r = await fed_sign_in(client)
         assert r.status_code == 409 and error_code(r) == "link_required"
@@ -6770,7 +6801,7 @@ async def test_admin_and_cli_list_and_unlink_identities(make_settings: Any, prov
     settings = fed_settings(make_settings, provider)
     async with running(settings) as client:
         _, admin = await admin_tokens(client, settings)
-        user, _ = await new_user(client)
+        user, _ = await verified_user(client)
         provider.user.update(email=user["email"])
         link_token = (await fed_sign_in(client)).json()["error"]["details"][0]["link_token"]
         await client.post("/auth/oauth/link", json={"link_token": link_token, "password": PASSWORD})
@@ -7082,6 +7113,238 @@ def test_browser_signs_in_through_the_provider(make_settings: Any, provider: Oid
             assert claims(r.json()["access_token"])["amr"] == ["fed"]
     finally:
         server.stop()
+
+
+async def test_attack_pre_registered_account_keeps_nothing_once_the_owner_links_by_mail(
+    make_settings: Any, provider: OidcProvider, receiver: Any
+) -> None:
+    async with running(fed_settings(make_settings, provider, webhook_url=receiver.url)) as client:
+        # The attacker registers the victim's address (never verified) and sets up every way back in.
+        squatter = await register(client, f"victim-{secrets.token_hex(4)}@example.com")
+        email = squatter["email"]
+        tokens = await login(client, email)
+        key = (await make_key(client, tokens["access_token"]))["key"]
+        await enroll_totp(client, tokens["access_token"])
+        await client.post("/auth/password-reset/request", json={"email": email})
+        await messages_of(receiver, "password_reset")
+        # The owner of the mailbox signs in with the provider, which vouches for the address.
+        provider.user.update(email=email, email_verified=True)
+        r = await fed_sign_in(client)
+        assert r.status_code == 409 and error_code(r) == "link_required"
+        link_token = r.json()["error"]["details"][0]["link_token"]
+        assert (await client.post("/auth/oauth/link/mail", json={"link_token": link_token})).status_code == 202
+        [mail] = await messages_of(receiver, "identity_link")
+        r = await client.post("/confirm-identity-link", data={"token": token_of(mail["link"])})
+        assert r.status_code == 200 and "linked" in r.text
+        # Nothing the pre-registrant set up still works.
+        r = await client.get("/users/me", headers=bearer(tokens["access_token"]))
+        assert r.status_code == 401
+        r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 401
+        r = await client.get("/users/me", headers=bearer(key))
+        assert r.status_code == 401 and error_code(r) == "invalid_api_key"
+        r = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 401 and error_code(r) == "invalid_credentials"
+        row = await user_row(client.gatehouse, email)
+        assert row.password_hash == "" and row.email_verified_at is not None
+        async with client.gatehouse.transaction() as db:
+            for model in (service.TotpFactor, service.RecoveryCode, service.Passkey):
+                assert await db.scalar(sa.select(sa.func.count()).select_from(model)) == 0, model
+            live = sa.select(sa.func.count()).where(service.ActionToken.used_at.is_(None))
+            assert await db.scalar(live) == 0  # the reset link the pre-registrant asked for is spent too
+        # The owner signs in with the provider alone: no second factor of the attacker's stands in the way.
+        r = await fed_sign_in(client)
+        assert r.status_code == 200, r.text
+        got = claims(r.json()["access_token"])
+        assert got["sub"] == squatter["id"] and got["amr"] == ["fed"]
+        [ended] = await audit_rows(client.gatehouse, "user.unverified_access_ended")
+        assert json.loads(ended.detail) == {
+            "factors_removed": 11,
+            "identities_removed": 0,
+            "keys_revoked": 1,
+            "password_removed": True,
+        }
+        [linked] = await audit_rows(client.gatehouse, "identity.linked")
+        assert json.loads(linked.detail)["how"] == "mail"
+
+
+async def test_attack_password_link_to_an_unverified_account_is_refused(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        squatter = await register(client)  # its password proves who set it, not who owns the address
+        provider.user.update(email=squatter["email"], email_verified=True)
+        link_token = (await fed_sign_in(client)).json()["error"]["details"][0]["link_token"]
+        r = await client.post("/auth/oauth/link", json={"link_token": link_token, "password": PASSWORD})
+        assert r.status_code == 403 and error_code(r) == "mail_link_required", r.text
+        assert "access_token" not in r.text
+        assert await identities_of(client.gatehouse, squatter["email"]) == []
+        assert (await user_row(client.gatehouse, squatter["email"])).email_verified_at is None
+        [refused] = await audit_rows(client.gatehouse, "identity.link", "failure")
+        assert json.loads(refused.detail) == {"reason": "address_unverified"}
+        r = await client.post("/auth/oauth/link/mail", json={"link_token": link_token})
+        assert r.status_code == 202  # the link token still serves the way that proves the mailbox
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://app.example.com/cb?code=attackers-code",
+        "https://app.example.com/cb?x=1&code=attackers-code",
+        "https://app.example.com/cb?%63ode=attackers-code",
+        "https://app.example.com/cb?code",
+        "https://app.example.com/cb?linked=acme",
+    ],
+)
+async def test_attack_login_csrf_through_redirect_to_is_refused(
+    make_settings: Any, provider: OidcProvider, target: str
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        r = await client.get("/auth/oauth/acme/authorize", params={"redirect_to": target})
+        assert r.status_code == 400 and error_code(r) == "redirect_not_allowed", target
+        assert "set-cookie" not in r.headers
+        r = await fed_callback(client, redirect_to="https://app.example.com/cb?next=%2Fhome")
+        assert r.status_code == 303 and list(query_of(r.headers["location"])) == ["next", "code"]
+
+
+async def test_attack_provider_name_that_cannot_be_stored_is_cleaned(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        for name, kept in [("Ada\ud800 Lovelace", "Ada Lovelace"), ("Ada\x00 Lovelace", "Ada Lovelace")]:
+            provider.user.update(sub=f"sub-{secrets.token_hex(4)}", email=f"fed-{secrets.token_hex(4)}@example.com")
+            provider.user["name"] = name
+            r = await fed_sign_in(client)
+            assert r.status_code == 200, r.text
+            me = (await client.get("/users/me", headers=bearer(r.json()["access_token"]))).json()
+            assert me["full_name"] == kept
+
+
+async def test_attack_provider_subject_that_cannot_be_stored_whole_is_refused(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        long = "s" * 255  # OpenID Connect caps `sub` at 255 ASCII characters; cutting would merge two people
+        for subject in ["bad\ud800sub", "bad\x00sub", long + "A", long + "B"]:
+            provider.user.update(sub=subject, email=f"fed-{secrets.token_hex(4)}@example.com")
+            r = await fed_callback(client)
+            assert r.status_code == 401 and error_code(r) == "provider_rejected", (subject[-8:], r.text)
+        async with client.gatehouse.transaction() as db:
+            assert await db.scalar(sa.select(sa.func.count()).select_from(service.User)) == 0
+            assert await db.scalar(sa.select(sa.func.count()).select_from(service.Identity)) == 0
+        provider.user.update(sub=long, email=f"fed-{secrets.token_hex(4)}@example.com")  # 255 is fine
+        assert (await fed_sign_in(client)).status_code == 200
+
+
+async def test_email_from_userinfo_when_the_id_token_has_none(make_settings: Any, provider: OidcProvider) -> None:
+    provider.userinfo_only = True
+    async with running(fed_settings(make_settings, provider)) as client:
+        r = await fed_sign_in(client)
+        assert r.status_code == 200, r.text
+        me = (await client.get("/users/me", headers=bearer(r.json()["access_token"]))).json()
+        assert me["email"] == provider.user["email"] and me["full_name"] == "Fed User"
+        assert me["email_verified_at"] is not None
+        provider.user.update(sub=f"sub-{secrets.token_hex(4)}", email_verified=False)  # UserInfo does not vouch
+        r = await fed_callback(client)
+        assert r.status_code == 403 and error_code(r) == "provider_email_unverified"
+
+
+async def test_attack_userinfo_for_another_subject_is_refused(make_settings: Any, provider: OidcProvider) -> None:
+    provider.userinfo_only = True
+    provider.misbehave.add("userinfo_other_sub")
+    async with running(fed_settings(make_settings, provider)) as client:
+        r = await fed_callback(client)
+        assert r.status_code == 401 and error_code(r) == "provider_rejected", r.text
+        assert "another subject" in r.json()["error"]["message"]
+        async with client.gatehouse.transaction() as db:
+            assert await db.scalar(sa.select(sa.func.count()).select_from(service.User)) == 0
+
+
+async def link_from_inside(
+    client: httpx.AsyncClient, access: str, body: dict[str, Any] | None = None
+) -> httpx.Response:
+    """Start linking the provider from inside the account, pass the provider, and come back: the callback's answer."""
+    from urllib.parse import urlsplit
+
+    body = {"provider": "acme", **(body or {"password": PASSWORD})}
+    r = await client.post("/users/me/identities", headers=bearer(access), json=body)
+    assert r.status_code == 200, r.text
+    back = await at_provider(r.json()["authorization_url"])
+    assert back.status_code == 302, back.text
+    target = urlsplit(back.headers["location"])
+    return await client.get(f"{target.path}?{target.query}")
+
+
+async def test_a_signed_in_person_links_a_provider_from_inside_the_account(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        user, tokens = await verified_user(client)  # the provider knows this person by another address
+        r = await client.post(
+            "/users/me/identities",
+            headers=bearer(tokens["access_token"]),
+            json={"provider": "acme", "password": PASSWORD, "redirect_to": "https://app.example.com/settings"},
+        )
+        assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+        assert "Path=/auth/oauth/acme/callback" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
+        sent = query_of(r.json()["authorization_url"])
+        assert sent["code_challenge_method"] == "S256" and sent["redirect_uri"] == FED_CALLBACK
+        from urllib.parse import urlsplit
+
+        back = urlsplit((await at_provider(r.json()["authorization_url"])).headers["location"])
+        r = await client.get(f"{back.path}?{back.query}")
+        assert r.status_code == 303 and r.headers["location"] == "https://app.example.com/settings?linked=acme"
+        [identity] = (await client.get("/users/me/identities", headers=bearer(tokens["access_token"]))).json()
+        assert identity["provider"] == "acme" and identity["email"] == provider.user["email"]
+        r = await fed_sign_in(client)  # from now on the provider signs in to this account
+        assert r.status_code == 200 and claims(r.json()["access_token"])["sub"] == user["id"]
+        [linked] = await audit_rows(client.gatehouse, "identity.linked")
+        assert json.loads(linked.detail) == {"how": "account", "identity": identity["id"], "provider": "acme"}
+        r = await link_from_inside(client, tokens["access_token"])  # the same identity again: nothing changes
+        assert r.status_code == 303 and len(await identities_of(client.gatehouse, user["email"])) == 1
+
+
+async def test_attack_linking_from_inside_needs_a_proof_in_the_request(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        _, tokens = await verified_user(client)  # signed in a moment ago: still not enough for this
+        headers = bearer(tokens["access_token"])
+        for body in ({"provider": "acme"}, {"provider": "acme", "redirect_to": APP_URL}):
+            r = await client.post("/users/me/identities", headers=headers, json=body)
+            assert r.status_code == 401 and error_code(r) == "reauthentication_required"
+            assert "set-cookie" not in r.headers
+        r = await client.post(
+            "/users/me/identities", headers=headers, json={"provider": "acme", "password": "bad pass!"}
+        )
+        assert r.status_code == 400 and error_code(r) == "wrong_password"
+        key = (await make_key(client, tokens["access_token"], scopes=["users:read", "users:write"]))["key"]
+        r = await client.post(
+            "/users/me/identities", headers=bearer(key), json={"provider": "acme", "password": PASSWORD}
+        )
+        assert r.status_code == 403 and error_code(r) == "session_required"
+        _, squatter = await new_user(client)  # an unverified address: a link would outlive its owner's reset
+        r = await client.post(
+            "/users/me/identities",
+            headers=bearer(squatter["access_token"]),
+            json={"provider": "acme", "password": PASSWORD},
+        )
+        assert r.status_code == 403 and error_code(r) == "email_not_verified"
+        async with client.gatehouse.transaction() as db:
+            assert await db.scalar(sa.select(sa.func.count()).select_from(service.Identity)) == 0
+
+
+async def test_attack_linking_an_identity_of_another_account_from_inside_is_refused(
+    make_settings: Any, provider: OidcProvider
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:
+        owner = claims((await fed_sign_in(client)).json()["access_token"])["sub"]
+        _, tokens = await verified_user(client)
+        r = await link_from_inside(client, tokens["access_token"])
+        assert r.status_code == 409 and error_code(r) == "identity_in_use", r.text
+        assert (await client.get("/users/me/identities", headers=bearer(tokens["access_token"]))).json() == []
+        r = await fed_sign_in(client)
+        assert r.status_code == 200 and claims(r.json()["access_token"])["sub"] == owner
 
 
 # Retention and search at scale ###############################################
