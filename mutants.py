@@ -304,8 +304,8 @@ MUTANTS = [
     ),
     Mutant(
         "link from inside: a recent sign-in stands in for a proof in the request",
-        "    if body.password is None and body.otp is None and body.passkey is None:",
-        "    if False:",
+        "    await _prove_in_request(gh, principal, body, client)\n    start = await start_identity_link(",
+        "    await _prove(gh, principal, body, client)\n    start = await start_identity_link(",
         "test_attack_linking_from_inside_needs_a_proof_in_the_request",
     ),
     Mutant(

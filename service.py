@@ -7189,7 +7189,7 @@ class LinkMailIn(_Input):
     link_token: OneTimeToken
 
 
-class IdentityLinkIn(ProofIn):
+class IdentityLinkIn(FactorProofIn):
     provider: str = Field(
         pattern=_PROVIDER_NAME_RE.pattern, description="The provider to link (GET /auth/oauth/providers)."
     )
@@ -7882,13 +7882,11 @@ async def link_my_identity(
     gh: GatehouseDep,
     client: ClientDep,
 ) -> IdentityLinkStart:
-    """Link a sign-in at a provider to your account (sensitive, with a proof in this request): send the browser
+    """Link a sign-in at a provider to your account (a proof in this request, as for a second factor: a link
+    outlives every session, so a recent sign-in, perhaps a stolen token's, is not enough): send the browser
     to `authorization_url`; the callback links whoever signs in there, then lands on `redirect_to?linked=…`."""
     client = client.acting(principal)
-    if body.password is None and body.otp is None and body.passkey is None:
-        # A link outlives every session, so a recent sign-in (perhaps a stolen token's) is not proof enough.
-        raise ReauthenticationRequired("Linking a sign-in needs your password, an authenticator code or a passkey.")
-    await _prove(gh, principal, body, client)
+    await _prove_in_request(gh, principal, body, client)
     start = await start_identity_link(
         gh, user_id=principal.user_id, provider=body.provider, redirect_to=body.redirect_to, client=client
     )

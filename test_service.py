@@ -7312,7 +7312,7 @@ async def test_attack_linking_from_inside_needs_a_proof_in_the_request(
         headers = bearer(tokens["access_token"])
         for body in ({"provider": "acme"}, {"provider": "acme", "redirect_to": APP_URL}):
             r = await client.post("/users/me/identities", headers=headers, json=body)
-            assert r.status_code == 401 and error_code(r) == "reauthentication_required"
+            assert r.status_code == 401 and error_code(r) == "factor_proof_required"
             assert "set-cookie" not in r.headers
         r = await client.post(
             "/users/me/identities", headers=headers, json={"provider": "acme", "password": "bad pass!"}
