@@ -5222,7 +5222,7 @@ class PasskeyResponse(BaseModel):
     authenticatorData: Annotated[str, _b64url_field(4096)] | None = None  # noqa: N815
     signature: Annotated[str, _b64url_field(1024)] | None = None
     userHandle: Annotated[str, _b64url_field(256, min_length=0)] | None = None  # noqa: N815
-    attestationObject: Annotated[str, _b64url_field(65536)] | None = None  # noqa: N815
+    attestationObject: Annotated[str, _b64url_field(16384)] | None = None  # noqa: N815 (a body is at most 64 KiB)
     transports: list[Annotated[str, Field(max_length=32, pattern=r"^[a-z-]+$")]] | None = Field(None, max_length=10)
 
 
