@@ -19,9 +19,10 @@ Sections, top to bottom (each under a `# Name ####` banner, each using only thos
     Cache and rate limiting   near cache + Redis, GCRA limits
     Mail            templates, SMTP and webhook transports, the delivery queue
     Federation      OpenID Connect and GitHub clients (Authlib, joserfc): discovery, JWKS, ID tokens
-    Service functions         runtime; users; sign-in and sessions; signing keys; API keys;
-                    account lifecycle and mail; session list and second factors; passkeys;
-                    federated sign-in; audit, configuration and health
+    Service functions         runtime; users; signing keys; API keys; action tokens and mail;
+                    passwords and login codes; sessions; second factors; TOTP and recovery codes;
+                    passkeys; step-up and sign-in; account lifecycle; federated sign-in;
+                    audit, configuration and health (each a `# Service functions: name ---` banner)
     Schemas         request and response models
     Dependencies    the caller (`CurrentUser`, `require_scope`, `require_mfa`)
     Routes          thin: parse, call one service function, answer
@@ -382,9 +383,9 @@ class LinkRequired(ServiceError):
         "(POST /auth/oauth/link) or a link mailed to the address (POST /auth/oauth/link/mail), using `link_token`."
     )
 
-    def __init__(self, link_token: str, provider: str):
+    def __init__(self, link_token: str, provider: str, expires_in: int):
         super().__init__()
-        self.details = [{"link_token": link_token, "provider": provider, "expires_in": OAUTH_LINK_SECONDS}]
+        self.details = [{"link_token": link_token, "provider": provider, "expires_in": expires_in}]
 
 
 class MailLinkRequired(Forbidden):
@@ -815,6 +816,8 @@ def load_secret(settings: Settings) -> bytes:
 # Observability ###############################################################
 
 request_id_var: ContextVar[str] = ContextVar("gatehouse_request_id", default="-")
+
+
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -832,6 +835,10 @@ class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         return True
+
+
+def _record_id(record: logging.LogRecord) -> str:
+    return getattr(record, "request_id", "-")
 
 
 class JsonFormatter(logging.Formatter):
@@ -895,10 +902,6 @@ class TextFormatter(logging.Formatter):
         clock = time.strftime("%H:%M:%S", time.localtime(created))
         text = f"{clock} {level:<7} [{request_id}] {message}{' ' + extra if extra else ''}"
         return text + ("\n" + error if error else "")
-
-
-def _record_id(record: logging.LogRecord) -> str:
-    return getattr(record, "request_id", "-")
 
 
 # An access line queued without a LogRecord: (time, message, request id, fields).
@@ -1393,14 +1396,6 @@ def _log_slow_queries(engine: AsyncEngine, threshold_ms: float) -> None:
     event.listen(engine.sync_engine, "after_cursor_execute", after)
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """The async engine for DATABASE_URL, with the pool settings applied."""
-    engine = _create_engine(settings)
-    if settings.slow_query_ms > 0:
-        _log_slow_queries(engine, settings.slow_query_ms)
-    return engine
-
-
 def _create_engine(settings: Settings) -> AsyncEngine:
     url = database_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
@@ -1426,6 +1421,14 @@ def _create_engine(settings: Settings) -> AsyncEngine:
         connect_args={"timeout": settings.db_pool_timeout, "command_timeout": 30},
         hide_parameters=True,
     )
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """The async engine for DATABASE_URL, with the pool settings applied."""
+    engine = _create_engine(settings)
+    if settings.slow_query_ms > 0:
+        _log_slow_queries(engine, settings.slow_query_ms)
+    return engine
 
 
 # Migrations ##################################################################
@@ -1893,7 +1896,11 @@ class KeyMaterial:
 
 
 _KID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
 _REFRESH_RE = re.compile(r"^([0-9a-f]{32})\.(\d{1,9})\.([A-Za-z0-9_-]{43})$")
+
+
 _JWT_ERRORS: tuple[tuple[type[Exception], type[InvalidToken]], ...] = (
     (jwt.ExpiredSignatureError, TokenExpired),
     (jwt.InvalidAudienceError, InvalidAudience),
@@ -1910,6 +1917,12 @@ def _generate_private_key(algorithm: str) -> Any:
     if algorithm == "ES256":
         return ec.generate_private_key(ec.SECP256R1())
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+# API keys look like gate_<public id>_<secret>: the prefix lets secret scanners spot a
+# leaked one, the public id finds the row, and only SHA-256 of the secret is stored
+# (the secret has 160 random bits, so a slow hash would add nothing).
+API_KEY_PREFIX = "gate_"
 
 
 class TokenIssuer:
@@ -2144,15 +2157,16 @@ def ip_group(ip: str) -> str:
     return ip
 
 
-# API keys look like gate_<public id>_<secret>: the prefix lets secret scanners spot a
-# leaked one, the public id finds the row, and only SHA-256 of the secret is stored
-# (the secret has 160 random bits, so a slow hash would add nothing).
-API_KEY_PREFIX = "gate_"
 _API_KEY_RE = re.compile(r"^gate_([a-z2-7]{10})_([a-z2-7]{32})$")
 
 
 def _b32(nbytes: int) -> str:
     return base64.b32encode(os.urandom(nbytes)).decode().rstrip("=").lower()
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a high-entropy secret (API key, reset or verification token): what is stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def new_api_key() -> tuple[str, str, str]:
@@ -2161,13 +2175,12 @@ def new_api_key() -> tuple[str, str, str]:
     return f"{API_KEY_PREFIX}{public_id}_{secret}", public_id, hash_secret(secret)
 
 
-def hash_secret(secret: str) -> str:
-    """SHA-256 of a high-entropy secret (API key, reset or verification token): what is stored."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 TOTP_STEP = 30
+
+
 RECOVERY_CODES = 10
+
+
 _RECOVERY_RE = re.compile(r"^[a-z2-7]{12}$")
 
 
@@ -2204,6 +2217,8 @@ _BROWSERS = (
     ("python-requests", "requests"),
     ("gatehouse-cli", "Gatehouse CLI"),
 )
+
+
 _SYSTEMS = (
     ("iPhone", "iOS"),
     ("iPad", "iPadOS"),
@@ -3030,7 +3045,11 @@ class Mailer:
 
 # `none` and the HMAC family never: an HMAC ID token would be "signed" with our own client secret.
 _ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
 _METADATA_SECONDS = 3600
+
+
 _JWKS_REFETCH_SECONDS = 10.0  # an unknown kid fetches the JWKS again at most this often per provider
 
 
@@ -3113,6 +3132,12 @@ def configured_providers(settings: Settings) -> dict[str, OAuthProvider]:
             api_url=settings.github_api_url.rstrip("/"),
         )
     return providers
+
+
+def _oauth_error(value: object) -> str:
+    """A provider's error code, as far as it is a plain word (it is shown to the caller)."""
+    text = str(value or "error")
+    return text if re.fullmatch(r"[a-z_]{1,40}", text) else "error"
 
 
 class Federation:
@@ -3307,16 +3332,29 @@ class Federation:
         )
 
 
-def _oauth_error(value: object) -> str:
-    """A provider's error code, as far as it is a plain word (it is shown to the caller)."""
-    text = str(value or "error")
-    return text if re.fullmatch(r"[a-z_]{1,40}", text) else "error"
-
-
 # Service functions ###########################################################
 
 
 # Service functions: runtime --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: a user snapshot (as cached), and a session or an API key."""
+
+    user: dict[str, Any]
+    session_id: uuid.UUID | None
+    key_id: uuid.UUID | None
+    scopes: frozenset[str]
+    auth_time: int = 0  # when the person last proved themselves (sessions only)
+    amr: tuple[str, ...] = ()  # how the session signed in (sessions only), from the token
+    aal: int = 1  # the session's; an API key's is its maker's (a key never passes require_mfa)
+    valid_until: float = math.inf  # when the token, session or key behind it runs out (Unix time)
+    withheld: frozenset[str] = frozenset()  # scopes held but not usable yet: see resolve_credential
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return uuid.UUID(self.user["id"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -3333,8 +3371,14 @@ class Client:
 
 
 CLI = Client()
+
+
 SERVICE = Client(ip="", user_agent=f"gatehouse/{__version__}")  # the service acting on its own
+
+
 MAILER = Client(ip="-", user_agent="gatehouse-mailer")
+
+
 # Every audit event type, for filters that should refuse a misspelt one (`cli.py audit --event`).
 AUDIT_EVENTS = frozenset(
     {
@@ -3523,22 +3567,12 @@ class Gatehouse:
             await gh.close()
             raise
         gh._sampler = asyncio.get_running_loop().create_task(gh._sample_gauges())
-        if settings.purge_interval_seconds > 0:
-            gh._purger = asyncio.get_running_loop().create_task(gh._purge_now_and_then())
         return gh
 
-    async def _purge_now_and_then(self) -> None:
-        # A random start in each interval spreads instances that started together.
-        interval = self.settings.purge_interval_seconds
-        while True:
-            await asyncio.sleep(interval * (0.5 + secrets.randbelow(1000) / 2000))
-            try:
-                counts = await purge(self)
-            except Exception as exc:
-                log.warning("retention purge failed: %s", exc)
-                continue
-            if any(counts.values()):
-                log.info("retention purge removed %s", counts)
+    def start_purger(self, job: Callable[["Gatehouse"], Awaitable[None]]) -> None:
+        """Run the retention purge in the background until `close` (a serving process does: see
+        `open_for_serving`; the job is `purge_periodically`, which needs the service functions below)."""
+        self._purger = asyncio.get_running_loop().create_task(job(self))
 
     async def _sample_gauges(self) -> None:
         while True:
@@ -3596,25 +3630,6 @@ class TokenPair:
     expires_in: int
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The authenticated caller: a user snapshot (as cached), and a session or an API key."""
-
-    user: dict[str, Any]
-    session_id: uuid.UUID | None
-    key_id: uuid.UUID | None
-    scopes: frozenset[str]
-    auth_time: int = 0  # when the person last proved themselves (sessions only)
-    amr: tuple[str, ...] = ()  # how the session signed in (sessions only), from the token
-    aal: int = 1  # the session's; an API key's is its maker's (a key never passes require_mfa)
-    valid_until: float = math.inf  # when the token, session or key behind it runs out (Unix time)
-    withheld: frozenset[str] = frozenset()  # scopes held but not usable yet: see resolve_credential
-
-    @property
-    def user_id(self) -> uuid.UUID:
-        return uuid.UUID(self.user["id"])
-
-
 class UserPublic(BaseModel):
     """The one shape of a user: what the API answers, what the CLI prints, and — as JSON — what
     the cache holds, built once when the user is written so `/users/me` can send it as is."""
@@ -3648,6 +3663,19 @@ def _session_entry(row: LoginSession | None) -> Entry:
     return 0, {"uid": str(row.user_id), "exp": row.expires_at.timestamp()}
 
 
+async def _load_and_fill(gh: Gatehouse, key: str, epoch: int, load: Callable[[], Awaitable[Entry]]) -> Any:
+    version, payload = await load()
+    await gh.cache.fill(key, version, payload, epoch)
+    return payload
+
+
+def _loaded(gh: Gatehouse, key: str, done: asyncio.Future[Any]) -> None:
+    if gh.loading.get(key, (0, None))[1] is done:
+        del gh.loading[key]
+    if not done.cancelled():
+        done.exception()  # retrieved here too: every waiter may have gone away before it failed
+
+
 async def _cached(gh: Gatehouse, key: str, load: Callable[[], Awaitable[Entry]]) -> Any:
     """Cache-aside read of one entry's payload. Concurrent misses of one key share one load: when a
     busy entry expires, the requests waiting on it make one database read, not one each. A request
@@ -3664,19 +3692,6 @@ async def _cached(gh: Gatehouse, key: str, load: Callable[[], Awaitable[Entry]])
         started = gh.loading[key] = (epoch, asyncio.ensure_future(_load_and_fill(gh, key, epoch, load)))
         started[1].add_done_callback(lambda done: _loaded(gh, key, done))
     return await asyncio.shield(started[1])  # a waiter that goes away does not cancel the others' load
-
-
-async def _load_and_fill(gh: Gatehouse, key: str, epoch: int, load: Callable[[], Awaitable[Entry]]) -> Any:
-    version, payload = await load()
-    await gh.cache.fill(key, version, payload, epoch)
-    return payload
-
-
-def _loaded(gh: Gatehouse, key: str, done: asyncio.Future[Any]) -> None:
-    if gh.loading.get(key, (0, None))[1] is done:
-        del gh.loading[key]
-    if not done.cancelled():
-        done.exception()  # retrieved here too: every waiter may have gone away before it failed
 
 
 async def _load_user_entry(gh: Gatehouse, user_id: uuid.UUID) -> Entry:
@@ -3808,6 +3823,32 @@ async def _has_trigram_index(gh: Gatehouse, db: AsyncSession) -> bool:
     return gh.trigram_search
 
 
+async def _windowed_page(
+    db: AsyncSession, stmt: sa.Select[Any], *, cursor: str | None, limit: int
+) -> tuple[list[User], str | None]:
+    """A keyset page of `stmt` among the next CONTAINS_SCAN_ROWS users only: a filter no index
+    serves costs one bounded window per page, however many users there are."""
+    walk = sa.select(User.created_at, User.id)
+    if cursor:
+        after_at, after_id = _decode_cursor(cursor)
+        walk = walk.where(
+            sa.tuple_(User.created_at, User.id)
+            > sa.tuple_(sa.literal(after_at, UTCDateTime()), sa.literal(after_id, sa.Uuid()))
+        )
+    edge = (await db.execute(walk.order_by(User.created_at, User.id).offset(CONTAINS_SCAN_ROWS - 1).limit(1))).first()
+    if edge is not None:
+        stmt = stmt.where(
+            sa.tuple_(User.created_at, User.id)
+            <= sa.tuple_(sa.literal(edge.created_at, UTCDateTime()), sa.literal(edge.id, sa.Uuid()))
+        )
+    rows, next_cursor = await _keyset_page(
+        db, stmt, User.created_at, User.id, cursor=cursor, limit=limit, newest_first=False
+    )
+    if next_cursor is None and edge is not None:  # the window ran out before the page filled
+        next_cursor = _encode_cursor(edge.created_at, edge.id)
+    return rows, next_cursor
+
+
 async def list_users(
     gh: Gatehouse,
     *,
@@ -3853,32 +3894,6 @@ async def list_users(
     return [UserPublic.model_validate(row) for row in rows], next_cursor
 
 
-async def _windowed_page(
-    db: AsyncSession, stmt: sa.Select[Any], *, cursor: str | None, limit: int
-) -> tuple[list[User], str | None]:
-    """A keyset page of `stmt` among the next CONTAINS_SCAN_ROWS users only: a filter no index
-    serves costs one bounded window per page, however many users there are."""
-    walk = sa.select(User.created_at, User.id)
-    if cursor:
-        after_at, after_id = _decode_cursor(cursor)
-        walk = walk.where(
-            sa.tuple_(User.created_at, User.id)
-            > sa.tuple_(sa.literal(after_at, UTCDateTime()), sa.literal(after_id, sa.Uuid()))
-        )
-    edge = (await db.execute(walk.order_by(User.created_at, User.id).offset(CONTAINS_SCAN_ROWS - 1).limit(1))).first()
-    if edge is not None:
-        stmt = stmt.where(
-            sa.tuple_(User.created_at, User.id)
-            <= sa.tuple_(sa.literal(edge.created_at, UTCDateTime()), sa.literal(edge.id, sa.Uuid()))
-        )
-    rows, next_cursor = await _keyset_page(
-        db, stmt, User.created_at, User.id, cursor=cursor, limit=limit, newest_first=False
-    )
-    if next_cursor is None and edge is not None:  # the window ran out before the page filled
-        next_cursor = _encode_cursor(edge.created_at, edge.id)
-    return rows, next_cursor
-
-
 async def create_user(
     gh: Gatehouse,
     *,
@@ -3911,422 +3926,30 @@ async def create_user(
     return UserPublic.model_validate(user)
 
 
-# Service functions: sign-in and sessions -------------------------------------
-
-
-def _session_expiry(gh: Gatehouse, created_at: datetime, now: datetime) -> datetime:
-    """Sliding REFRESH_TOKEN_DAYS from now, never past SESSION_MAX_DAYS from the login."""
-    settings = gh.settings
-    return min(
-        now + timedelta(days=settings.refresh_token_days), created_at + timedelta(days=settings.session_max_days)
-    )
-
-
-async def _start_session(
-    gh: Gatehouse, user: User, client: Client, *, rehash: str | None, amr: tuple[str, ...] = ("pwd",), aal: int = 1
-) -> TokenPair:
-    now = utcnow()
-    async with gh.transaction(write=True) as db:
-        row = LoginSession(
-            user_id=user.id,
-            created_at=now,
-            refreshed_at=now,
-            generation=0,
-            authenticated_at=now,
-            expires_at=_session_expiry(gh, now, now),
-            user_agent=client.user_agent[:300],
-            ip=client.ip[:64],
-            amr=" ".join(amr),
-            aal=aal,
-            last_used_at=now,
-            last_ip=client.ip[:64],
+async def _other_ways_in(
+    db: AsyncSession, user: User, *, identity: uuid.UUID | None = None, passkey: uuid.UUID | None = None
+) -> bool:
+    """Whether the user can still sign in without this identity or passkey: a password, another passkey
+    or another linked identity."""
+    if user.password_hash:
+        return True
+    others = await db.execute(
+        sa.select(
+            sa.exists().where(Passkey.user_id == user.id, Passkey.id != (passkey or uuid.UUID(int=0))),
+            sa.exists().where(
+                Identity.user_id == user.id,
+                Identity.linked_at.is_not(None),
+                Identity.id != (identity or uuid.UUID(int=0)),
+            ),
         )
-        db.add(row)
-        db.add(_audit("auth.login", client, subject=user.id, amr=list(amr)))
-        if rehash is not None:
-            await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
-    await gh.cache.fill(f"s:{row.id}", *_session_entry(row), epoch=None)
-    gh.session_touches[row.id] = time.monotonic()  # signing in is a use: no touch write right after it
-    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
-
-
-async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session: LoginSession) -> TokenPair:
-    key = await active_signing_key(gh)
-    proved = session.authenticated_at or session.created_at
-    access = gh.tokens.issue_access(
-        user_id=user_id,
-        session_id=session.id,
-        role=role,
-        key=key,
-        auth_time=int(proved.timestamp()),
-        amr=session.amr.split(),
-        aal=session.aal,
     )
-    return TokenPair(
-        access_token=access,
-        refresh_token=gh.tokens.issue_refresh(session.id, session.generation),
-        expires_in=gh.tokens.access_ttl,
-    )
-
-
-def _login_limit_keys(account: str, client: Client) -> tuple[str, str]:
-    """(account-wide, account+address) keys of the failed-password limits."""
-    return f"login-fail:{account}", f"login-fail:{account}|{ip_group(client.ip)}"
-
-
-async def _check_password(
-    gh: Gatehouse,
-    *,
-    account: str,
-    user: User | None,
-    password: str,
-    code: str | None,
-    client: Client,
-    event: str,
-    wrong: type[ServiceError] = InvalidCredentials,
-) -> User:
-    """Check a password under the guessing limits; the active user it proves, or `wrong`.
-
-    Each attempt reserves a slot of the account+address and the account-wide limit *before*
-    bcrypt runs, so parallel guesses never get more checks than the limits allow; a success
-    gives the slots back. Once others have filled the account-wide limit, the right password
-    alone neither opens the account nor fails: it must come with a one-time code mailed to the
-    address, and right and wrong passwords get the same answer, so the limit is no oracle."""
-    settings = gh.settings
-    account_key, pair_key = _login_limit_keys(account, client)
-    await _check_rate(gh, pair_key, settings.rate_login_failures_account_ip)
-    protected = await gh.cache.hit(account_key, settings.rate_login_failures_account) > 0
-    # "" is an account without a password (made by a provider): it costs a check like any other.
-    ok = await gh.hasher.verify(password, (user.password_hash or None) if user else None)
-    if ok and user is not None and user.is_active:
-        if not protected:
-            await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
-            await gh.cache.hit(account_key, settings.rate_login_failures_account, -1)
-            return user
-        if code is not None and await _spend_login_code(gh, user=user, code=code):
-            await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
-            return user
-        if code is None:
-            gh.spawn(_send_login_code(gh, user=user, client=client))
-    detail = {"reason": "account_protected"} if protected else {}
-    gh.audit_later(_audit(event, client, subject=user.id if user else None, outcome="failure", **detail))
-    log.info("password check failed event=%s ip=%s", event, client.ip)
-    raise LoginCodeRequired() if protected else wrong()
-
-
-async def _send_login_code(gh: Gatehouse, *, user: User, client: Client, purpose: str = "login_code") -> None:
-    # Only the right password (or, for an `email_code`, a session of a passwordless account) gets here, so
-    # codes have a per-account budget of their own instead of the mailbox's: strangers spending that with
-    # reset requests cannot keep the owner's code from a new address, and whoever holds the password
-    # still cannot flood the mailbox.
-    if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 0:
-        gh.metrics.rate_limited.labels("mail").inc()
-        log.warning("login code not sent: over the hourly budget of this account's codes ip=%s", client.ip)
-        return
-    code = f"{secrets.randbelow(10**8):08d}"
-    await _issue_action_token(
-        gh,
-        user=user,
-        purpose=purpose,
-        token=f"{user.id}:{code}",
-        lifetime=timedelta(minutes=gh.settings.login_code_minutes),
-        event=f"auth.{purpose}_sent",
-        client=client,
-    )
-    await deliver(gh, kind=purpose, email=user.email, user_id=user.id, code=code)
-
-
-async def _spend_login_code(gh: Gatehouse, *, user: User, code: str, purpose: str = "login_code") -> bool:
-    # Codes are bound to the user and tried at most five times per code lifetime.
-    tries = Rate(5, gh.settings.login_code_minutes * 60)
-    if await gh.cache.hit(f"{purpose.replace('_', '-')}:{user.id}", tries) > 0:
-        return False
-    try:
-        async with gh.transaction(write=True) as db:
-            await _consume_action_token(db, token=f"{user.id}:{code.strip()}", purpose=purpose)
-    except InvalidActionToken:
-        return False
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class MfaChallenge:
-    """The password was right and the account has a second factor: finish with `complete_mfa`."""
-
-    mfa_token: str
-    methods: list[str]
-    expires_in: int
-
-
-MFA_TOKEN_LIFETIME = timedelta(minutes=5)
-
-
-async def authenticate(
-    gh: Gatehouse, *, email: str, password: str, code: str | None = None, client: Client = CLI
-) -> TokenPair | MfaChallenge:
-    """Log in: verify the password under the guessing limits and open a session, or, when the
-    account has a second factor, answer with the challenge that `complete_mfa` finishes.
-
-    Unknown email, wrong password and inactive account are one error, at one cost."""
-    settings = gh.settings
-    await _check_auth_ip(gh, client)
-    try:
-        email = normalize_email(email)
-    except ValueError:
-        email = email.strip().lower()[:320]  # still costs a hash check below: no shortcut to tell apart
-    async with gh.transaction() as db:
-        user = await _user_by_email(db, email)
-    try:
-        user = await _check_password(
-            gh, account=email, user=user, password=password, code=code, client=client, event="auth.login"
-        )
-    except NotAuthenticated:
-        gh.metrics.logins.labels("failure").inc()
-        raise
-    if settings.require_verified_email and user.email_verified_at is None:
-        gh.audit_later(_audit("auth.login", client, subject=user.id, outcome="failure", reason="email_not_verified"))
-        raise EmailNotVerified()
-    rehash = await gh.hasher.hash(password) if gh.hasher.needs_rehash(user.password_hash) else None
-    async with gh.transaction() as db:
-        methods = await _mfa_methods(db, user.id)
-    if methods:
-        return await _mfa_challenge(gh, user, methods, rehash=rehash, client=client)
-    pair = await _start_session(gh, user, client, rehash=rehash)
-    gh.metrics.logins.labels("success").inc()
-    log.info("login user=%s", user.id)
-    return pair
-
-
-async def reauthenticate(
-    gh: Gatehouse,
-    *,
-    principal: "Principal",
-    password: str | None = None,
-    code: str | None = None,
-    otp: str | None = None,
-    passkey: "PasskeyAnswer | None" = None,
-    client: Client = CLI,
-) -> TokenPair:
-    """Step up: prove the password, an authenticator code or a passkey again; a fresh access token for
-    the same session. A second factor proved here joins the session's methods (and can raise it to aal2)."""
-    if principal.session_id is None:
-        raise SessionRequired()
-    await _check_auth_ip(gh, client)
-    user = await _load_user(gh, principal.user_id)
-    method, verified = "pwd", False
-    if password is not None:
-        await _check_password(
-            gh, account=user.email, user=user, password=password, code=code, client=client, event="auth.reauthenticate"
-        )
-    elif otp is not None or passkey is not None:
-        method, verified = await _second_factor(
-            gh, user=user, otp=otp, passkey=passkey, purpose="proof", event="auth.reauthenticate", client=client
-        )
-    else:
-        raise InvalidInput("send `password`, `otp` or `passkey`")
-    async with gh.transaction(write=True) as db:
-        row = await db.get(LoginSession, principal.session_id, with_for_update=True)
-        if row is None or row.revoked_at is not None:
-            raise SessionRevoked()
-        row.authenticated_at = utcnow()
-        amr = row.amr.split() + [method] if method not in row.amr.split() else row.amr.split()
-        row.amr, row.aal = " ".join(amr), max(row.aal, _aal(amr, verified_passkey=verified))
-        db.add(_audit("auth.reauthenticate", client, subject=user.id, session=str(row.id), method=method))
-    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
-
-
-async def require_recent_proof(
-    gh: Gatehouse,
-    principal: "Principal",
-    *,
-    password: str | None,
-    otp: str | None = None,
-    passkey: "PasskeyAnswer | None" = None,
-    client: Client = CLI,
-    factor_if_enrolled: bool = False,
-) -> None:
-    """Gate a sensitive action: a session (never an API key), and the password, an authenticator code
-    or a passkey now, or a sign-in within REAUTH_MINUTES (the token's `auth_time`). With
-    `factor_if_enrolled`, an account with a second factor must send one in the request (an email change:
-    a stolen session with the password must not move the account, nor spend the owner's undo links)."""
-    if principal.session_id is None:
-        raise SessionRequired()
-    if factor_if_enrolled and await _has_second_factor(gh, principal.user_id):
-        await require_factor_proof(gh, principal, otp=otp, passkey=passkey, client=client)
-    elif password is not None or otp is not None or passkey is not None:
-        user = await _load_user(gh, principal.user_id)
-        await _prove_now(gh, user, password=password, otp=otp, passkey=passkey, client=client)
-    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:
-        raise ReauthenticationRequired()
-
-
-async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client = CLI) -> TokenPair:
-    """Rotate a refresh token; a rotated one replayed after the grace window ends the session."""
-    session_id, generation = gh.tokens.parse_refresh(refresh_token)
-    now = utcnow()
-    grace = timedelta(seconds=gh.settings.refresh_grace_seconds)
-    reused = False
-    async with gh.transaction(write=True) as db:
-        # The row lock serialises racing refreshes of one token: exactly one rotates.
-        row = await db.get(LoginSession, session_id, with_for_update=True)
-        if row is None or row.revoked_at is not None:
-            raise SessionRevoked()
-        if min(row.expires_at, _session_expiry(gh, row.created_at, now)) <= now:  # idle or SESSION_MAX_DAYS
-            raise TokenExpired("The session has expired.")
-        user = await db.get(User, row.user_id)
-        if user is None or not user.is_active:
-            raise SessionRevoked()
-        if generation == row.generation:
-            row.generation += 1
-            row.rotated_at = row.refreshed_at = now
-            row.expires_at = _session_expiry(gh, row.created_at, now)
-        elif not (generation == row.generation - 1 and row.rotated_at and now - row.rotated_at <= grace):
-            row.revoked_at, row.revoke_reason = now, "refresh_reuse"
-            db.add(
-                _audit("auth.refresh_reuse", client, subject=row.user_id, outcome="failure", session=str(session_id))
-            )
-            reused = True
-    if reused:
-        gh.metrics.refresh_reuse.inc()
-        await gh.cache.publish({f"s:{session_id}": _session_entry(None)})
-        log.warning("refresh token reuse: session %s revoked", session_id)
-        raise RefreshTokenReused()
-    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
-
-
-# Why sessions end on request, and the audit event each writes. (Sessions that end as part of
-# another audited change — deactivation, a new password, an undone email change — are counted
-# in that change's row.)
-_SESSION_END_EVENTS = {
-    "logout": "auth.logout",
-    "logout_all": "auth.logout_all",
-    "logout_others": "auth.logout_others",
-    "ended": "auth.session_end",
-    "admin": "sessions.revoke",
-}
-
-
-async def revoke_sessions(
-    gh: Gatehouse,
-    *,
-    user_id: uuid.UUID,
-    reason: str,
-    session_id: uuid.UUID | None = None,
-    keep: uuid.UUID | None = None,
-    client: Client = CLI,
-) -> int:
-    """End one session, or every session of a user but `keep`, and audit it; the number ended."""
-    if reason not in _SESSION_END_EVENTS:
-        raise InvalidInput(f"reason must be one of: {', '.join(_SESSION_END_EVENTS)}")
-    return await _end_sessions(
-        gh,
-        user_id=user_id,
-        session_id=session_id,
-        keep=keep,
-        reason=reason,
-        audit=_audit(_SESSION_END_EVENTS[reason], client, subject=user_id),
-    )
-
-
-async def _end_sessions(
-    gh: Gatehouse,
-    *,
-    user_id: uuid.UUID,
-    reason: str,
-    session_id: uuid.UUID | None = None,
-    keep: uuid.UUID | None = None,
-    audit: AuditEvent | None = None,
-) -> int:
-    stmt = sa.update(LoginSession).where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
-    if session_id is not None:
-        stmt = stmt.where(LoginSession.id == session_id)
-    if keep is not None:
-        stmt = stmt.where(LoginSession.id != keep)
-    async with gh.transaction(write=True) as db:
-        ended = list(
-            await db.scalars(stmt.values(revoked_at=utcnow(), revoke_reason=reason).returning(LoginSession.id))
-        )
-        if audit is not None:
-            audit.detail = json.dumps({"sessions": len(ended)})
-            db.add(audit)
-    if ended:
-        await gh.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})
-    return len(ended)
+    return any(others.one())
 
 
 async def _live_user(gh: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] | None:
     """The cached user if the account exists and is active."""
     user = await _user_payload(gh, user_id)
     return user if user is not None and user["is_active"] else None
-
-
-async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
-    """The caller behind an access token; its key, session and account must still be live."""
-    claims = gh.tokens.verified(token)
-    if claims is not None:  # verified before: only its key's retirement can have changed
-        if await _cached(gh, f"sk:{claims.kid}", lambda: _load_key_entry(gh, claims.kid)) is None:
-            raise UnknownKey()
-    else:
-        kid, algorithm = gh.tokens.read_header(token)
-        key = await _cached(gh, f"sk:{kid}", lambda: _load_key_entry(gh, kid))
-        if key is None:
-            raise UnknownKey()
-        if key["alg"] != algorithm:  # e.g. HS256 "signed" with a published public key
-            raise InvalidAlgorithm("The token's algorithm does not match its key.")
-        claims = gh.tokens.decode_access(token, kid=kid, algorithm=algorithm, public_key=key["public"])
-    session = await _cached(gh, f"s:{claims.session_id}", lambda: _load_session_entry(gh, claims.session_id))
-    if session is not None and session["exp"] <= time.time():
-        session = (await _load_session_entry(gh, claims.session_id))[1]  # cached copy predates a refresh?
-        if session is not None and session["exp"] <= time.time():
-            session = None
-    if session is None or session["uid"] != str(claims.user_id):
-        raise SessionRevoked()
-    user = await _live_user(gh, claims.user_id)
-    if user is None:
-        raise SessionRevoked("The account is not active.")
-    return Principal(
-        user,
-        claims.session_id,
-        None,
-        ROLE_SCOPES.get(user["role"], frozenset()),
-        claims.auth_time,
-        claims.amr,
-        claims.aal,
-        min(claims.expires_at, session["exp"]),
-    )
-
-
-def remembered_principal(gh: Gatehouse, credential: str) -> Principal | None:
-    """The caller behind a credential resolved before, from the memo, or None.
-
-    The memo stands for exactly the near-cache reads it skips: an entry holds only while the
-    near cache saw no invalidation at all (its epoch; every revocation, role change or
-    deactivation is one), no longer than a near-cache entry lives, and never past the token's,
-    session's or key's end. A plain function, not a coroutine: it is every request's path."""
-    memo = gh.principals.get(credential)
-    if memo is not None and memo[0] == gh.cache.epoch() and memo[1] > time.time():
-        gh.principals.move_to_end(credential)
-        return memo[2]
-    return None
-
-
-async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
-    """The caller behind an access token or an API key, read through the near cache and
-    remembered (see remembered_principal)."""
-    epoch, now, memos = gh.cache.epoch(), time.time(), gh.principals  # the epoch before the reads
-    if credential.startswith(API_KEY_PREFIX):
-        principal = await resolve_api_key(gh, credential)
-    else:
-        principal = await resolve_access_token(gh, credential)
-    if "admin" in principal.scopes and principal.aal < 2 and gh.settings.require_mfa_for_admins:
-        # Admin power needs a second factor behind the call (a key: behind its making). Withheld here,
-        # where every caller is resolved, so no route that asks `"admin" in scopes` can forget the rule.
-        principal = dataclasses.replace(principal, scopes=principal.scopes - {"admin"}, withheld=frozenset({"admin"}))
-    memos[credential] = (epoch, min(principal.valid_until, now + gh.settings.local_cache_seconds), principal)
-    memos.move_to_end(credential)
-    if len(memos) > gh.principals_max:
-        memos.popitem(last=False)  # the least recently used
-    return principal
 
 
 # Service functions: signing keys ---------------------------------------------
@@ -4361,21 +3984,6 @@ async def _newest_key(db: AsyncSession, algorithm: str) -> SigningKey | None:
     )
 
 
-async def active_signing_key(gh: Gatehouse) -> KeyMaterial:
-    """The key new access tokens are signed with; the first one is made on first use."""
-    algorithm = gh.settings.jwt_algorithm
-
-    async def load() -> Entry:
-        async with gh.transaction() as db:
-            row = await _newest_key(db, algorithm)
-        return 0, None if row is None else dataclasses.asdict(_material(row))
-
-    active = await _cached(gh, f"sk:active:{algorithm}", load)
-    if active is None:
-        return _material(await rotate_signing_key(gh, client=SERVICE))
-    return KeyMaterial(**active)
-
-
 async def rotate_signing_key(gh: Gatehouse, *, algorithm: str | None = None, client: Client = CLI) -> SigningKey:
     """Make a new active signing key; older keys keep verifying until retired."""
     algorithm = algorithm or gh.settings.jwt_algorithm
@@ -4395,6 +4003,21 @@ async def rotate_signing_key(gh: Gatehouse, *, algorithm: str | None = None, cli
     await gh.cache.publish({f"sk:active:{algorithm}": _active_entry(row), f"sk:{row.kid}": _key_entry(row)})
     log.info("signing key rotated kid=%s alg=%s", row.kid, algorithm)
     return row
+
+
+async def active_signing_key(gh: Gatehouse) -> KeyMaterial:
+    """The key new access tokens are signed with; the first one is made on first use."""
+    algorithm = gh.settings.jwt_algorithm
+
+    async def load() -> Entry:
+        async with gh.transaction() as db:
+            row = await _newest_key(db, algorithm)
+        return 0, None if row is None else dataclasses.asdict(_material(row))
+
+    active = await _cached(gh, f"sk:active:{algorithm}", load)
+    if active is None:
+        return _material(await rotate_signing_key(gh, client=SERVICE))
+    return KeyMaterial(**active)
 
 
 async def retire_signing_key(gh: Gatehouse, *, kid: str, client: Client = CLI) -> SigningKey:
@@ -4622,21 +4245,6 @@ async def find_api_key(gh: Gatehouse, *, ref: str) -> ApiKey:
     return row
 
 
-async def revoke_api_key(
-    gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUID | None = None, client: Client = CLI
-) -> ApiKey:
-    """Revoke a key (only `owner_id`'s, when given); it stops working everywhere at once."""
-    async with gh.transaction(write=True) as db:
-        row = await db.get(ApiKey, key_id, with_for_update=True)
-        if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
-            raise ApiKeyNotFound()
-        revoked = await _revoke_key_rows(db, [key_id])
-        db.add(_audit("key.revoke", client, subject=row.user_id, key=str(key_id), with_children=len(revoked) - 1))
-    await _publish_revoked_keys(gh, revoked)
-    log.info("api key revoked id=%s children=%d", key_id, len(revoked) - 1)
-    return row
-
-
 async def _revoke_key_rows(db: AsyncSession, key_ids: list[uuid.UUID]) -> list[ApiKey]:
     """Revoke these keys and every key they made, transitively; the rows revoked."""
     now, revoked, frontier = utcnow(), [], list(key_ids)
@@ -4667,6 +4275,21 @@ async def _publish_revoked_keys(gh: Gatehouse, rows: list[ApiKey]) -> None:
         await gh.cache.publish({f"k:{r.public_id}": _api_key_entry(None) for r in rows})
 
 
+async def revoke_api_key(
+    gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUID | None = None, client: Client = CLI
+) -> ApiKey:
+    """Revoke a key (only `owner_id`'s, when given); it stops working everywhere at once."""
+    async with gh.transaction(write=True) as db:
+        row = await db.get(ApiKey, key_id, with_for_update=True)
+        if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
+            raise ApiKeyNotFound()
+        revoked = await _revoke_key_rows(db, [key_id])
+        db.add(_audit("key.revoke", client, subject=row.user_id, key=str(key_id), with_children=len(revoked) - 1))
+    await _publish_revoked_keys(gh, revoked)
+    log.info("api key revoked id=%s children=%d", key_id, len(revoked) - 1)
+    return row
+
+
 async def _revoke_user_keys(db: AsyncSession, user_id: uuid.UUID, beyond: frozenset[str] | None = None) -> list[ApiKey]:
     """Revoke a user's keys (only those holding a scope outside `beyond`, when given), with their children."""
     keys = await db.execute(
@@ -4676,7 +4299,1498 @@ async def _revoke_user_keys(db: AsyncSession, user_id: uuid.UUID, beyond: frozen
     return await _revoke_key_rows(db, ids) if ids else []
 
 
-# Service functions: account lifecycle and mail -------------------------------
+# Service functions: action tokens and mail -----------------------------------
+
+# Single-use tokens (links, codes, challenges), stored as hashes and spent atomically, and the
+# mail budget every message that strangers can trigger goes through.
+
+
+def _spendable(token: str, purpose: str, now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    """What makes a single-use token spendable now: this one, of this kind, unused, unexpired."""
+    return (
+        ActionToken.token_hash == hash_secret(token),
+        ActionToken.purpose == purpose,
+        ActionToken.used_at.is_(None),
+        ActionToken.expires_at > sa.literal(now, UTCDateTime()),
+    )
+
+
+async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -> ActionToken:
+    """Spend a single-use token atomically; a second use, or an expired token, is refused."""
+    now = utcnow()
+    row = await db.scalar(
+        sa.update(ActionToken).where(*_spendable(token, purpose, now)).values(used_at=now).returning(ActionToken)
+    )
+    if row is None:
+        raise InvalidActionToken()
+    return row
+
+
+async def _peek_action_token(gh: Gatehouse, *, token: str, purpose: str) -> ActionToken:
+    """Refuse a token that could not be spent now, before any costly work (it is spent later, atomically)."""
+    async with gh.transaction() as db:
+        found = await db.scalar(sa.select(ActionToken).where(*_spendable(token, purpose, utcnow())))
+    if found is None:
+        raise InvalidActionToken()
+    return found
+
+
+async def _spend_user_tokens(db: AsyncSession, user_id: uuid.UUID, *purposes: str, sparing: str | None = None) -> int:
+    """Outstanding links of these kinds (all kinds when none named; but those sent to `sparing`) stop
+    working; how many did."""
+    stmt = sa.update(ActionToken).where(ActionToken.user_id == user_id, ActionToken.used_at.is_(None))
+    if purposes:
+        stmt = stmt.where(ActionToken.purpose.in_(purposes))
+    if sparing is not None:
+        stmt = stmt.where(ActionToken.email != sparing)
+    return (await db.execute(stmt.values(used_at=utcnow()))).rowcount
+
+
+async def _issue_action_token(
+    gh: Gatehouse,
+    *,
+    user: User,
+    purpose: str,
+    lifetime: timedelta,
+    event: str,
+    client: Client,
+    email: str | None = None,
+    token: str | None = None,
+    db: AsyncSession | None = None,
+) -> str:
+    """A single-use token for `user` (bound to `email`, by default the current address); only its hash is kept."""
+    token = token or secrets.token_urlsafe(32)
+    now = utcnow()
+    rows = [
+        ActionToken(
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=hash_secret(token),
+            email=email or user.email,
+            created_at=now,
+            expires_at=now + lifetime,
+        ),
+        _audit(event, client, subject=user.id),
+    ]
+    if db is not None:
+        db.add_all(rows)
+        return token
+    async with gh.transaction(write=True) as own:
+        own.add_all(rows)
+    return token
+
+
+async def _is_known_address(gh: Gatehouse, user_id: uuid.UUID, group: str) -> bool:
+    """Has the user signed in from this address (IPv6: this /64) in their recent sessions?"""
+    async with gh.transaction() as db:
+        ips = await db.scalars(
+            sa.select(LoginSession.ip)
+            .where(LoginSession.user_id == user_id)
+            .order_by(LoginSession.created_at.desc())
+            .limit(200)
+        )
+        return any(ip_group(ip) == group for ip in ips)
+
+
+async def _mail_allowed(gh: Gatehouse, address: str, client: Client, user_id: uuid.UUID | None) -> bool:
+    """The mail budget: RATE_RESET_EMAIL_IP messages per mailbox per requesting address, RATE_RESET_EMAIL
+    per mailbox from anyone; once strangers have spent that, the owner still gets RATE_RESET_EMAIL_IP
+    more from an address they have signed in from before, which strangers cannot spend."""
+    settings, group = gh.settings, ip_group(client.ip)
+    allowed = await gh.cache.hit(f"mail-ip:{address}|{group}", settings.rate_reset_email_ip) == 0 and (
+        await gh.cache.hit(f"mail:{address}", settings.rate_reset_email) == 0
+        or (
+            user_id is not None
+            and await _is_known_address(gh, user_id, group)
+            and await gh.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0
+        )
+    )
+    if not allowed:
+        gh.metrics.rate_limited.labels("mail").inc()
+        log.warning("mail not sent: over the hourly budget of this mailbox or requester ip=%s", client.ip)
+    return allowed
+
+
+async def deliver(
+    gh: Gatehouse, *, kind: str, email: str, link: str = "", user_id: uuid.UUID | None = None, **fields: str
+) -> bool:
+    """Render a message from its templates and queue it for SMTP_URL or WEBHOOK_URL (in development
+    without either, log it). Never waits for the mail server; False if the message cannot go."""
+    mail = gh.mailer.render(kind=kind, to=email, link=link, user_id=user_id, **fields)
+    return gh.mailer.submit(mail)
+
+
+async def send_mail(
+    gh: Gatehouse,
+    *,
+    kind: str,
+    email: str,
+    client: Client,
+    user_id: uuid.UUID | None = None,
+    budget: bool = True,
+    link: str = "",
+    **fields: str,
+) -> bool:
+    """Deliver a message if the mail budget allows (`budget=False`: account-security notices)."""
+    if budget and not await _mail_allowed(gh, email, client, user_id):
+        return False
+    return await deliver(gh, kind=kind, email=email, link=link, user_id=user_id, **fields)
+
+
+# Service functions: passwords and login codes --------------------------------
+
+# The password check under the guessing limits, and the one-time code mailed when strangers
+# have filled the account-wide limit.
+
+
+def _login_limit_keys(account: str, client: Client) -> tuple[str, str]:
+    """(account-wide, account+address) keys of the failed-password limits."""
+    return f"login-fail:{account}", f"login-fail:{account}|{ip_group(client.ip)}"
+
+
+async def _send_login_code(gh: Gatehouse, *, user: User, client: Client, purpose: str = "login_code") -> None:
+    # Only the right password (or, for an `email_code`, a session of a passwordless account) gets here, so
+    # codes have a per-account budget of their own instead of the mailbox's: strangers spending that with
+    # reset requests cannot keep the owner's code from a new address, and whoever holds the password
+    # still cannot flood the mailbox.
+    if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 0:
+        gh.metrics.rate_limited.labels("mail").inc()
+        log.warning("login code not sent: over the hourly budget of this account's codes ip=%s", client.ip)
+        return
+    code = f"{secrets.randbelow(10**8):08d}"
+    await _issue_action_token(
+        gh,
+        user=user,
+        purpose=purpose,
+        token=f"{user.id}:{code}",
+        lifetime=timedelta(minutes=gh.settings.login_code_minutes),
+        event=f"auth.{purpose}_sent",
+        client=client,
+    )
+    await deliver(gh, kind=purpose, email=user.email, user_id=user.id, code=code)
+
+
+async def _spend_login_code(gh: Gatehouse, *, user: User, code: str, purpose: str = "login_code") -> bool:
+    # Codes are bound to the user and tried at most five times per code lifetime.
+    tries = Rate(5, gh.settings.login_code_minutes * 60)
+    if await gh.cache.hit(f"{purpose.replace('_', '-')}:{user.id}", tries) > 0:
+        return False
+    try:
+        async with gh.transaction(write=True) as db:
+            await _consume_action_token(db, token=f"{user.id}:{code.strip()}", purpose=purpose)
+    except InvalidActionToken:
+        return False
+    return True
+
+
+async def _check_password(
+    gh: Gatehouse,
+    *,
+    account: str,
+    user: User | None,
+    password: str,
+    code: str | None,
+    client: Client,
+    event: str,
+    wrong: type[ServiceError] = InvalidCredentials,
+) -> User:
+    """Check a password under the guessing limits; the active user it proves, or `wrong`.
+
+    Each attempt reserves a slot of the account+address and the account-wide limit *before*
+    bcrypt runs, so parallel guesses never get more checks than the limits allow; a success
+    gives the slots back. Once others have filled the account-wide limit, the right password
+    alone neither opens the account nor fails: it must come with a one-time code mailed to the
+    address, and right and wrong passwords get the same answer, so the limit is no oracle."""
+    settings = gh.settings
+    account_key, pair_key = _login_limit_keys(account, client)
+    await _check_rate(gh, pair_key, settings.rate_login_failures_account_ip)
+    protected = await gh.cache.hit(account_key, settings.rate_login_failures_account) > 0
+    # "" is an account without a password (made by a provider): it costs a check like any other.
+    ok = await gh.hasher.verify(password, (user.password_hash or None) if user else None)
+    if ok and user is not None and user.is_active:
+        if not protected:
+            await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
+            await gh.cache.hit(account_key, settings.rate_login_failures_account, -1)
+            return user
+        if code is not None and await _spend_login_code(gh, user=user, code=code):
+            await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
+            return user
+        if code is None:
+            gh.spawn(_send_login_code(gh, user=user, client=client))
+    detail = {"reason": "account_protected"} if protected else {}
+    gh.audit_later(_audit(event, client, subject=user.id if user else None, outcome="failure", **detail))
+    log.info("password check failed event=%s ip=%s", event, client.ip)
+    raise LoginCodeRequired() if protected else wrong()
+
+
+# Service functions: sessions -------------------------------------------------
+
+# Sessions: opened by a sign-in, rotated by a refresh, ended on request or by another change,
+# listed for their owner; and the caller behind a token or key, read through the near cache.
+
+
+def _session_expiry(gh: Gatehouse, created_at: datetime, now: datetime) -> datetime:
+    """Sliding REFRESH_TOKEN_DAYS from now, never past SESSION_MAX_DAYS from the login."""
+    settings = gh.settings
+    return min(
+        now + timedelta(days=settings.refresh_token_days), created_at + timedelta(days=settings.session_max_days)
+    )
+
+
+async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session: LoginSession) -> TokenPair:
+    key = await active_signing_key(gh)
+    proved = session.authenticated_at or session.created_at
+    access = gh.tokens.issue_access(
+        user_id=user_id,
+        session_id=session.id,
+        role=role,
+        key=key,
+        auth_time=int(proved.timestamp()),
+        amr=session.amr.split(),
+        aal=session.aal,
+    )
+    return TokenPair(
+        access_token=access,
+        refresh_token=gh.tokens.issue_refresh(session.id, session.generation),
+        expires_in=gh.tokens.access_ttl,
+    )
+
+
+async def _start_session(
+    gh: Gatehouse, user: User, client: Client, *, rehash: str | None, amr: tuple[str, ...] = ("pwd",), aal: int = 1
+) -> TokenPair:
+    now = utcnow()
+    async with gh.transaction(write=True) as db:
+        row = LoginSession(
+            user_id=user.id,
+            created_at=now,
+            refreshed_at=now,
+            generation=0,
+            authenticated_at=now,
+            expires_at=_session_expiry(gh, now, now),
+            user_agent=client.user_agent[:300],
+            ip=client.ip[:64],
+            amr=" ".join(amr),
+            aal=aal,
+            last_used_at=now,
+            last_ip=client.ip[:64],
+        )
+        db.add(row)
+        db.add(_audit("auth.login", client, subject=user.id, amr=list(amr)))
+        if rehash is not None:
+            await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
+    await gh.cache.fill(f"s:{row.id}", *_session_entry(row), epoch=None)
+    gh.session_touches[row.id] = time.monotonic()  # signing in is a use: no touch write right after it
+    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
+
+
+async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client = CLI) -> TokenPair:
+    """Rotate a refresh token; a rotated one replayed after the grace window ends the session."""
+    session_id, generation = gh.tokens.parse_refresh(refresh_token)
+    now = utcnow()
+    grace = timedelta(seconds=gh.settings.refresh_grace_seconds)
+    reused = False
+    async with gh.transaction(write=True) as db:
+        # The row lock serialises racing refreshes of one token: exactly one rotates.
+        row = await db.get(LoginSession, session_id, with_for_update=True)
+        if row is None or row.revoked_at is not None:
+            raise SessionRevoked()
+        if min(row.expires_at, _session_expiry(gh, row.created_at, now)) <= now:  # idle or SESSION_MAX_DAYS
+            raise TokenExpired("The session has expired.")
+        user = await db.get(User, row.user_id)
+        if user is None or not user.is_active:
+            raise SessionRevoked()
+        if generation == row.generation:
+            row.generation += 1
+            row.rotated_at = row.refreshed_at = now
+            row.expires_at = _session_expiry(gh, row.created_at, now)
+        elif not (generation == row.generation - 1 and row.rotated_at and now - row.rotated_at <= grace):
+            row.revoked_at, row.revoke_reason = now, "refresh_reuse"
+            db.add(
+                _audit("auth.refresh_reuse", client, subject=row.user_id, outcome="failure", session=str(session_id))
+            )
+            reused = True
+    if reused:
+        gh.metrics.refresh_reuse.inc()
+        await gh.cache.publish({f"s:{session_id}": _session_entry(None)})
+        log.warning("refresh token reuse: session %s revoked", session_id)
+        raise RefreshTokenReused()
+    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
+
+
+# Why sessions end on request, and the audit event each writes. (Sessions that end as part of
+# another audited change — deactivation, a new password, an undone email change — are counted
+# in that change's row.)
+_SESSION_END_EVENTS = {
+    "logout": "auth.logout",
+    "logout_all": "auth.logout_all",
+    "logout_others": "auth.logout_others",
+    "ended": "auth.session_end",
+    "admin": "sessions.revoke",
+}
+
+
+async def _end_sessions(
+    gh: Gatehouse,
+    *,
+    user_id: uuid.UUID,
+    reason: str,
+    session_id: uuid.UUID | None = None,
+    keep: uuid.UUID | None = None,
+    audit: AuditEvent | None = None,
+) -> int:
+    stmt = sa.update(LoginSession).where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
+    if session_id is not None:
+        stmt = stmt.where(LoginSession.id == session_id)
+    if keep is not None:
+        stmt = stmt.where(LoginSession.id != keep)
+    async with gh.transaction(write=True) as db:
+        ended = list(
+            await db.scalars(stmt.values(revoked_at=utcnow(), revoke_reason=reason).returning(LoginSession.id))
+        )
+        if audit is not None:
+            audit.detail = json.dumps({"sessions": len(ended)})
+            db.add(audit)
+    if ended:
+        await gh.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})
+    return len(ended)
+
+
+async def revoke_sessions(
+    gh: Gatehouse,
+    *,
+    user_id: uuid.UUID,
+    reason: str,
+    session_id: uuid.UUID | None = None,
+    keep: uuid.UUID | None = None,
+    client: Client = CLI,
+) -> int:
+    """End one session, or every session of a user but `keep`, and audit it; the number ended."""
+    if reason not in _SESSION_END_EVENTS:
+        raise InvalidInput(f"reason must be one of: {', '.join(_SESSION_END_EVENTS)}")
+    return await _end_sessions(
+        gh,
+        user_id=user_id,
+        session_id=session_id,
+        keep=keep,
+        reason=reason,
+        audit=_audit(_SESSION_END_EVENTS[reason], client, subject=user_id),
+    )
+
+
+async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
+    """The caller behind an access token; its key, session and account must still be live."""
+    claims = gh.tokens.verified(token)
+    if claims is not None:  # verified before: only its key's retirement can have changed
+        if await _cached(gh, f"sk:{claims.kid}", lambda: _load_key_entry(gh, claims.kid)) is None:
+            raise UnknownKey()
+    else:
+        kid, algorithm = gh.tokens.read_header(token)
+        key = await _cached(gh, f"sk:{kid}", lambda: _load_key_entry(gh, kid))
+        if key is None:
+            raise UnknownKey()
+        if key["alg"] != algorithm:  # e.g. HS256 "signed" with a published public key
+            raise InvalidAlgorithm("The token's algorithm does not match its key.")
+        claims = gh.tokens.decode_access(token, kid=kid, algorithm=algorithm, public_key=key["public"])
+    session = await _cached(gh, f"s:{claims.session_id}", lambda: _load_session_entry(gh, claims.session_id))
+    if session is not None and session["exp"] <= time.time():
+        session = (await _load_session_entry(gh, claims.session_id))[1]  # cached copy predates a refresh?
+        if session is not None and session["exp"] <= time.time():
+            session = None
+    if session is None or session["uid"] != str(claims.user_id):
+        raise SessionRevoked()
+    user = await _live_user(gh, claims.user_id)
+    if user is None:
+        raise SessionRevoked("The account is not active.")
+    return Principal(
+        user,
+        claims.session_id,
+        None,
+        ROLE_SCOPES.get(user["role"], frozenset()),
+        claims.auth_time,
+        claims.amr,
+        claims.aal,
+        min(claims.expires_at, session["exp"]),
+    )
+
+
+def remembered_principal(gh: Gatehouse, credential: str) -> Principal | None:
+    """The caller behind a credential resolved before, from the memo, or None.
+
+    The memo stands for exactly the near-cache reads it skips: an entry holds only while the
+    near cache saw no invalidation at all (its epoch; every revocation, role change or
+    deactivation is one), no longer than a near-cache entry lives, and never past the token's,
+    session's or key's end. A plain function, not a coroutine: it is every request's path."""
+    memo = gh.principals.get(credential)
+    if memo is not None and memo[0] == gh.cache.epoch() and memo[1] > time.time():
+        gh.principals.move_to_end(credential)
+        return memo[2]
+    return None
+
+
+async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
+    """The caller behind an access token or an API key, read through the near cache and
+    remembered (see remembered_principal)."""
+    epoch, now, memos = gh.cache.epoch(), time.time(), gh.principals  # the epoch before the reads
+    if credential.startswith(API_KEY_PREFIX):
+        principal = await resolve_api_key(gh, credential)
+    else:
+        principal = await resolve_access_token(gh, credential)
+    if "admin" in principal.scopes and principal.aal < 2 and gh.settings.require_mfa_for_admins:
+        # Admin power needs a second factor behind the call (a key: behind its making). Withheld here,
+        # where every caller is resolved, so no route that asks `"admin" in scopes` can forget the rule.
+        principal = dataclasses.replace(principal, scopes=principal.scopes - {"admin"}, withheld=frozenset({"admin"}))
+    memos[credential] = (epoch, min(principal.valid_until, now + gh.settings.local_cache_seconds), principal)
+    memos.move_to_end(credential)
+    if len(memos) > gh.principals_max:
+        memos.popitem(last=False)  # the least recently used
+    return principal
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsEnded:
+    """What a password change, reset, undone email change or undone factor ended."""
+
+    user_id: uuid.UUID
+    sessions_ended: int
+    api_keys_revoked: int
+    factors_removed: tuple[str, ...] = ()
+
+
+async def list_sessions(gh: Gatehouse, *, user_id: uuid.UUID) -> list[LoginSession]:
+    """A user's live sessions, newest first (at most 200)."""
+    async with gh.transaction() as db:
+        return list(
+            await db.scalars(
+                sa.select(LoginSession)
+                .where(
+                    LoginSession.user_id == user_id,
+                    LoginSession.revoked_at.is_(None),
+                    LoginSession.expires_at > sa.literal(utcnow(), UTCDateTime()),
+                )
+                .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
+                .limit(200)
+            )
+        )
+
+
+async def end_session(
+    gh: Gatehouse, *, session_id: uuid.UUID, owner_id: uuid.UUID | None = None, client: Client = CLI
+) -> None:
+    """End one session (only `owner_id`'s, when given); its tokens stop working on every instance."""
+    async with gh.transaction() as db:
+        row = await db.get(LoginSession, session_id)
+    if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
+        raise SessionNotFound()
+    if not await revoke_sessions(gh, user_id=row.user_id, session_id=session_id, reason="ended", client=client):
+        raise SessionNotFound()
+
+
+def session_touch_due(gh: Gatehouse, session_id: uuid.UUID) -> bool:
+    """True at most once per SESSION_TOUCH_SECONDS per session in this process (a dict lookup otherwise)."""
+    bound = gh.settings.local_cache_max_entries
+    return due_once_per(gh.settings.session_touch_seconds, gh.session_touches, session_id, bound)
+
+
+def touch_session(gh: Gatehouse, session_id: uuid.UUID, *, ip: str) -> None:
+    """Record a session's last use and address off the request path, once per interval across instances."""
+    interval = gh.settings.session_touch_seconds
+
+    async def write() -> None:
+        if await gh.cache.claim(f"touch-s:{session_id}", interval):
+            async with gh.transaction(write=True) as db:
+                await db.execute(
+                    sa.update(LoginSession)
+                    .where(LoginSession.id == session_id)
+                    .values(last_used_at=utcnow(), last_ip=ip[:64])
+                )
+
+    gh.spawn(write())
+
+
+# Service functions: second factors -------------------------------------------
+
+# What every second factor shares: the typed passkey answer, the challenge a sign-in answers with,
+# the per-user limit on guessable codes, the mail with its "this wasn't me" link, and what
+# recovery by mailbox removes. Codes are checked under a per-user limit whose slot is reserved
+# before the check, and only for callers past the first factor; passkeys, which cannot be guessed,
+# never under it, so that nobody can spend the owner's tries with junk answers.
+
+
+_B64URL = r"^[A-Za-z0-9_-]*={0,2}$"
+
+
+def _b64url_field(max_length: int, min_length: int = 1) -> Any:
+    return Field(min_length=min_length, max_length=max_length, pattern=_B64URL)
+
+
+class PasskeyResponse(BaseModel):
+    """The `response` of a PublicKeyCredential: base64url fields, each bounded."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    clientDataJSON: Annotated[str, _b64url_field(4096)]  # noqa: N815 (the WebAuthn JSON names)
+    authenticatorData: Annotated[str, _b64url_field(4096)] | None = None  # noqa: N815
+    signature: Annotated[str, _b64url_field(1024)] | None = None
+    userHandle: Annotated[str, _b64url_field(256, min_length=0)] | None = None  # noqa: N815
+    attestationObject: Annotated[str, _b64url_field(16384)] | None = None  # noqa: N815 (a body is at most 64 KiB)
+    transports: list[Annotated[str, Field(max_length=32, pattern=r"^[a-z-]+$")]] | None = Field(None, max_length=10)
+
+
+class PasskeyAnswer(BaseModel):
+    """A PublicKeyCredential from navigator.credentials.create() or .get(), as JSON (WebAuthn Level 3's
+    toJSON()): typed, so that hostile input is refused before it reaches a query or a counter."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: Annotated[str, Field(min_length=1, max_length=1400, pattern=r"^[A-Za-z0-9_-]+$")]
+    rawId: Annotated[str, _b64url_field(1400)] | None = None  # noqa: N815
+    type: Literal["public-key"] = "public-key"
+    response: PasskeyResponse
+    authenticatorAttachment: Literal["platform", "cross-platform"] | None = None  # noqa: N815
+    clientExtensionResults: dict[str, Any] = {}  # noqa: N815
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+def _aal(amr: list[str] | tuple[str, ...], *, verified_passkey: bool = False) -> int:
+    """Two distinct methods, or a passkey that verified the user (PIN, biometric), are aal2."""
+    return 2 if verified_passkey or len(set(amr)) >= 2 else 1
+
+
+async def _mfa_methods(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    """The second factors a sign-in may use; empty when the account has none."""
+    totp, passkeys, codes = (
+        await db.execute(
+            sa.select(
+                sa.exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)),
+                sa.exists().where(Passkey.user_id == user_id),
+                sa.exists().where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None)),
+            )
+        )
+    ).one()
+    methods = (["totp"] if totp else []) + (["webauthn"] if passkeys else [])
+    return methods + ["recovery_code"] if methods and codes else methods
+
+
+async def _has_second_factor(gh: Gatehouse, user_id: uuid.UUID) -> bool:
+    async with gh.transaction() as db:
+        return bool(await _mfa_methods(db, user_id))
+
+
+@dataclass(frozen=True, slots=True)
+class MfaChallenge:
+    """The password was right and the account has a second factor: finish with `complete_mfa`."""
+
+    mfa_token: str
+    methods: list[str]
+    expires_in: int
+
+
+MFA_TOKEN_LIFETIME = timedelta(minutes=5)
+
+
+async def _mfa_challenge(
+    gh: Gatehouse, user: User, methods: list[str], *, rehash: str | None, client: Client, first: str = "pwd"
+) -> MfaChallenge:
+    # The mfa_token is a random single-use action token bound to the user, stored hashed: not a JWT,
+    # so no route that takes an access token can be fooled by it. A federated first factor is written
+    # in front ("fed."); the stored hash covers it, so it cannot be added or removed.
+    token = f"{first}.{secrets.token_urlsafe(32)}" if first != "pwd" else None
+    async with gh.transaction(write=True) as db:
+        token = await _issue_action_token(
+            gh,
+            user=user,
+            purpose="mfa",
+            lifetime=MFA_TOKEN_LIFETIME,
+            event="auth.mfa_challenge",
+            client=client,
+            db=db,
+            token=token,
+        )
+        if rehash is not None:
+            await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
+    return MfaChallenge(token, methods, int(MFA_TOKEN_LIFETIME.total_seconds()))
+
+
+async def _mfa_token_user(gh: Gatehouse, mfa_token: str) -> User:
+    """The active user an unspent mfa_token belongs to; InvalidMfaToken otherwise."""
+    try:
+        row = await _peek_action_token(gh, token=mfa_token, purpose="mfa")
+    except InvalidActionToken:
+        raise InvalidMfaToken() from None
+    async with gh.transaction() as db:
+        user = await db.get(User, row.user_id)
+    if user is None or not user.is_active or user.email != row.email:
+        raise InvalidMfaToken()
+    return user
+
+
+async def _guarded_check(
+    gh: Gatehouse, *, user: User, method: str, event: str, client: Client, check: Callable[[], Awaitable[Any]]
+) -> Any:
+    """Run one code check under RATE_MFA_FAILURES. The slot is reserved *before* the check and given
+    back on success, so N parallel wrong codes get at most the limit's checks, on every instance.
+
+    Only callers past the first factor get here (an mfa_token, or a session). Once they have spent the
+    budget, the owner on an address they have signed in from still has a reserve of the same size that
+    tries from elsewhere cannot spend."""
+    rate, key = gh.settings.rate_mfa_failures, f"mfa-fail:{user.id}"
+    if (wait := await gh.cache.hit(key, rate)) > 0:
+        if not await _is_known_address(gh, user.id, ip_group(client.ip)):
+            gh.metrics.rate_limited.labels("mfa-fail").inc()
+            raise RateLimited(wait)
+        key = f"mfa-fail-known:{user.id}"
+        await _check_rate(gh, key, rate)
+    try:
+        result = await check()
+        failure: ServiceError = InvalidOtp()
+    except (InvalidOtp, PasskeyRejected) as exc:
+        result, failure = None, exc
+    if result:
+        await gh.cache.hit(key, rate, -1)
+        return result
+    gh.audit_later(_audit(event, client, subject=user.id, outcome="failure", method=method))
+    log.info("second factor check failed event=%s method=%s ip=%s", event, method, client.ip)
+    raise failure
+
+
+async def _forget_codes_without_factor(db: AsyncSession, user_id: uuid.UUID) -> None:
+    # Recovery codes stand in for a factor; with none left they would be a back door.
+    if not await _mfa_methods(db, user_id):
+        await db.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+
+
+async def _undo_link(gh: Gatehouse, db: AsyncSession, user: User, factor: str, client: Client) -> str:
+    """The "this wasn't me" link for the mail announcing a new factor (`totp`, or a passkey's id)."""
+    token = await _issue_action_token(
+        gh,
+        user=user,
+        purpose="factor_undo",
+        lifetime=timedelta(days=gh.settings.factor_undo_days),
+        event="mfa.undo_link_sent",
+        client=client,
+        token=f"{factor}.{secrets.token_urlsafe(32)}",
+        db=db,
+    )
+    return gh.settings.factor_undo_url.format(token=token)
+
+
+async def undo_factor(gh: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
+    """ "This wasn't me", from the mail announcing a new second factor: that factor goes (with the recovery
+    codes when no factor is left), every session ends and every API key is revoked. An authenticator
+    app enrolled again after the link was sent is not the one it names, and stays."""
+    factor = token.partition(".")[0]
+    async with gh.transaction(write=True) as db:
+        spent = await _consume_action_token(db, token=token, purpose="factor_undo")  # the stored hash covers `factor`
+        user = await db.get(User, spent.user_id, with_for_update=True)
+        if user is None:
+            raise InvalidActionToken()
+        if factor == "totp":
+            named = TotpFactor.confirmed_at <= sa.literal(spent.created_at, UTCDateTime())
+            stmt = sa.delete(TotpFactor).where(TotpFactor.user_id == user.id, named).returning(sa.literal("app"))
+        else:
+            named = Passkey.id == uuid.UUID(hex=factor)
+            stmt = sa.delete(Passkey).where(Passkey.user_id == user.id, named).returning(Passkey.name)
+        removed = tuple(await db.scalars(stmt))
+        await _forget_codes_without_factor(db, user.id)
+        revoked = await _revoke_user_keys(db, user.id)
+        db.add(_audit("mfa.factor_undone", client, subject=user.id, factor=factor, removed=len(removed)))
+    await _publish_revoked_keys(gh, revoked)
+    ended = await _end_sessions(gh, user_id=user.id, reason="factor_undo")
+    log.warning("second factor undone by its owner user=%s factor=%s sessions_ended=%d", user.id, factor, ended)
+    return CredentialsEnded(user.id, ended, len(revoked), removed)
+
+
+@dataclass(frozen=True, slots=True)
+class FactorInfo:
+    """A second factor as its owner sees it when recovering the account."""
+
+    id: str  # "totp" or the passkey's id: what `keep_factors` names
+    kind: Literal["totp", "passkey"]
+    name: str
+    added_at: datetime
+    recent: bool  # added within FACTOR_UNDO_DAYS: account recovery removes it unless kept
+
+
+async def list_factors(gh: Gatehouse, *, user_id: uuid.UUID) -> list[FactorInfo]:
+    """A user's second factors (an authenticator app, passkeys), oldest first."""
+    since = utcnow() - timedelta(days=gh.settings.factor_undo_days)
+    async with gh.transaction() as db:
+        totp = await db.scalar(
+            sa.select(TotpFactor.confirmed_at).where(
+                TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)
+            )
+        )
+        passkeys = list(
+            await db.execute(
+                sa.select(Passkey.id, Passkey.name, Passkey.created_at)
+                .where(Passkey.user_id == user_id)
+                .order_by(Passkey.created_at, Passkey.id)
+            )
+        )
+    found = [FactorInfo("totp", "totp", "authenticator app", totp, totp > since)] if totp else []
+    found += [FactorInfo(str(pid), "passkey", name, added, added > since) for pid, name, added in passkeys]
+    return sorted(found, key=lambda f: f.added_at)
+
+
+async def reset_factors(gh: Gatehouse, *, token: str) -> list[FactorInfo]:
+    """The second factors of the account a reset link is for, so that its owner can choose which recent
+    ones to keep (the link is not spent)."""
+    row = await _peek_action_token(gh, token=token, purpose="reset")
+    return await list_factors(gh, user_id=row.user_id)
+
+
+async def _drop_recent_factors(gh: Gatehouse, db: AsyncSession, user_id: uuid.UUID, keep: frozenset[str]) -> list[str]:
+    """Account recovery by mailbox (inside its transaction): the factors added within FACTOR_UNDO_DAYS go,
+    but for those the owner keeps (`keep`: "totp", passkey ids). Older ones stay: a mailbox alone never
+    strips an established factor, which would make it a way around the second factor. The names removed."""
+    since = sa.literal(utcnow() - timedelta(days=gh.settings.factor_undo_days), UTCDateTime())
+    removed: list[str] = []
+    if "totp" not in keep:
+        recent = sa.or_(TotpFactor.confirmed_at.is_(None), TotpFactor.confirmed_at > since)
+        stmt = sa.delete(TotpFactor).where(TotpFactor.user_id == user_id, recent).returning(TotpFactor.confirmed_at)
+        removed += ["authenticator app" for confirmed in await db.scalars(stmt) if confirmed is not None]
+    kept = [uuid.UUID(k) for k in keep if k != "totp"]
+    stmt = sa.delete(Passkey).where(Passkey.user_id == user_id, Passkey.created_at > since, Passkey.id.not_in(kept))
+    removed += [f"passkey {name}" for name in await db.scalars(stmt.returning(Passkey.name))]
+    await _forget_codes_without_factor(db, user_id)
+    if removed:
+        db.add(_audit("mfa.recovery_removed", CLI, subject=user_id, removed=len(removed)))
+    return removed
+
+
+async def _remove_second_factors(db: AsyncSession, user_id: uuid.UUID) -> int:
+    """Delete every authenticator app, passkey and recovery code of a user; how many."""
+    removed = 0
+    for model in (TotpFactor, Passkey, RecoveryCode):
+        removed += len(
+            list(await db.scalars(sa.delete(model).where(model.user_id == user_id).returning(model.user_id)))
+        )
+    return removed
+
+
+async def reset_mfa(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> int:
+    """An admin removes every second factor of a user (lost device); the number removed. The user is told."""
+    user = await _load_user(gh, user_id)
+    async with gh.transaction(write=True) as db:
+        removed = await _remove_second_factors(db, user.id)
+        db.add(_audit("mfa.reset", client, subject=user.id, removed=removed))
+    gh.spawn(send_mail(gh, kind="mfa_reset", email=user.email, client=client, budget=False))
+    log.warning("mfa reset user=%s removed=%d", user.id, removed)
+    return removed
+
+
+# Service functions: TOTP and recovery codes ----------------------------------
+
+# Authenticator apps (RFC 6238), single use across instances (a compare-and-set on the last time
+# step), and the recovery codes that stand in for them.
+
+
+def _totp_secret(gh: Gatehouse, row: TotpFactor) -> str:
+    return gh.tokens.unseal(row.secret, context=f"totp/{row.user_id}", what="a TOTP secret").decode()
+
+
+async def _spend_totp(gh: Gatehouse, user_id: uuid.UUID, code: str, *, pending: bool = False) -> bool:
+    """Accept a code of the confirmed (or, `pending`, the unconfirmed) authenticator once: its time step
+    must be newer than the last one accepted, a compare-and-set that holds across instances."""
+    async with gh.transaction() as db:
+        row = await db.get(TotpFactor, user_id)
+    if row is None or (row.confirmed_at is None) != pending:
+        return False
+    step = totp_step(code.strip(), _totp_secret(gh, row))
+    if step is None:
+        return False
+    state = TotpFactor.confirmed_at.is_(None) if pending else TotpFactor.confirmed_at.is_not(None)
+    changes: dict[str, Any] = {"last_step": step} | ({"confirmed_at": utcnow()} if pending else {})
+    async with gh.transaction(write=True) as db:
+        taken = await db.scalar(
+            sa.update(TotpFactor)
+            .where(TotpFactor.user_id == user_id, TotpFactor.last_step < step, state)
+            .values(**changes)
+            .returning(TotpFactor.user_id)
+        )
+    return taken is not None
+
+
+async def _spend_recovery_code(gh: Gatehouse, user: User, code: str, *, client: Client) -> bool:
+    normalized = normalize_recovery_code(code)
+    if not _RECOVERY_RE.match(normalized):
+        return False
+    async with gh.transaction(write=True) as db:
+        spent = await db.scalar(
+            sa.update(RecoveryCode)
+            .where(
+                RecoveryCode.user_id == user.id,
+                RecoveryCode.code_hash == hash_secret(normalized),
+                RecoveryCode.used_at.is_(None),
+            )
+            .values(used_at=utcnow())
+            .returning(RecoveryCode.id)
+        )
+        left = await db.scalar(
+            sa.select(sa.func.count())
+            .select_from(RecoveryCode)
+            .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+        )
+    if spent is None:
+        return False
+    gh.spawn(
+        send_mail(gh, kind="recovery_code_used", email=user.email, client=client, budget=False, remaining=str(left))
+    )
+    return True
+
+
+async def _store_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    """Replace a user's recovery codes inside the caller's transaction; the new codes, to show once."""
+    codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
+    await db.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    now = utcnow()
+    db.add_all(
+        [
+            RecoveryCode(user_id=user_id, code_hash=hash_secret(normalize_recovery_code(c)), created_at=now)
+            for c in codes
+        ]
+    )
+    return codes
+
+
+async def enroll_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> tuple[str, str]:
+    """Start enrolling an authenticator app: (secret, otpauth:// URI). It counts once confirmed."""
+    import pyotp
+
+    user = await _load_user(gh, user_id)
+    secret = pyotp.random_base32()
+    sealed = gh.tokens.seal(secret.encode(), context=f"totp/{user.id}")
+    try:
+        async with gh.transaction(write=True) as db:
+            row = await db.get(TotpFactor, user.id, with_for_update=True)
+            if row is not None and row.confirmed_at is not None:
+                raise TotpAlreadyEnabled()
+            if row is None:
+                db.add(TotpFactor(user_id=user.id, secret=sealed, created_at=utcnow(), last_step=0))
+            else:
+                row.secret, row.created_at, row.last_step = sealed, utcnow(), 0
+            db.add(_audit("mfa.totp_enroll", client, subject=user.id))
+    except sa.exc.IntegrityError:
+        raise TotpAlreadyEnabled("Another enrollment started at the same moment; start again.") from None
+    uri = pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=user.email, issuer_name=gh.settings.mfa_issuer)
+    return secret, uri
+
+
+async def confirm_totp(gh: Gatehouse, *, user_id: uuid.UUID, code: str, client: Client = CLI) -> list[str]:
+    """Activate the pending authenticator with one of its codes; the new recovery codes, shown once."""
+    user = await _load_user(gh, user_id)
+    async with gh.transaction() as db:
+        pending = await db.scalar(
+            sa.select(TotpFactor.user_id).where(TotpFactor.user_id == user.id, TotpFactor.confirmed_at.is_(None))
+        )
+    if pending is None:
+        raise MfaNotEnabled("No authenticator enrollment is pending: start with POST /mfa/totp.")
+    await _guarded_check(
+        gh,
+        user=user,
+        method="otp",
+        event="mfa.totp_confirm",
+        client=client,
+        check=lambda: _spend_totp(gh, user.id, code, pending=True),
+    )
+    async with gh.transaction(write=True) as db:
+        codes = await _store_recovery_codes(db, user.id)
+        db.add(_audit("mfa.totp_enabled", client, subject=user.id))
+        undo = await _undo_link(gh, db, user, "totp", client)
+    gh.spawn(send_mail(gh, kind="mfa_enabled", email=user.email, client=client, budget=False, method="totp", link=undo))
+    return codes
+
+
+async def disable_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
+    """Remove the authenticator app (and the recovery codes, when no passkey is left)."""
+    user = await _load_user(gh, user_id)
+    async with gh.transaction(write=True) as db:
+        removed = await db.scalar(
+            sa.delete(TotpFactor).where(TotpFactor.user_id == user.id).returning(TotpFactor.confirmed_at)
+        )
+        if removed is None:
+            raise MfaNotEnabled("No authenticator app is enrolled.")
+        await _forget_codes_without_factor(db, user.id)
+        db.add(_audit("mfa.totp_disabled", client, subject=user.id))
+    gh.spawn(send_mail(gh, kind="mfa_disabled", email=user.email, client=client, budget=False, method="totp"))
+
+
+async def replace_recovery_codes(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> list[str]:
+    """A new set of recovery codes (the old ones stop working); needs a second factor to recover."""
+    user = await _load_user(gh, user_id)
+    async with gh.transaction(write=True) as db:
+        if not await _mfa_methods(db, user.id):
+            raise MfaNotEnabled("Enroll an authenticator app or a passkey first.")
+        codes = await _store_recovery_codes(db, user.id)
+        db.add(_audit("mfa.recovery_codes_replaced", client, subject=user.id))
+    gh.spawn(send_mail(gh, kind="recovery_codes_replaced", email=user.email, client=client, budget=False))
+    return codes
+
+
+# Service functions: passkeys -------------------------------------------------
+
+# Passkeys. Challenges are stateless (random, purpose, user and expiry under a MAC), and spent by
+# inserting their hash as a used action token: the unique index refuses a second use anywhere.
+
+
+PASSKEY_CHALLENGE_SECONDS = 300
+
+
+def _rp_options(gh: Gatehouse) -> dict[str, Any]:
+    return {"expected_rp_id": gh.settings.webauthn_rp_id, "expected_origin": gh.settings.webauthn_origins}
+
+
+async def _passkey_ids(gh: Gatehouse, user_id: uuid.UUID) -> list[str]:
+    async with gh.transaction() as db:
+        return list(await db.scalars(sa.select(Passkey.credential_id).where(Passkey.user_id == user_id)))
+
+
+async def passkey_registration_options(gh: Gatehouse, *, user_id: uuid.UUID) -> dict[str, Any]:
+    """Options for navigator.credentials.create(): a discoverable credential, bound to this user."""
+    import webauthn
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
+    user = await _load_user(gh, user_id)
+    options = webauthn.generate_registration_options(
+        rp_id=gh.settings.webauthn_rp_id,
+        rp_name=gh.settings.webauthn_rp_name,
+        user_name=user.email,
+        user_id=user.id.bytes,
+        user_display_name=user.full_name or user.email,
+        challenge=gh.tokens.challenge("register", user.id, PASSKEY_CHALLENGE_SECONDS),
+        timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.PREFERRED
+        ),
+        exclude_credentials=[
+            PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in await _passkey_ids(gh, user.id)
+        ],
+    )
+    return json.loads(webauthn.options_to_json(options))
+
+
+def _request_options(gh: Gatehouse, purpose: str, user_id: uuid.UUID | None, ids: list[str]) -> dict[str, Any]:
+    import webauthn
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
+
+    options = webauthn.generate_authentication_options(
+        rp_id=gh.settings.webauthn_rp_id,
+        challenge=gh.tokens.challenge(purpose, user_id, PASSKEY_CHALLENGE_SECONDS),
+        timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
+        user_verification=UserVerificationRequirement.PREFERRED,
+        allow_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in ids],
+    )
+    return json.loads(webauthn.options_to_json(options))
+
+
+async def passkey_login_options(gh: Gatehouse, *, mfa_token: str | None = None, client: Client = CLI) -> dict[str, Any]:
+    """Options for navigator.credentials.get(): for a passkey-only sign-in (any discoverable passkey),
+    or, with an mfa_token, for that user's passkeys as the second factor."""
+    await _check_auth_ip(gh, client)
+    if mfa_token is None:
+        return _request_options(gh, "login", None, [])
+    user = await _mfa_token_user(gh, mfa_token)
+    return _request_options(gh, "mfa", user.id, await _passkey_ids(gh, user.id))
+
+
+async def passkey_proof_options(gh: Gatehouse, *, principal: "Principal") -> dict[str, Any]:
+    """Options for proving a passkey in a step-up (sensitive action or POST /auth/reauthenticate)."""
+    if principal.session_id is None:
+        raise SessionRequired()
+    ids = await _passkey_ids(gh, principal.user_id)
+    if not ids:
+        raise MfaNotEnabled("This account has no passkey.")
+    return _request_options(gh, "proof", principal.user_id, ids)
+
+
+def _client_challenge(
+    gh: Gatehouse, answer: PasskeyAnswer, purpose: str, user_id: uuid.UUID | None
+) -> tuple[bytes, datetime]:
+    """The challenge the browser signed, if this service issued it for this purpose and user and it is live."""
+    import webauthn
+
+    try:
+        client_data = json.loads(webauthn.base64url_to_bytes(answer.response.clientDataJSON))
+        challenge = webauthn.base64url_to_bytes(client_data["challenge"])
+    except Exception:  # any shape of hostile input: one answer
+        raise PasskeyRejected() from None
+    expires = gh.tokens.check_challenge(challenge, purpose, user_id)
+    if expires is None:
+        raise PasskeyRejected("The passkey challenge is not one this service issued for this, or it has expired.")
+    return challenge, expires
+
+
+def _spend_challenge(db: AsyncSession, user: User, challenge: bytes, expires: datetime) -> None:
+    now = utcnow()
+    db.add(
+        ActionToken(
+            user_id=user.id,
+            purpose="webauthn",
+            token_hash=hash_secret(challenge.hex()),
+            email=user.email,
+            created_at=now,
+            expires_at=expires,
+            used_at=now,
+        )
+    )
+
+
+async def register_passkey(
+    gh: Gatehouse, *, user_id: uuid.UUID, credential: PasskeyAnswer, name: str, client: Client = CLI
+) -> Passkey:
+    """Verify navigator.credentials.create()'s answer to our options and keep the credential."""
+    import webauthn
+
+    name = _validated(_no_bad_text, name, "name").strip()[:100] or "passkey"
+    user = await _load_user(gh, user_id)
+    challenge, expires = _client_challenge(gh, credential, "register", user.id)
+    try:
+        verified = webauthn.verify_registration_response(
+            credential=credential.as_json(), expected_challenge=challenge, **_rp_options(gh)
+        )
+    except Exception as exc:
+        log.info("passkey registration refused: %s", exc)
+        raise PasskeyRejected() from None
+    try:
+        async with gh.transaction(write=True) as db:
+            _spend_challenge(db, user, challenge, expires)
+            row = Passkey(
+                user_id=user.id,
+                credential_id=webauthn.helpers.bytes_to_base64url(verified.credential_id),
+                public_key=webauthn.helpers.bytes_to_base64url(verified.credential_public_key),
+                sign_count=verified.sign_count,
+                name=name,
+                created_at=utcnow(),
+            )
+            db.add(row)
+            await db.flush()  # the row's id, for the audit row and the undo link
+            db.add(_audit("mfa.passkey_added", client, subject=user.id, passkey=str(row.id)))
+            undo = await _undo_link(gh, db, user, row.id.hex, client)
+    except sa.exc.IntegrityError:
+        raise PasskeyRejected("This passkey is already registered, or this answer was already used.") from None
+    gh.spawn(send_mail(gh, kind="passkey_added", email=user.email, client=client, budget=False, name=name, link=undo))
+    return row
+
+
+async def list_passkeys(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Passkey]:
+    """A user's passkeys, oldest first."""
+    async with gh.transaction() as db:
+        return list(
+            await db.scalars(
+                sa.select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.created_at, Passkey.id)
+            )
+        )
+
+
+async def delete_passkey(gh: Gatehouse, *, user_id: uuid.UUID, passkey_id: uuid.UUID, client: Client = CLI) -> None:
+    """Remove one of a user's passkeys (and the recovery codes, when no factor is left)."""
+    user = await _load_user(gh, user_id)
+    async with gh.transaction(write=True) as db:
+        locked = await _lock_user(db, user.id)
+        if not await _other_ways_in(db, locked, passkey=passkey_id):
+            exists = await db.scalar(sa.select(Passkey.id).where(Passkey.id == passkey_id, Passkey.user_id == user.id))
+            raise LastSignInMethod() if exists else PasskeyNotFound()
+        name = await db.scalar(
+            sa.delete(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id).returning(Passkey.name)
+        )
+        if name is None:
+            raise PasskeyNotFound()
+        await _forget_codes_without_factor(db, user.id)
+        db.add(_audit("mfa.passkey_removed", client, subject=user.id, passkey=str(passkey_id)))
+    gh.spawn(send_mail(gh, kind="passkey_removed", email=user.email, client=client, budget=False, name=name))
+
+
+async def _find_passkey(gh: Gatehouse, answer: PasskeyAnswer) -> Passkey | None:
+    async with gh.transaction() as db:
+        return await db.scalar(sa.select(Passkey).where(Passkey.credential_id == answer.id))
+
+
+class _CounterWentBack(Exception):
+    """Inside the spending transaction: the stored counter is not below the presented one."""
+
+
+async def _refuse_clone(gh: Gatehouse, passkey: Passkey, user: User, count: int, client: Client) -> None:
+    gh.audit_later(
+        _audit(
+            "mfa.passkey_clone_detected",
+            client,
+            subject=user.id,
+            outcome="failure",
+            passkey=str(passkey.id),
+            stored=passkey.sign_count,
+            presented=count,
+        )
+    )
+    log.warning("passkey sign count went backwards: passkey=%s user=%s", passkey.id, user.id)
+    if await gh.cache.claim(f"clone-mail:{passkey.id}", 3600):  # told once an hour, however often the copy tries
+        gh.spawn(
+            send_mail(
+                gh, kind="passkey_clone_detected", email=user.email, client=client, budget=False, name=passkey.name
+            )
+        )
+    raise PasskeyRejected(
+        "This passkey's signature counter went backwards, as a cloned authenticator's would: "
+        "it is refused. Sign in with another factor and remove it."
+    )
+
+
+async def _check_assertion(
+    gh: Gatehouse,
+    passkey: Passkey,
+    user: User,
+    answer: PasskeyAnswer,
+    *,
+    challenge: bytes,
+    expires: datetime,
+    client: Client,
+) -> bool:
+    """Verify an assertion of `passkey` to `challenge`: origin, RP id, signature; then spend the challenge,
+    and only then compare the sign count, which must grow (a counter going backwards means a cloned
+    authenticator: refused, audited and mailed to the owner). Spending first makes a client's retry of
+    the same answer a spent challenge, never a false clone alarm. True when the authenticator verified
+    the user (PIN, biometric)."""
+    import webauthn
+
+    handle = answer.response.userHandle
+    if handle and handle != webauthn.helpers.bytes_to_base64url(user.id.bytes):
+        raise PasskeyRejected("The passkey answered for another account.")
+    try:
+        # The counter is checked below, not by the library, so that a clone is told from a bad signature.
+        verified = webauthn.verify_authentication_response(
+            credential=answer.as_json(),
+            expected_challenge=challenge,
+            credential_current_sign_count=0,
+            credential_public_key=webauthn.base64url_to_bytes(passkey.public_key),
+            **_rp_options(gh),
+        )
+    except Exception as exc:
+        log.info("passkey assertion refused: %s", type(exc).__name__)
+        raise PasskeyRejected() from None
+    count = verified.new_sign_count
+    try:
+        async with gh.transaction(write=True) as db:
+            _spend_challenge(db, user, challenge, expires)
+            await db.flush()  # a second submission of this answer stops here, on every instance
+            grows = Passkey.sign_count < count if count else Passkey.sign_count == 0
+            if (
+                await db.scalar(
+                    sa.update(Passkey)
+                    .where(Passkey.id == passkey.id, grows)
+                    .values(sign_count=count, last_used_at=utcnow())
+                    .returning(Passkey.id)
+                )
+                is None
+            ):
+                raise _CounterWentBack()
+    except sa.exc.IntegrityError:
+        raise PasskeyRejected("This passkey answer was already used.") from None
+    except _CounterWentBack:
+        await _refuse_clone(gh, passkey, user, count, client)
+    return bool(verified.user_verified)
+
+
+async def _prove_passkey(
+    gh: Gatehouse, answer: PasskeyAnswer, *, purpose: str, user: User | None, event: str, client: Client
+) -> tuple[User, bool]:
+    """Check a passkey answer for `purpose` (of `user`, or of whoever it is registered to): the challenge
+    this service issued first, so junk costs no lookup; then the credential, its signature, the single use
+    of the challenge and the counter. A failure is audited; there is no per-user budget to spend (a
+    signature cannot be guessed). (The user it proves, whether the authenticator verified the user.)"""
+    challenge, expires = _client_challenge(gh, answer, purpose, user.id if user else None)
+    passkey = await _find_passkey(gh, answer)
+    owner = user
+    if passkey is not None and owner is None:
+        async with gh.transaction() as db:
+            owner = await db.get(User, passkey.user_id)
+    try:
+        if passkey is None or owner is None or passkey.user_id != owner.id:
+            raise PasskeyRejected("This passkey is not registered to this account." if user else None)
+        if not owner.is_active:
+            raise PasskeyRejected()
+        verified = await _check_assertion(
+            gh, passkey, owner, answer, challenge=challenge, expires=expires, client=client
+        )
+    except PasskeyRejected:
+        gh.audit_later(_audit(event, client, subject=owner.id if owner else None, outcome="failure", method="webauthn"))
+        raise
+    return owner, verified
+
+
+async def sign_in_with_passkey(gh: Gatehouse, *, credential: PasskeyAnswer, client: Client = CLI) -> TokenPair:
+    """Passwordless sign-in with a discoverable passkey; aal2 when the authenticator verified the user."""
+    await _check_auth_ip(gh, client)
+    user, verified = await _prove_passkey(
+        gh, credential, purpose="login", user=None, event="auth.passkey_login", client=client
+    )
+    if gh.settings.require_verified_email and user.email_verified_at is None:
+        raise EmailNotVerified()
+    pair = await _start_session(
+        gh, user, client, rehash=None, amr=("webauthn",), aal=_aal(["webauthn"], verified_passkey=verified)
+    )
+    gh.metrics.logins.labels("success").inc()
+    log.info("login user=%s passkey", user.id)
+    return pair
+
+
+# Service functions: step-up and sign-in --------------------------------------
+
+# The orchestration: a sign-in with the password and, when enrolled, a second factor; a step-up for
+# sensitive actions; and the proof in the request that changing a factor needs.
+
+
+async def authenticate(
+    gh: Gatehouse, *, email: str, password: str, code: str | None = None, client: Client = CLI
+) -> TokenPair | MfaChallenge:
+    """Log in: verify the password under the guessing limits and open a session, or, when the
+    account has a second factor, answer with the challenge that `complete_mfa` finishes.
+
+    Unknown email, wrong password and inactive account are one error, at one cost."""
+    settings = gh.settings
+    await _check_auth_ip(gh, client)
+    try:
+        email = normalize_email(email)
+    except ValueError:
+        email = email.strip().lower()[:320]  # still costs a hash check below: no shortcut to tell apart
+    async with gh.transaction() as db:
+        user = await _user_by_email(db, email)
+    try:
+        user = await _check_password(
+            gh, account=email, user=user, password=password, code=code, client=client, event="auth.login"
+        )
+    except NotAuthenticated:
+        gh.metrics.logins.labels("failure").inc()
+        raise
+    if settings.require_verified_email and user.email_verified_at is None:
+        gh.audit_later(_audit("auth.login", client, subject=user.id, outcome="failure", reason="email_not_verified"))
+        raise EmailNotVerified()
+    rehash = await gh.hasher.hash(password) if gh.hasher.needs_rehash(user.password_hash) else None
+    async with gh.transaction() as db:
+        methods = await _mfa_methods(db, user.id)
+    if methods:
+        return await _mfa_challenge(gh, user, methods, rehash=rehash, client=client)
+    pair = await _start_session(gh, user, client, rehash=rehash)
+    gh.metrics.logins.labels("success").inc()
+    log.info("login user=%s", user.id)
+    return pair
+
+
+async def _second_factor(
+    gh: Gatehouse,
+    *,
+    user: User,
+    purpose: str,
+    event: str,
+    client: Client,
+    otp: str | None = None,
+    recovery_code: str | None = None,
+    passkey: PasskeyAnswer | None = None,
+) -> tuple[str, bool]:
+    """Check one second factor (codes under the per-user limit): (method used, passkey verified the user)."""
+    if otp is not None:
+        await _guarded_check(
+            gh, user=user, method="otp", event=event, client=client, check=lambda: _spend_totp(gh, user.id, otp)
+        )
+        return "otp", False
+    if recovery_code is not None:
+        await _guarded_check(
+            gh,
+            user=user,
+            method="recovery",
+            event=event,
+            client=client,
+            check=lambda: _spend_recovery_code(gh, user, recovery_code, client=client),
+        )
+        return "recovery", False
+    if passkey is not None:
+        _, verified = await _prove_passkey(gh, passkey, purpose=purpose, user=user, event=event, client=client)
+        return "webauthn", verified
+    raise InvalidInput("send one of `code`, `recovery_code` or `webauthn`")
+
+
+async def reauthenticate(
+    gh: Gatehouse,
+    *,
+    principal: "Principal",
+    password: str | None = None,
+    code: str | None = None,
+    otp: str | None = None,
+    passkey: "PasskeyAnswer | None" = None,
+    client: Client = CLI,
+) -> TokenPair:
+    """Step up: prove the password, an authenticator code or a passkey again; a fresh access token for
+    the same session. A second factor proved here joins the session's methods (and can raise it to aal2)."""
+    if principal.session_id is None:
+        raise SessionRequired()
+    await _check_auth_ip(gh, client)
+    user = await _load_user(gh, principal.user_id)
+    method, verified = "pwd", False
+    if password is not None:
+        await _check_password(
+            gh, account=user.email, user=user, password=password, code=code, client=client, event="auth.reauthenticate"
+        )
+    elif otp is not None or passkey is not None:
+        method, verified = await _second_factor(
+            gh, user=user, otp=otp, passkey=passkey, purpose="proof", event="auth.reauthenticate", client=client
+        )
+    else:
+        raise InvalidInput("send `password`, `otp` or `passkey`")
+    async with gh.transaction(write=True) as db:
+        row = await db.get(LoginSession, principal.session_id, with_for_update=True)
+        if row is None or row.revoked_at is not None:
+            raise SessionRevoked()
+        row.authenticated_at = utcnow()
+        amr = row.amr.split() + [method] if method not in row.amr.split() else row.amr.split()
+        row.amr, row.aal = " ".join(amr), max(row.aal, _aal(amr, verified_passkey=verified))
+        db.add(_audit("auth.reauthenticate", client, subject=user.id, session=str(row.id), method=method))
+    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
+
+
+async def _prove_now(
+    gh: Gatehouse,
+    user: User,
+    *,
+    client: Client,
+    password: str | None = None,
+    otp: str | None = None,
+    recovery_code: str | None = None,
+    passkey: PasskeyAnswer | None = None,
+) -> None:
+    """Check the proof a step-up carries: the password, or one second factor."""
+    if password is not None:
+        await _check_password(
+            gh,
+            account=user.email,
+            user=user,
+            password=password,
+            code=None,
+            client=client,
+            event="auth.step_up",
+            wrong=WrongPassword,
+        )
+    else:
+        await _second_factor(
+            gh,
+            user=user,
+            otp=otp,
+            recovery_code=recovery_code,
+            passkey=passkey,
+            purpose="proof",
+            event="auth.step_up",
+            client=client,
+        )
+
+
+async def require_factor_proof(
+    gh: Gatehouse,
+    principal: "Principal",
+    *,
+    password: str | None = None,
+    otp: str | None = None,
+    recovery_code: str | None = None,
+    passkey: PasskeyAnswer | None = None,
+    email_code: str | None = None,
+    client: Client = CLI,
+) -> None:
+    """Gate adding or removing a second factor: a session, and a proof in this request, never a recent
+    sign-in alone (a stolen access token must neither plant a factor that outlives a password reset nor
+    strip the owner's). The proof is the strongest the account has: one of its second factors when it
+    has one (the password alone would let a phished password plant a passkey past the owner's factor),
+    else its password, else (an account made by a provider) a code mailed to its address."""
+    if principal.session_id is None:
+        raise SessionRequired()
+    user = await _load_user(gh, principal.user_id)
+    has_factor = await _has_second_factor(gh, user.id)
+    if has_factor and (otp or recovery_code or passkey):
+        await _prove_now(gh, user, otp=otp, recovery_code=recovery_code, passkey=passkey, client=client)
+    elif not has_factor and password is not None and user.password_hash:
+        await _prove_now(gh, user, password=password, client=client)
+    elif not has_factor and email_code is not None and not user.password_hash:
+        if not await _spend_login_code(gh, user=user, code=email_code, purpose="email_code"):
+            gh.audit_later(_audit("auth.step_up", client, subject=user.id, outcome="failure", method="email_code"))
+            raise InvalidOtp("The emailed code is wrong, expired or already used.")
+    else:
+        raise FactorProofRequired()
+
+
+async def require_recent_proof(
+    gh: Gatehouse,
+    principal: "Principal",
+    *,
+    password: str | None,
+    otp: str | None = None,
+    passkey: "PasskeyAnswer | None" = None,
+    client: Client = CLI,
+    factor_if_enrolled: bool = False,
+) -> None:
+    """Gate a sensitive action: a session (never an API key), and the password, an authenticator code
+    or a passkey now, or a sign-in within REAUTH_MINUTES (the token's `auth_time`). With
+    `factor_if_enrolled`, an account with a second factor must send one in the request (an email change:
+    a stolen session with the password must not move the account, nor spend the owner's undo links)."""
+    if principal.session_id is None:
+        raise SessionRequired()
+    if factor_if_enrolled and await _has_second_factor(gh, principal.user_id):
+        await require_factor_proof(gh, principal, otp=otp, passkey=passkey, client=client)
+    elif password is not None or otp is not None or passkey is not None:
+        user = await _load_user(gh, principal.user_id)
+        await _prove_now(gh, user, password=password, otp=otp, passkey=passkey, client=client)
+    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:
+        raise ReauthenticationRequired()
+
+
+async def complete_mfa(
+    gh: Gatehouse,
+    *,
+    mfa_token: str,
+    otp: str | None = None,
+    recovery_code: str | None = None,
+    passkey: PasskeyAnswer | None = None,
+    client: Client = CLI,
+) -> TokenPair:
+    """Finish a sign-in that answered `mfa_required`: one second factor, then the session opens."""
+    await _check_auth_ip(gh, client)
+    user = await _mfa_token_user(gh, mfa_token)
+    method, _ = await _second_factor(
+        gh,
+        user=user,
+        otp=otp,
+        recovery_code=recovery_code,
+        passkey=passkey,
+        purpose="mfa",
+        event="auth.mfa",
+        client=client,
+    )
+    try:
+        async with gh.transaction(write=True) as db:
+            await _consume_action_token(db, token=mfa_token, purpose="mfa")
+    except InvalidActionToken:
+        raise InvalidMfaToken() from None
+    first = "fed" if mfa_token.startswith("fed.") else "pwd"
+    pair = await _start_session(gh, user, client, rehash=None, amr=(first, method), aal=2)
+    gh.metrics.logins.labels("success").inc()
+    log.info("login user=%s mfa=%s", user.id, method)
+    return pair
+
+
+async def send_email_code(gh: Gatehouse, *, principal: "Principal", client: Client = CLI) -> None:
+    """Mail the signed-in account's address a one-time code: the proof a factor change needs on an account
+    with neither a password nor a second factor (one made by a provider)."""
+    if principal.session_id is None:
+        raise SessionRequired()
+    user = await _load_user(gh, principal.user_id)
+    gh.spawn(_send_login_code(gh, user=user, client=client, purpose="email_code"))
+
+
+# Service functions: account lifecycle ----------------------------------------
+
+# Changes to an account: by an admin, by its owner (password, email), and recovery by mailbox.
 
 
 async def _lock_admins(db: AsyncSession) -> list[uuid.UUID]:
@@ -4760,57 +5874,6 @@ async def update_user(
         )
     log.info("user updated id=%s fields=%s", user.id, ",".join(sorted(changes)))
     return public
-
-
-def _spendable(token: str, purpose: str, now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
-    """What makes a single-use token spendable now: this one, of this kind, unused, unexpired."""
-    return (
-        ActionToken.token_hash == hash_secret(token),
-        ActionToken.purpose == purpose,
-        ActionToken.used_at.is_(None),
-        ActionToken.expires_at > sa.literal(now, UTCDateTime()),
-    )
-
-
-async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -> ActionToken:
-    """Spend a single-use token atomically; a second use, or an expired token, is refused."""
-    now = utcnow()
-    row = await db.scalar(
-        sa.update(ActionToken).where(*_spendable(token, purpose, now)).values(used_at=now).returning(ActionToken)
-    )
-    if row is None:
-        raise InvalidActionToken()
-    return row
-
-
-async def _peek_action_token(gh: Gatehouse, *, token: str, purpose: str) -> ActionToken:
-    """Refuse a token that could not be spent now, before any costly work (it is spent later, atomically)."""
-    async with gh.transaction() as db:
-        found = await db.scalar(sa.select(ActionToken).where(*_spendable(token, purpose, utcnow())))
-    if found is None:
-        raise InvalidActionToken()
-    return found
-
-
-async def _spend_user_tokens(db: AsyncSession, user_id: uuid.UUID, *purposes: str, sparing: str | None = None) -> int:
-    """Outstanding links of these kinds (all kinds when none named; but those sent to `sparing`) stop
-    working; how many did."""
-    stmt = sa.update(ActionToken).where(ActionToken.user_id == user_id, ActionToken.used_at.is_(None))
-    if purposes:
-        stmt = stmt.where(ActionToken.purpose.in_(purposes))
-    if sparing is not None:
-        stmt = stmt.where(ActionToken.email != sparing)
-    return (await db.execute(stmt.values(used_at=utcnow()))).rowcount
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialsEnded:
-    """What a password change, reset, undone email change or undone factor ended."""
-
-    user_id: uuid.UUID
-    sessions_ended: int
-    api_keys_revoked: int
-    factors_removed: tuple[str, ...] = ()
 
 
 async def _store_password(
@@ -4919,40 +5982,6 @@ async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI
     entries[f"u:{user_id}"] = (user.version + 1, None)
     await gh.cache.publish(entries)
     log.info("user deleted id=%s", user_id)
-
-
-async def _issue_action_token(
-    gh: Gatehouse,
-    *,
-    user: User,
-    purpose: str,
-    lifetime: timedelta,
-    event: str,
-    client: Client,
-    email: str | None = None,
-    token: str | None = None,
-    db: AsyncSession | None = None,
-) -> str:
-    """A single-use token for `user` (bound to `email`, by default the current address); only its hash is kept."""
-    token = token or secrets.token_urlsafe(32)
-    now = utcnow()
-    rows = [
-        ActionToken(
-            user_id=user.id,
-            purpose=purpose,
-            token_hash=hash_secret(token),
-            email=email or user.email,
-            created_at=now,
-            expires_at=now + lifetime,
-        ),
-        _audit(event, client, subject=user.id),
-    ]
-    if db is not None:
-        db.add_all(rows)
-        return token
-    async with gh.transaction(write=True) as own:
-        own.add_all(rows)
-    return token
 
 
 async def password_reset_link(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> str:
@@ -5140,970 +6169,6 @@ async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI
     return CredentialsEnded(user.id, ended, len(revoked), tuple(removed))
 
 
-async def _is_known_address(gh: Gatehouse, user_id: uuid.UUID, group: str) -> bool:
-    """Has the user signed in from this address (IPv6: this /64) in their recent sessions?"""
-    async with gh.transaction() as db:
-        ips = await db.scalars(
-            sa.select(LoginSession.ip)
-            .where(LoginSession.user_id == user_id)
-            .order_by(LoginSession.created_at.desc())
-            .limit(200)
-        )
-        return any(ip_group(ip) == group for ip in ips)
-
-
-async def _mail_allowed(gh: Gatehouse, address: str, client: Client, user_id: uuid.UUID | None) -> bool:
-    """The mail budget: RATE_RESET_EMAIL_IP messages per mailbox per requesting address, RATE_RESET_EMAIL
-    per mailbox from anyone; once strangers have spent that, the owner still gets RATE_RESET_EMAIL_IP
-    more from an address they have signed in from before, which strangers cannot spend."""
-    settings, group = gh.settings, ip_group(client.ip)
-    allowed = await gh.cache.hit(f"mail-ip:{address}|{group}", settings.rate_reset_email_ip) == 0 and (
-        await gh.cache.hit(f"mail:{address}", settings.rate_reset_email) == 0
-        or (
-            user_id is not None
-            and await _is_known_address(gh, user_id, group)
-            and await gh.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0
-        )
-    )
-    if not allowed:
-        gh.metrics.rate_limited.labels("mail").inc()
-        log.warning("mail not sent: over the hourly budget of this mailbox or requester ip=%s", client.ip)
-    return allowed
-
-
-async def send_mail(
-    gh: Gatehouse,
-    *,
-    kind: str,
-    email: str,
-    client: Client,
-    user_id: uuid.UUID | None = None,
-    budget: bool = True,
-    link: str = "",
-    **fields: str,
-) -> bool:
-    """Deliver a message if the mail budget allows (`budget=False`: account-security notices)."""
-    if budget and not await _mail_allowed(gh, email, client, user_id):
-        return False
-    return await deliver(gh, kind=kind, email=email, link=link, user_id=user_id, **fields)
-
-
-async def deliver(
-    gh: Gatehouse, *, kind: str, email: str, link: str = "", user_id: uuid.UUID | None = None, **fields: str
-) -> bool:
-    """Render a message from its templates and queue it for SMTP_URL or WEBHOOK_URL (in development
-    without either, log it). Never waits for the mail server; False if the message cannot go."""
-    mail = gh.mailer.render(kind=kind, to=email, link=link, user_id=user_id, **fields)
-    return gh.mailer.submit(mail)
-
-
-# Service functions: session list and second factors --------------------------
-
-# Sessions people can see and end, and second factors (TOTP, recovery codes, passkeys).
-# Every factor is checked as carefully as the password: single use across instances (a
-# compare-and-set in the database), audited, and announced to the owner by mail when it changes.
-# Guessable factors (codes) are checked under a per-user limit whose slot is reserved before the
-# check, and only for callers who passed the first factor; passkeys, which cannot be guessed, never
-# under it, so that nobody can spend the owner's tries with junk answers.
-
-_B64URL = r"^[A-Za-z0-9_-]*={0,2}$"
-
-
-def _b64url_field(max_length: int, min_length: int = 1) -> Any:
-    return Field(min_length=min_length, max_length=max_length, pattern=_B64URL)
-
-
-class PasskeyResponse(BaseModel):
-    """The `response` of a PublicKeyCredential: base64url fields, each bounded."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    clientDataJSON: Annotated[str, _b64url_field(4096)]  # noqa: N815 (the WebAuthn JSON names)
-    authenticatorData: Annotated[str, _b64url_field(4096)] | None = None  # noqa: N815
-    signature: Annotated[str, _b64url_field(1024)] | None = None
-    userHandle: Annotated[str, _b64url_field(256, min_length=0)] | None = None  # noqa: N815
-    attestationObject: Annotated[str, _b64url_field(16384)] | None = None  # noqa: N815 (a body is at most 64 KiB)
-    transports: list[Annotated[str, Field(max_length=32, pattern=r"^[a-z-]+$")]] | None = Field(None, max_length=10)
-
-
-class PasskeyAnswer(BaseModel):
-    """A PublicKeyCredential from navigator.credentials.create() or .get(), as JSON (WebAuthn Level 3's
-    toJSON()): typed, so that hostile input is refused before it reaches a query or a counter."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: Annotated[str, Field(min_length=1, max_length=1400, pattern=r"^[A-Za-z0-9_-]+$")]
-    rawId: Annotated[str, _b64url_field(1400)] | None = None  # noqa: N815
-    type: Literal["public-key"] = "public-key"
-    response: PasskeyResponse
-    authenticatorAttachment: Literal["platform", "cross-platform"] | None = None  # noqa: N815
-    clientExtensionResults: dict[str, Any] = {}  # noqa: N815
-
-    def as_json(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
-
-
-async def list_sessions(gh: Gatehouse, *, user_id: uuid.UUID) -> list[LoginSession]:
-    """A user's live sessions, newest first (at most 200)."""
-    async with gh.transaction() as db:
-        return list(
-            await db.scalars(
-                sa.select(LoginSession)
-                .where(
-                    LoginSession.user_id == user_id,
-                    LoginSession.revoked_at.is_(None),
-                    LoginSession.expires_at > sa.literal(utcnow(), UTCDateTime()),
-                )
-                .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
-                .limit(200)
-            )
-        )
-
-
-async def end_session(
-    gh: Gatehouse, *, session_id: uuid.UUID, owner_id: uuid.UUID | None = None, client: Client = CLI
-) -> None:
-    """End one session (only `owner_id`'s, when given); its tokens stop working on every instance."""
-    async with gh.transaction() as db:
-        row = await db.get(LoginSession, session_id)
-    if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
-        raise SessionNotFound()
-    if not await revoke_sessions(gh, user_id=row.user_id, session_id=session_id, reason="ended", client=client):
-        raise SessionNotFound()
-
-
-def session_touch_due(gh: Gatehouse, session_id: uuid.UUID) -> bool:
-    """True at most once per SESSION_TOUCH_SECONDS per session in this process (a dict lookup otherwise)."""
-    bound = gh.settings.local_cache_max_entries
-    return due_once_per(gh.settings.session_touch_seconds, gh.session_touches, session_id, bound)
-
-
-def touch_session(gh: Gatehouse, session_id: uuid.UUID, *, ip: str) -> None:
-    """Record a session's last use and address off the request path, once per interval across instances."""
-    interval = gh.settings.session_touch_seconds
-
-    async def write() -> None:
-        if await gh.cache.claim(f"touch-s:{session_id}", interval):
-            async with gh.transaction(write=True) as db:
-                await db.execute(
-                    sa.update(LoginSession)
-                    .where(LoginSession.id == session_id)
-                    .values(last_used_at=utcnow(), last_ip=ip[:64])
-                )
-
-    gh.spawn(write())
-
-
-def _aal(amr: list[str] | tuple[str, ...], *, verified_passkey: bool = False) -> int:
-    """Two distinct methods, or a passkey that verified the user (PIN, biometric), are aal2."""
-    return 2 if verified_passkey or len(set(amr)) >= 2 else 1
-
-
-async def _mfa_methods(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
-    """The second factors a sign-in may use; empty when the account has none."""
-    totp, passkeys, codes = (
-        await db.execute(
-            sa.select(
-                sa.exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)),
-                sa.exists().where(Passkey.user_id == user_id),
-                sa.exists().where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None)),
-            )
-        )
-    ).one()
-    methods = (["totp"] if totp else []) + (["webauthn"] if passkeys else [])
-    return methods + ["recovery_code"] if methods and codes else methods
-
-
-async def _has_second_factor(gh: Gatehouse, user_id: uuid.UUID) -> bool:
-    async with gh.transaction() as db:
-        return bool(await _mfa_methods(db, user_id))
-
-
-async def _mfa_challenge(
-    gh: Gatehouse, user: User, methods: list[str], *, rehash: str | None, client: Client, first: str = "pwd"
-) -> MfaChallenge:
-    # The mfa_token is a random single-use action token bound to the user, stored hashed: not a JWT,
-    # so no route that takes an access token can be fooled by it. A federated first factor is written
-    # in front ("fed."); the stored hash covers it, so it cannot be added or removed.
-    token = f"{first}.{secrets.token_urlsafe(32)}" if first != "pwd" else None
-    async with gh.transaction(write=True) as db:
-        token = await _issue_action_token(
-            gh,
-            user=user,
-            purpose="mfa",
-            lifetime=MFA_TOKEN_LIFETIME,
-            event="auth.mfa_challenge",
-            client=client,
-            db=db,
-            token=token,
-        )
-        if rehash is not None:
-            await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
-    return MfaChallenge(token, methods, int(MFA_TOKEN_LIFETIME.total_seconds()))
-
-
-async def _mfa_token_user(gh: Gatehouse, mfa_token: str) -> User:
-    """The active user an unspent mfa_token belongs to; InvalidMfaToken otherwise."""
-    try:
-        row = await _peek_action_token(gh, token=mfa_token, purpose="mfa")
-    except InvalidActionToken:
-        raise InvalidMfaToken() from None
-    async with gh.transaction() as db:
-        user = await db.get(User, row.user_id)
-    if user is None or not user.is_active or user.email != row.email:
-        raise InvalidMfaToken()
-    return user
-
-
-async def complete_mfa(
-    gh: Gatehouse,
-    *,
-    mfa_token: str,
-    otp: str | None = None,
-    recovery_code: str | None = None,
-    passkey: PasskeyAnswer | None = None,
-    client: Client = CLI,
-) -> TokenPair:
-    """Finish a sign-in that answered `mfa_required`: one second factor, then the session opens."""
-    await _check_auth_ip(gh, client)
-    user = await _mfa_token_user(gh, mfa_token)
-    method, _ = await _second_factor(
-        gh,
-        user=user,
-        otp=otp,
-        recovery_code=recovery_code,
-        passkey=passkey,
-        purpose="mfa",
-        event="auth.mfa",
-        client=client,
-    )
-    try:
-        async with gh.transaction(write=True) as db:
-            await _consume_action_token(db, token=mfa_token, purpose="mfa")
-    except InvalidActionToken:
-        raise InvalidMfaToken() from None
-    first = "fed" if mfa_token.startswith("fed.") else "pwd"
-    pair = await _start_session(gh, user, client, rehash=None, amr=(first, method), aal=2)
-    gh.metrics.logins.labels("success").inc()
-    log.info("login user=%s mfa=%s", user.id, method)
-    return pair
-
-
-async def _second_factor(
-    gh: Gatehouse,
-    *,
-    user: User,
-    purpose: str,
-    event: str,
-    client: Client,
-    otp: str | None = None,
-    recovery_code: str | None = None,
-    passkey: PasskeyAnswer | None = None,
-) -> tuple[str, bool]:
-    """Check one second factor (codes under the per-user limit): (method used, passkey verified the user)."""
-    if otp is not None:
-        await _guarded_check(
-            gh, user=user, method="otp", event=event, client=client, check=lambda: _spend_totp(gh, user.id, otp)
-        )
-        return "otp", False
-    if recovery_code is not None:
-        await _guarded_check(
-            gh,
-            user=user,
-            method="recovery",
-            event=event,
-            client=client,
-            check=lambda: _spend_recovery_code(gh, user, recovery_code, client=client),
-        )
-        return "recovery", False
-    if passkey is not None:
-        _, verified = await _prove_passkey(gh, passkey, purpose=purpose, user=user, event=event, client=client)
-        return "webauthn", verified
-    raise InvalidInput("send one of `code`, `recovery_code` or `webauthn`")
-
-
-async def _guarded_check(
-    gh: Gatehouse, *, user: User, method: str, event: str, client: Client, check: Callable[[], Awaitable[Any]]
-) -> Any:
-    """Run one code check under RATE_MFA_FAILURES. The slot is reserved *before* the check and given
-    back on success, so N parallel wrong codes get at most the limit's checks, on every instance.
-
-    Only callers past the first factor get here (an mfa_token, or a session). Once they have spent the
-    budget, the owner on an address they have signed in from still has a reserve of the same size that
-    tries from elsewhere cannot spend."""
-    rate, key = gh.settings.rate_mfa_failures, f"mfa-fail:{user.id}"
-    if (wait := await gh.cache.hit(key, rate)) > 0:
-        if not await _is_known_address(gh, user.id, ip_group(client.ip)):
-            gh.metrics.rate_limited.labels("mfa-fail").inc()
-            raise RateLimited(wait)
-        key = f"mfa-fail-known:{user.id}"
-        await _check_rate(gh, key, rate)
-    try:
-        result = await check()
-        failure: ServiceError = InvalidOtp()
-    except (InvalidOtp, PasskeyRejected) as exc:
-        result, failure = None, exc
-    if result:
-        await gh.cache.hit(key, rate, -1)
-        return result
-    gh.audit_later(_audit(event, client, subject=user.id, outcome="failure", method=method))
-    log.info("second factor check failed event=%s method=%s ip=%s", event, method, client.ip)
-    raise failure
-
-
-async def _prove_now(
-    gh: Gatehouse,
-    user: User,
-    *,
-    client: Client,
-    password: str | None = None,
-    otp: str | None = None,
-    recovery_code: str | None = None,
-    passkey: PasskeyAnswer | None = None,
-) -> None:
-    """Check the proof a step-up carries: the password, or one second factor."""
-    if password is not None:
-        await _check_password(
-            gh,
-            account=user.email,
-            user=user,
-            password=password,
-            code=None,
-            client=client,
-            event="auth.step_up",
-            wrong=WrongPassword,
-        )
-    else:
-        await _second_factor(
-            gh,
-            user=user,
-            otp=otp,
-            recovery_code=recovery_code,
-            passkey=passkey,
-            purpose="proof",
-            event="auth.step_up",
-            client=client,
-        )
-
-
-async def require_factor_proof(
-    gh: Gatehouse,
-    principal: "Principal",
-    *,
-    password: str | None = None,
-    otp: str | None = None,
-    recovery_code: str | None = None,
-    passkey: PasskeyAnswer | None = None,
-    email_code: str | None = None,
-    client: Client = CLI,
-) -> None:
-    """Gate adding or removing a second factor: a session, and a proof in this request, never a recent
-    sign-in alone (a stolen access token must neither plant a factor that outlives a password reset nor
-    strip the owner's). The proof is the strongest the account has: one of its second factors when it
-    has one (the password alone would let a phished password plant a passkey past the owner's factor),
-    else its password, else (an account made by a provider) a code mailed to its address."""
-    if principal.session_id is None:
-        raise SessionRequired()
-    user = await _load_user(gh, principal.user_id)
-    has_factor = await _has_second_factor(gh, user.id)
-    if has_factor and (otp or recovery_code or passkey):
-        await _prove_now(gh, user, otp=otp, recovery_code=recovery_code, passkey=passkey, client=client)
-    elif not has_factor and password is not None and user.password_hash:
-        await _prove_now(gh, user, password=password, client=client)
-    elif not has_factor and email_code is not None and not user.password_hash:
-        if not await _spend_login_code(gh, user=user, code=email_code, purpose="email_code"):
-            gh.audit_later(_audit("auth.step_up", client, subject=user.id, outcome="failure", method="email_code"))
-            raise InvalidOtp("The emailed code is wrong, expired or already used.")
-    else:
-        raise FactorProofRequired()
-
-
-async def send_email_code(gh: Gatehouse, *, principal: "Principal", client: Client = CLI) -> None:
-    """Mail the signed-in account's address a one-time code: the proof a factor change needs on an account
-    with neither a password nor a second factor (one made by a provider)."""
-    if principal.session_id is None:
-        raise SessionRequired()
-    user = await _load_user(gh, principal.user_id)
-    gh.spawn(_send_login_code(gh, user=user, client=client, purpose="email_code"))
-
-
-def _totp_secret(gh: Gatehouse, row: TotpFactor) -> str:
-    return gh.tokens.unseal(row.secret, context=f"totp/{row.user_id}", what="a TOTP secret").decode()
-
-
-async def _spend_totp(gh: Gatehouse, user_id: uuid.UUID, code: str, *, pending: bool = False) -> bool:
-    """Accept a code of the confirmed (or, `pending`, the unconfirmed) authenticator once: its time step
-    must be newer than the last one accepted, a compare-and-set that holds across instances."""
-    async with gh.transaction() as db:
-        row = await db.get(TotpFactor, user_id)
-    if row is None or (row.confirmed_at is None) != pending:
-        return False
-    step = totp_step(code.strip(), _totp_secret(gh, row))
-    if step is None:
-        return False
-    state = TotpFactor.confirmed_at.is_(None) if pending else TotpFactor.confirmed_at.is_not(None)
-    changes: dict[str, Any] = {"last_step": step} | ({"confirmed_at": utcnow()} if pending else {})
-    async with gh.transaction(write=True) as db:
-        taken = await db.scalar(
-            sa.update(TotpFactor)
-            .where(TotpFactor.user_id == user_id, TotpFactor.last_step < step, state)
-            .values(**changes)
-            .returning(TotpFactor.user_id)
-        )
-    return taken is not None
-
-
-async def _spend_recovery_code(gh: Gatehouse, user: User, code: str, *, client: Client) -> bool:
-    normalized = normalize_recovery_code(code)
-    if not _RECOVERY_RE.match(normalized):
-        return False
-    async with gh.transaction(write=True) as db:
-        spent = await db.scalar(
-            sa.update(RecoveryCode)
-            .where(
-                RecoveryCode.user_id == user.id,
-                RecoveryCode.code_hash == hash_secret(normalized),
-                RecoveryCode.used_at.is_(None),
-            )
-            .values(used_at=utcnow())
-            .returning(RecoveryCode.id)
-        )
-        left = await db.scalar(
-            sa.select(sa.func.count())
-            .select_from(RecoveryCode)
-            .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-        )
-    if spent is None:
-        return False
-    gh.spawn(
-        send_mail(gh, kind="recovery_code_used", email=user.email, client=client, budget=False, remaining=str(left))
-    )
-    return True
-
-
-async def _store_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
-    """Replace a user's recovery codes inside the caller's transaction; the new codes, to show once."""
-    codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
-    await db.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
-    now = utcnow()
-    db.add_all(
-        [
-            RecoveryCode(user_id=user_id, code_hash=hash_secret(normalize_recovery_code(c)), created_at=now)
-            for c in codes
-        ]
-    )
-    return codes
-
-
-async def enroll_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> tuple[str, str]:
-    """Start enrolling an authenticator app: (secret, otpauth:// URI). It counts once confirmed."""
-    import pyotp
-
-    user = await _load_user(gh, user_id)
-    secret = pyotp.random_base32()
-    sealed = gh.tokens.seal(secret.encode(), context=f"totp/{user.id}")
-    try:
-        async with gh.transaction(write=True) as db:
-            row = await db.get(TotpFactor, user.id, with_for_update=True)
-            if row is not None and row.confirmed_at is not None:
-                raise TotpAlreadyEnabled()
-            if row is None:
-                db.add(TotpFactor(user_id=user.id, secret=sealed, created_at=utcnow(), last_step=0))
-            else:
-                row.secret, row.created_at, row.last_step = sealed, utcnow(), 0
-            db.add(_audit("mfa.totp_enroll", client, subject=user.id))
-    except sa.exc.IntegrityError:
-        raise TotpAlreadyEnabled("Another enrollment started at the same moment; start again.") from None
-    uri = pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=user.email, issuer_name=gh.settings.mfa_issuer)
-    return secret, uri
-
-
-async def confirm_totp(gh: Gatehouse, *, user_id: uuid.UUID, code: str, client: Client = CLI) -> list[str]:
-    """Activate the pending authenticator with one of its codes; the new recovery codes, shown once."""
-    user = await _load_user(gh, user_id)
-    async with gh.transaction() as db:
-        pending = await db.scalar(
-            sa.select(TotpFactor.user_id).where(TotpFactor.user_id == user.id, TotpFactor.confirmed_at.is_(None))
-        )
-    if pending is None:
-        raise MfaNotEnabled("No authenticator enrollment is pending: start with POST /mfa/totp.")
-    await _guarded_check(
-        gh,
-        user=user,
-        method="otp",
-        event="mfa.totp_confirm",
-        client=client,
-        check=lambda: _spend_totp(gh, user.id, code, pending=True),
-    )
-    async with gh.transaction(write=True) as db:
-        codes = await _store_recovery_codes(db, user.id)
-        db.add(_audit("mfa.totp_enabled", client, subject=user.id))
-        undo = await _undo_link(gh, db, user, "totp", client)
-    gh.spawn(send_mail(gh, kind="mfa_enabled", email=user.email, client=client, budget=False, method="totp", link=undo))
-    return codes
-
-
-async def _forget_codes_without_factor(db: AsyncSession, user_id: uuid.UUID) -> None:
-    # Recovery codes stand in for a factor; with none left they would be a back door.
-    if not await _mfa_methods(db, user_id):
-        await db.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
-
-
-async def _undo_link(gh: Gatehouse, db: AsyncSession, user: User, factor: str, client: Client) -> str:
-    """The "this wasn't me" link for the mail announcing a new factor (`totp`, or a passkey's id)."""
-    token = await _issue_action_token(
-        gh,
-        user=user,
-        purpose="factor_undo",
-        lifetime=timedelta(days=gh.settings.factor_undo_days),
-        event="mfa.undo_link_sent",
-        client=client,
-        token=f"{factor}.{secrets.token_urlsafe(32)}",
-        db=db,
-    )
-    return gh.settings.factor_undo_url.format(token=token)
-
-
-async def undo_factor(gh: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
-    """ "This wasn't me", from the mail announcing a new second factor: that factor goes (with the recovery
-    codes when no factor is left), every session ends and every API key is revoked. An authenticator
-    app enrolled again after the link was sent is not the one it names, and stays."""
-    factor = token.partition(".")[0]
-    async with gh.transaction(write=True) as db:
-        spent = await _consume_action_token(db, token=token, purpose="factor_undo")  # the stored hash covers `factor`
-        user = await db.get(User, spent.user_id, with_for_update=True)
-        if user is None:
-            raise InvalidActionToken()
-        if factor == "totp":
-            named = TotpFactor.confirmed_at <= sa.literal(spent.created_at, UTCDateTime())
-            stmt = sa.delete(TotpFactor).where(TotpFactor.user_id == user.id, named).returning(sa.literal("app"))
-        else:
-            named = Passkey.id == uuid.UUID(hex=factor)
-            stmt = sa.delete(Passkey).where(Passkey.user_id == user.id, named).returning(Passkey.name)
-        removed = tuple(await db.scalars(stmt))
-        await _forget_codes_without_factor(db, user.id)
-        revoked = await _revoke_user_keys(db, user.id)
-        db.add(_audit("mfa.factor_undone", client, subject=user.id, factor=factor, removed=len(removed)))
-    await _publish_revoked_keys(gh, revoked)
-    ended = await _end_sessions(gh, user_id=user.id, reason="factor_undo")
-    log.warning("second factor undone by its owner user=%s factor=%s sessions_ended=%d", user.id, factor, ended)
-    return CredentialsEnded(user.id, ended, len(revoked), removed)
-
-
-@dataclass(frozen=True, slots=True)
-class FactorInfo:
-    """A second factor as its owner sees it when recovering the account."""
-
-    id: str  # "totp" or the passkey's id: what `keep_factors` names
-    kind: Literal["totp", "passkey"]
-    name: str
-    added_at: datetime
-    recent: bool  # added within FACTOR_UNDO_DAYS: account recovery removes it unless kept
-
-
-async def list_factors(gh: Gatehouse, *, user_id: uuid.UUID) -> list[FactorInfo]:
-    """A user's second factors (an authenticator app, passkeys), oldest first."""
-    since = utcnow() - timedelta(days=gh.settings.factor_undo_days)
-    async with gh.transaction() as db:
-        totp = await db.scalar(
-            sa.select(TotpFactor.confirmed_at).where(
-                TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)
-            )
-        )
-        passkeys = list(
-            await db.execute(
-                sa.select(Passkey.id, Passkey.name, Passkey.created_at)
-                .where(Passkey.user_id == user_id)
-                .order_by(Passkey.created_at, Passkey.id)
-            )
-        )
-    found = [FactorInfo("totp", "totp", "authenticator app", totp, totp > since)] if totp else []
-    found += [FactorInfo(str(pid), "passkey", name, added, added > since) for pid, name, added in passkeys]
-    return sorted(found, key=lambda f: f.added_at)
-
-
-async def reset_factors(gh: Gatehouse, *, token: str) -> list[FactorInfo]:
-    """The second factors of the account a reset link is for, so that its owner can choose which recent
-    ones to keep (the link is not spent)."""
-    row = await _peek_action_token(gh, token=token, purpose="reset")
-    return await list_factors(gh, user_id=row.user_id)
-
-
-async def _drop_recent_factors(gh: Gatehouse, db: AsyncSession, user_id: uuid.UUID, keep: frozenset[str]) -> list[str]:
-    """Account recovery by mailbox (inside its transaction): the factors added within FACTOR_UNDO_DAYS go,
-    but for those the owner keeps (`keep`: "totp", passkey ids). Older ones stay: a mailbox alone never
-    strips an established factor, which would make it a way around the second factor. The names removed."""
-    since = sa.literal(utcnow() - timedelta(days=gh.settings.factor_undo_days), UTCDateTime())
-    removed: list[str] = []
-    if "totp" not in keep:
-        recent = sa.or_(TotpFactor.confirmed_at.is_(None), TotpFactor.confirmed_at > since)
-        stmt = sa.delete(TotpFactor).where(TotpFactor.user_id == user_id, recent).returning(TotpFactor.confirmed_at)
-        removed += ["authenticator app" for confirmed in await db.scalars(stmt) if confirmed is not None]
-    kept = [uuid.UUID(k) for k in keep if k != "totp"]
-    stmt = sa.delete(Passkey).where(Passkey.user_id == user_id, Passkey.created_at > since, Passkey.id.not_in(kept))
-    removed += [f"passkey {name}" for name in await db.scalars(stmt.returning(Passkey.name))]
-    await _forget_codes_without_factor(db, user_id)
-    if removed:
-        db.add(_audit("mfa.recovery_removed", CLI, subject=user_id, removed=len(removed)))
-    return removed
-
-
-async def disable_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
-    """Remove the authenticator app (and the recovery codes, when no passkey is left)."""
-    user = await _load_user(gh, user_id)
-    async with gh.transaction(write=True) as db:
-        removed = await db.scalar(
-            sa.delete(TotpFactor).where(TotpFactor.user_id == user.id).returning(TotpFactor.confirmed_at)
-        )
-        if removed is None:
-            raise MfaNotEnabled("No authenticator app is enrolled.")
-        await _forget_codes_without_factor(db, user.id)
-        db.add(_audit("mfa.totp_disabled", client, subject=user.id))
-    gh.spawn(send_mail(gh, kind="mfa_disabled", email=user.email, client=client, budget=False, method="totp"))
-
-
-async def replace_recovery_codes(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> list[str]:
-    """A new set of recovery codes (the old ones stop working); needs a second factor to recover."""
-    user = await _load_user(gh, user_id)
-    async with gh.transaction(write=True) as db:
-        if not await _mfa_methods(db, user.id):
-            raise MfaNotEnabled("Enroll an authenticator app or a passkey first.")
-        codes = await _store_recovery_codes(db, user.id)
-        db.add(_audit("mfa.recovery_codes_replaced", client, subject=user.id))
-    gh.spawn(send_mail(gh, kind="recovery_codes_replaced", email=user.email, client=client, budget=False))
-    return codes
-
-
-async def _remove_second_factors(db: AsyncSession, user_id: uuid.UUID) -> int:
-    """Delete every authenticator app, passkey and recovery code of a user; how many."""
-    removed = 0
-    for model in (TotpFactor, Passkey, RecoveryCode):
-        removed += len(
-            list(await db.scalars(sa.delete(model).where(model.user_id == user_id).returning(model.user_id)))
-        )
-    return removed
-
-
-async def reset_mfa(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> int:
-    """An admin removes every second factor of a user (lost device); the number removed. The user is told."""
-    user = await _load_user(gh, user_id)
-    async with gh.transaction(write=True) as db:
-        removed = await _remove_second_factors(db, user.id)
-        db.add(_audit("mfa.reset", client, subject=user.id, removed=removed))
-    gh.spawn(send_mail(gh, kind="mfa_reset", email=user.email, client=client, budget=False))
-    log.warning("mfa reset user=%s removed=%d", user.id, removed)
-    return removed
-
-
-# Service functions: passkeys -------------------------------------------------
-
-# Passkeys. Challenges are stateless (random, purpose, user and expiry under a MAC), and spent by
-# inserting their hash as a used action token: the unique index refuses a second use anywhere.
-
-PASSKEY_CHALLENGE_SECONDS = 300
-
-
-def _rp_options(gh: Gatehouse) -> dict[str, Any]:
-    return {"expected_rp_id": gh.settings.webauthn_rp_id, "expected_origin": gh.settings.webauthn_origins}
-
-
-async def _passkey_ids(gh: Gatehouse, user_id: uuid.UUID) -> list[str]:
-    async with gh.transaction() as db:
-        return list(await db.scalars(sa.select(Passkey.credential_id).where(Passkey.user_id == user_id)))
-
-
-async def passkey_registration_options(gh: Gatehouse, *, user_id: uuid.UUID) -> dict[str, Any]:
-    """Options for navigator.credentials.create(): a discoverable credential, bound to this user."""
-    import webauthn
-    from webauthn.helpers.structs import (
-        AuthenticatorSelectionCriteria,
-        PublicKeyCredentialDescriptor,
-        ResidentKeyRequirement,
-        UserVerificationRequirement,
-    )
-
-    user = await _load_user(gh, user_id)
-    options = webauthn.generate_registration_options(
-        rp_id=gh.settings.webauthn_rp_id,
-        rp_name=gh.settings.webauthn_rp_name,
-        user_name=user.email,
-        user_id=user.id.bytes,
-        user_display_name=user.full_name or user.email,
-        challenge=gh.tokens.challenge("register", user.id, PASSKEY_CHALLENGE_SECONDS),
-        timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
-        authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.PREFERRED
-        ),
-        exclude_credentials=[
-            PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in await _passkey_ids(gh, user.id)
-        ],
-    )
-    return json.loads(webauthn.options_to_json(options))
-
-
-def _request_options(gh: Gatehouse, purpose: str, user_id: uuid.UUID | None, ids: list[str]) -> dict[str, Any]:
-    import webauthn
-    from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
-
-    options = webauthn.generate_authentication_options(
-        rp_id=gh.settings.webauthn_rp_id,
-        challenge=gh.tokens.challenge(purpose, user_id, PASSKEY_CHALLENGE_SECONDS),
-        timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
-        user_verification=UserVerificationRequirement.PREFERRED,
-        allow_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in ids],
-    )
-    return json.loads(webauthn.options_to_json(options))
-
-
-async def passkey_login_options(gh: Gatehouse, *, mfa_token: str | None = None, client: Client = CLI) -> dict[str, Any]:
-    """Options for navigator.credentials.get(): for a passkey-only sign-in (any discoverable passkey),
-    or, with an mfa_token, for that user's passkeys as the second factor."""
-    await _check_auth_ip(gh, client)
-    if mfa_token is None:
-        return _request_options(gh, "login", None, [])
-    user = await _mfa_token_user(gh, mfa_token)
-    return _request_options(gh, "mfa", user.id, await _passkey_ids(gh, user.id))
-
-
-async def passkey_proof_options(gh: Gatehouse, *, principal: "Principal") -> dict[str, Any]:
-    """Options for proving a passkey in a step-up (sensitive action or POST /auth/reauthenticate)."""
-    if principal.session_id is None:
-        raise SessionRequired()
-    ids = await _passkey_ids(gh, principal.user_id)
-    if not ids:
-        raise MfaNotEnabled("This account has no passkey.")
-    return _request_options(gh, "proof", principal.user_id, ids)
-
-
-def _client_challenge(
-    gh: Gatehouse, answer: PasskeyAnswer, purpose: str, user_id: uuid.UUID | None
-) -> tuple[bytes, datetime]:
-    """The challenge the browser signed, if this service issued it for this purpose and user and it is live."""
-    import webauthn
-
-    try:
-        client_data = json.loads(webauthn.base64url_to_bytes(answer.response.clientDataJSON))
-        challenge = webauthn.base64url_to_bytes(client_data["challenge"])
-    except Exception:  # any shape of hostile input: one answer
-        raise PasskeyRejected() from None
-    expires = gh.tokens.check_challenge(challenge, purpose, user_id)
-    if expires is None:
-        raise PasskeyRejected("The passkey challenge is not one this service issued for this, or it has expired.")
-    return challenge, expires
-
-
-def _spend_challenge(db: AsyncSession, user: User, challenge: bytes, expires: datetime) -> None:
-    now = utcnow()
-    db.add(
-        ActionToken(
-            user_id=user.id,
-            purpose="webauthn",
-            token_hash=hash_secret(challenge.hex()),
-            email=user.email,
-            created_at=now,
-            expires_at=expires,
-            used_at=now,
-        )
-    )
-
-
-async def register_passkey(
-    gh: Gatehouse, *, user_id: uuid.UUID, credential: PasskeyAnswer, name: str, client: Client = CLI
-) -> Passkey:
-    """Verify navigator.credentials.create()'s answer to our options and keep the credential."""
-    import webauthn
-
-    name = _validated(_no_bad_text, name, "name").strip()[:100] or "passkey"
-    user = await _load_user(gh, user_id)
-    challenge, expires = _client_challenge(gh, credential, "register", user.id)
-    try:
-        verified = webauthn.verify_registration_response(
-            credential=credential.as_json(), expected_challenge=challenge, **_rp_options(gh)
-        )
-    except Exception as exc:
-        log.info("passkey registration refused: %s", exc)
-        raise PasskeyRejected() from None
-    try:
-        async with gh.transaction(write=True) as db:
-            _spend_challenge(db, user, challenge, expires)
-            row = Passkey(
-                user_id=user.id,
-                credential_id=webauthn.helpers.bytes_to_base64url(verified.credential_id),
-                public_key=webauthn.helpers.bytes_to_base64url(verified.credential_public_key),
-                sign_count=verified.sign_count,
-                name=name,
-                created_at=utcnow(),
-            )
-            db.add(row)
-            await db.flush()  # the row's id, for the audit row and the undo link
-            db.add(_audit("mfa.passkey_added", client, subject=user.id, passkey=str(row.id)))
-            undo = await _undo_link(gh, db, user, row.id.hex, client)
-    except sa.exc.IntegrityError:
-        raise PasskeyRejected("This passkey is already registered, or this answer was already used.") from None
-    gh.spawn(send_mail(gh, kind="passkey_added", email=user.email, client=client, budget=False, name=name, link=undo))
-    return row
-
-
-async def list_passkeys(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Passkey]:
-    """A user's passkeys, oldest first."""
-    async with gh.transaction() as db:
-        return list(
-            await db.scalars(
-                sa.select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.created_at, Passkey.id)
-            )
-        )
-
-
-async def delete_passkey(gh: Gatehouse, *, user_id: uuid.UUID, passkey_id: uuid.UUID, client: Client = CLI) -> None:
-    """Remove one of a user's passkeys (and the recovery codes, when no factor is left)."""
-    user = await _load_user(gh, user_id)
-    async with gh.transaction(write=True) as db:
-        locked = await _lock_user(db, user.id)
-        if not await _other_ways_in(db, locked, passkey=passkey_id):
-            exists = await db.scalar(sa.select(Passkey.id).where(Passkey.id == passkey_id, Passkey.user_id == user.id))
-            raise LastSignInMethod() if exists else PasskeyNotFound()
-        name = await db.scalar(
-            sa.delete(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id).returning(Passkey.name)
-        )
-        if name is None:
-            raise PasskeyNotFound()
-        await _forget_codes_without_factor(db, user.id)
-        db.add(_audit("mfa.passkey_removed", client, subject=user.id, passkey=str(passkey_id)))
-    gh.spawn(send_mail(gh, kind="passkey_removed", email=user.email, client=client, budget=False, name=name))
-
-
-async def _find_passkey(gh: Gatehouse, answer: PasskeyAnswer) -> Passkey | None:
-    async with gh.transaction() as db:
-        return await db.scalar(sa.select(Passkey).where(Passkey.credential_id == answer.id))
-
-
-class _CounterWentBack(Exception):
-    """Inside the spending transaction: the stored counter is not below the presented one."""
-
-
-async def _check_assertion(
-    gh: Gatehouse,
-    passkey: Passkey,
-    user: User,
-    answer: PasskeyAnswer,
-    *,
-    challenge: bytes,
-    expires: datetime,
-    client: Client,
-) -> bool:
-    """Verify an assertion of `passkey` to `challenge`: origin, RP id, signature; then spend the challenge,
-    and only then compare the sign count, which must grow (a counter going backwards means a cloned
-    authenticator: refused, audited and mailed to the owner). Spending first makes a client's retry of
-    the same answer a spent challenge, never a false clone alarm. True when the authenticator verified
-    the user (PIN, biometric)."""
-    import webauthn
-
-    handle = answer.response.userHandle
-    if handle and handle != webauthn.helpers.bytes_to_base64url(user.id.bytes):
-        raise PasskeyRejected("The passkey answered for another account.")
-    try:
-        # The counter is checked below, not by the library, so that a clone is told from a bad signature.
-        verified = webauthn.verify_authentication_response(
-            credential=answer.as_json(),
-            expected_challenge=challenge,
-            credential_current_sign_count=0,
-            credential_public_key=webauthn.base64url_to_bytes(passkey.public_key),
-            **_rp_options(gh),
-        )
-    except Exception as exc:
-        log.info("passkey assertion refused: %s", type(exc).__name__)
-        raise PasskeyRejected() from None
-    count = verified.new_sign_count
-    try:
-        async with gh.transaction(write=True) as db:
-            _spend_challenge(db, user, challenge, expires)
-            await db.flush()  # a second submission of this answer stops here, on every instance
-            grows = Passkey.sign_count < count if count else Passkey.sign_count == 0
-            if (
-                await db.scalar(
-                    sa.update(Passkey)
-                    .where(Passkey.id == passkey.id, grows)
-                    .values(sign_count=count, last_used_at=utcnow())
-                    .returning(Passkey.id)
-                )
-                is None
-            ):
-                raise _CounterWentBack()
-    except sa.exc.IntegrityError:
-        raise PasskeyRejected("This passkey answer was already used.") from None
-    except _CounterWentBack:
-        await _refuse_clone(gh, passkey, user, count, client)
-    return bool(verified.user_verified)
-
-
-async def _prove_passkey(
-    gh: Gatehouse, answer: PasskeyAnswer, *, purpose: str, user: User | None, event: str, client: Client
-) -> tuple[User, bool]:
-    """Check a passkey answer for `purpose` (of `user`, or of whoever it is registered to): the challenge
-    this service issued first, so junk costs no lookup; then the credential, its signature, the single use
-    of the challenge and the counter. A failure is audited; there is no per-user budget to spend (a
-    signature cannot be guessed). (The user it proves, whether the authenticator verified the user.)"""
-    challenge, expires = _client_challenge(gh, answer, purpose, user.id if user else None)
-    passkey = await _find_passkey(gh, answer)
-    owner = user
-    if passkey is not None and owner is None:
-        async with gh.transaction() as db:
-            owner = await db.get(User, passkey.user_id)
-    try:
-        if passkey is None or owner is None or passkey.user_id != owner.id:
-            raise PasskeyRejected("This passkey is not registered to this account." if user else None)
-        if not owner.is_active:
-            raise PasskeyRejected()
-        verified = await _check_assertion(
-            gh, passkey, owner, answer, challenge=challenge, expires=expires, client=client
-        )
-    except PasskeyRejected:
-        gh.audit_later(_audit(event, client, subject=owner.id if owner else None, outcome="failure", method="webauthn"))
-        raise
-    return owner, verified
-
-
-async def _refuse_clone(gh: Gatehouse, passkey: Passkey, user: User, count: int, client: Client) -> None:
-    gh.audit_later(
-        _audit(
-            "mfa.passkey_clone_detected",
-            client,
-            subject=user.id,
-            outcome="failure",
-            passkey=str(passkey.id),
-            stored=passkey.sign_count,
-            presented=count,
-        )
-    )
-    log.warning("passkey sign count went backwards: passkey=%s user=%s", passkey.id, user.id)
-    if await gh.cache.claim(f"clone-mail:{passkey.id}", 3600):  # told once an hour, however often the copy tries
-        gh.spawn(
-            send_mail(
-                gh, kind="passkey_clone_detected", email=user.email, client=client, budget=False, name=passkey.name
-            )
-        )
-    raise PasskeyRejected(
-        "This passkey's signature counter went backwards, as a cloned authenticator's would: "
-        "it is refused. Sign in with another factor and remove it."
-    )
-
-
-async def sign_in_with_passkey(gh: Gatehouse, *, credential: PasskeyAnswer, client: Client = CLI) -> TokenPair:
-    """Passwordless sign-in with a discoverable passkey; aal2 when the authenticator verified the user."""
-    await _check_auth_ip(gh, client)
-    user, verified = await _prove_passkey(
-        gh, credential, purpose="login", user=None, event="auth.passkey_login", client=client
-    )
-    if gh.settings.require_verified_email and user.email_verified_at is None:
-        raise EmailNotVerified()
-    pair = await _start_session(
-        gh, user, client, rehash=None, amr=("webauthn",), aal=_aal(["webauthn"], verified_passkey=verified)
-    )
-    gh.metrics.logins.labels("success").inc()
-    log.info("login user=%s passkey", user.id)
-    return pair
-
-
 # Service functions: federated sign-in ----------------------------------------
 
 # The browser leaves for the provider with the flow (state, nonce, PKCE verifier, where to land)
@@ -6118,10 +6183,19 @@ async def sign_in_with_passkey(gh: Gatehouse, *, credential: PasskeyAnswer, clie
 # An account whose address was never verified may have been registered by someone who does not own it:
 # only the mailed link links it, and it ends every way in set up before (see _end_unverified_access).
 
+
 OAUTH_FLOW_COOKIE = "gatehouse_oauth"
+
+
 OAUTH_FLOW_SECONDS = 600
+
+
 OAUTH_CODE_SECONDS = 60
+
+
 OAUTH_LINK_SECONDS = 600
+
+
 # What the callback adds to redirect_to's query; a redirect_to that already holds one is refused, or a front
 # end reading the first `code` would sign its user in with one an attacker planted there (login CSRF).
 _ADDED_QUERY_NAMES = frozenset({"code", "linked"})
@@ -6221,63 +6295,6 @@ async def _open_flow(gh: Gatehouse, sealed: str | None, *, provider: str, state:
     return flow
 
 
-async def finish_federated_login(
-    gh: Gatehouse,
-    *,
-    provider: str,
-    flow: str | None,
-    state: str,
-    code: str,
-    error: str = "",
-    client: Client = CLI,
-) -> str:
-    """The provider sent the browser back: check the flow, spend the code, check who signed in, and
-    answer where to send the browser: the front end's URL with a one-time `code` for the exchange."""
-    await _check_auth_ip(gh, client)
-    found = gh.federation.provider(provider)
-    started = await _open_flow(gh, flow, provider=provider, state=state)
-    if error or not code:
-        raise ProviderRejected(f"The identity provider answered {_oauth_error(error or 'no_code')}.")
-    seen = await gh.federation.identity(
-        found, code=code, redirect_uri=_callback_url(gh, provider), verifier=started["v"], nonce=started["n"]
-    )
-    if "u" in started:
-        account = uuid.UUID(started["u"])
-        try:
-            await _attach_identity(gh, provider, seen, account, client)
-        except sa.exc.IntegrityError:  # the same identity arrived twice at once: the first one won
-            await _attach_identity(gh, provider, seen, account, client)
-        return _with_param(started["r"], "linked", provider)
-    try:
-        identity, user = await _place_identity(gh, provider, seen, client)
-    except sa.exc.IntegrityError:  # the same identity or address arrived twice at once: the first one won
-        identity, user = await _place_identity(gh, provider, seen, client)
-    one_time = f"{identity.id.hex}.{secrets.token_urlsafe(32)}"
-    await _issue_action_token(
-        gh,
-        user=user,
-        purpose="oauth_code",
-        lifetime=timedelta(seconds=OAUTH_CODE_SECONDS),
-        event="auth.oauth_callback",
-        client=client,
-        token=one_time,
-    )
-    return _with_param(started["r"], "code", one_time)
-
-
-async def start_identity_link(
-    gh: Gatehouse, *, user_id: uuid.UUID, provider: str, redirect_to: str | None = None, client: Client = CLI
-) -> FederatedStart:
-    """A signed-in person links `provider` to their account (the caller proved the account just now): the
-    browser goes to the provider, and the callback links whoever signs in there to this account."""
-    user = await _load_user(gh, user_id)
-    if user.email_verified_at is None:
-        # Whoever registered an address they do not own must not leave a link behind: the owner's recovery
-        # (a reset, a mailed identity link) ends passwords, sessions and keys, but a link made here would outlive it.
-        raise EmailNotVerified("Verify the account's address before linking a sign-in to it.")
-    return await start_federated_login(gh, provider=provider, redirect_to=redirect_to, client=client, link_to=user.id)
-
-
 async def _attach_identity(
     gh: Gatehouse, provider: str, seen: ProviderIdentity, user_id: uuid.UUID, client: Client
 ) -> Identity:
@@ -6354,6 +6371,63 @@ async def _place_identity(
     return row, user
 
 
+async def finish_federated_login(
+    gh: Gatehouse,
+    *,
+    provider: str,
+    flow: str | None,
+    state: str,
+    code: str,
+    error: str = "",
+    client: Client = CLI,
+) -> str:
+    """The provider sent the browser back: check the flow, spend the code, check who signed in, and
+    answer where to send the browser: the front end's URL with a one-time `code` for the exchange."""
+    await _check_auth_ip(gh, client)
+    found = gh.federation.provider(provider)
+    started = await _open_flow(gh, flow, provider=provider, state=state)
+    if error or not code:
+        raise ProviderRejected(f"The identity provider answered {_oauth_error(error or 'no_code')}.")
+    seen = await gh.federation.identity(
+        found, code=code, redirect_uri=_callback_url(gh, provider), verifier=started["v"], nonce=started["n"]
+    )
+    if "u" in started:
+        account = uuid.UUID(started["u"])
+        try:
+            await _attach_identity(gh, provider, seen, account, client)
+        except sa.exc.IntegrityError:  # the same identity arrived twice at once: the first one won
+            await _attach_identity(gh, provider, seen, account, client)
+        return _with_param(started["r"], "linked", provider)
+    try:
+        identity, user = await _place_identity(gh, provider, seen, client)
+    except sa.exc.IntegrityError:  # the same identity or address arrived twice at once: the first one won
+        identity, user = await _place_identity(gh, provider, seen, client)
+    one_time = f"{identity.id.hex}.{secrets.token_urlsafe(32)}"
+    await _issue_action_token(
+        gh,
+        user=user,
+        purpose="oauth_code",
+        lifetime=timedelta(seconds=OAUTH_CODE_SECONDS),
+        event="auth.oauth_callback",
+        client=client,
+        token=one_time,
+    )
+    return _with_param(started["r"], "code", one_time)
+
+
+async def start_identity_link(
+    gh: Gatehouse, *, user_id: uuid.UUID, provider: str, redirect_to: str | None = None, client: Client = CLI
+) -> FederatedStart:
+    """A signed-in person links `provider` to their account (the caller proved the account just now): the
+    browser goes to the provider, and the callback links whoever signs in there to this account."""
+    user = await _load_user(gh, user_id)
+    if user.email_verified_at is None:
+        # Whoever registered an address they do not own must not leave a link behind: the owner's recovery
+        # (a reset, a mailed identity link) ends passwords, sessions and keys, but a link made here would outlive it.
+        raise EmailNotVerified("Verify the account's address before linking a sign-in to it.")
+    return await start_federated_login(gh, provider=provider, redirect_to=redirect_to, client=client, link_to=user.id)
+
+
 async def _identity_for(db: AsyncSession, token: str, spent: ActionToken) -> tuple[Identity, User]:
     """The identity a spent one-time code or link names (its id leads the token) and its user, both current."""
     try:
@@ -6371,6 +6445,21 @@ async def _identity_for(db: AsyncSession, token: str, spent: ActionToken) -> tup
     ):
         raise InvalidActionToken()
     return identity, user
+
+
+async def _federated_session(gh: Gatehouse, user: User, identity: Identity, client: Client) -> TokenPair | MfaChallenge:
+    """A session for a federated sign-in, through the same second-factor rule as a password's; amr `fed`."""
+    if gh.settings.require_verified_email and user.email_verified_at is None:
+        raise EmailNotVerified()
+    gh.audit_later(_audit("auth.federated_login", client, subject=user.id, provider=identity.provider))
+    async with gh.transaction() as db:
+        methods = await _mfa_methods(db, user.id)
+    if methods:
+        return await _mfa_challenge(gh, user, methods, rehash=None, client=client, first="fed")
+    pair = await _start_session(gh, user, client, rehash=None, amr=("fed",))
+    gh.metrics.logins.labels("success").inc()
+    log.info("login user=%s federated=%s", user.id, identity.provider)
+    return pair
 
 
 async def exchange_federated_code(gh: Gatehouse, *, code: str, client: Client = CLI) -> TokenPair | MfaChallenge:
@@ -6395,23 +6484,35 @@ async def exchange_federated_code(gh: Gatehouse, *, code: str, client: Client = 
         else:
             identity.last_used_at = utcnow()
     if link_token is not None:
-        raise LinkRequired(link_token, identity.provider)
+        raise LinkRequired(link_token, identity.provider, OAUTH_LINK_SECONDS)
     return await _federated_session(gh, user, identity, client)
 
 
-async def _federated_session(gh: Gatehouse, user: User, identity: Identity, client: Client) -> TokenPair | MfaChallenge:
-    """A session for a federated sign-in, through the same second-factor rule as a password's; amr `fed`."""
-    if gh.settings.require_verified_email and user.email_verified_at is None:
-        raise EmailNotVerified()
-    gh.audit_later(_audit("auth.federated_login", client, subject=user.id, provider=identity.provider))
-    async with gh.transaction() as db:
-        methods = await _mfa_methods(db, user.id)
-    if methods:
-        return await _mfa_challenge(gh, user, methods, rehash=None, client=client, first="fed")
-    pair = await _start_session(gh, user, client, rehash=None, amr=("fed",))
-    gh.metrics.logins.labels("success").inc()
-    log.info("login user=%s federated=%s", user.id, identity.provider)
-    return pair
+async def _end_unverified_access(db: AsyncSession, user: User, *, keep: uuid.UUID, client: Client) -> list[ApiKey]:
+    """Inside the caller's transaction, for an account whose address was never verified and whose mailbox was
+    just proved: whoever registered the address may not own it, so the password, API keys, second factors,
+    other identities and outstanding links all end (sessions after the commit). The revoked keys."""
+    had_password = bool(user.password_hash)
+    user.password_hash = ""  # "" never verifies
+    revoked = await _revoke_user_keys(db, user.id)
+    factors = await _remove_second_factors(db, user.id)
+    others = await db.scalars(
+        sa.delete(Identity).where(Identity.user_id == user.id, Identity.id != keep).returning(Identity.id)
+    )
+    identities = len(list(others))
+    await _spend_user_tokens(db, user.id)
+    db.add(
+        _audit(
+            "user.unverified_access_ended",
+            client,
+            subject=user.id,
+            password_removed=had_password,
+            keys_revoked=len(revoked),
+            factors_removed=factors,
+            identities_removed=identities,
+        )
+    )
+    return revoked
 
 
 async def _link(gh: Gatehouse, *, token: str, purpose: str, how: str, client: Client) -> tuple[Identity, User]:
@@ -6447,33 +6548,6 @@ async def _link(gh: Gatehouse, *, token: str, purpose: str, how: str, client: Cl
         await _publish_revoked_keys(gh, late)
     log.info("identity linked user=%s provider=%s how=%s", user.id, identity.provider, how)
     return identity, user
-
-
-async def _end_unverified_access(db: AsyncSession, user: User, *, keep: uuid.UUID, client: Client) -> list[ApiKey]:
-    """Inside the caller's transaction, for an account whose address was never verified and whose mailbox was
-    just proved: whoever registered the address may not own it, so the password, API keys, second factors,
-    other identities and outstanding links all end (sessions after the commit). The revoked keys."""
-    had_password = bool(user.password_hash)
-    user.password_hash = ""  # "" never verifies
-    revoked = await _revoke_user_keys(db, user.id)
-    factors = await _remove_second_factors(db, user.id)
-    others = await db.scalars(
-        sa.delete(Identity).where(Identity.user_id == user.id, Identity.id != keep).returning(Identity.id)
-    )
-    identities = len(list(others))
-    await _spend_user_tokens(db, user.id)
-    db.add(
-        _audit(
-            "user.unverified_access_ended",
-            client,
-            subject=user.id,
-            password_removed=had_password,
-            keys_revoked=len(revoked),
-            factors_removed=factors,
-            identities_removed=identities,
-        )
-    )
-    return revoked
 
 
 async def link_with_password(
@@ -6537,10 +6611,10 @@ async def request_link_mail(gh: Gatehouse, *, link_token: str, client: Client = 
     )
 
 
-async def confirm_identity_link(gh: Gatehouse, *, token: str, client: Client = CLI) -> "IdentityPublic":
+async def confirm_identity_link(gh: Gatehouse, *, token: str, client: Client = CLI) -> Identity:
     """The owner pressed the mailed link: the identity is linked (they sign in with it next time)."""
     identity, _ = await _link(gh, token=token, purpose="oauth_link_mail", how="mail", client=client)
-    return IdentityPublic.model_validate(identity)
+    return identity
 
 
 async def list_identities(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Identity]:
@@ -6553,26 +6627,6 @@ async def list_identities(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Identity
                 .order_by(Identity.created_at, Identity.id)
             )
         )
-
-
-async def _other_ways_in(
-    db: AsyncSession, user: User, *, identity: uuid.UUID | None = None, passkey: uuid.UUID | None = None
-) -> bool:
-    """Whether the user can still sign in without this identity or passkey: a password, another passkey
-    or another linked identity."""
-    if user.password_hash:
-        return True
-    others = await db.execute(
-        sa.select(
-            sa.exists().where(Passkey.user_id == user.id, Passkey.id != (passkey or uuid.UUID(int=0))),
-            sa.exists().where(
-                Identity.user_id == user.id,
-                Identity.linked_at.is_not(None),
-                Identity.id != (identity or uuid.UUID(int=0)),
-            ),
-        )
-    )
-    return any(others.one())
 
 
 async def unlink_identity(gh: Gatehouse, *, user_id: uuid.UUID, identity_id: uuid.UUID, client: Client = CLI) -> None:
@@ -6703,29 +6757,6 @@ def _purge_rules(settings: Settings, now: datetime) -> list[tuple[str, Any, Any]
     return rules
 
 
-async def purge(gh: Gatehouse, *, dry_run: bool = False) -> dict[str, int | None]:
-    """Delete what retention no longer keeps, in small batches; the rows removed per table (with
-    `dry_run`, the rows that would be). None for a table: another instance is purging right now."""
-    now = utcnow()
-    rules = _purge_rules(gh.settings, now)
-    counts: dict[str, int | None] = {"sessions": 0, "action_tokens": 0, "identities": 0, "audit_events": 0}
-    if dry_run:
-        async with gh.transaction() as db:
-            for table in counts:
-                conditions = [condition for name, _, condition in rules if name == table]
-                model = next((model for name, model, _ in rules if name == table), None)
-                if model is not None:
-                    stmt = sa.select(sa.func.count()).select_from(model).where(sa.or_(*conditions))
-                    counts[table] = await db.scalar(stmt) or 0
-        return counts
-    async with _purge_lock(gh) as mine:
-        if not mine:
-            return dict.fromkeys(counts)
-        for table, model, condition in rules:
-            counts[table] = (counts[table] or 0) + await _purge_table(gh, table, model, condition)
-    return counts
-
-
 @asynccontextmanager
 async def _purge_lock(gh: Gatehouse) -> AsyncIterator[bool]:
     # PostgreSQL: one purging instance, by a session-level advisory lock on a connection that holds
@@ -6762,6 +6793,44 @@ async def _purge_table(gh: Gatehouse, table: str, model: Any, condition: Any) ->
         await asyncio.sleep(gh.settings.purge_pause_seconds)
 
 
+async def purge(gh: Gatehouse, *, dry_run: bool = False) -> dict[str, int | None]:
+    """Delete what retention no longer keeps, in small batches; the rows removed per table (with
+    `dry_run`, the rows that would be). None for a table: another instance is purging right now."""
+    now = utcnow()
+    rules = _purge_rules(gh.settings, now)
+    counts: dict[str, int | None] = {"sessions": 0, "action_tokens": 0, "identities": 0, "audit_events": 0}
+    if dry_run:
+        async with gh.transaction() as db:
+            for table in counts:
+                conditions = [condition for name, _, condition in rules if name == table]
+                model = next((model for name, model, _ in rules if name == table), None)
+                if model is not None:
+                    stmt = sa.select(sa.func.count()).select_from(model).where(sa.or_(*conditions))
+                    counts[table] = await db.scalar(stmt) or 0
+        return counts
+    async with _purge_lock(gh) as mine:
+        if not mine:
+            return dict.fromkeys(counts)
+        for table, model, condition in rules:
+            counts[table] = (counts[table] or 0) + await _purge_table(gh, table, model, condition)
+    return counts
+
+
+async def purge_periodically(gh: Gatehouse) -> None:
+    """Purge every PURGE_INTERVAL_SECONDS, at a random point of each interval (instances that started
+    together spread out); a failed round is logged and the next one tries again."""
+    interval = gh.settings.purge_interval_seconds
+    while True:
+        await asyncio.sleep(interval * (0.5 + secrets.randbelow(1000) / 2000))
+        try:
+            counts = await purge(gh)
+        except Exception as exc:
+            log.warning("retention purge failed: %s", exc)
+            continue
+        if any(counts.values()):
+            log.info("retention purge removed %s", counts)
+
+
 def describe_settings(settings: Settings) -> dict[str, str]:
     """The effective settings with every secret masked, for printing."""
     shown = {}
@@ -6780,6 +6849,22 @@ def describe_settings(settings: Settings) -> dict[str, str]:
             value = str(Rate(**value))
         shown[name.upper()] = "" if value is None else str(value)
     return shown
+
+
+async def check_health(gh: Gatehouse) -> tuple[bool, dict[str, Any]]:
+    """Readiness: the database must answer; a degraded cache is reported but not fatal."""
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        async with asyncio.timeout(gh.settings.db_pool_timeout + 1):
+            async with gh.transaction() as db:
+                await db.execute(sa.text("SELECT 1"))
+        checks["database"] = {"status": "ok"}
+    except Exception as exc:
+        ready = False
+        checks["database"] = {"status": "unavailable", "detail": type(exc).__name__}
+    checks["cache"] = await gh.cache.health()
+    return ready, checks
 
 
 async def check_config(gh: Gatehouse) -> list[str]:
@@ -6805,22 +6890,6 @@ async def check_config(gh: Gatehouse) -> list[str]:
     if gh.settings.redis_url and checks["cache"]["status"] != "ok":
         problems.append(f"REDIS_URL: Redis does not answer ({checks['cache'].get('detail', 'not subscribed')})")
     return problems
-
-
-async def check_health(gh: Gatehouse) -> tuple[bool, dict[str, Any]]:
-    """Readiness: the database must answer; a degraded cache is reported but not fatal."""
-    checks: dict[str, Any] = {}
-    ready = True
-    try:
-        async with asyncio.timeout(gh.settings.db_pool_timeout + 1):
-            async with gh.transaction() as db:
-                await db.execute(sa.text("SELECT 1"))
-        checks["database"] = {"status": "ok"}
-    except Exception as exc:
-        ready = False
-        checks["database"] = {"status": "unavailable", "detail": type(exc).__name__}
-    checks["cache"] = await gh.cache.health()
-    return ready, checks
 
 
 # Schemas #####################################################################
@@ -7292,6 +7361,13 @@ async def get_client(request: Request) -> Client:
 ClientDep = Annotated[Client, Depends(get_client)]
 
 
+def _scope_error(principal: Principal, missing: list[str], message: str | None = None) -> ServiceError:
+    """The refusal for a caller lacking `missing`: mfa_enrollment_required when only withheld scopes lack."""
+    if set(missing) <= principal.withheld:
+        return MfaEnrollmentRequired()
+    return InsufficientScope(message or f"This needs the scope(s): {', '.join(missing)}.")
+
+
 class Authenticated(OAuth2PasswordBearer):
     """The caller, from `Authorization: Bearer <access token or API key>` or `X-API-Key`,
     holding every scope in `scopes` (403 insufficient_scope) and, with `session=True`,
@@ -7351,13 +7427,6 @@ class Authenticated(OAuth2PasswordBearer):
         return principal
 
 
-def _scope_error(principal: Principal, missing: list[str], message: str | None = None) -> ServiceError:
-    """The refusal for a caller lacking `missing`: mfa_enrollment_required when only withheld scopes lack."""
-    if set(missing) <= principal.withheld:
-        return MfaEnrollmentRequired()
-    return InsufficientScope(message or f"This needs the scope(s): {', '.join(missing)}.")
-
-
 CurrentUser = Annotated[Principal, Depends(Authenticated())]
 
 
@@ -7372,13 +7441,29 @@ def require_mfa(*scopes: str) -> Any:
 
 
 SessionUser = Annotated[Principal, Depends(Authenticated(session=True))]
+
+
 SessionReader = Annotated[Principal, Depends(Authenticated("users:read", session=True))]
+
+
 SessionWriter = Annotated[Principal, Depends(Authenticated("users:write", session=True))]
+
+
 READER = Authenticated("users:read")
+
+
 Reader = Annotated[Principal, Depends(READER)]
+
+
 Writer = Annotated[Principal, require_scope("users:write")]
+
+
 KeyReader = Annotated[Principal, require_scope("keys:read")]
+
+
 KeyWriter = Annotated[Principal, require_scope("keys:write")]
+
+
 AdminUser = Annotated[Principal, require_scope("admin")]
 
 
@@ -8675,6 +8760,8 @@ async def open_for_serving(settings: Settings) -> Gatehouse:
     """A Gatehouse ready to serve HTTP, refusing to start when SECRET_KEY cannot unseal a signing
     key: every login would fail to sign. (The CLI still starts, so an operator can retire the keys.)"""
     gh = await Gatehouse.open(settings)
+    if settings.purge_interval_seconds > 0:
+        gh.start_purger(purge_periodically)
     try:
         kids = await sealed_keys_not_opened(gh)
     except (ServiceError, sa.exc.DBAPIError):

@@ -254,6 +254,80 @@ def error_code(response: httpx.Response) -> str:
     return body["error"]["code"]
 
 
+# The module's map ############################################################
+#
+# service.py reads top-down: each banner's code uses only what stands above it, and the module
+# docstring's table of contents names the banners in order.
+
+
+def _service_banners() -> tuple[list[tuple[int, str, bool]], str]:
+    """(line, name, is a `Service functions: …` subsection) for every banner, and the source."""
+    import re
+
+    source = open(service.__file__, encoding="utf-8").read()
+    banners = []
+    for number, line in enumerate(source.splitlines(), 1):
+        if m := re.match(r"^# ([A-Z][^#]*?) #{10,}$", line):
+            banners.append((number, m.group(1), False))
+        elif m := re.match(r"^# Service functions: (.*?) -{3,}$", line):
+            banners.append((number, m.group(1), True))
+    return banners, source
+
+
+def test_every_section_uses_only_the_sections_above_it() -> None:
+    import ast
+    import bisect
+    import re
+
+    banners, source = _service_banners()
+    starts = [number for number, _, _ in banners]
+    tree = ast.parse(source)
+
+    def section(line: int) -> str:
+        return banners[bisect.bisect_right(starts, line) - 1][1]
+
+    defined: dict[str, int] = {}
+    for node in tree.body:
+        targets = [node] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
+        names = [n.name for n in targets]
+        if isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names = [node.target.id]
+        for name in names:
+            defined.setdefault(name, node.lineno)
+    later = []
+    for node in tree.body:
+        own = section(node.lineno)
+        local = {a.arg for a in ast.walk(node) if isinstance(a, ast.arg)}
+        local |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - local
+        for sub in ast.walk(node):  # "Principal" in an annotation is a use too
+            annotations = []
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                arguments = sub.args.posonlyargs + sub.args.args + sub.args.kwonlyargs
+                annotations = [sub.returns, *(a.annotation for a in arguments)]
+            elif isinstance(sub, ast.AnnAssign):
+                annotations = [sub.annotation]
+            for annotation in filter(None, annotations):
+                for leaf in ast.walk(annotation):
+                    if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str):
+                        used |= set(re.findall(r"[A-Za-z_]\w*", leaf.value))
+        for name in used:
+            if name in defined and defined[name] > node.lineno and section(defined[name]) != own:
+                later.append(f"line {node.lineno} ({own}) uses {name} from {section(defined[name])}")
+    assert not later, "\n".join(sorted(later))
+
+
+def test_the_table_of_contents_names_the_sections_in_order() -> None:
+    banners, _ = _service_banners()
+    doc = (service.__doc__ or "").split("Sections, top to bottom", 1)[1]
+    listed = [line[4:].split("  ")[0] for line in doc.splitlines()[1:] if line[4:5].isupper()]
+    assert listed == [name for _, name, sub in banners if not sub]
+    contents = " ".join(doc.split("Service functions", 1)[1].split("Schemas", 1)[0].split()).split(" (")[0]
+    assert contents.split("; ") == [name for _, name, sub in banners if sub]
+
+
 # Settings ####################################################################
 
 
