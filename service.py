@@ -2916,17 +2916,18 @@ class Templates:
         if settings.mail_templates_dir:
             self._read(Path(settings.mail_templates_dir))
         self._templates = {name: string.Template(text) for name, text in self.texts.items()}
-        for name in self._templates.keys() - _NOT_TEMPLATES:
+        for name in sorted(self._templates.keys() - _NOT_TEMPLATES):
             try:
                 self.render(name, {}, as_html=False)
             except ValueError as exc:
                 self.problems.append(f"{self.origin[name]}: {exc} (write $$ for a dollar sign)")
-                self._templates[name] = string.Template(BUILT_IN_TEMPLATES[name])
+                self.texts[name] = BUILT_IN_TEMPLATES[name]
+                self._templates[name] = string.Template(self.texts[name])
 
     def _read(self, root: Path) -> None:
         for path in sorted(root.rglob("*")):
             name = path.relative_to(root).as_posix()
-            if path.is_dir() or path.name.startswith("."):  # editors' swap and backup files
+            if path.is_dir() or any(part.startswith(".") for part in name.split("/")):  # .git, editors' swap files
                 continue
             if name not in self.texts:
                 self.problems.append(
