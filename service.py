@@ -8924,12 +8924,15 @@ class EdgeMiddleware:
 
 
 async def open_for_serving(settings: Settings) -> Gatehouse:
-    """A Gatehouse ready to serve HTTP, refusing to start when SECRET_KEY cannot unseal a signing
+    """A Gatehouse ready to serve HTTP, refusing to start when a template in MAIL_TEMPLATES_DIR cannot
+    be used (better than a page or a mail failing later) or when SECRET_KEY cannot unseal a signing
     key: every login would fail to sign. (The CLI still starts, so an operator can retire the keys.)"""
     gh = await Gatehouse.open(settings)
     if gh.templates.problems:
         await gh.close()
-        raise ConfigError("\n".join(gh.templates.problems))
+        problems = "\n".join(gh.templates.problems)
+        log.error("%s", problems)
+        raise ConfigError(problems)
     try:
         kids = await sealed_keys_not_opened(gh)
     except (ServiceError, sa.exc.DBAPIError):
