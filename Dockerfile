@@ -17,7 +17,6 @@ RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin gateh
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY service.py cli.py ./
-COPY templates/ ./templates/
 USER gatehouse
 VOLUME ["/data"]
 EXPOSE 8000

@@ -523,6 +523,43 @@ MUTANTS = [
         "    pair = await _start_session(\n",
         "test_passkey_sign_in_from_a_new_address_is_not_held_by_a_full_password_limit",
     ),
+    # Service runs alone
+    Mutant(
+        "templates: a file that cannot be used does not stop the server starting",
+        "    if gh.templates.problems:\n        await gh.close()",
+        "    if False:\n        await gh.close()",
+        "test_a_template_that_cannot_be_rendered_is_a_startup_error_naming_it",
+    ),
+    Mutant(
+        "templates: check-config does not list a file that cannot be used",
+        "    problems = [*gh.settings.problems(), *gh.templates.problems]",
+        "    problems = list(gh.settings.problems())",
+        "test_a_template_that_cannot_be_rendered_is_a_startup_error_naming_it",
+    ),
+    Mutant(
+        "templates: not rendered at startup (a lone $ waits for the first mail)",
+        "                self.render(name, {}, as_html=False)",
+        "                pass",
+        "test_a_template_that_cannot_be_rendered_is_a_startup_error_naming_it",
+    ),
+    Mutant(
+        "templates: an override with no built-in of its name is accepted",
+        "            if name not in self.texts:\n",
+        "            if False:\n",
+        "test_a_template_that_cannot_be_rendered_is_a_startup_error_naming_it",
+    ),
+    Mutant(
+        "templates: an override file is read but not used",
+        '                self.texts[name] = path.read_text(encoding="utf-8")',
+        '                path.read_text(encoding="utf-8")',
+        "test_mail_templates_dir_overrides_a_mail_and_a_page",
+    ),
+    Mutant(
+        "templates: the style sheet is read from a file beside service.py",
+        '    css = gh.templates.texts["pages/gatehouse.css"]',
+        '    css = (Path(__file__).parent / "templates" / "pages" / "gatehouse.css").read_text()',
+        "test_service_py_alone_serves_every_page_and_mail",
+    ),
     # Operations, storage and configuration
     Mutant(
         "metrics: a scrape reports one worker, not the sum",

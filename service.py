@@ -2688,8 +2688,227 @@ def create_cache(settings: Settings) -> Cache:
 
 # Mail ########################################################################
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 _KIND_RE = re.compile(r"^[a-z0-9_]{1,64}$")
+
+# The built-in messages, so that service.py needs no file beside it. Each is a subject and the paragraphs of
+# its body; the text and HTML parts are made from them inside one layout. A paragraph that is just $link or
+# $code stands out: indented in the text, a link or bold in the HTML.
+_MESSAGES: dict[str, tuple[str, ...]] = {
+    "_generic": (
+        "$kind_title: your account on $site",
+        "There is news about your account $email on $site: $kind_title.",
+        "$link",
+        "If you did not expect this message, contact the administrators of $site.",
+    ),
+    "password_reset": (
+        "Reset your password for $site",
+        "Someone (hopefully you) asked to reset the password of the account $email on $site.",
+        "Choose a new password here; the link works once and expires in $reset_minutes minutes:",
+        "$link",
+        "If you did not ask for this, ignore this message: your password stays as it is.",
+    ),
+    "email_verification": (
+        "Confirm your email address for $site",
+        "Please confirm that $email is your address; the link expires in $verify_hours hours:",
+        "$link",
+        "If you did not create an account on $site, ignore this message.",
+    ),
+    "email_change_confirm": (
+        "Confirm your new email address for $site",
+        "Someone asked to use $email as the address of an account on $site.",
+        "The change happens only when you open this link (it expires in $email_change_hours hours):",
+        "$link",
+        "If you did not ask for this, ignore this message: nothing changes.",
+    ),
+    "email_change_notice": (
+        "Your email address on $site is being changed",
+        "Someone asked to change the address of your account on $site from $email to $new_email.",
+        "If that was you, there is nothing to do. If it was not, open this link within $email_revert_days days: "
+        "it cancels or undoes the change, signs out every session and revokes every API key:",
+        "$link",
+        "Then choose a new password: whoever asked for the change may know your current one.",
+    ),
+    "email_changed": (
+        "Your email address on $site was changed",
+        "An administrator changed the address of your account on $site from $email to $new_email.",
+        "From now on, messages about your account go to the new address.",
+        "If you did not expect this, contact the administrators of $site.",
+    ),
+    "login_code": (
+        "Your sign-in code for $site: $code",
+        "Someone is signing in to your account $email on $site after several wrong passwords.",
+        "To continue, enter this code (valid for $login_code_minutes minutes):",
+        "$code",
+        "If it was not you, do not share the code with anyone, and consider changing your password.",
+    ),
+    "email_code": (
+        "Your code for $site: $code",
+        "Someone signed in to your account $email on $site is changing its second factors, and asked for this "
+        "code to prove the account is theirs (valid for $login_code_minutes minutes):",
+        "$code",
+        "If it was not you, do not share the code with anyone, and sign out every session of your account.",
+    ),
+    "identity_link": (
+        "Link a $provider sign-in to your account on $site?",
+        "Someone signing in with $provider asked to link that sign-in to the account of $email on $site. Once "
+        "linked, whoever holds that $provider sign-in can use your account.",
+        "If it was you, open this link within $reset_minutes minutes and press the button:",
+        "$link",
+        "If it was not you, ignore this message: nothing is linked without that button.",
+    ),
+    "new_sign_in": (
+        "New sign-in to your account on $site",
+        "Your account $email on $site was signed in to from a device or network it has not used before.",
+        "If this was you, there is nothing to do. If not, reset your password: every session ends with it.",
+    ),
+    "mfa_enabled": (
+        "Two-step sign-in is now on for $site",
+        "Two-step sign-in was turned on for your account $email on $site.",
+        "If you did not do this, remove it at once with this link (every session ends and every API key is "
+        "revoked; the link works for $factor_undo_days days):",
+        "$link",
+        "Then choose a new password with a reset link.",
+    ),
+    "mfa_disabled": (
+        "Two-step sign-in was turned off on $site",
+        "Two-step sign-in was turned off for your account $email on $site.",
+        "If you did not do this, reset your password at once: someone else may be in your account.",
+    ),
+    "mfa_reset": (
+        "Your two-step sign-in on $site was reset",
+        "The second factor of your account $email on $site was reset; you can set up a new one the next time "
+        "you sign in.",
+        "If you did not ask for this, contact the administrators of $site.",
+    ),
+    "recovery_code_used": (
+        "A recovery code was used on your account on $site",
+        "A recovery code was used to sign in to your account $email on $site; $remaining are left.",
+        "If it was not you, someone holds your password and a recovery code: reset your password at once.",
+    ),
+    "recovery_codes_replaced": (
+        "Your recovery codes on $site were replaced",
+        "New recovery codes were made for your account $email on $site; the old ones no longer work.",
+        "If you did not do this, reset your password at once: someone else may be in your account.",
+    ),
+    "passkey_added": (
+        "A passkey was added to your account on $site",
+        "A new passkey ($name) can now sign in to your account $email on $site.",
+        "If you did not add it, remove it at once with this link (every session ends and every API key is "
+        "revoked; the link works for $factor_undo_days days):",
+        "$link",
+        "Then choose a new password with a reset link.",
+    ),
+    "passkey_removed": (
+        "A passkey was removed from your account on $site",
+        "The passkey ($name) can no longer sign in to your account $email on $site.",
+        "If you did not remove it, reset your password at once: someone else may be in your account.",
+    ),
+    "passkey_clone_detected": (
+        "A copy of your passkey was used on $site",
+        'Someone tried to sign in to your account $email on $site with a copy of your passkey "$name": its '
+        "signature counter went backwards, as a cloned authenticator's does. The attempt was refused.",
+        'Sign in with another factor, remove the passkey "$name" from your account, and add it again from the '
+        "authenticator you hold.",
+    ),
+}
+_MAIL_STYLE = (
+    "font-family: sans-serif; line-height: 1.5; color: #1d2430; max-width: 36em; margin: 0 auto; padding: 1em;"
+)
+_MAIL_HTML_LAYOUT = """\
+<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{title}</title></head>
+<body style="{style}">
+<p>Hello,</p>
+{paragraphs}
+<p style="color: #5b6472; font-size: 0.9em;">&mdash; $site</p>
+</body>
+</html>
+"""
+
+
+def _mail_text(paragraphs: tuple[str, ...]) -> str:
+    body = "\n\n".join(f"    {p}" if p in ("$link", "$code") else p for p in paragraphs)
+    return f"Hello,\n\n{body}\n\n-- \n$site\n"
+
+
+def _mail_html(subject: str, paragraphs: tuple[str, ...]) -> str:
+    shown = {
+        "$link": '<p><a href="$link">$link</a></p>',
+        "$code": '<p style="font-size: 1.6em; letter-spacing: 0.2em;"><strong>$code</strong></p>',
+    }
+    html_paragraphs = "\n".join(shown.get(p) or f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+    return _MAIL_HTML_LAYOUT.format(title=html.escape(subject), style=_MAIL_STYLE, paragraphs=html_paragraphs)
+
+
+# The pages the mailed links open (see the Routes section): one layout, one style sheet.
+_PAGES = {
+    "pages/layout.html": """\
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>$title</title>
+<link rel="stylesheet" href="$base/pages/gatehouse.css">
+</head>
+<body>
+<main>
+<h1>$title</h1>
+$content
+</main>
+</body>
+</html>
+""",
+    "pages/confirm.html": """\
+<p>$explain</p>
+<form method="post" action="$action">
+<input type="hidden" name="token" value="$token">
+<button type="submit">$button</button>
+</form>
+""",
+    "pages/done.html": """\
+<p class="$outcome">$message</p>
+""",
+    "pages/reset_password.html": """\
+<p>Choose a new password for your account. Every session will end and every API key will be revoked,
+so sign in again everywhere afterwards.</p>
+<p class="error">$error</p>
+<form method="post" action="$action">
+<input type="hidden" name="token" value="$token">
+<label for="new_password">New password</label>
+<input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="8" required
+ autofocus>
+<label for="confirm_password">Repeat it</label>
+<input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" minlength="8"
+ required>
+$factors
+<button type="submit">Set the new password</button>
+</form>
+""",
+    "pages/gatehouse.css": """\
+body { font-family: system-ui, sans-serif; line-height: 1.5; color: #1d2430; background: #f4f6f9; margin: 0; }
+main { max-width: 28em; margin: 3em auto; padding: 2em; background: #fff; border-radius: 8px;
+       box-shadow: 0 1px 4px rgba(0, 0, 0, 0.12); }
+h1 { font-size: 1.4em; margin-top: 0; }
+label { display: block; margin-top: 1em; font-weight: 600; }
+input[type=password] { width: 100%; box-sizing: border-box; padding: 0.5em; font-size: 1em; }
+button { margin-top: 1.5em; padding: 0.6em 1.2em; font-size: 1em; background: #1f5fbf; color: #fff; border: 0;
+         border-radius: 4px; cursor: pointer; }
+.ok { color: #17663a; }
+.error { color: #a51d2d; }
+.factors { padding-left: 0; list-style: none; }
+.factors label { display: inline; font-weight: normal; margin-left: 0.4em; }
+""",
+}
+BUILT_IN_TEMPLATES: dict[str, str] = {
+    **{f"{kind}.subject.txt": parts[0] for kind, parts in _MESSAGES.items()},
+    **{f"{kind}.txt": _mail_text(parts[1:]) for kind, parts in _MESSAGES.items()},
+    **{f"{kind}.html": _mail_html(parts[0], parts[1:]) for kind, parts in _MESSAGES.items()},
+    **_PAGES,
+}
+_NOT_TEMPLATES = frozenset({"pages/gatehouse.css"})  # served as it is
 
 
 class _Values(dict[str, str]):
@@ -2699,27 +2918,53 @@ class _Values(dict[str, str]):
         return ""
 
 
-class TemplateFiles:
-    """`$name` templates (string.Template) read once from the first directory that has each file."""
+class Templates:
+    """Every mail and page template (`$name`, string.Template), built in; a file of the same name in
+    MAIL_TEMPLATES_DIR replaces one. All are read and rendered once when made: what cannot be used is
+    listed in `problems` (the server refuses to start on them) and the built-in one stays, so a broken
+    file is never a failing page or a lost mail."""
 
-    def __init__(self, *dirs: Path):
-        self.dirs = dirs
-        self._loaded: dict[str, string.Template | None] = {}
+    def __init__(self, settings: Settings):
+        self.texts = dict(BUILT_IN_TEMPLATES)
+        self.origin = {name: f"built-in template {name}" for name in self.texts}
+        self.problems: list[str] = []
+        if settings.mail_templates_dir:
+            self._read(Path(settings.mail_templates_dir))
+        self._templates = {name: string.Template(text) for name, text in self.texts.items()}
+        for name in sorted(self._templates.keys() - _NOT_TEMPLATES):
+            try:
+                self.render(name, {}, as_html=False)
+            except ValueError as exc:
+                self.problems.append(f"{self.origin[name]}: {exc} (write $$ for a dollar sign)")
+                self.texts[name] = BUILT_IN_TEMPLATES[name]
+                self._templates[name] = string.Template(self.texts[name])
+
+    def _read(self, root: Path) -> None:
+        for path in sorted(root.rglob("*")):
+            name = path.relative_to(root).as_posix()
+            if path.is_dir() or any(part.startswith(".") for part in name.split("/")):  # .git, editors' swap files
+                continue
+            if name not in self.texts:
+                self.problems.append(
+                    f"{path}: no built-in template has this name (mail: KIND.subject.txt, KIND.txt or KIND.html "
+                    f"for a kind Gatehouse sends; pages: {', '.join(sorted(_PAGES))})"
+                )
+                continue
+            try:
+                self.texts[name] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeError) as exc:
+                self.problems.append(f"{path} cannot be read: {exc}")
+                continue
+            self.origin[name] = str(path)
 
     def get(self, name: str) -> string.Template | None:
-        if name not in self._loaded:
-            path = next((d / name for d in self.dirs if (d / name).is_file()), None)
-            self._loaded[name] = string.Template(path.read_text(encoding="utf-8")) if path else None
-        return self._loaded[name]
+        return self._templates.get(name)
 
     def render(self, name: str, values: dict[str, str], *, as_html: bool, markup: dict[str, str] | None = None) -> str:
         """Fill a template; in HTML every value is escaped (`markup`: HTML built from escaped parts)."""
-        template = self.get(name)
-        if template is None:
-            raise ConfigError(f"template {name} is missing from {', '.join(map(str, self.dirs))}")
         if as_html:
             values = {k: html.escape(v, quote=True) for k, v in values.items()}
-        return template.substitute(_Values({**values, **(markup or {})}))
+        return self._templates[name].substitute(_Values({**values, **(markup or {})}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -2737,7 +2982,7 @@ class Mail:
 
 def render_mail(
     settings: Settings,
-    files: TemplateFiles,
+    files: Templates,
     *,
     kind: str,
     to: str,
@@ -2899,11 +3144,15 @@ class Mailer:
     WORKERS = 4
     MAX_DELAY = 300.0
 
-    def __init__(self, settings: Settings, *, metrics: Metrics, audit: Callable[[Mail, bool, dict[str, Any]], None]):
-        self.settings = settings
-        self.files = TemplateFiles(
-            *([Path(settings.mail_templates_dir)] if settings.mail_templates_dir else []), TEMPLATES_DIR / "mail"
-        )
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        templates: Templates,
+        metrics: Metrics,
+        audit: Callable[[Mail, bool, dict[str, Any]], None],
+    ):
+        self.settings, self.templates = settings, templates
         self.metrics, self.audit = metrics, audit
         self.transport: MailTransport | None = None
         self._queue: asyncio.Queue[Mail] | None = None
@@ -2921,7 +3170,7 @@ class Mailer:
         self._workers = [loop.create_task(self._work()) for _ in range(self.WORKERS)] if self.transport else []
 
     def render(self, *, kind: str, to: str, link: str = "", user_id: uuid.UUID | None = None, **fields: str) -> Mail:
-        return render_mail(self.settings, self.files, kind=kind, to=to, link=link, user_id=user_id, **fields)
+        return render_mail(self.settings, self.templates, kind=kind, to=to, link=link, user_id=user_id, **fields)
 
     def submit(self, mail: Mail) -> bool:
         """Queue a message (never waits); False when it cannot be sent, said in the log."""
@@ -3490,7 +3739,8 @@ class Gatehouse:
         self._sampler: asyncio.Task[None] | None = None
         self._purger: asyncio.Task[None] | None = None
         self.trigram_search: bool | None = None  # whether users.email has a trigram index (PostgreSQL)
-        self.mailer = Mailer(settings, metrics=self.metrics, audit=self._audit_mail)
+        self.templates = Templates(settings)
+        self.mailer = Mailer(settings, templates=self.templates, metrics=self.metrics, audit=self._audit_mail)
         self.federation = Federation(settings)
 
     def _audit_mail(self, mail: Mail, sent: bool, detail: dict[str, Any]) -> None:
@@ -6870,7 +7120,7 @@ async def check_health(gh: Gatehouse) -> tuple[bool, dict[str, Any]]:
 async def check_config(gh: Gatehouse) -> list[str]:
     """What keeps this deployment from working: unreachable database or Redis, pending
     migrations that will not be applied, broken rules. One line each; empty when all is well."""
-    problems = list(gh.settings.problems())
+    problems = [*gh.settings.problems(), *gh.templates.problems]
     ready, checks = await check_health(gh)
     if not ready:
         problems.append(f"DATABASE_URL: the database does not answer ({checks['database'].get('detail', '')})")
@@ -8227,7 +8477,6 @@ async def ready(gh: GatehouseDep) -> JSONResponse:
 
 # The pages the mailed links open: plain HTML forms posted back to the same path, no script at all.
 pages_router = APIRouter(include_in_schema=False)
-PAGE_FILES = TemplateFiles(TEMPLATES_DIR / "pages")
 _PAGE_CSP = "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 _INCOMPLETE_LINK = "This link is incomplete: open the whole link from the message."
 
@@ -8242,10 +8491,13 @@ def _page(
     markup: dict[str, str] | None = None,
     **values: str,
 ) -> HTMLResponse:
-    """One of templates/pages/ inside the layout; every value HTML-escaped."""
+    """One of the pages/ templates inside the layout; every value HTML-escaped."""
     base = html.escape(request.scope.get("root_path", "").rstrip("/"))
-    body = PAGE_FILES.render(content, values, as_html=True, markup=markup)
-    page = PAGE_FILES.render("layout.html", {"title": html.escape(title), "base": base, "content": body}, as_html=False)
+    templates: Templates = request.app.state.gatehouse.templates
+    body = templates.render(f"pages/{content}", values, as_html=True, markup=markup)
+    page = templates.render(
+        "pages/layout.html", {"title": html.escape(title), "base": base, "content": body}, as_html=False
+    )
     return HTMLResponse(page, status_code=status, headers={**(headers or {}), "Content-Security-Policy": _PAGE_CSP})
 
 
@@ -8255,9 +8507,9 @@ async def _read_form(request: Request) -> dict[str, str]:
 
 
 @pages_router.get("/pages/gatehouse.css")
-async def page_style() -> Response:
+async def page_style(gh: GatehouseDep) -> Response:
     """The pages' one style sheet (a file: the CSP allows no inline style)."""
-    css = (TEMPLATES_DIR / "pages" / "gatehouse.css").read_text(encoding="utf-8")
+    css = gh.templates.texts["pages/gatehouse.css"]
     return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
@@ -8757,9 +9009,15 @@ class EdgeMiddleware:
 
 
 async def open_for_serving(settings: Settings) -> Gatehouse:
-    """A Gatehouse ready to serve HTTP, refusing to start when SECRET_KEY cannot unseal a signing
+    """A Gatehouse ready to serve HTTP, refusing to start when a template in MAIL_TEMPLATES_DIR cannot
+    be used (better than a page or a mail failing later) or when SECRET_KEY cannot unseal a signing
     key: every login would fail to sign. (The CLI still starts, so an operator can retire the keys.)"""
     gh = await Gatehouse.open(settings)
+    if gh.templates.problems:
+        await gh.close()
+        problems = "\n".join(gh.templates.problems)
+        log.error("%s", problems)
+        raise ConfigError(problems)
     if settings.purge_interval_seconds > 0:
         gh.start_purger(purge_periodically)
     try:

@@ -1629,8 +1629,17 @@ REPO = os.path.dirname(os.path.abspath(__file__))
 class Server:
     """`uvicorn service:app` in its own process, configured through the environment."""
 
-    def __init__(self, settings: Settings, *args: str, log_path: Any = None, port: int | None = None, **env: str):
+    def __init__(
+        self,
+        settings: Settings,
+        *args: str,
+        log_path: Any = None,
+        port: int | None = None,
+        cwd: Any = REPO,
+        **env: str,
+    ):
         self.env = {**os.environ, **settings_env(settings), **env}
+        self.cwd = cwd  # where `service` is imported from
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = [
@@ -1666,7 +1675,7 @@ class Server:
         stderr = open(self.log_path, "wb")
         # `python -m uvicorn`: the `uvicorn` on PATH may belong to another interpreter.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", *self.command], cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=stderr
+            [sys.executable, "-m", *self.command], cwd=self.cwd, env=self.env, stdout=subprocess.DEVNULL, stderr=stderr
         )
         for _ in range(200):
             try:
@@ -1705,13 +1714,13 @@ def image_command() -> list[str]:
     return command
 
 
-def _cli_process(settings: Settings, *args: str) -> Any:
+def _cli_process(settings: Settings, *args: str, cwd: Any = REPO) -> Any:
     import subprocess
     import sys
 
     return subprocess.run(
         [sys.executable, "cli.py", *args],
-        cwd=REPO,
+        cwd=cwd,
         capture_output=True,
         text=True,
         env={**os.environ, **settings_env(settings)},
@@ -4985,12 +4994,12 @@ async def test_mail_templates_every_kind_override_and_fallback(make_settings: An
     ]
     for kind in kinds:
         for part in ("subject.txt", "txt", "html"):
-            assert (service.TEMPLATES_DIR / "mail" / f"{kind}.{part}").is_file(), (kind, part)
+            assert f"{kind}.{part}" in service.BUILT_IN_TEMPLATES, (kind, part)
     overrides = tmp_path / "mail"
     overrides.mkdir()
     (overrides / "password_reset.subject.txt").write_text("Acme: reset for $email\n")
     settings = make_settings(mail_templates_dir=str(overrides))
-    files = service.TemplateFiles(overrides, service.TEMPLATES_DIR / "mail")
+    files = service.Templates(settings)
     mail = service.render_mail(settings, files, kind="password_reset", to="a@example.com", link="https://l/?token=t")
     assert mail.subject == "Acme: reset for a@example.com"  # the overridden file
     assert "https://l/?token=t" in mail.text and "30 minutes" in mail.text  # the built-in ones
@@ -5276,6 +5285,112 @@ def test_browser_docs_authorize_try_it_out_and_the_reset_page(make_settings: Any
         server.stop()
     assert foreign == [], foreign  # no CDN, no fonts: the pages work with no internet
     assert problems == [], problems  # no CSP violations, no script errors
+
+
+_LINK_PAGES = (
+    "/verify-email",
+    "/confirm-email-change",
+    "/revert-email-change",
+    "/undo-factor",
+    "/confirm-identity-link",
+)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("backend", ["sqlite"])  # what is under test is the files beside service.py, not storage
+def test_service_py_alone_serves_every_page_and_mail(make_settings: Any, tmp_path: Any, receiver: Receiver) -> None:
+    import html
+    import shutil
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name in ("service.py", "cli.py"):
+        shutil.copy(os.path.join(REPO, name), alone / name)
+    settings = make_settings(webhook_url=receiver.url)
+    checked = _cli_process(settings, "check-config", cwd=alone)
+    assert checked.returncode == 0 and "rules met" in checked.stdout, checked.stderr
+    server = Server(settings, log_path=tmp_path / "server.log", cwd=alone).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            r = http.get("/reset-password?token=x")
+            assert r.status_code == 200 and 'name="new_password"' in r.text and 'value="x"' in r.text
+            for path in ("/reset-password", *_LINK_PAGES):
+                r = http.get(path)
+                assert r.status_code == 400 and "This link is incomplete" in r.text, path
+            for path in _LINK_PAGES:
+                r = http.get(f"{path}?token=x")
+                assert r.status_code == 200 and 'value="x"' in r.text and "<button" in r.text, path
+                r = http.post(path, data={"token": "x"})
+                assert r.status_code == 400 and "<main>" in r.text, (path, r.text)
+            css = http.get("/pages/gatehouse.css")
+            assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+            assert "main {" in css.text
+            email = "alone@example.com"
+            assert http.post("/auth/register", json={"email": email, "password": PASSWORD}).status_code == 201
+            access = http.post("/auth/login", json={"email": email, "password": PASSWORD}).json()["access_token"]
+            assert http.post("/auth/verify/request", headers=bearer(access)).status_code == 202
+            assert http.post("/auth/password-reset/request", json={"email": email}).status_code == 202
+            for _ in range(100):
+                if {"password_reset", "email_verification"} <= {m["type"] for m in receiver.messages}:
+                    break
+                time.sleep(0.1)
+            for kind, path in (("password_reset", "/reset-password"), ("email_verification", "/verify-email")):
+                [mail] = [m for m in receiver.messages if m["type"] == kind]
+                message, link = mail["message"], mail["link"]
+                assert link.startswith(f"http://localhost:8000{path}?token="), link
+                assert message["subject"] and link in message["text"] and email in message["text"], message
+                assert f'href="{html.escape(link)}"' in message["html"] and "<!doctype html>" in message["html"]
+                assert http.get(link.removeprefix("http://localhost:8000")).status_code == 200
+    finally:
+        server.stop()
+    log = (tmp_path / "server.log").read_text()
+    assert "template" not in log and "Traceback" not in log, log
+
+
+async def test_mail_templates_dir_overrides_a_mail_and_a_page(
+    make_settings: Any, tmp_path: Any, receiver: Receiver
+) -> None:
+    overrides = tmp_path / "templates"
+    (overrides / "pages").mkdir(parents=True)
+    (overrides / "password_reset.subject.txt").write_text("Acme: a new password for $email\n")
+    (overrides / "password_reset.txt").write_text("Acme says: $link\n")
+    (overrides / "pages" / "gatehouse.css").write_text("main { color: rebeccapurple; }\n")
+    async with running(make_settings(webhook_url=receiver.url, mail_templates_dir=str(overrides))) as client:
+        user = await register(client)
+        assert (await client.post("/auth/password-reset/request", json={"email": user["email"]})).status_code == 202
+        [mail] = await messages_of(receiver, "password_reset")
+        message = mail["message"]
+        assert message["subject"] == f"Acme: a new password for {user['email']}"
+        assert message["text"] == f"Acme says: {mail['link']}\n"
+        assert "Acme" not in message["html"] and "30 minutes" in message["html"]  # the one not overridden
+        assert (await client.get("/pages/gatehouse.css")).text == "main { color: rebeccapurple; }\n"
+        r = await client.get("/verify-email?token=x")
+        assert r.status_code == 200 and "Confirm my address" in r.text  # pages not overridden stay built in
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("password_reset.txt", b"Pay $5 now: $link", "Invalid placeholder"),
+        ("pages/layout.html", b"<title>${title</title>", "Invalid placeholder"),
+        ("email_verification.html", b"\xff\xfe not UTF-8", "cannot be read"),
+        ("pasword_reset.txt", b"$link", "no built-in template has this name"),
+    ],
+)
+async def test_a_template_that_cannot_be_rendered_is_a_startup_error_naming_it(
+    make_settings: Any, tmp_path: Any, name: str, content: bytes, reason: str
+) -> None:
+    overrides = tmp_path / "templates"
+    (overrides / "pages").mkdir(parents=True)
+    (overrides / name).write_bytes(content)
+    settings = make_settings(mail_templates_dir=str(overrides))
+    with pytest.raises(service.ConfigError, match=re.escape(str(overrides / name))) as refused:
+        async with running(settings):
+            pass
+    assert reason in str(refused.value)
+    result = await run_cli(settings, "check-config")
+    assert result.exit_code == 1 and f"problem: {overrides / name}" in result.output, result.output
+    assert reason in result.output
 
 
 # Sessions, TOTP and passkeys #################################################
