@@ -2690,6 +2690,7 @@ def create_cache(settings: Settings) -> Cache:
 
 _KIND_RE = re.compile(r"^[a-z0-9_]{1,64}$")
 
+
 # The built-in messages, so that service.py needs no file beside it. Each is a subject and the paragraphs of
 # its body; the text and HTML parts are made from them inside one layout. A paragraph that is just $link or
 # $code stands out: indented in the text, a link or bold in the HTML.
@@ -2811,9 +2812,13 @@ _MESSAGES: dict[str, tuple[str, ...]] = {
         "authenticator you hold.",
     ),
 }
+
+
 _MAIL_STYLE = (
     "font-family: sans-serif; line-height: 1.5; color: #1d2430; max-width: 36em; margin: 0 auto; padding: 1em;"
 )
+
+
 _MAIL_HTML_LAYOUT = """\
 <!doctype html>
 <html lang="en">
@@ -2902,12 +2907,16 @@ button { margin-top: 1.5em; padding: 0.6em 1.2em; font-size: 1em; background: #1
 .factors label { display: inline; font-weight: normal; margin-left: 0.4em; }
 """,
 }
+
+
 BUILT_IN_TEMPLATES: dict[str, str] = {
     **{f"{kind}.subject.txt": parts[0] for kind, parts in _MESSAGES.items()},
     **{f"{kind}.txt": _mail_text(parts[1:]) for kind, parts in _MESSAGES.items()},
     **{f"{kind}.html": _mail_html(parts[0], parts[1:]) for kind, parts in _MESSAGES.items()},
     **_PAGES,
 }
+
+
 _NOT_TEMPLATES = frozenset({"pages/gatehouse.css"})  # served as it is
 
 
@@ -3029,6 +3038,14 @@ class MailRefused(Exception):
     """The receiving server refused the message for good: another attempt would get the same answer."""
 
 
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip(" >") or "localhost"
+
+
+def _mail_domain(settings: Settings) -> str:
+    return settings.public_url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+
+
 class SmtpTransport:
     """SMTP_URL: smtps:// is TLS from the first byte; smtp:// upgrades with STARTTLS when the server offers
     it, and insists on it before sending a password to any host but this one."""
@@ -3083,14 +3100,6 @@ class SmtpTransport:
 
     async def close(self) -> None:
         pass
-
-
-def _domain(address: str) -> str:
-    return address.rsplit("@", 1)[-1].strip(" >") or "localhost"
-
-
-def _mail_domain(settings: Settings) -> str:
-    return settings.public_url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
 
 
 class WebhookTransport:
@@ -7868,6 +7877,18 @@ async def oauth_providers(gh: GatehouseDep) -> ProvidersOut:
 ProviderName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
 
+def _set_flow_cookie(response: Response, gh: Gatehouse, start: FederatedStart, *, path: str) -> None:
+    response.set_cookie(
+        OAUTH_FLOW_COOKIE,
+        start.flow,
+        max_age=start.max_age,
+        path=path,  # the callback's: sent to it alone
+        httponly=True,
+        samesite="lax",  # sent on the provider's top-level redirect back, not on cross-site subrequests
+        secure=gh.settings.public_url.startswith("https://"),
+    )
+
+
 @auth_router.get("/oauth/{provider}/authorize", status_code=302, response_class=RedirectResponse)
 async def oauth_authorize(
     provider: ProviderName,
@@ -7882,18 +7903,6 @@ async def oauth_authorize(
     response = RedirectResponse(start.url, status_code=302, headers={"Cache-Control": "no-store"})
     _set_flow_cookie(response, gh, start, path=request.url.path.removesuffix("/authorize") + "/callback")
     return response
-
-
-def _set_flow_cookie(response: Response, gh: Gatehouse, start: FederatedStart, *, path: str) -> None:
-    response.set_cookie(
-        OAUTH_FLOW_COOKIE,
-        start.flow,
-        max_age=start.max_age,
-        path=path,  # the callback's: sent to it alone
-        httponly=True,
-        samesite="lax",  # sent on the provider's top-level redirect back, not on cross-site subrequests
-        secure=gh.settings.public_url.startswith("https://"),
-    )
 
 
 @auth_router.get("/oauth/{provider}/callback", status_code=303, response_class=RedirectResponse)
@@ -8715,6 +8724,8 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
 # Codes the HTTP layer answers itself (the framework's errors and the edge's), besides ServiceError's.
 _EDGE_CODES = {"invalid_host": 400, "validation_error": 422, "internal_error": 500}
 
@@ -8768,16 +8779,6 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     return _error_response(422, "validation_error", "The request is not valid.", details=details)
 
 
-async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    message = exc.detail if isinstance(exc.detail, str) else "HTTP error."
-    headers = dict(exc.headers or {})
-    if exc.status_code == 405:
-        headers["Allow"] = ", ".join(_allowed_methods(request))
-    return _error_response(exc.status_code, code, message, headers=headers)
-
-
 _HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
@@ -8794,6 +8795,16 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "HTTP error."
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return _error_response(exc.status_code, code, message, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error, ours or the framework's, to {"error": {"code", "message"}}."""
     app.add_exception_handler(RequestValidationError, _on_validation_error)
@@ -8808,12 +8819,37 @@ class PayloadTooLarge(StarletteHTTPException):
 
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
 _UNLIMITED_PATHS = ("/health/", "/metrics")
 
 
 @dataclass(frozen=True, slots=True)
 class _EdgeRoute:
     path: str  # the route template the access line and the metrics name
+
+
+async def open_for_serving(settings: Settings) -> Gatehouse:
+    """A Gatehouse ready to serve HTTP, refusing to start when a template in MAIL_TEMPLATES_DIR cannot
+    be used (better than a page or a mail failing later) or when SECRET_KEY cannot unseal a signing
+    key: every login would fail to sign. (The CLI still starts, so an operator can retire the keys.)"""
+    gh = await Gatehouse.open(settings)
+    if gh.templates.problems:
+        await gh.close()
+        problems = "\n".join(gh.templates.problems)
+        log.error("%s", problems)
+        raise ConfigError(problems)
+    if settings.purge_interval_seconds > 0:
+        gh.start_purger(purge_periodically)
+    try:
+        kids = await sealed_keys_not_opened(gh)
+    except (ServiceError, sa.exc.DBAPIError):
+        return gh  # no database or no schema yet is not this check's business: requests will say so
+    if kids:
+        await gh.close()
+        log.error("%s", sealed_keys_problem(kids))
+        raise ConfigError(sealed_keys_problem(kids))
+    return gh
 
 
 class EdgeMiddleware:
@@ -9008,90 +9044,6 @@ class EdgeMiddleware:
         return handlers[0] if len(handlers) == 1 and type(handlers[0]) is BatchWriter else None
 
 
-async def open_for_serving(settings: Settings) -> Gatehouse:
-    """A Gatehouse ready to serve HTTP, refusing to start when a template in MAIL_TEMPLATES_DIR cannot
-    be used (better than a page or a mail failing later) or when SECRET_KEY cannot unseal a signing
-    key: every login would fail to sign. (The CLI still starts, so an operator can retire the keys.)"""
-    gh = await Gatehouse.open(settings)
-    if gh.templates.problems:
-        await gh.close()
-        problems = "\n".join(gh.templates.problems)
-        log.error("%s", problems)
-        raise ConfigError(problems)
-    if settings.purge_interval_seconds > 0:
-        gh.start_purger(purge_periodically)
-    try:
-        kids = await sealed_keys_not_opened(gh)
-    except (ServiceError, sa.exc.DBAPIError):
-        return gh  # no database or no schema yet is not this check's business: requests will say so
-    if kids:
-        await gh.close()
-        log.error("%s", sealed_keys_problem(kids))
-        raise ConfigError(sealed_keys_problem(kids))
-    return gh
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A fresh Gatehouse ASGI app; settings default to the environment."""
-    settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gatehouse = await open_for_serving(settings)
-        app.state.gatehouse = gatehouse
-        for handler in log.handlers:
-            handler.flush()  # the migration lines come before uvicorn's "Application startup complete"
-        gc.freeze()  # everything built so far lives as long as the app: keep it out of every GC pass
-        try:
-            yield
-        finally:
-            await gatehouse.close()
-
-    docs = settings.show_docs
-    app = FastAPI(
-        title="Gatehouse",
-        version=__version__,
-        lifespan=lifespan,
-        description='Accounts, sessions and tokens. Errors are {"error": {"code", "message"}}.',
-        docs_url=None,
-        redoc_url=None,
-        openapi_url="/openapi.json" if docs else None,
-        telemetry=None if settings.otel_enabled else {"tracing": False, "metrics": False, "logs": False},
-    )
-    install_error_handlers(app)
-    if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
-        )
-    app.add_middleware(EdgeMiddleware, settings=settings)
-    # FastAPI tries routes one by one, at about 2 us each (measured with FastAPI 0.165): the busiest
-    # come first. Load balancers' probes, then /users/me; /health/live was 2.4x dearer when last.
-    for router in (
-        health_router,
-        users_router,
-        auth_router,
-        keys_router,
-        sessions_router,
-        mfa_router,
-        wellknown_router,
-        audit_router,
-    ):
-        app.include_router(router)
-    app.openapi = lambda: _openapi_with_api_keys(app)  # type: ignore[method-assign]
-    app.include_router(ops_router)
-    app.include_router(pages_router)
-    if docs:
-        _install_docs(app)
-    return app
-
-
 _DOCS_ASSETS = {
     "swagger-ui-bundle.js": "text/javascript",
     "swagger-ui.css": "text/css",
@@ -9177,6 +9129,79 @@ def _openapi_with_api_keys(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A fresh Gatehouse ASGI app; settings default to the environment."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gatehouse = await open_for_serving(settings)
+        app.state.gatehouse = gatehouse
+        for handler in log.handlers:
+            handler.flush()  # the migration lines come before uvicorn's "Application startup complete"
+        gc.freeze()  # everything built so far lives as long as the app: keep it out of every GC pass
+        try:
+            yield
+        finally:
+            await gatehouse.close()
+
+    docs = settings.show_docs
+    app = FastAPI(
+        title="Gatehouse",
+        version=__version__,
+        lifespan=lifespan,
+        description='Accounts, sessions and tokens. Errors are {"error": {"code", "message"}}.',
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+        telemetry=None if settings.otel_enabled else {"tracing": False, "metrics": False, "logs": False},
+    )
+    install_error_handlers(app)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(EdgeMiddleware, settings=settings)
+    # FastAPI tries routes one by one, at about 2 us each (measured with FastAPI 0.165): the busiest
+    # come first. Load balancers' probes, then /users/me; /health/live was 2.4x dearer when last.
+    for router in (
+        health_router,
+        users_router,
+        auth_router,
+        keys_router,
+        sessions_router,
+        mfa_router,
+        wellknown_router,
+        audit_router,
+    ):
+        app.include_router(router)
+    app.openapi = lambda: _openapi_with_api_keys(app)  # type: ignore[method-assign]
+    app.include_router(ops_router)
+    app.include_router(pages_router)
+    if docs:
+        _install_docs(app)
+    return app
+
+
+def _handed_the_caller(endpoint: Callable[..., Any], name: str, request_name: str, drop_request: bool) -> Any:
+    """`endpoint`, given the caller the guard admitted as its parameter `name`."""
+
+    @functools.wraps(endpoint)
+    async def call(**values: Any) -> Any:
+        request = values.pop(request_name) if drop_request else values[request_name]
+        values[name] = request.scope["state"]["principal"]
+        return await endpoint(**values)
+
+    return call
+
+
 class _GuardedHostRoute:
     """A host route whose only dependency is a Gatehouse guard (`CurrentUser`, `require_scope`,
     `require_mfa`), run the way the edge runs Gatehouse's own hot reads: the guard first, on the
@@ -9229,18 +9254,6 @@ class _GuardedHostRoute:
             finally:
                 route.dependant = dependant  # the docs still show the route's security
             route.app = cls(host, guard.call, route.app, request_response(handler))
-
-
-def _handed_the_caller(endpoint: Callable[..., Any], name: str, request_name: str, drop_request: bool) -> Any:
-    """`endpoint`, given the caller the guard admitted as its parameter `name`."""
-
-    @functools.wraps(endpoint)
-    async def call(**values: Any) -> Any:
-        request = values.pop(request_name) if drop_request else values[request_name]
-        values[name] = request.scope["state"]["principal"]
-        return await endpoint(**values)
-
-    return call
 
 
 def mount_gatehouse(host: FastAPI, path: str = "/auth", settings: Settings | None = None) -> FastAPI:

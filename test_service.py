@@ -274,7 +274,7 @@ def _service_banners() -> tuple[list[tuple[int, str, bool]], str]:
     return banners, source
 
 
-def test_every_section_uses_only_the_sections_above_it() -> None:
+def test_every_section_uses_only_what_stands_above_it() -> None:
     import ast
     import bisect
     import re
@@ -314,8 +314,8 @@ def test_every_section_uses_only_the_sections_above_it() -> None:
                     if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str):
                         used |= set(re.findall(r"[A-Za-z_]\w*", leaf.value))
         for name in used:
-            if name in defined and defined[name] > node.lineno and section(defined[name]) != own:
-                later.append(f"line {node.lineno} ({own}) uses {name} from {section(defined[name])}")
+            if name in defined and defined[name] > node.lineno:  # a later section, or later in its own
+                later.append(f"line {node.lineno} ({own}) uses {name}, defined below in {section(defined[name])}")
     assert not later, "\n".join(sorted(later))
 
 
