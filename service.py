@@ -1925,16 +1925,61 @@ def _generate_private_key(algorithm: str) -> Any:
 API_KEY_PREFIX = "gate_"
 
 
-class TokenIssuer:
-    """Signs and verifies access tokens; derives refresh tokens as HMACs over (session, generation)."""
+class Sealer:
+    """Secrets kept at rest (signing keys' private halves, TOTP secrets, the federated sign-in flow):
+    AES-GCM under a key derived from SECRET_KEY, each bound to its `context`."""
 
-    def __init__(self, settings: Settings, secret: bytes):
+    def __init__(self, secret: bytes):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+        self._seal = AESGCM(_derive(secret, "signing-key-seal"))  # the derivation's label predates the other uses
+
+    def seal(self, data: bytes, *, context: str) -> str:
+        """AES-GCM under a key derived from SECRET_KEY, bound to `context` (a kid, `totp/<user id>`)."""
+        nonce = os.urandom(12)
+        return base64.b64encode(nonce + self._seal.encrypt(nonce, data, context.encode())).decode()
+
+    def unseal(self, sealed: str, *, context: str, what: str) -> bytes:
+        raw = base64.b64decode(sealed)
+        try:
+            return self._seal.decrypt(raw[:12], raw[12:], context.encode())
+        except Exception:
+            raise ConfigError(f"{what} cannot be unsealed: SECRET_KEY changed?") from None
+
+
+class PasskeyChallenges:
+    """WebAuthn challenges that carry their own purpose, user and expiry under a MAC, so any instance can
+    check one without storing it; each is spent in the database when used."""
+
+    def __init__(self, secret: bytes):
+        self._key = _derive(secret, "webauthn-challenge")
+
+    def issue(self, purpose: str, user_id: uuid.UUID | None, lifetime: int) -> bytes:
+        """A challenge for `purpose` (and `user_id`), good for `lifetime` seconds."""
+        body = os.urandom(16) + int(time.time() + lifetime).to_bytes(8, "big")
+        return body + self._mac(purpose, user_id, body)
+
+    def check(self, challenge: bytes, purpose: str, user_id: uuid.UUID | None) -> datetime | None:
+        """When a genuine, unexpired challenge of this purpose and user expires; None otherwise."""
+        body, mac = challenge[:24], challenge[24:]
+        if len(challenge) != 40 or not hmac.compare_digest(mac, self._mac(purpose, user_id, body)):
+            return None
+        expires = int.from_bytes(body[16:], "big")
+        return datetime.fromtimestamp(expires, UTC) if expires > time.time() else None
+
+    def _mac(self, purpose: str, user_id: uuid.UUID | None, body: bytes) -> bytes:
+        bound = f"{purpose}|{user_id.hex if user_id else '-'}|".encode() + body
+        return hmac.new(self._key, bound, hashlib.sha256).digest()[:16]
+
+
+class TokenIssuer:
+    """Signs and verifies access tokens (their signing keys' private halves kept sealed); derives refresh
+    tokens as HMACs over (session, generation)."""
+
+    def __init__(self, settings: Settings, secret: bytes):
         self._secret = secret
         self._refresh_key = _derive(secret, "refresh-token")
-        self._challenge_key = _derive(secret, "webauthn-challenge")
-        self._seal = AESGCM(_derive(secret, "signing-key-seal"))
+        self.sealer = Sealer(secret)
         self.issuer, self.audience = settings.jwt_issuer, settings.jwt_audience
         self.access_ttl = settings.access_token_minutes * 60
         # kid -> key object. A kid's material never changes, so these never go stale;
@@ -1956,7 +2001,7 @@ class TokenIssuer:
             return KeyMaterial(kid, algorithm, None, None)
         private = _generate_private_key(algorithm)
         pem = private.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
-        sealed = self.seal(pem, context=kid)
+        sealed = self.sealer.seal(pem, context=kid)
         public = private.public_key().public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
         return KeyMaterial(kid, algorithm, sealed, public.decode())
 
@@ -1971,7 +2016,7 @@ class TokenIssuer:
         if key.algorithm == "HS256":
             return self._hmac_key(key.kid)
         if key.kid not in self._private:
-            pem = self.unseal(key.private_key or "", context=key.kid, what=f"signing key {key.kid}")
+            pem = self.sealer.unseal(key.private_key or "", context=key.kid, what=f"signing key {key.kid}")
             self._private[key.kid] = load_pem_private_key(pem, password=None)
         return self._private[key.kid]
 
@@ -1982,35 +2027,6 @@ class TokenIssuer:
         except ConfigError:
             return False
         return True
-
-    def seal(self, data: bytes, *, context: str) -> str:
-        """AES-GCM under a key derived from SECRET_KEY, bound to `context` (a kid, `totp/<user id>`)."""
-        nonce = os.urandom(12)
-        return base64.b64encode(nonce + self._seal.encrypt(nonce, data, context.encode())).decode()
-
-    def unseal(self, sealed: str, *, context: str, what: str) -> bytes:
-        raw = base64.b64decode(sealed)
-        try:
-            return self._seal.decrypt(raw[:12], raw[12:], context.encode())
-        except Exception:
-            raise ConfigError(f"{what} cannot be unsealed: SECRET_KEY changed?") from None
-
-    def challenge(self, purpose: str, user_id: uuid.UUID | None, lifetime: int) -> bytes:
-        """A WebAuthn challenge that carries its own purpose, user and expiry (MAC'd); spent in the database."""
-        body = os.urandom(16) + int(time.time() + lifetime).to_bytes(8, "big")
-        return body + self._challenge_mac(purpose, user_id, body)
-
-    def check_challenge(self, challenge: bytes, purpose: str, user_id: uuid.UUID | None) -> datetime | None:
-        """When a genuine, unexpired challenge of this purpose and user expires; None otherwise."""
-        body, mac = challenge[:24], challenge[24:]
-        if len(challenge) != 40 or not hmac.compare_digest(mac, self._challenge_mac(purpose, user_id, body)):
-            return None
-        expires = int.from_bytes(body[16:], "big")
-        return datetime.fromtimestamp(expires, UTC) if expires > time.time() else None
-
-    def _challenge_mac(self, purpose: str, user_id: uuid.UUID | None, body: bytes) -> bytes:
-        bound = f"{purpose}|{user_id.hex if user_id else '-'}|".encode() + body
-        return hmac.new(self._challenge_key, bound, hashlib.sha256).digest()[:16]
 
     def _verification_key(self, kid: str, algorithm: str, public_pem: str | None) -> Any:
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -3723,7 +3739,10 @@ class Gatehouse:
     def __init__(self, settings: Settings):
         """The parts; `await Gatehouse.open(settings)` gives one that is also migrated and listening."""
         self.settings = settings
-        self.tokens = TokenIssuer(settings, load_secret(settings))
+        secret = load_secret(settings)
+        self.tokens = TokenIssuer(settings, secret)
+        self.sealer = self.tokens.sealer
+        self.challenges = PasskeyChallenges(secret)
         self.engine = create_engine(settings)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.cache: Cache = create_cache(settings)
@@ -5348,7 +5367,7 @@ async def reset_mfa(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) 
 
 
 def _totp_secret(gh: Gatehouse, row: TotpFactor) -> str:
-    return gh.tokens.unseal(row.secret, context=f"totp/{row.user_id}", what="a TOTP secret").decode()
+    return gh.sealer.unseal(row.secret, context=f"totp/{row.user_id}", what="a TOTP secret").decode()
 
 
 async def _spend_totp(gh: Gatehouse, user_id: uuid.UUID, code: str, *, pending: bool = False) -> bool:
@@ -5421,7 +5440,7 @@ async def enroll_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI
 
     user = await _load_user(gh, user_id)
     secret = pyotp.random_base32()
-    sealed = gh.tokens.seal(secret.encode(), context=f"totp/{user.id}")
+    sealed = gh.sealer.seal(secret.encode(), context=f"totp/{user.id}")
     try:
         async with gh.transaction(write=True) as db:
             row = await db.get(TotpFactor, user.id, with_for_update=True)
@@ -5524,7 +5543,7 @@ async def passkey_registration_options(gh: Gatehouse, *, user_id: uuid.UUID) -> 
         user_name=user.email,
         user_id=user.id.bytes,
         user_display_name=user.full_name or user.email,
-        challenge=gh.tokens.challenge("register", user.id, PASSKEY_CHALLENGE_SECONDS),
+        challenge=gh.challenges.issue("register", user.id, PASSKEY_CHALLENGE_SECONDS),
         timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.PREFERRED
@@ -5542,7 +5561,7 @@ def _request_options(gh: Gatehouse, purpose: str, user_id: uuid.UUID | None, ids
 
     options = webauthn.generate_authentication_options(
         rp_id=gh.settings.webauthn_rp_id,
-        challenge=gh.tokens.challenge(purpose, user_id, PASSKEY_CHALLENGE_SECONDS),
+        challenge=gh.challenges.issue(purpose, user_id, PASSKEY_CHALLENGE_SECONDS),
         timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
         user_verification=UserVerificationRequirement.PREFERRED,
         allow_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in ids],
@@ -5581,7 +5600,7 @@ def _client_challenge(
         challenge = webauthn.base64url_to_bytes(client_data["challenge"])
     except Exception:  # any shape of hostile input: one answer
         raise PasskeyRejected() from None
-    expires = gh.tokens.check_challenge(challenge, purpose, user_id)
+    expires = gh.challenges.check(challenge, purpose, user_id)
     if expires is None:
         raise PasskeyRejected("The passkey challenge is not one this service issued for this, or it has expired.")
     return challenge, expires
@@ -6533,13 +6552,13 @@ async def start_federated_login(
     }
     if link_to is not None:
         flow["u"] = str(link_to)  # sealed: only this service wrote it, so the callback may act on this account
-    return FederatedStart(url, gh.tokens.seal(orjson.dumps(flow), context="oauth-flow"), OAUTH_FLOW_SECONDS)
+    return FederatedStart(url, gh.sealer.seal(orjson.dumps(flow), context="oauth-flow"), OAUTH_FLOW_SECONDS)
 
 
 async def _open_flow(gh: Gatehouse, sealed: str | None, *, provider: str, state: str) -> dict[str, Any]:
     """The flow this browser started, if the state matches and it is unexpired and unspent (on every instance)."""
     try:
-        flow = orjson.loads(gh.tokens.unseal(sealed or "", context="oauth-flow", what="oauth flow"))
+        flow = orjson.loads(gh.sealer.unseal(sealed or "", context="oauth-flow", what="oauth flow"))
     except (ConfigError, ValueError, orjson.JSONDecodeError):
         raise OauthStateMismatch() from None
     if (
