@@ -309,6 +309,12 @@ async def test_development_secret_is_generated_once_and_persisted(make_settings:
     assert (tmp_path / "dev.secret").read_text() == secret
 
 
+@pytest.mark.parametrize("model", [Settings, service.OidcProviderSetting])
+def test_every_setting_has_a_description(model: Any) -> None:
+    missing = [name for name, field in model.model_fields.items() if not (field.description or "").strip()]
+    assert not missing, f"add Field(description=...) to {missing}"
+
+
 # Registration ################################################################
 
 
