@@ -492,6 +492,19 @@ def _json_text(value: object) -> object:
     return value
 
 
+def hide_password(url: str) -> str:
+    """`url` with the password in it, if any, shown as `***`."""
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparseable, so there is no telling which part is the password
+        return "***"
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
 RateSetting = Annotated[Rate, NoDecode, BeforeValidator(parse_rate)]
 # The pages Gatehouse serves for the links it mails, by the setting that holds each link.
 _PAGE_PATHS = {
@@ -919,6 +932,12 @@ class Settings(BaseSettings):
     identity_link_url: str = Field(
         "", description="The link mailed to confirm linking a provider sign-in to an existing account."
     )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # `print(Settings())` is the README's way to see the effective values, and what it prints ends up in
+        # terminals, tickets and logs: URLs lose their passwords as SecretStr values already do.
+        for name, value in super().__repr_args__():
+            yield name, hide_password(value) if isinstance(value, str) else value
 
     @field_validator("oidc_providers")
     @classmethod

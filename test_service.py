@@ -315,6 +315,43 @@ def test_every_setting_has_a_description(model: Any) -> None:
     assert not missing, f"add Field(description=...) to {missing}"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # no database or Redis involved
+def test_attack_printing_settings_shows_no_secret(backend: str, monkeypatch: Any, capsys: Any) -> None:
+    """`print(Settings())` (the README's way to see the effective values) is pasted into tickets and logs:
+    whoever reads them must not get the database, Redis or SMTP password, a webhook's credentials or any
+    secret setting."""
+    secret = "pw-" + secrets.token_hex(8)
+    environment = {
+        "DATABASE_URL": f"postgresql://gate:{secret}@db.internal:5432/gatehouse",
+        "REDIS_URL": f"redis://:{secret}@cache.internal:6379/0",
+        "SMTP_URL": f"smtp://mailer:{secret}@mail.example.com:587",
+        "WEBHOOK_URL": f"https://hook:{secret}@hooks.example.com/mail",
+        "SECRET_KEY": secret * 3,
+        "SMTP_PASSWORD": secret,
+        "WEBHOOK_SECRET": secret,
+        "METRICS_TOKEN": secret,
+        "GITHUB_CLIENT_ID": "gh-client",
+        "GITHUB_CLIENT_SECRET": secret,
+        "OIDC_PROVIDERS": json.dumps(
+            {"corp": {"issuer": "https://id.example.com", "client_id": "c", "client_secret": secret}}
+        ),
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.database_url == environment["DATABASE_URL"]  # masked when shown, never when used
+    print(settings)
+    printed = capsys.readouterr().out
+    for shown in (printed, repr(settings)):
+        assert secret not in shown
+        # still says where each thing is, and as whom
+        assert "database_url='postgresql://gate:***@db.internal:5432/gatehouse'" in shown
+        assert "redis_url='redis://:***@cache.internal:6379/0'" in shown
+        assert "smtp_url='smtp://mailer:***@mail.example.com:587'" in shown
+        assert "webhook_url='https://hook:***@hooks.example.com/mail'" in shown
+        assert "redis_prefix='gatehouse:'" in shown and "github_client_id='gh-client'" in shown
+
+
 # Registration ################################################################
 
 
