@@ -572,6 +572,12 @@ MUTANTS = [
         "            yield name, value",
         "test_attack_printing_settings_shows_no_secret",
     ),
+    Mutant(
+        "settings doc: a default shown otherwise than Settings holds it",
+        '        value = f"{value:g}"',
+        "        value = str(value)",
+        "test_the_configuration_doc_is_generated_from_settings",
+    ),
     # Takeover resistance (step-up, email change, lockout, credential bounds)
     Mutant(
         "step-up: an API key may do sensitive actions",

@@ -309,6 +309,26 @@ async def test_development_secret_is_generated_once_and_persisted(make_settings:
     assert (tmp_path / "dev.secret").read_text() == secret
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # no database or Redis involved
+def test_the_configuration_doc_is_generated_from_settings(backend: str) -> None:
+    """docs/configuration.md is the settings reference: exactly what `cli.py settings-doc` prints from
+    `Settings`, so a setting cannot be added, dropped or re-defaulted without the doc saying so. The
+    README's short table shows the same rows."""
+    result = CliRunner().invoke(cli.app, ["settings-doc"])
+    assert result.exit_code == 0, result.output
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "docs", "configuration.md"), encoding="utf-8") as fh:
+        documented = fh.read()
+    assert result.output == documented, "stale: run `python cli.py settings-doc > docs/configuration.md`"
+    for name in Settings.model_fields:
+        assert f"\n| `{name.upper()}` | " in documented, name
+    with open(os.path.join(here, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    section = readme[readme.index("\n## Settings\n") : readme.index("\n## HTTP API\n")]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert len(rows) == 5 and all(row in documented.splitlines() for row in rows), rows
+
+
 @pytest.mark.parametrize("model", [Settings, service.OidcProviderSetting])
 def test_every_setting_has_a_description(model: Any) -> None:
     missing = [name for name, field in model.model_fields.items() if not (field.description or "").strip()]
