@@ -165,6 +165,12 @@ def check_config(as_json: JsonOption = False) -> None:
     typer.echo("ok: database answers" + (", redis answers" if settings.redis_url else "") + ", rules met")
 
 
+@app.command("settings-doc")
+def settings_doc() -> None:
+    """Print the settings reference, generated from `Settings` (docs/configuration.md is this output)."""
+    typer.echo(service.settings_reference(), nl=False)
+
+
 @app.command("create-user")
 def create_user(
     email: str,

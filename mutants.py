@@ -603,6 +603,18 @@ MUTANTS = [
         "        pass",
         "test_fuzz_findings_stay_fixed",
     ),
+    Mutant(
+        "settings: print(Settings()) shows the passwords in URL settings",
+        "            yield name, hide_password(value) if isinstance(value, str) else value",
+        "            yield name, value",
+        "test_attack_printing_settings_shows_no_secret",
+    ),
+    Mutant(
+        "settings doc: a default shown otherwise than Settings holds it",
+        '        value = f"{value:g}"',
+        "        value = str(value)",
+        "test_the_configuration_doc_is_generated_from_settings",
+    ),
     # Takeover resistance (step-up, email change, lockout, credential bounds)
     Mutant(
         "step-up: an API key may do sensitive actions",

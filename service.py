@@ -493,6 +493,19 @@ def _json_text(value: object) -> object:
     return value
 
 
+def hide_password(url: str) -> str:
+    """`url` with the password in it, if any, shown as `***`."""
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparseable, so there is no telling which part is the password
+        return "***"
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
 RateSetting = Annotated[Rate, NoDecode, BeforeValidator(parse_rate)]
 # The pages Gatehouse serves for the links it mails, by the setting that holds each link.
 _PAGE_PATHS = {
@@ -516,9 +529,9 @@ class OidcProviderSetting(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     issuer: str = Field(pattern=r"^https?://[^?#\s]+$", description="Exactly as the provider's ID tokens say `iss`.")
-    client_id: str = Field(min_length=1, max_length=500)
-    client_secret: SecretStr = SecretStr("")
-    scopes: str = "openid email profile"
+    client_id: str = Field(min_length=1, max_length=500, description="The client id the provider gave this service.")
+    client_secret: SecretStr = Field(SecretStr(""), description="The client secret the provider gave this service.")
+    scopes: str = Field("openid email profile", description="The scopes asked for, space-separated.")
 
 
 class Settings(BaseSettings):
@@ -526,113 +539,407 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    environment: Literal["development", "production"] = "development"
-    database_url: str = "sqlite+aiosqlite:///./gatehouse.db"
-    redis_url: str = ""
-    redis_prefix: str = "gatehouse:"
-    secret_key: SecretStr | None = None
-    secret_key_file: str = "gatehouse.secret"
-    jwt_issuer: str = "gatehouse"
-    jwt_audience: str = "gatehouse"
-    jwt_algorithm: SigningAlgorithm = "HS256"
-    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
-    refresh_token_days: int = Field(30, ge=1, le=365)
-    refresh_grace_seconds: int = Field(10, ge=0, le=300)
-    bcrypt_rounds: int = Field(12, ge=4, le=17)
-    # Two per core, measured: in a login storm the event loop is always runnable and the kernel
-    # shares the cores per thread (HASH_WORKERS in the README).
-    hash_workers: int = Field(default_factory=lambda: min(64, 2 * (os.cpu_count() or 1)), ge=1, le=64)
-    signup_enabled: bool = True
-    auto_migrate: bool = True
-    db_pool_size: int = Field(10, ge=1)
-    db_max_overflow: int = Field(10, ge=0)
-    db_pool_timeout: float = Field(5.0, gt=0)
-    db_pool_recycle: int = 1800
-    db_pool_pre_ping: bool = True
-    sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
-    redis_max_connections: int = Field(64, ge=2)
-    redis_timeout: float = Field(1.0, gt=0)
-    cache_ttl_seconds: int = Field(300, ge=1)
-    local_cache_seconds: float = Field(30.0, ge=0)
-    local_cache_max_entries: int = Field(100_000, ge=100)
-    rate_login_failures_account: RateSetting = parse_rate("100/h")
-    rate_login_failures_account_ip: RateSetting = parse_rate("10/15m")
-    rate_auth_ip: RateSetting = parse_rate("30/m")
-    rate_general_ip: RateSetting = parse_rate("1200/m")
-    api_key_touch_seconds: int = Field(60, ge=1)
-    session_touch_seconds: int = Field(60, ge=1)
-    mfa_issuer: str = Field("Gatehouse", min_length=1, max_length=100)
-    rate_mfa_failures: RateSetting = parse_rate("10/15m")
-    require_mfa_for_admins: bool = False
-    webauthn_rp_id: str = "localhost"
-    webauthn_rp_name: str = "Gatehouse"
-    webauthn_origins: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = ["http://localhost:8000"]
-    password_reset_minutes: int = Field(30, ge=1, le=24 * 60)
-    verify_email_hours: int = Field(48, ge=1, le=24 * 30)
-    require_verified_email: bool = False
-    public_url: str = "http://localhost:8000"
-    password_reset_url: str = ""
-    verify_email_url: str = ""
-    smtp_url: str = ""
-    smtp_username: str = ""
-    smtp_password: SecretStr | None = None
-    smtp_timeout: float = Field(10.0, gt=0)
-    smtp_ca_file: str = ""
-    mail_from: str = ""
-    mail_templates_dir: str = ""
-    mail_queue_size: int = Field(1000, ge=1)
-    mail_attempts: int = Field(5, ge=1, le=20)
-    mail_retry_seconds: float = Field(2.0, ge=0)
-    webhook_url: str = ""
-    webhook_secret: SecretStr | None = None
-    webhook_timeout: float = Field(5.0, gt=0)
-    rate_reset_email: RateSetting = parse_rate("10/h")
-    rate_reset_email_ip: RateSetting = parse_rate("3/h")
-    reauth_minutes: int = Field(10, ge=1, le=24 * 60)
-    session_max_days: int = Field(90, ge=1, le=3650)
-    login_code_minutes: int = Field(10, ge=1, le=60)
-    email_change_hours: int = Field(24, ge=1, le=24 * 30)
-    email_revert_days: int = Field(7, ge=1, le=90)
-    email_change_url: str = ""
-    email_revert_url: str = ""
-    # A new second factor's "this wasn't me" link lives this long; account recovery by mailbox (a reset
-    # link, an undone email change) removes the factors added within it.
-    factor_undo_days: int = Field(3, ge=1, le=90)
-    factor_undo_url: str = ""
-    # Retention: ended sessions and spent or expired one-time tokens are deleted this long after
-    # they end; audit events after AUDIT_RETENTION_DAYS (0 keeps them forever).
-    session_retention_days: int = Field(7, ge=0, le=3650)
-    audit_retention_days: int = Field(365, ge=0, le=36500)
-    purge_interval_seconds: float = Field(3600.0, ge=0)  # 0: no background purge (cli.py purge only)
-    purge_batch_size: int = Field(1000, ge=1, le=100_000)
-    purge_pause_seconds: float = Field(0.05, ge=0)
-    log_format: Literal["auto", "json", "text"] = "auto"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    slow_query_ms: float = Field(200.0, ge=0)
-    metrics_enabled: bool = True
-    metrics_token: SecretStr | None = None
-    prometheus_multiproc_dir: str = ""
-    # FastAPI's own OpenTelemetry spans and metrics, sent to the globally configured provider. Off by
-    # default: even with no provider its per-request check was a tenth of GET /users/me's cost.
-    otel_enabled: bool = False
-    docs_enabled: bool | None = None
-    timing_headers: bool | None = None
-    cors_origins: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
-    cors_allow_credentials: bool = False
-    allowed_hosts: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = ["*"]
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
-    trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
-    oidc_providers: Annotated[dict[str, OidcProviderSetting], NoDecode, BeforeValidator(_json_text)] = {}
-    github_client_id: str = ""
-    github_client_secret: SecretStr | None = None
-    github_url: str = "https://github.com"
-    github_api_url: str = "https://api.github.com"
-    google_client_id: str = ""
-    google_client_secret: SecretStr | None = None
-    google_issuer: str = "https://accounts.google.com"
-    oauth_redirect_allowlist: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = []
-    oauth_timeout: float = Field(10.0, gt=0)
-    identity_link_url: str = ""
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description=(
+            "`development` or `production`. Production refuses to start (service and CLI) without a real "
+            "`SECRET_KEY`, or with no way to send mail (`SMTP_URL` or `WEBHOOK_URL`)."
+        ),
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./gatehouse.db",
+        description=(
+            "A SQLite file (this default: in the working directory), or `postgresql://user:pass@host/db` (the "
+            "async driver is chosen for you)."
+        ),
+    )
+    redis_url: str = Field(
+        "",
+        description=(
+            "Empty: in-process cache and limits. `redis://host:6379/0`: shared cache, invalidation bus and rate limits."
+        ),
+    )
+    redis_prefix: str = Field(
+        "gatehouse:", description="Prefix of every Redis key and channel (several deployments can share one Redis)."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Signs tokens. Production: at least 32 bytes, not a placeholder. In development a missing key is "
+            "generated once into `SECRET_KEY_FILE` (mode 0600) with a warning, so tokens survive restarts."
+        ),
+    )
+    secret_key_file: str = Field("gatehouse.secret", description="Where the development key is kept.")
+    jwt_issuer: str = Field("gatehouse", description="`iss` of access tokens; checked on every token.")
+    jwt_audience: str = Field("gatehouse", description="`aud` of access tokens; checked on every token.")
+    jwt_algorithm: SigningAlgorithm = Field(
+        "HS256",
+        description=(
+            "`HS256` (keys derived from `SECRET_KEY`), or `EdDSA`, `ES256`, `RS256` (key pairs, public halves at "
+            "`/.well-known/jwks.json`)."
+        ),
+    )
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60, description="Access token lifetime.")
+    refresh_token_days: int = Field(30, ge=1, le=365, description="Session lifetime; each refresh extends it.")
+    refresh_grace_seconds: int = Field(
+        10,
+        ge=0,
+        le=300,
+        description=(
+            "A rotated refresh token presented again within this window gets the session's current tokens (racing"
+            " clients); after it, the session is revoked as stolen."
+        ),
+    )
+    bcrypt_rounds: int = Field(
+        12, ge=4, le=17, description="bcrypt cost. Hashes with another cost are upgraded at the next login."
+    )
+    # Two per core by default: in a login storm the event loop is always runnable and the kernel shares the
+    # cores per thread, so more hashing threads take CPU from everything else (measured, see Performance).
+    hash_workers: int = Field(
+        default_factory=lambda: min(64, 2 * (os.cpu_count() or 1)),
+        ge=1,
+        le=64,
+        description=(
+            "bcrypt threads: at most this many hashes run at once, never on the event loop. Lower it to keep more"
+            " CPU for other requests during a login storm; logins then wait longer."
+        ),
+    )
+    signup_enabled: bool = Field(
+        True, description="`false` closes `POST /auth/register` (admins still create users with the CLI)."
+    )
+    auto_migrate: bool = Field(True, description="Apply pending migrations when the service or the CLI starts.")
+    db_pool_size: int = Field(10, ge=1, description="Database connections kept open per process.")
+    db_max_overflow: int = Field(
+        10, ge=0, description="Database connections a process may open beyond `DB_POOL_SIZE` under load."
+    )
+    db_pool_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for a connection (and to connect); then `503 database_unavailable`."
+    )
+    db_pool_recycle: int = Field(1800, description="PostgreSQL: seconds after which a connection is replaced.")
+    db_pool_pre_ping: bool = Field(
+        True, description="PostgreSQL: test each connection before use, so a restarted database is survived."
+    )
+    sqlite_busy_timeout_ms: int = Field(10_000, ge=0, description="How long a SQLite writer waits for the write lock.")
+    redis_max_connections: int = Field(
+        64, ge=2, description="Size of the blocking Redis pool per process (callers wait, they do not fail)."
+    )
+    redis_timeout: float = Field(1.0, gt=0, description="Seconds for a Redis connect, command or pool wait.")
+    cache_ttl_seconds: int = Field(300, ge=1, description="Lifetime of shared (Redis) cache entries.")
+    local_cache_seconds: float = Field(
+        30.0, ge=0, description="Lifetime of in-process cache entries (every change also evicts them at once)."
+    )
+    local_cache_max_entries: int = Field(
+        100_000, ge=100, description="Bound of the in-process cache and of the in-process rate limiter."
+    )
+    rate_login_failures_account: RateSetting = Field(
+        parse_rate("100/h"),
+        description=(
+            "Failed password checks per account. When full, the right password also needs a mailed one-time code,"
+            " from any address; a passkey sign-in needs none."
+        ),
+    )
+    rate_login_failures_account_ip: RateSetting = Field(
+        parse_rate("10/15m"),
+        description="Failed password checks per account from one address (login, step-up, password change).",
+    )
+    rate_auth_ip: RateSetting = Field(
+        parse_rate("30/m"),
+        description="Login, register, reset and step-up attempts per client address (IPv6: per /64).",
+    )
+    rate_general_ip: RateSetting = Field(
+        parse_rate("1200/m"), description="Every API request per client address (health checks excepted)."
+    )
+    api_key_touch_seconds: int = Field(
+        60,
+        ge=1,
+        description=(
+            "An API key's `last_used_at` is written at most once per this interval (across instances with Redis)."
+        ),
+    )
+    session_touch_seconds: int = Field(
+        60,
+        ge=1,
+        description=(
+            "A session's last use and last address are written at most once per this interval, off the request "
+            "path (across instances with Redis)."
+        ),
+    )
+    mfa_issuer: str = Field(
+        "Gatehouse",
+        min_length=1,
+        max_length=100,
+        description="The issuer authenticator apps show (in the `otpauth://` URI).",
+    )
+    rate_mfa_failures: RateSetting = Field(
+        parse_rate("10/15m"),
+        description=(
+            "Wrong authenticator or recovery codes per user (sign-in and step-up alike), tried only past the first "
+            "factor; the owner's known addresses have a reserve of the same size. Passkey answers never count."
+        ),
+    )
+    require_mfa_for_admins: bool = Field(
+        False,
+        description=(
+            "`true`: admin power needs a second factor, on every route. An admin session without one, or an "
+            "`admin` API key that no second factor stood behind when it was made, holds no `admin` scope: admin "
+            "routes answer `403 mfa_enrollment_required`; `check-config` lists such keys."
+        ),
+    )
+    webauthn_rp_id: str = Field(
+        "localhost", description="The passkeys' relying party id: your site's registrable domain, e.g. `example.com`."
+    )
+    webauthn_rp_name: str = Field("Gatehouse", description="The name browsers show when creating a passkey.")
+    webauthn_origins: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = Field(
+        ["http://localhost:8000"],
+        description=(
+            "Comma-separated origins whose pages may use the passkeys (`https://app.example.com`); any other "
+            "origin is refused."
+        ),
+    )
+    password_reset_minutes: int = Field(30, ge=1, le=24 * 60, description="Lifetime of a password reset link.")
+    verify_email_hours: int = Field(48, ge=1, le=24 * 30, description="Lifetime of an email verification link.")
+    require_verified_email: bool = Field(
+        False, description="Refuse logins (`403 email_not_verified`) until the address is verified."
+    )
+    public_url: str = Field(
+        "http://localhost:8000",
+        description=(
+            "Where people reach this service: the base of the default mailed links (the host and port the server "
+            "really answers on; under a mount, include the path)."
+        ),
+    )
+    password_reset_url: str = Field(
+        "",
+        description=(
+            "The link mailed for a reset: the built-in page, or your page that POSTs the token to "
+            "`/auth/password-reset/confirm`."
+        ),
+    )
+    verify_email_url: str = Field("", description="The link mailed to verify an address.")
+    smtp_url: str = Field(
+        "",
+        description=(
+            "`smtp://[user:password@]host[:port]` (port 587; STARTTLS when the server offers it, and required "
+            "before a password goes to any host but a loopback one) or `smtps://…` (TLS from the start, port "
+            "465). Percent-encode `@`, `:` in credentials."
+        ),
+    )
+    smtp_username: str = Field("", description="SMTP user name, when it is not in `SMTP_URL`.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password, when it is not in `SMTP_URL`.")
+    smtp_timeout: float = Field(10.0, gt=0, description="Seconds per SMTP attempt.")
+    smtp_ca_file: str = Field(
+        "", description="A CA bundle for a relay with a private certificate; empty: the system's CAs."
+    )
+    mail_from: str = Field(
+        "", description="The sender, e.g. `Example <auth@example.com>`; required with `SMTP_URL` in production."
+    )
+    mail_templates_dir: str = Field(
+        "",
+        description=(
+            "A directory whose files replace built-in mail templates (`KIND.subject.txt`, `KIND.txt`, `KIND.html`) "
+            "and pages (`pages/NAME`) of the same name, one by one; a file that cannot be used stops the start."
+        ),
+    )
+    mail_queue_size: int = Field(1000, ge=1, description="Bound of the mail send queue.")
+    mail_attempts: int = Field(5, ge=1, le=20, description="Delivery attempts per message.")
+    mail_retry_seconds: float = Field(
+        2.0, ge=0, description="The first retry delay of a message (doubling, at most 300 s)."
+    )
+    webhook_url: str = Field(
+        "",
+        description=(
+            "The other mail transport: a JSON POST per message to a mail-sending service of your own. With "
+            "neither it nor `SMTP_URL`, development logs the message and production refuses to start."
+        ),
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="If set, each delivery carries `X-Gatehouse-Signature: sha256=<HMAC of the body>`."
+    )
+    webhook_timeout: float = Field(5.0, gt=0, description="Seconds per webhook attempt.")
+    rate_reset_email: RateSetting = Field(
+        parse_rate("10/h"),
+        description=(
+            "Messages anyone's requests can send to one mailbox (reset, new-address confirmation); extra requests"
+            " are not sent."
+        ),
+    )
+    rate_reset_email_ip: RateSetting = Field(
+        parse_rate("3/h"),
+        description=(
+            "Messages one requesting address (IPv6: /64) can send to one mailbox; also the owner's reserve from "
+            "addresses they have signed in from, and the per-account limit of login codes (spent only by the "
+            "right password), verification mails and email changes."
+        ),
+    )
+    reauth_minutes: int = Field(
+        10,
+        ge=1,
+        le=24 * 60,
+        description="A sign-in (or `POST /auth/reauthenticate`) this recent counts as proof for sensitive actions.",
+    )
+    session_max_days: int = Field(
+        90, ge=1, le=3650, description="Absolute session lifetime from the login, however often it is refreshed."
+    )
+    login_code_minutes: int = Field(
+        10,
+        ge=1,
+        le=60,
+        description="Lifetime of the one-time code mailed when an account's failed-login limit is full.",
+    )
+    email_change_hours: int = Field(
+        24, ge=1, le=24 * 30, description="Lifetime of the confirmation link sent to a new address."
+    )
+    email_revert_days: int = Field(
+        7, ge=1, le=90, description='Lifetime of the "this wasn\'t me" link sent to the old address on an email change.'
+    )
+    email_change_url: str = Field(
+        "",
+        description=(
+            "The confirmation link for a new address: the built-in page, or your page that POSTs the token to "
+            "`/auth/email-change/confirm`."
+        ),
+    )
+    email_revert_url: str = Field(
+        "",
+        description=(
+            'The "this wasn\'t me" link to the old address: the built-in page, or your page that POSTs the token '
+            "to `/auth/email-change/revert`."
+        ),
+    )
+    factor_undo_days: int = Field(
+        3,
+        ge=1,
+        le=90,
+        description=(
+            'Lifetime of the "this wasn\'t me" link in the mail announcing a new second factor; a reset by link or'
+            " an undone email change removes the factors added within it (unless kept)."
+        ),
+    )
+    factor_undo_url: str = Field(
+        "", description='The "this wasn\'t me" link in the mail announcing a new second factor.'
+    )
+    session_retention_days: int = Field(
+        7,
+        ge=0,
+        le=3650,
+        description=(
+            "Ended sessions and spent or expired one-time tokens (reset, verification, email change, "
+            "second-factor and passkey challenges) are deleted this many days after they end."
+        ),
+    )
+    audit_retention_days: int = Field(
+        365,
+        ge=0,
+        le=36500,
+        description=(
+            "Audit events older than this are deleted; `0` keeps them forever. Archive first with `cli.py audit "
+            "--export`."
+        ),
+    )
+    purge_interval_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description=(
+            "How often each instance tries a background purge (at a random point in each interval; one instance "
+            "at a time). `0`: no background purge, only `cli.py purge`."
+        ),
+    )
+    purge_batch_size: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Rows deleted per purge transaction, so a purge never holds a lock for long.",
+    )
+    purge_pause_seconds: float = Field(0.05, ge=0, description="The pause between purge batches.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="`json` (one object per line), `text`, or `auto`: JSON in production, text in development."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="`WARNING` drops the per-request lines."
+    )
+    slow_query_ms: float = Field(
+        200.0,
+        ge=0,
+        description="Log SQL statements slower than this (statement text only, never parameters); `0` = off.",
+    )
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at `GET /metrics`.")
+    metrics_token: SecretStr | None = Field(
+        None, description="If set, `/metrics` answers only `Authorization: Bearer <token>`."
+    )
+    prometheus_multiproc_dir: str = Field(
+        "",
+        description="A writable, empty directory: needed with `uvicorn --workers N` so `/metrics` sums every worker.",
+    )
+    # Off by default: even with no provider configured, FastAPI's check per request costs about a tenth of
+    # GET /users/me.
+    otel_enabled: bool = Field(
+        False,
+        description=(
+            "FastAPI's own OpenTelemetry spans and metrics, sent to the globally configured OpenTelemetry provider."
+        ),
+    )
+    docs_enabled: bool | None = Field(None, description="`/docs`, `/redoc` and `/openapi.json`.")
+    timing_headers: bool | None = Field(
+        None,
+        description=(
+            "`Server-Timing` and `X-Process-Time` on every response (they let a caller time internal branches)."
+        ),
+    )
+    cors_origins: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = Field(
+        [], description="Comma-separated browser origins allowed to call the API; `*` with credentials is refused."
+    )
+    cors_allow_credentials: bool = Field(
+        False, description="Let those origins send credentials (cookies, `Authorization`)."
+    )
+    allowed_hosts: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = Field(
+        ["*"], description="Comma-separated host names served; anything else gets `400 invalid_host`."
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="Larger request bodies get `413 payload_too_large` (declared or streamed)."
+    )
+    trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = Field(
+        [],
+        description=(
+            "Comma-separated addresses or networks whose `X-Forwarded-For` is believed: the one rule for client "
+            "addresses."
+        ),
+    )
+    oidc_providers: Annotated[dict[str, OidcProviderSetting], NoDecode, BeforeValidator(_json_text)] = Field(
+        {},
+        description=(
+            'JSON: provider name → `{"issuer", "client_id", "client_secret", "scopes"}` (the fields below); names'
+            " are 1–32 of `a-z 0-9 - _`."
+        ),
+    )
+    github_client_id: str = Field("", description="The GitHub preset (provider `github`), on when this is set.")
+    github_client_secret: SecretStr | None = Field(None, description="The GitHub OAuth app's client secret.")
+    github_url: str = Field(
+        "https://github.com",
+        description="GitHub's web base (authorize, token): GitHub Enterprise Server, or a test double.",
+    )
+    github_api_url: str = Field("https://api.github.com", description="GitHub's REST API base.")
+    google_client_id: str = Field(
+        "", description="The Google preset (provider `google`, OpenID Connect), on when this is set."
+    )
+    google_client_secret: SecretStr | None = Field(None, description="The Google OAuth client's secret.")
+    google_issuer: str = Field("https://accounts.google.com", description="Google's issuer (only tests change it).")
+    oauth_redirect_allowlist: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = Field(
+        [],
+        description=(
+            "Comma-separated front-end URLs (exact) or origins (any path on them) a federated sign-in may land "
+            "on; the first is the default. Empty: federated sign-in refuses (`400 redirect_not_allowed`)."
+        ),
+    )
+    oauth_timeout: float = Field(10.0, gt=0, description="Seconds for each request to an identity provider.")
+    identity_link_url: str = Field(
+        "", description="The link mailed to confirm linking a provider sign-in to an existing account."
+    )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # `print(Settings())` is the README's way to see the effective values, and what it prints ends up in
+        # terminals, tickets and logs: URLs lose their passwords as SecretStr values already do.
+        for name, value in super().__repr_args__():
+            yield name, hide_password(value) if isinstance(value, str) else value
 
     @field_validator("oidc_providers")
     @classmethod
@@ -764,6 +1071,79 @@ class Settings(BaseSettings):
         elif self.public_url.startswith("http://"):
             notes.append(f"PUBLIC_URL {self.public_url} is plain http: the mailed links carry credentials")
         return notes
+
+
+# docs/configuration.md, generated by settings_reference(): a heading at the setting that starts each group
+# (settings are declared by topic), and the defaults computed at startup as an operator would describe them.
+_SETTINGS_GROUPS = {
+    "environment": "Deployment",
+    "jwt_issuer": "Accounts, tokens and passwords",
+    "auto_migrate": "Database and cache",
+    "rate_login_failures_account": "Rate limits and write intervals",
+    "mfa_issuer": "Second factors and passkeys",
+    "password_reset_minutes": "Mail and the links it carries",
+    "reauth_minutes": "Sessions, step-up and account changes",
+    "session_retention_days": "Retention",
+    "log_format": "Logs and metrics",
+    "docs_enabled": "HTTP",
+    "oidc_providers": "Federated sign-in",
+}
+_DEFAULTS_SHOWN = {
+    "secret_key": "*(generated in development)*",
+    "hash_workers": "2 × CPU count (at most 64)",
+    "docs_enabled": "on in development, off in production",
+    "timing_headers": "on in development, off in production",
+} | {name: f"`{{PUBLIC_URL}}{path}?token={{token}}`" for name, path in _PAGE_PATHS.items()}
+_SETTINGS_REFERENCE_HEAD = """\
+# Configuration
+
+<!-- Generated from `Settings` in service.py: python cli.py settings-doc > docs/configuration.md -->
+
+Every setting is an environment variable (or a line in `.env` in the working directory).
+`python cli.py check-config` prints the effective values, secrets masked, and checks them.
+
+Rates are `N/period` with a period of `s`, `m`, `h` or `d`, optionally multiplied (`10/15m`); `off` disables
+one. Login, register and reset limits are GCRA buckets (a burst of N, then refilling evenly over the period),
+checked atomically in Redis by a Lua script on every attempt. The general per-client limit applies to every
+request, so it never waits on the network: each instance counts locally and adds its counts to a shared
+per-window counter in Redis (`INCRBY`) every 100 ms — across instances it can overshoot by what arrives within
+one such interval.
+"""
+
+
+def _default_shown(name: str, field: Any) -> str:
+    if name in _DEFAULTS_SHOWN:
+        return _DEFAULTS_SHOWN[name]
+    if field.is_required():
+        return "*(required)*"
+    if field.default_factory is not None:  # it would print this machine's value
+        raise ValueError(f"{name.upper()} has a computed default: describe it in _DEFAULTS_SHOWN")
+    value = field.default
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, bool):
+        value = str(value).lower()
+    elif isinstance(value, float):
+        value = f"{value:g}"
+    elif isinstance(value, list | dict):
+        value = ",".join(value)
+    text = "" if value is None else str(value)
+    return f"`{text}`" if text else "*(empty)*"
+
+
+def _reference_rows(model: type[BaseModel], *, env: bool) -> Iterator[str]:
+    for name, field in model.model_fields.items():
+        if env and name in _SETTINGS_GROUPS:
+            yield f"\n## {_SETTINGS_GROUPS[name]}\n\n| Setting | Default | Meaning |\n| --- | --- | --- |"
+        description = (field.description or "").replace("|", "\\|")
+        yield f"| `{name.upper() if env else name}` | {_default_shown(name, field)} | {description} |"
+
+
+def settings_reference() -> str:
+    """docs/configuration.md: every setting with its default and description, from `Settings`."""
+    providers = "\n### `OIDC_PROVIDERS` entries\n\n| Key | Default | Meaning |\n| --- | --- | --- |"
+    rows = [*_reference_rows(Settings, env=True), providers, *_reference_rows(OidcProviderSetting, env=False)]
+    return _SETTINGS_REFERENCE_HEAD + "\n".join(rows) + "\n"
 
 
 def load_settings() -> Settings:
@@ -7117,8 +7497,8 @@ def describe_settings(settings: Settings) -> dict[str, str]:
             value = "generated (development)"
         elif isinstance(value, SecretStr):
             value = "********" if value.get_secret_value() else ""
-        elif name in ("database_url", "redis_url", "smtp_url") and value:
-            value = make_url(value).render_as_string(hide_password=True) if "://" in value else value
+        elif isinstance(value, str):
+            value = hide_password(value)  # any URL setting (a webhook's too), as print(Settings()) does
         elif isinstance(value, list):
             value = ",".join(value)
         elif name == "oidc_providers":  # names and issuers; the client secrets stay masked

@@ -383,6 +383,69 @@ async def test_development_secret_is_generated_once_and_persisted(make_settings:
     assert (tmp_path / "dev.secret").read_text() == secret
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # no database or Redis involved
+def test_the_configuration_doc_is_generated_from_settings(backend: str) -> None:
+    """docs/configuration.md is the settings reference: exactly what `cli.py settings-doc` prints from
+    `Settings`, so a setting cannot be added, dropped or re-defaulted without the doc saying so. The
+    README's short table shows the same rows."""
+    result = CliRunner().invoke(cli.app, ["settings-doc"])
+    assert result.exit_code == 0, result.output
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "docs", "configuration.md"), encoding="utf-8") as fh:
+        documented = fh.read()
+    assert result.output == documented, "stale: run `python cli.py settings-doc > docs/configuration.md`"
+    for name in Settings.model_fields:
+        assert f"\n| `{name.upper()}` | " in documented, name
+    with open(os.path.join(here, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    section = readme[readme.index("\n## Settings\n") : readme.index("\n## HTTP API\n")]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert len(rows) == 5 and all(row in documented.splitlines() for row in rows), rows
+
+
+@pytest.mark.parametrize("model", [Settings, service.OidcProviderSetting])
+def test_every_setting_has_a_description(model: Any) -> None:
+    missing = [name for name, field in model.model_fields.items() if not (field.description or "").strip()]
+    assert not missing, f"add Field(description=...) to {missing}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # no database or Redis involved
+def test_attack_printing_settings_shows_no_secret(backend: str, monkeypatch: Any, capsys: Any) -> None:
+    """`print(Settings())` (the README's way to see the effective values) is pasted into tickets and logs:
+    whoever reads them must not get the database, Redis or SMTP password, a webhook's credentials or any
+    secret setting."""
+    secret = "pw-" + secrets.token_hex(8)
+    environment = {
+        "DATABASE_URL": f"postgresql://gate:{secret}@db.internal:5432/gatehouse",
+        "REDIS_URL": f"redis://:{secret}@cache.internal:6379/0",
+        "SMTP_URL": f"smtp://mailer:{secret}@mail.example.com:587",
+        "WEBHOOK_URL": f"https://hook:{secret}@hooks.example.com/mail",
+        "SECRET_KEY": secret * 3,
+        "SMTP_PASSWORD": secret,
+        "WEBHOOK_SECRET": secret,
+        "METRICS_TOKEN": secret,
+        "GITHUB_CLIENT_ID": "gh-client",
+        "GITHUB_CLIENT_SECRET": secret,
+        "OIDC_PROVIDERS": json.dumps(
+            {"corp": {"issuer": "https://id.example.com", "client_id": "c", "client_secret": secret}}
+        ),
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.database_url == environment["DATABASE_URL"]  # masked when shown, never when used
+    print(settings)
+    printed = capsys.readouterr().out
+    for shown in (printed, repr(settings)):
+        assert secret not in shown
+        # still says where each thing is, and as whom
+        assert "database_url='postgresql://gate:***@db.internal:5432/gatehouse'" in shown
+        assert "redis_url='redis://:***@cache.internal:6379/0'" in shown
+        assert "smtp_url='smtp://mailer:***@mail.example.com:587'" in shown
+        assert "webhook_url='https://hook:***@hooks.example.com/mail'" in shown
+        assert "redis_prefix='gatehouse:'" in shown and "github_client_id='gh-client'" in shown
+
+
 # Registration ################################################################
 
 
