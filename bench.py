@@ -582,10 +582,10 @@ class Bench:
         import service
 
         settings = service.Settings(**{k.lower(): v for k, v in env.items()})
-        async with await service.Gatehouse.open(settings) as gh:
-            async with gh.transaction() as db:
+        async with await service.Gatehouse.open(settings) as gatehouse:
+            async with gatehouse.transaction() as db:
                 have = await db.scalar(sa.select(sa.func.count()).select_from(service.User))
-            template = await gh.hasher.hash(PASSWORD)
+            template = await gatehouse.hasher.hash(PASSWORD)
             now = service.utcnow()
             rows = [
                 {
@@ -602,7 +602,7 @@ class Bench:
                 for i in range(have, users)
             ]
             for start in range(0, len(rows), 5000):
-                async with gh.transaction(write=True) as db:
+                async with gatehouse.transaction(write=True) as db:
                     await db.execute(sa.insert(service.User), rows[start : start + 5000])
 
     def run_backend(self, backend: str) -> None:
@@ -803,8 +803,8 @@ class Bench:
         import service
 
         settings = service.Settings(**{k.lower(): v for k, v in env.items()}, bcrypt_rounds=4)
-        async with await service.Gatehouse.open(settings) as gh:
-            await service.create_user(gh, email=email, password=PASSWORD, role="admin")
+        async with await service.Gatehouse.open(settings) as gatehouse:
+            await service.create_user(gatehouse, email=email, password=PASSWORD, role="admin")
 
     def scenario_revocation(self, env: dict[str, str]) -> None:
         """Logout on A, then poll B until it refuses the token: the propagation time."""
@@ -1156,8 +1156,8 @@ class Scale:
 
         settings = service.Settings(**{k.lower(): x for k, x in env.items()}, bcrypt_rounds=4)
         email = f"scale-admin-{secrets.token_hex(3)}@example.com"
-        async with await service.Gatehouse.open(settings) as gh:
-            await service.create_user(gh, email=email, password=PASSWORD, role="admin")
+        async with await service.Gatehouse.open(settings) as gatehouse:
+            await service.create_user(gatehouse, email=email, password=PASSWORD, role="admin")
         return email
 
     def _middle_cursor(self, server: Server, auth: dict[str, str]) -> str:

@@ -57,11 +57,11 @@ def _run(work: Callable[[Gatehouse], Awaitable[T]], *, auto_migrate: bool | None
     _warn_if_new_database(settings)
 
     async def main() -> T:
-        gh = await Gatehouse.open(settings, auto_migrate=auto_migrate)
+        gatehouse = await Gatehouse.open(settings, auto_migrate=auto_migrate)
         try:
-            return await work(gh)
+            return await work(gatehouse)
         finally:
-            await gh.close()
+            await gatehouse.close()
 
     try:
         return asyncio.run(main())
@@ -95,8 +95,8 @@ def _user_row(user: service.UserPublic) -> dict[str, Any]:
     return user.model_dump(mode="json")
 
 
-async def _user_id(gh: Gatehouse, email: str) -> Any:
-    return (await service.find_user(gh, email=email)).id
+async def _user_id(gatehouse: Gatehouse, email: str) -> Any:
+    return (await service.find_user(gatehouse, email=email)).id
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -109,7 +109,7 @@ def migrate(
 ) -> None:
     """Apply pending database migrations (or show their status)."""
     if status:
-        state = _run(lambda gh: service.migration_status(gh.engine), auto_migrate=False)
+        state = _run(lambda gatehouse: service.migration_status(gatehouse.engine), auto_migrate=False)
         if as_json:
             _echo_json(
                 {
@@ -128,7 +128,7 @@ def migrate(
         if state.drift:
             raise _fail("the database schema differs from the models")
         return
-    done = _run(lambda gh: service.migrate(gh.engine), auto_migrate=False)
+    done = _run(lambda gatehouse: service.migrate(gatehouse.engine), auto_migrate=False)
     if as_json:
         _echo_json({"applied": [{"version": m.version, "name": m.name} for m in done]})
         return
@@ -182,8 +182,8 @@ def create_user(
     """Create a user (prompts for the password)."""
     password = _read_password(password_stdin)
     user = _run(
-        lambda gh: service.create_user(
-            gh, email=email, password=password, full_name=full_name, role="admin" if admin else "user"
+        lambda gatehouse: service.create_user(
+            gatehouse, email=email, password=password, full_name=full_name, role="admin" if admin else "user"
         )
     )
     if as_json:
@@ -196,10 +196,10 @@ def create_user(
 def list_users(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List every user."""
 
-    async def work(gh: Gatehouse) -> list[service.UserPublic]:
-        rows, cursor = await service.list_users(gh, limit=200)
+    async def work(gatehouse: Gatehouse) -> list[service.UserPublic]:
+        rows, cursor = await service.list_users(gatehouse, limit=200)
         while cursor:
-            page, cursor = await service.list_users(gh, cursor=cursor, limit=200)
+            page, cursor = await service.list_users(gatehouse, cursor=cursor, limit=200)
             rows += page
         return rows
 
@@ -220,8 +220,8 @@ def set_password(
     """Set a user's password; all their sessions end."""
     password = _read_password(password_stdin, "New password")
 
-    async def work(gh: Gatehouse) -> None:
-        await service.set_password(gh, user_id=await _user_id(gh, email), new_password=password)
+    async def work(gatehouse: Gatehouse) -> None:
+        await service.set_password(gatehouse, user_id=await _user_id(gatehouse, email), new_password=password)
 
     _run(work)
     typer.echo(f"password set for {email}; sessions ended")
@@ -231,16 +231,16 @@ def set_password(
 def set_role(email: str, role: Annotated[str, typer.Argument(help="user or admin")]) -> None:
     """Change a user's role."""
 
-    async def work(gh: Gatehouse) -> service.UserPublic:
-        return await service.update_user(gh, user_id=await _user_id(gh, email), role=role)
+    async def work(gatehouse: Gatehouse) -> service.UserPublic:
+        return await service.update_user(gatehouse, user_id=await _user_id(gatehouse, email), role=role)
 
     user = _run(work)
     typer.echo(f"{user.email} is now {user.role}")
 
 
 def _set_active(email: str, active: bool) -> service.UserPublic:
-    async def work(gh: Gatehouse) -> service.UserPublic:
-        return await service.update_user(gh, user_id=await _user_id(gh, email), is_active=active)
+    async def work(gatehouse: Gatehouse) -> service.UserPublic:
+        return await service.update_user(gatehouse, user_id=await _user_id(gatehouse, email), is_active=active)
 
     return _run(work)
 
@@ -265,8 +265,8 @@ def delete_user(email: str, yes: Annotated[bool, typer.Option("--yes", "-y", hel
     if not yes:
         typer.confirm(f"Delete {email} and all their sessions?", abort=True)
 
-    async def work(gh: Gatehouse) -> None:
-        await service.delete_user(gh, user_id=await _user_id(gh, email))
+    async def work(gatehouse: Gatehouse) -> None:
+        await service.delete_user(gatehouse, user_id=await _user_id(gatehouse, email))
 
     _run(work)
     typer.echo(f"deleted {email}")
@@ -281,12 +281,12 @@ def revoke_sessions(
 ) -> None:
     """End every session of a user, or one with --session."""
 
-    async def work(gh: Gatehouse) -> int:
-        user_id = await _user_id(gh, email)
+    async def work(gatehouse: Gatehouse) -> int:
+        user_id = await _user_id(gatehouse, email)
         if session_id is not None:
-            await service.end_session(gh, session_id=session_id, owner_id=user_id)
+            await service.end_session(gatehouse, session_id=session_id, owner_id=user_id)
             return 1
-        return await service.revoke_sessions(gh, user_id=user_id, reason="admin")
+        return await service.revoke_sessions(gatehouse, user_id=user_id, reason="admin")
 
     count = _run(work)
     typer.echo(f"ended {count} session(s) of {email}")
@@ -296,8 +296,8 @@ def revoke_sessions(
 def sessions(email: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List a user's live sessions, newest first."""
 
-    async def work(gh: Gatehouse) -> list[service.LoginSession]:
-        return await service.list_sessions(gh, user_id=await _user_id(gh, email))
+    async def work(gatehouse: Gatehouse) -> list[service.LoginSession]:
+        return await service.list_sessions(gatehouse, user_id=await _user_id(gatehouse, email))
 
     rows = [service.SessionPublic.of(row, None).model_dump(mode="json", exclude={"current"}) for row in _run(work)]
     if as_json:
@@ -316,8 +316,8 @@ def mfa_reset(email: str, yes: Annotated[bool, typer.Option("--yes", "-y", help=
     if not yes:
         typer.confirm(f"Remove every second factor of {email}?", abort=True)
 
-    async def work(gh: Gatehouse) -> int:
-        return await service.reset_mfa(gh, user_id=await _user_id(gh, email))
+    async def work(gatehouse: Gatehouse) -> int:
+        return await service.reset_mfa(gatehouse, user_id=await _user_id(gatehouse, email))
 
     removed = _run(work)
     typer.echo(f"removed {removed} second factor record(s) of {email}; they were notified")
@@ -327,8 +327,8 @@ def mfa_reset(email: str, yes: Annotated[bool, typer.Option("--yes", "-y", help=
 def identities(email: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List a user's linked sign-ins at other providers (OpenID Connect, GitHub, Google)."""
 
-    async def work(gh: Gatehouse) -> list[service.Identity]:
-        return await service.list_identities(gh, user_id=await _user_id(gh, email))
+    async def work(gatehouse: Gatehouse) -> list[service.Identity]:
+        return await service.list_identities(gatehouse, user_id=await _user_id(gatehouse, email))
 
     rows = [service.IdentityPublic.model_validate(row).model_dump(mode="json") for row in _run(work)]
     if as_json:
@@ -346,8 +346,8 @@ def unlink_identity(
 ) -> None:
     """Remove one of a user's linked sign-ins (never their last way to sign in); audited."""
 
-    async def work(gh: Gatehouse) -> None:
-        await service.unlink_identity(gh, user_id=await _user_id(gh, email), identity_id=identity_id)
+    async def work(gatehouse: Gatehouse) -> None:
+        await service.unlink_identity(gatehouse, user_id=await _user_id(gatehouse, email), identity_id=identity_id)
 
     _run(work)
     typer.echo(f"unlinked identity {identity_id} of {email}")
@@ -357,8 +357,8 @@ def unlink_identity(
 def reset_link(email: str) -> None:
     """Print a one-time password reset link for an operator to hand over."""
 
-    async def work(gh: Gatehouse) -> str:
-        return await service.password_reset_link(gh, user_id=await _user_id(gh, email))
+    async def work(gatehouse: Gatehouse) -> str:
+        return await service.password_reset_link(gatehouse, user_id=await _user_id(gatehouse, email))
 
     typer.echo(_run(work))
 
@@ -412,10 +412,10 @@ def audit(
         _export_audit(export, until)
         return
 
-    async def work(gh: Gatehouse) -> tuple[list[service.AuditEvent], str | None]:
-        user_id = await _user_id(gh, user) if user else None
+    async def work(gatehouse: Gatehouse) -> tuple[list[service.AuditEvent], str | None]:
+        user_id = await _user_id(gatehouse, user) if user else None
         return await service.list_audit(
-            gh, user_id=user_id, event=event, since=since, until=until, cursor=cursor, limit=limit
+            gatehouse, user_id=user_id, event=event, since=since, until=until, cursor=cursor, limit=limit
         )
 
     page, next_cursor = _run(work)
@@ -432,10 +432,10 @@ def audit(
 
 
 def _export_audit(path: Path, until: datetime | None) -> None:
-    async def work(gh: Gatehouse) -> int:
+    async def work(gatehouse: Gatehouse) -> int:
         count = 0
         with path.open("w", encoding="utf-8") as out:  # streamed: a page in memory at a time
-            async for row in service.iter_audit(gh, until=until):
+            async for row in service.iter_audit(gatehouse, until=until):
                 out.write(json.dumps(service.AuditPublic.of(row).model_dump(mode="json"), sort_keys=True) + "\n")
                 count += 1
         return count
@@ -453,7 +453,7 @@ def purge(
     as_json: JsonOption = False,
 ) -> None:
     """Delete expired and revoked sessions, spent tokens and old audit events now (as the service does hourly)."""
-    counts = _run(lambda gh: service.purge(gh, dry_run=dry_run))
+    counts = _run(lambda gatehouse: service.purge(gatehouse, dry_run=dry_run))
     if any(count is None for count in counts.values()):
         raise _fail("another instance is purging right now; try again when it has finished")
     if as_json:
@@ -480,10 +480,10 @@ def create_key(
 ) -> None:
     """Create an API key for a user and print it (the only time it is shown)."""
 
-    async def work(gh: Gatehouse) -> tuple[service.ApiKey, str]:
+    async def work(gatehouse: Gatehouse) -> tuple[service.ApiKey, str]:
         return await service.create_api_key(
-            gh,
-            user_id=await _user_id(gh, email),
+            gatehouse,
+            user_id=await _user_id(gatehouse, email),
             name=name,
             scopes=scope or ["users:read"],
             expires_days=expires_days,
@@ -505,9 +505,9 @@ def list_keys(
 ) -> None:
     """List unrevoked API keys (never their secrets)."""
 
-    async def work(gh: Gatehouse) -> list[dict[str, Any]]:
-        rows = await service.list_api_keys(gh, user_id=await _user_id(gh, email) if email else None)
-        owners = {uid: (await service.get_user(gh, user_id=uid)).email for uid in {r.user_id for r in rows}}
+    async def work(gatehouse: Gatehouse) -> list[dict[str, Any]]:
+        rows = await service.list_api_keys(gatehouse, user_id=await _user_id(gatehouse, email) if email else None)
+        owners = {uid: (await service.get_user(gatehouse, user_id=uid)).email for uid in {r.user_id for r in rows}}
         return [{**_key_row(row), "owner": owners[row.user_id]} for row in rows]
 
     rows = _run(work)
@@ -525,8 +525,8 @@ def list_keys(
 def revoke_key(key: Annotated[str, typer.Argument(help="The key's id or prefix (as list-keys prints them).")]) -> None:
     """Revoke an API key (and the keys it made); they stop working everywhere at once."""
 
-    async def work(gh: Gatehouse) -> service.ApiKey:
-        return await service.revoke_api_key(gh, key_id=(await service.find_api_key(gh, ref=key)).id)
+    async def work(gatehouse: Gatehouse) -> service.ApiKey:
+        return await service.revoke_api_key(gatehouse, key_id=(await service.find_api_key(gatehouse, ref=key)).id)
 
     row = _run(work)
     typer.echo(f"revoked key {row.id} ({row.name})")
@@ -573,7 +573,7 @@ def signing_rotate(as_json: JsonOption = False) -> None:
 @signing.command("retire")
 def signing_retire(kid: str) -> None:
     """Retire a signing key: tokens signed with it stop working everywhere."""
-    row = _run(lambda gh: service.retire_signing_key(gh, kid=kid))
+    row = _run(lambda gatehouse: service.retire_signing_key(gatehouse, kid=kid))
     typer.echo(f"retired signing key {row.kid}")
 
 

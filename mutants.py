@@ -51,7 +51,7 @@ MUTANTS = [
     ),
     Mutant(
         "caller memo: answers across an invalidation",
-        "    if memo is not None and memo[0] == gh.cache.epoch() and memo[1] > time.time():",
+        "    if memo is not None and memo[0] == gatehouse.cache.epoch() and memo[1] > time.time():",
         "    if memo is not None and memo[1] > time.time():",
         "test_attack_a_memoised_caller_is_refused_the_moment_anything_changes",
     ),
@@ -105,7 +105,7 @@ MUTANTS = [
     ),
     Mutant(
         "near cache: every concurrent miss reads the database itself",
-        "    started = gh.loading.get(key)\n",
+        "    started = gatehouse.loading.get(key)\n",
         "    started = None\n",
         "test_a_stampede_of_misses_makes_one_database_read_per_entry",
     ),
@@ -123,20 +123,20 @@ MUTANTS = [
     ),
     Mutant(
         "rate limit: a failed login is not counted per account and address",
-        "    await _check_rate(gh, pair_key, settings.rate_login_failures_account_ip)\n",
+        "    await _check_rate(gatehouse, pair_key, settings.rate_login_failures_account_ip)\n",
         "",
         "test_failed_logins_per_account_and_ip_are_limited",
     ),
     Mutant(
         "rate limit: registration is not limited per address",
-        '        await _check_auth_ip(gh, client)\n    email = _validated(normalize_email, email, "email")',
+        '        await _check_auth_ip(gatehouse, client)\n    email = _validated(normalize_email, email, "email")',
         '    email = _validated(normalize_email, email, "email")',
         "test_register_attempts_per_ip_are_limited",
     ),
     Mutant(
         "rate limit: the general per-address limit never refuses",
-        "            elif (wait := await self._general_limit(gh, path, ip)) > 0:",
-        "            elif (wait := await self._general_limit(gh, path, ip)) > 1e9:",
+        "            elif (wait := await self._general_limit(gatehouse, path, ip)) > 0:",
+        "            elif (wait := await self._general_limit(gatehouse, path, ip)) > 1e9:",
         "test_general_limit_per_client_and_health_is_exempt",
     ),
     Mutant(
@@ -169,7 +169,7 @@ MUTANTS = [
     ),
     Mutant(
         "refresh: an expired session refreshes",
-        "        if min(row.expires_at, _session_expiry(gh, row.created_at, now)) <= now:",
+        "        if min(row.expires_at, _session_expiry(gatehouse, row.created_at, now)) <= now:",
         "        if False:",
         "test_refresh_of_an_expired_session_is_token_expired",
     ),
@@ -194,7 +194,7 @@ MUTANTS = [
     ),
     Mutant(
         "access: a passed cached session expiry is not read again",
-        "        session = (await _load_session_entry(gh, claims.session_id))[1]  # cached copy predates a refresh?",
+        "        session = (await _load_session_entry(gatehouse, claims.session_id))[1]  # cached copy predates a refresh?",
         "        pass",
         "test_access_path_rereads_a_cached_session_expiry_that_has_passed",
     ),
@@ -206,7 +206,7 @@ MUTANTS = [
     ),
     Mutant(
         "access: key retirement not checked for a token verified before",
-        '        if await _cached(gh, f"sk:{claims.kid}", lambda: _load_key_entry(gh, claims.kid)) is None:',
+        '        if await _cached(gatehouse, f"sk:{claims.kid}", lambda: _load_key_entry(gatehouse, claims.kid)) is None:',
         "        if False:",
         "test_rotate_and_retire_signing_keys_under_a_running_service",
     ),
@@ -242,8 +242,8 @@ MUTANTS = [
     ),
     Mutant(
         "access: logout not announced to the caches",
-        '    if ended:\n        await gh.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})',
-        '    if False:\n        await gh.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})',
+        '    if ended:\n        await gatehouse.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})',
+        '    if False:\n        await gatehouse.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})',
         "test_logout_revokes_this_session_only",
     ),
     Mutant(
@@ -304,8 +304,8 @@ MUTANTS = [
     ),
     Mutant(
         "link from inside: a recent sign-in stands in for a proof in the request",
-        "    await _prove_in_request(gh, principal, body, client)\n    start = await start_identity_link(",
-        "    await _prove(gh, principal, body, client)\n    start = await start_identity_link(",
+        "    await _prove_in_request(gatehouse, principal, body, client)\n    start = await start_identity_link(",
+        "    await _prove(gatehouse, principal, body, client)\n    start = await start_identity_link(",
         "test_attack_linking_from_inside_needs_a_proof_in_the_request",
     ),
     Mutant(
@@ -347,19 +347,19 @@ MUTANTS = [
     ),
     Mutant(
         "api key: revocation not announced to the caches",
-        "async def _publish_revoked_keys(gh: Gatehouse, rows: list[ApiKey]) -> None:\n    if rows:",
-        "async def _publish_revoked_keys(gh: Gatehouse, rows: list[ApiKey]) -> None:\n    if False:",
+        "async def _publish_revoked_keys(gatehouse: Gatehouse, rows: list[ApiKey]) -> None:\n    if rows:",
+        "async def _publish_revoked_keys(gatehouse: Gatehouse, rows: list[ApiKey]) -> None:\n    if False:",
         "test_api_key_lifecycle",
     ),
     Mutant(
         "api key: last_used_at written on every request (no throttle)",
-        "    if not due_once_per(interval, gh.key_touches, key_id, gh.settings.local_cache_max_entries):\n        return",
+        "    if not due_once_per(interval, gatehouse.key_touches, key_id, gatehouse.settings.local_cache_max_entries):\n        return",
         "    if False:\n        return",
         "test_api_key_last_used_is_recorded_without_a_write_per_request",
     ),
     Mutant(
         "api key: last_used_at not claimed across instances",
-        '        if await gh.cache.claim(f"touch:{key_id}", interval):',
+        '        if await gatehouse.cache.claim(f"touch:{key_id}", interval):',
         "        if True:",
         "test_api_key_last_used_is_recorded_without_a_write_per_request",
         backend="postgres",
@@ -398,7 +398,7 @@ MUTANTS = [
     # Limited credentials and undo links
     Mutant(
         "admin power: an aal1 session or key keeps the admin scope under REQUIRE_MFA_FOR_ADMINS",
-        '    if "admin" in principal.scopes and principal.aal < 2 and gh.settings.require_mfa_for_admins:',
+        '    if "admin" in principal.scopes and principal.aal < 2 and gatehouse.settings.require_mfa_for_admins:',
         "    if False:",
         "test_attack_admin_session_without_a_second_factor_uses_admin_power_outside_admin_routes",
     ),
@@ -416,14 +416,14 @@ MUTANTS = [
     ),
     Mutant(
         "sessions: an API key lists its owner's sessions",
-        "async def my_sessions(principal: SessionReader, gh: GatehouseDep)",
-        "async def my_sessions(principal: Reader, gh: GatehouseDep)",
+        "async def my_sessions(principal: SessionReader, gatehouse: GatehouseDep)",
+        "async def my_sessions(principal: Reader, gatehouse: GatehouseDep)",
         "test_attack_api_key_lists_and_ends_its_owners_sessions",
     ),
     Mutant(
         "sessions: an API key ends its owner's sessions",
-        "async def delete_session(session_id: uuid.UUID, principal: SessionWriter,",
-        "async def delete_session(session_id: uuid.UUID, principal: Writer,",
+        "    session_id: uuid.UUID, principal: SessionWriter, gatehouse: GatehouseDep, client: ClientDep\n) -> None:",
+        "    session_id: uuid.UUID, principal: Writer, gatehouse: GatehouseDep, client: ClientDep\n) -> None:",
         "test_attack_api_key_lists_and_ends_its_owners_sessions",
     ),
     Mutant(
@@ -447,7 +447,7 @@ MUTANTS = [
     # Passwords, reset and verification
     Mutant(
         "password: other sessions survive a password change",
-        '    ended = await _end_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")',
+        '    ended = await _end_sessions(gatehouse, user_id=user.id, keep=keep_session, reason="password_changed")',
         "    ended = 0",
         "test_change_password_ends_other_sessions",
     ),
@@ -504,21 +504,21 @@ MUTANTS = [
     # The owner on a new network
     Mutant(
         "new network: a login code spends the mailbox's budget, which strangers can empty",
-        '    if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 0:',
-        "    if not await _mail_allowed(gh, user.email, client, user.id):",
+        '    if await gatehouse.cache.hit(f"mail-code:{user.id}", gatehouse.settings.rate_reset_email_ip) > 0:',
+        "    if not await _mail_allowed(gatehouse, user.email, client, user.id):",
         "test_attack_strangers_on_sixteen_addresses_cannot_keep_the_owner_out_of_a_new_address",
     ),
     Mutant(
         "new network: the login code budget never refuses, so a password holder floods the mailbox",
-        '    if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 0:',
-        '    if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 3600:',
+        '    if await gatehouse.cache.hit(f"mail-code:{user.id}", gatehouse.settings.rate_reset_email_ip) > 0:',
+        '    if await gatehouse.cache.hit(f"mail-code:{user.id}", gatehouse.settings.rate_reset_email_ip) > 3600:',
         "test_attack_strangers_on_sixteen_addresses_cannot_keep_the_owner_out_of_a_new_address",
     ),
     Mutant(
         "new network: a full password limit also holds up passwordless passkey sign-in",
         "        raise EmailNotVerified()\n    pair = await _start_session(\n",
         "        raise EmailNotVerified()\n"
-        '    if await gh.cache.hit(f"login-fail:{user.email}", gh.settings.rate_login_failures_account, 0) > 0:\n'
+        '    if await gatehouse.cache.hit(f"login-fail:{user.email}", gatehouse.settings.rate_login_failures_account, 0) > 0:\n'
         "        raise LoginCodeRequired()\n"
         "    pair = await _start_session(\n",
         "test_passkey_sign_in_from_a_new_address_is_not_held_by_a_full_password_limit",
@@ -526,14 +526,14 @@ MUTANTS = [
     # Service runs alone
     Mutant(
         "templates: a file that cannot be used does not stop the server starting",
-        "    if gh.templates.problems:\n        await gh.close()",
-        "    if False:\n        await gh.close()",
+        "    if gatehouse.templates.problems:\n        await gatehouse.close()",
+        "    if False:\n        await gatehouse.close()",
         "test_a_template_that_cannot_be_rendered_is_a_startup_error_naming_it",
     ),
     Mutant(
         "templates: check-config does not list a file that cannot be used",
-        "    problems = [*gh.settings.problems(), *gh.templates.problems]",
-        "    problems = list(gh.settings.problems())",
+        "    problems = [*gatehouse.settings.problems(), *gatehouse.templates.problems]",
+        "    problems = list(gatehouse.settings.problems())",
         "test_a_template_that_cannot_be_rendered_is_a_startup_error_naming_it",
     ),
     Mutant(
@@ -556,7 +556,7 @@ MUTANTS = [
     ),
     Mutant(
         "templates: the style sheet is read from a file beside service.py",
-        '    css = gh.templates.texts["pages/gatehouse.css"]',
+        '    css = gatehouse.templates.texts["pages/gatehouse.css"]',
         '    css = (Path(__file__).parent / "templates" / "pages" / "gatehouse.css").read_text()',
         "test_service_py_alone_serves_every_page_and_mail",
     ),
@@ -581,7 +581,7 @@ MUTANTS = [
     ),
     Mutant(
         "config: a changed SECRET_KEY with sealed signing keys goes unnoticed",
-        "    return [row.kid for row in rows if not gh.tokens.unseals(_material(row))]",
+        "    return [row.kid for row in rows if not gatehouse.tokens.unseals(_material(row))]",
         "    return []",
         "test_changed_secret_key_with_sealed_signing_keys_is_a_startup_and_config_problem",
     ),
@@ -624,7 +624,7 @@ MUTANTS = [
     ),
     Mutant(
         "step-up: a stale sign-in counts as proof",
-        "    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:",
+        "    elif time.time() - principal.auth_time > gatehouse.settings.reauth_minutes * 60:",
         "    elif False:",
         "test_attack_stolen_stale_access_token_cannot_change_email_or_delete",
     ),
@@ -648,7 +648,7 @@ MUTANTS = [
     ),
     Mutant(
         "reset: a bogus token costs a bcrypt hash",
-        '    await _peek_action_token(gh, token=token, purpose="reset")  # a bogus token costs no bcrypt',
+        '    await _peek_action_token(gatehouse, token=token, purpose="reset")  # a bogus token costs no bcrypt',
         "    pass",
         "test_attack_bogus_reset_tokens_cost_no_hash",
     ),
@@ -660,14 +660,14 @@ MUTANTS = [
     ),
     Mutant(
         "lockout: any login code is accepted",
-        "        if code is not None and await _spend_login_code(gh, user=user, code=code):",
+        "        if code is not None and await _spend_login_code(gatehouse, user=user, code=code):",
         "        if code is not None:",
         "test_attack_strangers_failed_logins_cannot_lock_out_the_owner",
     ),
     Mutant(
         "lockout: a password check is only looked up, not reserved, before bcrypt",
-        "    await _check_rate(gh, pair_key, settings.rate_login_failures_account_ip)\n",
-        "    await _check_rate(gh, pair_key, settings.rate_login_failures_account_ip, cost=0)\n",
+        "    await _check_rate(gatehouse, pair_key, settings.rate_login_failures_account_ip)\n",
+        "    await _check_rate(gatehouse, pair_key, settings.rate_login_failures_account_ip, cost=0)\n",
         "test_attack_fifty_parallel_wrong_logins_get_no_more_checks_than_the_limit",
     ),
     Mutant(
@@ -678,14 +678,14 @@ MUTANTS = [
     ),
     Mutant(
         "mail: no per-requester budget",
-        '    allowed = await gh.cache.hit(f"mail-ip:{address}|{group}", settings.rate_reset_email_ip) == 0 and (',
+        '    allowed = await gatehouse.cache.hit(f"mail-ip:{address}|{group}", settings.rate_reset_email_ip) == 0 and (',
         "    allowed = True or (",
         "test_attack_strangers_cannot_spend_the_owners_reset_mail",
     ),
     Mutant(
         "mail: no reserve for the owner's known addresses",
-        "            user_id is not None\n            and await _is_known_address(gh, user_id, group)",
-        "            False\n            and await _is_known_address(gh, user_id, group)",
+        "            user_id is not None\n            and await _is_known_address(gatehouse, user_id, group)",
+        "            False\n            and await _is_known_address(gatehouse, user_id, group)",
         "test_attack_strangers_cannot_spend_the_owners_reset_mail",
     ),
     Mutant(
@@ -721,30 +721,30 @@ MUTANTS = [
     # Second factors and passkeys (issue 25)
     Mutant(
         "passkeys: a stranger's answer spends the owner's budget",
-        "    challenge, expires = _client_challenge(gh, answer, purpose, user.id if user else None)\n"
-        "    passkey = await _find_passkey(gh, answer)",
-        "    passkey = await _find_passkey(gh, answer)\n"
+        "    challenge, expires = _client_challenge(gatehouse, answer, purpose, user.id if user else None)\n"
+        "    passkey = await _find_passkey(gatehouse, answer)",
+        "    passkey = await _find_passkey(gatehouse, answer)\n"
         "    if passkey is not None:\n"
-        '        await _check_rate(gh, f"mfa-fail:{passkey.user_id}", gh.settings.rate_mfa_failures)\n'
-        "    challenge, expires = _client_challenge(gh, answer, purpose, user.id if user else None)",
+        '        await _check_rate(gatehouse, f"mfa-fail:{passkey.user_id}", gatehouse.settings.rate_mfa_failures)\n'
+        "    challenge, expires = _client_challenge(gatehouse, answer, purpose, user.id if user else None)",
         "test_attack_strangers_junk_passkey_answers_never_spend_the_owners_second_factor_budget",
     ),
     Mutant(
         "codes: the owner's reserve is open to every address",
-        "        if not await _is_known_address(gh, user.id, ip_group(client.ip)):",
+        "        if not await _is_known_address(gatehouse, user.id, ip_group(client.ip)):",
         "        if False:",
         "test_attack_password_holders_guessing_codes_from_elsewhere_cannot_lock_the_owner_out",
     ),
     Mutant(
         "codes: no reserve for the owner",
-        '        key = f"mfa-fail-known:{user.id}"\n        await _check_rate(gh, key, rate)',
+        '        key = f"mfa-fail-known:{user.id}"\n        await _check_rate(gatehouse, key, rate)',
         "        raise RateLimited(wait)",
         "test_attack_password_holders_guessing_codes_from_elsewhere_cannot_lock_the_owner_out",
     ),
     Mutant(
         "factor change: a recent sign-in is proof enough",
         "    else:\n        raise FactorProofRequired()",
-        "    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:\n        raise FactorProofRequired()",
+        "    elif time.time() - principal.auth_time > gatehouse.settings.reauth_minutes * 60:\n        raise FactorProofRequired()",
         "test_attack_stolen_fresh_access_token_cannot_plant_or_strip_a_factor",
     ),
     Mutant(
@@ -755,7 +755,7 @@ MUTANTS = [
     ),
     Mutant(
         "factor change: any mailed code proves it",
-        '        if not await _spend_login_code(gh, user=user, code=email_code, purpose="email_code"):',
+        '        if not await _spend_login_code(gatehouse, user=user, code=email_code, purpose="email_code"):',
         "        if False:",
         "test_attack_removing_the_last_passkey_of_a_passwordless_account_is_refused",
     ),
@@ -773,13 +773,13 @@ MUTANTS = [
     ),
     Mutant(
         "undo link: the planter's sessions survive",
-        '    ended = await _end_sessions(gh, user_id=user.id, reason="factor_undo")',
+        '    ended = await _end_sessions(gatehouse, user_id=user.id, reason="factor_undo")',
         "    ended = 0",
         "test_attack_a_planted_factor_is_removed_by_the_this_wasnt_me_link",
     ),
     Mutant(
         "reset: a recently planted factor survives",
-        "        removed = await _drop_recent_factors(gh, db, user.id, keep_factors)",
+        "        removed = await _drop_recent_factors(gatehouse, db, user.id, keep_factors)",
         "        removed = []",
         "test_attack_a_planted_passkey_does_not_survive_a_password_reset",
     ),
@@ -797,14 +797,14 @@ MUTANTS = [
     ),
     Mutant(
         "email change: a stolen session with the password moves an account with a factor",
-        "    if factor_if_enrolled and await _has_second_factor(gh, principal.user_id):",
+        "    if factor_if_enrolled and await _has_second_factor(gatehouse, principal.user_id):",
         "    if False:",
         "test_attack_a_stolen_session_with_the_password_cannot_move_an_mfa_account_or_spend_its_undo_links",
     ),
     Mutant(
         "email change: keeping needs only a recent sign-in",
-        "    await _prove_in_request(gh, principal, body, client)\n    await keep_email_change(",
-        "    await _prove(gh, principal, body, client)\n    await keep_email_change(",
+        "    await _prove_in_request(gatehouse, principal, body, client)\n    await keep_email_change(",
+        "    await _prove(gatehouse, principal, body, client)\n    await keep_email_change(",
         "test_attack_a_stolen_session_with_the_password_cannot_move_an_mfa_account_or_spend_its_undo_links",
     ),
     Mutant(
@@ -812,19 +812,19 @@ MUTANTS = [
         "    count = verified.new_sign_count\n    try:",
         "    count = verified.new_sign_count\n"
         "    if (count or passkey.sign_count) and count <= passkey.sign_count:\n"
-        "        await _refuse_clone(gh, passkey, user, count, client)\n"
+        "        await _refuse_clone(gatehouse, passkey, user, count, client)\n"
         "    try:",
         "test_attack_a_double_submitted_passkey_answer_is_a_spent_challenge_not_a_clone",
     ),
     Mutant(
         "passkey clone: not mailed",
-        '    if await gh.cache.claim(f"clone-mail:{passkey.id}", 3600):',
+        '    if await gatehouse.cache.claim(f"clone-mail:{passkey.id}", 3600):',
         "    if False:",
         "test_attack_a_cloned_passkey_is_mailed_to_the_owner",
     ),
     Mutant(
         "passkey clone: mailed on every try",
-        '    if await gh.cache.claim(f"clone-mail:{passkey.id}", 3600):',
+        '    if await gatehouse.cache.claim(f"clone-mail:{passkey.id}", 3600):',
         "    if True:",
         "test_attack_a_cloned_passkey_is_mailed_to_the_owner",
     ),

@@ -4212,20 +4212,20 @@ class Gatehouse:
     @classmethod
     async def open(cls, settings: Settings, *, auto_migrate: bool | None = None) -> "Gatehouse":
         """A ready Gatehouse: migrated (with AUTO_MIGRATE), following the cache bus, sampling gauges."""
-        gh = cls(settings)
+        gatehouse = cls(settings)
         try:
             if settings.auto_migrate if auto_migrate is None else auto_migrate:
                 try:
-                    await migrate(gh.engine)
+                    await migrate(gatehouse.engine)
                 except _DB_DOWN_ERRORS as exc:
                     raise ConfigError(f"DATABASE_URL: cannot reach the database to migrate ({exc})") from exc
-            await gh.cache.start()
-            gh.mailer.start()
+            await gatehouse.cache.start()
+            gatehouse.mailer.start()
         except BaseException:
-            await gh.close()
+            await gatehouse.close()
             raise
-        gh._sampler = asyncio.get_running_loop().create_task(gh._sample_gauges())
-        return gh
+        gatehouse._sampler = asyncio.get_running_loop().create_task(gatehouse._sample_gauges())
+        return gatehouse
 
     def start_purger(self, job: Callable[["Gatehouse"], Awaitable[None]]) -> None:
         """Run the retention purge in the background until `close` (a serving process does: see
@@ -4259,7 +4259,7 @@ class Gatehouse:
         await self.engine.dispose()
         self.hasher.close()
 
-    async def __aenter__(self) -> "Gatehouse":  # `async with await Gatehouse.open(settings) as gh:`
+    async def __aenter__(self) -> "Gatehouse":  # `async with await Gatehouse.open(settings) as gatehouse:`
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -4308,10 +4308,10 @@ def _user_entry(user: User) -> Entry:
     return user.version, UserPublic.model_validate(user).model_dump(mode="json")
 
 
-async def _publish_user(gh: Gatehouse, user: User) -> UserPublic:
+async def _publish_user(gatehouse: Gatehouse, user: User) -> UserPublic:
     """After a user's write commits: every instance drops its copy; the public shape."""
     version, payload = _user_entry(user)
-    await gh.cache.publish({f"u:{user.id}": (version, payload)})
+    await gatehouse.cache.publish({f"u:{user.id}": (version, payload)})
     return UserPublic.model_validate(payload)
 
 
@@ -4321,59 +4321,59 @@ def _session_entry(row: LoginSession | None) -> Entry:
     return 0, {"uid": str(row.user_id), "exp": row.expires_at.timestamp()}
 
 
-async def _load_and_fill(gh: Gatehouse, key: str, epoch: int, load: Callable[[], Awaitable[Entry]]) -> Any:
+async def _load_and_fill(gatehouse: Gatehouse, key: str, epoch: int, load: Callable[[], Awaitable[Entry]]) -> Any:
     version, payload = await load()
-    await gh.cache.fill(key, version, payload, epoch)
+    await gatehouse.cache.fill(key, version, payload, epoch)
     return payload
 
 
-def _loaded(gh: Gatehouse, key: str, done: asyncio.Future[Any]) -> None:
-    if gh.loading.get(key, (0, None))[1] is done:
-        del gh.loading[key]
+def _loaded(gatehouse: Gatehouse, key: str, done: asyncio.Future[Any]) -> None:
+    if gatehouse.loading.get(key, (0, None))[1] is done:
+        del gatehouse.loading[key]
     if not done.cancelled():
         done.exception()  # retrieved here too: every waiter may have gone away before it failed
 
 
-async def _cached(gh: Gatehouse, key: str, load: Callable[[], Awaitable[Entry]]) -> Any:
+async def _cached(gatehouse: Gatehouse, key: str, load: Callable[[], Awaitable[Entry]]) -> Any:
     """Cache-aside read of one entry's payload. Concurrent misses of one key share one load: when a
     busy entry expires, the requests waiting on it make one database read, not one each. A request
     joins only a load that started after the last invalidation (same epoch): one that began before a
     logout could otherwise answer "live" to a request that arrived after it."""
-    entry = await gh.cache.get(key)
+    entry = await gatehouse.cache.get(key)
     if entry is not None:
-        gh._cache_hit.inc()
+        gatehouse._cache_hit.inc()
         return entry[1]
-    gh._cache_miss.inc()
-    epoch = gh.cache.epoch()
-    started = gh.loading.get(key)
+    gatehouse._cache_miss.inc()
+    epoch = gatehouse.cache.epoch()
+    started = gatehouse.loading.get(key)
     if started is None or started[0] != epoch:
-        started = gh.loading[key] = (epoch, asyncio.ensure_future(_load_and_fill(gh, key, epoch, load)))
-        started[1].add_done_callback(lambda done: _loaded(gh, key, done))
+        started = gatehouse.loading[key] = (epoch, asyncio.ensure_future(_load_and_fill(gatehouse, key, epoch, load)))
+        started[1].add_done_callback(lambda done: _loaded(gatehouse, key, done))
     return await asyncio.shield(started[1])  # a waiter that goes away does not cancel the others' load
 
 
-async def _load_user_entry(gh: Gatehouse, user_id: uuid.UUID) -> Entry:
-    async with gh.transaction() as db:
+async def _load_user_entry(gatehouse: Gatehouse, user_id: uuid.UUID) -> Entry:
+    async with gatehouse.transaction() as db:
         user = await db.get(User, user_id)
     return _user_entry(user) if user else (0, None)
 
 
-async def _load_session_entry(gh: Gatehouse, session_id: uuid.UUID) -> Entry:
-    async with gh.transaction() as db:
+async def _load_session_entry(gatehouse: Gatehouse, session_id: uuid.UUID) -> Entry:
+    async with gatehouse.transaction() as db:
         row = await db.get(LoginSession, session_id)
     return _session_entry(row)
 
 
-async def _check_rate(gh: Gatehouse, key: str, rate: Rate, cost: int = 1) -> None:
-    wait = await gh.cache.hit(key, rate, cost)
+async def _check_rate(gatehouse: Gatehouse, key: str, rate: Rate, cost: int = 1) -> None:
+    wait = await gatehouse.cache.hit(key, rate, cost)
     if wait > 0:
-        gh.metrics.rate_limited.labels(key.split(":", 1)[0]).inc()
+        gatehouse.metrics.rate_limited.labels(key.split(":", 1)[0]).inc()
         raise RateLimited(wait)
 
 
-async def _check_auth_ip(gh: Gatehouse, client: Client) -> None:
+async def _check_auth_ip(gatehouse: Gatehouse, client: Client) -> None:
     """The per-address limit on unauthenticated auth work (register, login, reset; IPv6 per /64)."""
-    await _check_rate(gh, f"auth-ip:{ip_group(client.ip)}", gh.settings.rate_auth_ip)
+    await _check_rate(gatehouse, f"auth-ip:{ip_group(client.ip)}", gatehouse.settings.rate_auth_ip)
 
 
 # Service functions: users ----------------------------------------------------
@@ -4391,33 +4391,33 @@ async def _lock_user(db: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
-async def _load_user(gh: Gatehouse, user_id: uuid.UUID) -> User:
+async def _load_user(gatehouse: Gatehouse, user_id: uuid.UUID) -> User:
     """The user row; UserNotFound if there is none."""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         user = await db.get(User, user_id)
     if user is None:
         raise UserNotFound()
     return user
 
 
-async def find_user(gh: Gatehouse, *, email: str) -> UserPublic:
+async def find_user(gatehouse: Gatehouse, *, email: str) -> UserPublic:
     """The user with this email; UserNotFound otherwise."""
     email = _validated(normalize_email, email, "email")
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         user = await _user_by_email(db, email)
     if user is None:
         raise UserNotFound()
     return UserPublic.model_validate(user)
 
 
-async def _user_payload(gh: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] | None:
+async def _user_payload(gatehouse: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] | None:
     """A user's cached public fields (None if there is no such user); `user_id` as UUID or its text."""
-    return await _cached(gh, f"u:{user_id}", lambda: _load_user_entry(gh, uuid.UUID(str(user_id))))
+    return await _cached(gatehouse, f"u:{user_id}", lambda: _load_user_entry(gatehouse, uuid.UUID(str(user_id))))
 
 
-async def get_user(gh: Gatehouse, *, user_id: uuid.UUID) -> UserPublic:
+async def get_user(gatehouse: Gatehouse, *, user_id: uuid.UUID) -> UserPublic:
     """A user (cached)."""
-    payload = await _user_payload(gh, user_id)
+    payload = await _user_payload(gatehouse, user_id)
     if payload is None:
         raise UserNotFound()
     return UserPublic.model_validate(payload)
@@ -4472,13 +4472,13 @@ def _email_search_key(email: str, match: EmailMatch) -> str:
     return email.strip().lower()
 
 
-async def _has_trigram_index(gh: Gatehouse, db: AsyncSession) -> bool:
+async def _has_trigram_index(gatehouse: Gatehouse, db: AsyncSession) -> bool:
     # Looked up once per process: migration 7 makes the index when the database allows pg_trgm.
-    if gh.trigram_search is None:
-        gh.trigram_search = gh.engine.dialect.name == "postgresql" and bool(
+    if gatehouse.trigram_search is None:
+        gatehouse.trigram_search = gatehouse.engine.dialect.name == "postgresql" and bool(
             await db.scalar(sa.text("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_users_email_trgm'"))
         )
-    return gh.trigram_search
+    return gatehouse.trigram_search
 
 
 async def _windowed_page(
@@ -4508,7 +4508,7 @@ async def _windowed_page(
 
 
 async def list_users(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     email: str | None = None,
     match: EmailMatch = "contains",
@@ -4530,7 +4530,7 @@ async def list_users(
             stmt = stmt.where(User.email == key)
         elif match == "prefix":
             stmt = stmt.where(User.email.startswith(key, autoescape=True))
-            if gh.engine.dialect.name == "sqlite":  # LIKE cannot use SQLite's index; a range can
+            if gatehouse.engine.dialect.name == "sqlite":  # LIKE cannot use SQLite's index; a range can
                 stmt = stmt.where(User.email >= key, User.email < key + "\U0010ffff")
         else:
             stmt = stmt.where(User.email.contains(key, autoescape=True))
@@ -4539,9 +4539,9 @@ async def list_users(
         stmt = stmt.where(User.role == role)
     if active is not None:
         stmt = stmt.where(User.is_active == active)  # `IS true` cannot use an index on PostgreSQL
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         # Trigrams need three characters; a shorter substring scans a window like SQLite does.
-        if window and len(email.strip()) >= 3 and await _has_trigram_index(gh, db):  # type: ignore[union-attr]
+        if window and len(email.strip()) >= 3 and await _has_trigram_index(gatehouse, db):  # type: ignore[union-attr]
             window = False
         if not window:
             rows, next_cursor = await _keyset_page(
@@ -4553,7 +4553,7 @@ async def list_users(
 
 
 async def create_user(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     email: str,
     password: str,
@@ -4564,17 +4564,17 @@ async def create_user(
 ) -> UserPublic:
     """Create an account; `self_signup` applies the SIGNUP_ENABLED and per-IP limits."""
     if self_signup:
-        if not gh.settings.signup_enabled:
+        if not gatehouse.settings.signup_enabled:
             raise SignupDisabled()
-        await _check_auth_ip(gh, client)
+        await _check_auth_ip(gatehouse, client)
     email = _validated(normalize_email, email, "email")
     password = _validated(check_password, password, "password")
     full_name = _validated(_no_bad_text, full_name, "full_name").strip()
     if role not in ROLES:
         raise InvalidInput(f"role must be one of: {', '.join(ROLES)}")
-    password_hash = await gh.hasher.hash(password)
+    password_hash = await gatehouse.hasher.hash(password)
     try:
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             user = User(id=uuid.uuid4(), email=email, password_hash=password_hash, full_name=full_name, role=role)
             db.add(user)
             db.add(_audit("user.register" if self_signup else "user.create", client, subject=user.id, role=role))
@@ -4604,9 +4604,9 @@ async def _other_ways_in(
     return any(others.one())
 
 
-async def _live_user(gh: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] | None:
+async def _live_user(gatehouse: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] | None:
     """The cached user if the account exists and is active."""
-    user = await _user_payload(gh, user_id)
+    user = await _user_payload(gatehouse, user_id)
     return user if user is not None and user["is_active"] else None
 
 
@@ -4623,8 +4623,8 @@ def _material(row: SigningKey) -> KeyMaterial:
     return KeyMaterial(row.kid, row.algorithm, row.private_key, row.public_key)
 
 
-async def _load_key_entry(gh: Gatehouse, kid: str) -> Entry:
-    async with gh.transaction() as db:
+async def _load_key_entry(gatehouse: Gatehouse, kid: str) -> Entry:
+    async with gatehouse.transaction() as db:
         return _key_entry(await db.get(SigningKey, kid))
 
 
@@ -4642,13 +4642,13 @@ async def _newest_key(db: AsyncSession, algorithm: str) -> SigningKey | None:
     )
 
 
-async def rotate_signing_key(gh: Gatehouse, *, algorithm: str | None = None, client: Client = CLI) -> SigningKey:
+async def rotate_signing_key(gatehouse: Gatehouse, *, algorithm: str | None = None, client: Client = CLI) -> SigningKey:
     """Make a new active signing key; older keys keep verifying until retired."""
-    algorithm = algorithm or gh.settings.jwt_algorithm
+    algorithm = algorithm or gatehouse.settings.jwt_algorithm
     if algorithm not in SIGNING_ALGORITHMS:
         raise InvalidInput(f"algorithm must be one of: {', '.join(SIGNING_ALGORITHMS)}")
-    material = await asyncio.to_thread(gh.tokens.generate, algorithm)  # RSA generation takes a while
-    async with gh.transaction(write=True) as db:
+    material = await asyncio.to_thread(gatehouse.tokens.generate, algorithm)  # RSA generation takes a while
+    async with gatehouse.transaction(write=True) as db:
         row = SigningKey(
             kid=material.kid,
             algorithm=algorithm,
@@ -4658,29 +4658,29 @@ async def rotate_signing_key(gh: Gatehouse, *, algorithm: str | None = None, cli
         )
         db.add(row)
         db.add(_audit("signing_key.rotate", client, kid=row.kid, algorithm=algorithm))
-    await gh.cache.publish({f"sk:active:{algorithm}": _active_entry(row), f"sk:{row.kid}": _key_entry(row)})
+    await gatehouse.cache.publish({f"sk:active:{algorithm}": _active_entry(row), f"sk:{row.kid}": _key_entry(row)})
     log.info("signing key rotated kid=%s alg=%s", row.kid, algorithm)
     return row
 
 
-async def active_signing_key(gh: Gatehouse) -> KeyMaterial:
+async def active_signing_key(gatehouse: Gatehouse) -> KeyMaterial:
     """The key new access tokens are signed with; the first one is made on first use."""
-    algorithm = gh.settings.jwt_algorithm
+    algorithm = gatehouse.settings.jwt_algorithm
 
     async def load() -> Entry:
-        async with gh.transaction() as db:
+        async with gatehouse.transaction() as db:
             row = await _newest_key(db, algorithm)
         return 0, None if row is None else dataclasses.asdict(_material(row))
 
-    active = await _cached(gh, f"sk:active:{algorithm}", load)
+    active = await _cached(gatehouse, f"sk:active:{algorithm}", load)
     if active is None:
-        return _material(await rotate_signing_key(gh, client=SERVICE))
+        return _material(await rotate_signing_key(gatehouse, client=SERVICE))
     return KeyMaterial(**active)
 
 
-async def retire_signing_key(gh: Gatehouse, *, kid: str, client: Client = CLI) -> SigningKey:
+async def retire_signing_key(gatehouse: Gatehouse, *, kid: str, client: Client = CLI) -> SigningKey:
     """Stop a key verifying anywhere; if it was active, the next newest key signs."""
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         row = await db.get(SigningKey, kid, with_for_update=True)
         if row is None or row.retired_at is not None:
             raise SigningKeyNotFound()
@@ -4688,14 +4688,16 @@ async def retire_signing_key(gh: Gatehouse, *, kid: str, client: Client = CLI) -
         db.add(_audit("signing_key.retire", client, kid=kid))
         await db.flush()
         successor = await _newest_key(db, row.algorithm)
-    await gh.cache.publish({f"sk:{kid}": _key_entry(None), f"sk:active:{row.algorithm}": _active_entry(successor)})
+    await gatehouse.cache.publish(
+        {f"sk:{kid}": _key_entry(None), f"sk:active:{row.algorithm}": _active_entry(successor)}
+    )
     log.warning("signing key retired kid=%s", kid)
     return row
 
 
-async def sealed_keys_not_opened(gh: Gatehouse) -> list[str]:
+async def sealed_keys_not_opened(gatehouse: Gatehouse) -> list[str]:
     """Kids of unretired signing keys whose private half SECRET_KEY cannot unseal (it changed since)."""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         rows = list(
             await db.scalars(
                 sa.select(SigningKey)
@@ -4703,7 +4705,7 @@ async def sealed_keys_not_opened(gh: Gatehouse) -> list[str]:
                 .order_by(SigningKey.created_at)
             )
         )
-    return [row.kid for row in rows if not gh.tokens.unseals(_material(row))]
+    return [row.kid for row in rows if not gatehouse.tokens.unseals(_material(row))]
 
 
 def sealed_keys_problem(kids: list[str]) -> str:
@@ -4714,21 +4716,21 @@ def sealed_keys_problem(kids: list[str]) -> str:
     )
 
 
-async def list_signing_keys(gh: Gatehouse) -> list[SigningKey]:
+async def list_signing_keys(gatehouse: Gatehouse) -> list[SigningKey]:
     """Every signing key, newest first."""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         return list(await db.scalars(sa.select(SigningKey).order_by(SigningKey.created_at.desc())))
 
 
-async def public_jwks(gh: Gatehouse) -> dict[str, Any]:
+async def public_jwks(gatehouse: Gatehouse) -> dict[str, Any]:
     """The JWK set of every non-retired asymmetric key."""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         rows = await db.scalars(
             sa.select(SigningKey)
             .where(SigningKey.retired_at.is_(None), SigningKey.public_key.is_not(None))
             .order_by(SigningKey.created_at.desc())
         )
-        return {"keys": [gh.tokens.public_jwk(r.kid, r.algorithm, r.public_key or "") for r in rows]}
+        return {"keys": [gatehouse.tokens.public_jwk(r.kid, r.algorithm, r.public_key or "") for r in rows]}
 
 
 # Service functions: API keys -------------------------------------------------
@@ -4748,25 +4750,25 @@ def _api_key_entry(row: ApiKey | None) -> Entry:
     }
 
 
-async def _load_api_key_entry(gh: Gatehouse, public_id: str) -> Entry:
-    async with gh.transaction() as db:
+async def _load_api_key_entry(gatehouse: Gatehouse, public_id: str) -> Entry:
+    async with gatehouse.transaction() as db:
         return _api_key_entry(await db.scalar(sa.select(ApiKey).where(ApiKey.public_id == public_id)))
 
 
 _NO_KEY_HASH = hash_secret("no such key")
 
 
-async def resolve_api_key(gh: Gatehouse, key: str) -> Principal:
+async def resolve_api_key(gatehouse: Gatehouse, key: str) -> Principal:
     """The caller behind an API key: its owner, narrowed to the key's scopes."""
     match = _API_KEY_RE.match(key)
     if not match:
         raise InvalidApiKey("The API key is malformed.")
-    entry = await _cached(gh, f"k:{match[1]}", lambda: _load_api_key_entry(gh, match[1]))
+    entry = await _cached(gatehouse, f"k:{match[1]}", lambda: _load_api_key_entry(gatehouse, match[1]))
     if not hmac.compare_digest(hash_secret(match[2]), entry["hash"] if entry else _NO_KEY_HASH) or not entry:
         raise InvalidApiKey()
     if entry["exp"] is not None and entry["exp"] <= time.time():
         raise ApiKeyExpired()
-    user = await _live_user(gh, entry["uid"])
+    user = await _live_user(gatehouse, entry["uid"])
     if user is None:
         raise InvalidApiKey("The API key's owner is not active.")
     scopes = frozenset(entry["scopes"]) & ROLE_SCOPES.get(user["role"], frozenset())  # never above the owner
@@ -4788,22 +4790,22 @@ def due_once_per(interval: float, last: dict[uuid.UUID, float], key: uuid.UUID, 
     return True
 
 
-def _touch_api_key(gh: Gatehouse, key_id: uuid.UUID) -> None:
+def _touch_api_key(gatehouse: Gatehouse, key_id: uuid.UUID) -> None:
     # last_used_at without a write per request: at most one per key per interval, across instances.
-    interval = gh.settings.api_key_touch_seconds
-    if not due_once_per(interval, gh.key_touches, key_id, gh.settings.local_cache_max_entries):
+    interval = gatehouse.settings.api_key_touch_seconds
+    if not due_once_per(interval, gatehouse.key_touches, key_id, gatehouse.settings.local_cache_max_entries):
         return
 
     async def write() -> None:
-        if await gh.cache.claim(f"touch:{key_id}", interval):
-            async with gh.transaction(write=True) as db:
+        if await gatehouse.cache.claim(f"touch:{key_id}", interval):
+            async with gatehouse.transaction(write=True) as db:
                 await db.execute(sa.update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
 
-    gh.spawn(write())
+    gatehouse.spawn(write())
 
 
 async def create_api_key(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     user_id: uuid.UUID,
     name: str,
@@ -4825,14 +4827,14 @@ async def create_api_key(
         raise InvalidInput(f"scopes: choose from {', '.join(SCOPES)}")
     if expires_days is not None and not 1 <= expires_days <= 3650:
         raise InvalidInput("expires_days: must be between 1 and 3650")
-    owner = await _load_user(gh, user_id)
+    owner = await _load_user(gatehouse, user_id)
     allowed = ROLE_SCOPES[owner.role] & (granted if granted is not None else frozenset(SCOPES))
     if excess := sorted(set(scopes) - allowed):
         raise InsufficientScope(f"A key cannot hold scopes its owner or creator lacks: {', '.join(excess)}.")
     key, public_id, secret_hash = new_api_key()
     now = utcnow()
     expires_at = now + timedelta(days=expires_days) if expires_days else None
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         if parent_id is not None:
             parent = await db.get(ApiKey, parent_id, with_for_update=True)  # not revoked while we add a child
             if parent is None or parent.revoked_at is not None:
@@ -4872,31 +4874,31 @@ async def create_api_key(
     return row, key
 
 
-async def list_api_keys(gh: Gatehouse, *, user_id: uuid.UUID | None = None) -> list[ApiKey]:
+async def list_api_keys(gatehouse: Gatehouse, *, user_id: uuid.UUID | None = None) -> list[ApiKey]:
     """Unrevoked keys of one user, or of everyone when user_id is None."""
     stmt = sa.select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.created_at, ApiKey.id)
     if user_id is not None:
         stmt = stmt.where(ApiKey.user_id == user_id)
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         return list(await db.scalars(stmt))
 
 
-async def unproven_admin_keys(gh: Gatehouse) -> list[ApiKey]:
+async def unproven_admin_keys(gatehouse: Gatehouse) -> list[ApiKey]:
     """Unrevoked keys holding the admin scope with no second factor behind their making (aal1): the
     keys REQUIRE_MFA_FOR_ADMINS refuses that scope to (every admin key made before migration 8 among them)."""
     stmt = sa.select(ApiKey).where(ApiKey.revoked_at.is_(None), ApiKey.aal < 2).order_by(ApiKey.created_at)
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         return [row for row in await db.scalars(stmt) if "admin" in row.scopes.split()]
 
 
-async def find_api_key(gh: Gatehouse, *, ref: str) -> ApiKey:
+async def find_api_key(gatehouse: Gatehouse, *, ref: str) -> ApiKey:
     """An unrevoked key by its id or by the prefix that listings print (with or without `gate_`)."""
     ref = ref.strip()
     try:
         condition = ApiKey.id == uuid.UUID(ref)
     except ValueError:
         condition = ApiKey.public_id == ref.removeprefix(API_KEY_PREFIX)
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         row = await db.scalar(sa.select(ApiKey).where(condition, ApiKey.revoked_at.is_(None)))
     if row is None:
         raise ApiKeyNotFound(f"No unrevoked API key has the id or prefix {ref!r}.")
@@ -4928,22 +4930,22 @@ async def _revoke_key_rows(db: AsyncSession, key_ids: list[uuid.UUID]) -> list[A
     return revoked
 
 
-async def _publish_revoked_keys(gh: Gatehouse, rows: list[ApiKey]) -> None:
+async def _publish_revoked_keys(gatehouse: Gatehouse, rows: list[ApiKey]) -> None:
     if rows:
-        await gh.cache.publish({f"k:{r.public_id}": _api_key_entry(None) for r in rows})
+        await gatehouse.cache.publish({f"k:{r.public_id}": _api_key_entry(None) for r in rows})
 
 
 async def revoke_api_key(
-    gh: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUID | None = None, client: Client = CLI
+    gatehouse: Gatehouse, *, key_id: uuid.UUID, owner_id: uuid.UUID | None = None, client: Client = CLI
 ) -> ApiKey:
     """Revoke a key (only `owner_id`'s, when given); it stops working everywhere at once."""
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         row = await db.get(ApiKey, key_id, with_for_update=True)
         if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
             raise ApiKeyNotFound()
         revoked = await _revoke_key_rows(db, [key_id])
         db.add(_audit("key.revoke", client, subject=row.user_id, key=str(key_id), with_children=len(revoked) - 1))
-    await _publish_revoked_keys(gh, revoked)
+    await _publish_revoked_keys(gatehouse, revoked)
     log.info("api key revoked id=%s children=%d", key_id, len(revoked) - 1)
     return row
 
@@ -4984,9 +4986,9 @@ async def _consume_action_token(db: AsyncSession, *, token: str, purpose: str) -
     return row
 
 
-async def _peek_action_token(gh: Gatehouse, *, token: str, purpose: str) -> ActionToken:
+async def _peek_action_token(gatehouse: Gatehouse, *, token: str, purpose: str) -> ActionToken:
     """Refuse a token that could not be spent now, before any costly work (it is spent later, atomically)."""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         found = await db.scalar(sa.select(ActionToken).where(*_spendable(token, purpose, utcnow())))
     if found is None:
         raise InvalidActionToken()
@@ -5005,7 +5007,7 @@ async def _spend_user_tokens(db: AsyncSession, user_id: uuid.UUID, *purposes: st
 
 
 async def _issue_action_token(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     user: User,
     purpose: str,
@@ -5033,14 +5035,14 @@ async def _issue_action_token(
     if db is not None:
         db.add_all(rows)
         return token
-    async with gh.transaction(write=True) as own:
+    async with gatehouse.transaction(write=True) as own:
         own.add_all(rows)
     return token
 
 
-async def _is_known_address(gh: Gatehouse, user_id: uuid.UUID, group: str) -> bool:
+async def _is_known_address(gatehouse: Gatehouse, user_id: uuid.UUID, group: str) -> bool:
     """Has the user signed in from this address (IPv6: this /64) in their recent sessions?"""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         ips = await db.scalars(
             sa.select(LoginSession.ip)
             .where(LoginSession.user_id == user_id)
@@ -5050,36 +5052,36 @@ async def _is_known_address(gh: Gatehouse, user_id: uuid.UUID, group: str) -> bo
         return any(ip_group(ip) == group for ip in ips)
 
 
-async def _mail_allowed(gh: Gatehouse, address: str, client: Client, user_id: uuid.UUID | None) -> bool:
+async def _mail_allowed(gatehouse: Gatehouse, address: str, client: Client, user_id: uuid.UUID | None) -> bool:
     """The mail budget: RATE_RESET_EMAIL_IP messages per mailbox per requesting address, RATE_RESET_EMAIL
     per mailbox from anyone; once strangers have spent that, the owner still gets RATE_RESET_EMAIL_IP
     more from an address they have signed in from before, which strangers cannot spend."""
-    settings, group = gh.settings, ip_group(client.ip)
-    allowed = await gh.cache.hit(f"mail-ip:{address}|{group}", settings.rate_reset_email_ip) == 0 and (
-        await gh.cache.hit(f"mail:{address}", settings.rate_reset_email) == 0
+    settings, group = gatehouse.settings, ip_group(client.ip)
+    allowed = await gatehouse.cache.hit(f"mail-ip:{address}|{group}", settings.rate_reset_email_ip) == 0 and (
+        await gatehouse.cache.hit(f"mail:{address}", settings.rate_reset_email) == 0
         or (
             user_id is not None
-            and await _is_known_address(gh, user_id, group)
-            and await gh.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0
+            and await _is_known_address(gatehouse, user_id, group)
+            and await gatehouse.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0
         )
     )
     if not allowed:
-        gh.metrics.rate_limited.labels("mail").inc()
+        gatehouse.metrics.rate_limited.labels("mail").inc()
         log.warning("mail not sent: over the hourly budget of this mailbox or requester ip=%s", client.ip)
     return allowed
 
 
 async def deliver(
-    gh: Gatehouse, *, kind: str, email: str, link: str = "", user_id: uuid.UUID | None = None, **fields: str
+    gatehouse: Gatehouse, *, kind: str, email: str, link: str = "", user_id: uuid.UUID | None = None, **fields: str
 ) -> bool:
     """Render a message from its templates and queue it for SMTP_URL or WEBHOOK_URL (in development
     without either, log it). Never waits for the mail server; False if the message cannot go."""
-    mail = gh.mailer.render(kind=kind, to=email, link=link, user_id=user_id, **fields)
-    return gh.mailer.submit(mail)
+    mail = gatehouse.mailer.render(kind=kind, to=email, link=link, user_id=user_id, **fields)
+    return gatehouse.mailer.submit(mail)
 
 
 async def send_mail(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     kind: str,
     email: str,
@@ -5090,9 +5092,9 @@ async def send_mail(
     **fields: str,
 ) -> bool:
     """Deliver a message if the mail budget allows (`budget=False`: account-security notices)."""
-    if budget and not await _mail_allowed(gh, email, client, user_id):
+    if budget and not await _mail_allowed(gatehouse, email, client, user_id):
         return False
-    return await deliver(gh, kind=kind, email=email, link=link, user_id=user_id, **fields)
+    return await deliver(gatehouse, kind=kind, email=email, link=link, user_id=user_id, **fields)
 
 
 # Service functions: passwords and login codes --------------------------------
@@ -5106,35 +5108,35 @@ def _login_limit_keys(account: str, client: Client) -> tuple[str, str]:
     return f"login-fail:{account}", f"login-fail:{account}|{ip_group(client.ip)}"
 
 
-async def _send_login_code(gh: Gatehouse, *, user: User, client: Client, purpose: str = "login_code") -> None:
+async def _send_login_code(gatehouse: Gatehouse, *, user: User, client: Client, purpose: str = "login_code") -> None:
     # Only the right password (or, for an `email_code`, a session of a passwordless account) gets here, so
     # codes have a per-account budget of their own instead of the mailbox's: strangers spending that with
     # reset requests cannot keep the owner's code from a new address, and whoever holds the password
     # still cannot flood the mailbox.
-    if await gh.cache.hit(f"mail-code:{user.id}", gh.settings.rate_reset_email_ip) > 0:
-        gh.metrics.rate_limited.labels("mail").inc()
+    if await gatehouse.cache.hit(f"mail-code:{user.id}", gatehouse.settings.rate_reset_email_ip) > 0:
+        gatehouse.metrics.rate_limited.labels("mail").inc()
         log.warning("login code not sent: over the hourly budget of this account's codes ip=%s", client.ip)
         return
     code = f"{secrets.randbelow(10**8):08d}"
     await _issue_action_token(
-        gh,
+        gatehouse,
         user=user,
         purpose=purpose,
         token=f"{user.id}:{code}",
-        lifetime=timedelta(minutes=gh.settings.login_code_minutes),
+        lifetime=timedelta(minutes=gatehouse.settings.login_code_minutes),
         event=f"auth.{purpose}_sent",
         client=client,
     )
-    await deliver(gh, kind=purpose, email=user.email, user_id=user.id, code=code)
+    await deliver(gatehouse, kind=purpose, email=user.email, user_id=user.id, code=code)
 
 
-async def _spend_login_code(gh: Gatehouse, *, user: User, code: str, purpose: str = "login_code") -> bool:
+async def _spend_login_code(gatehouse: Gatehouse, *, user: User, code: str, purpose: str = "login_code") -> bool:
     # Codes are bound to the user and tried at most five times per code lifetime.
-    tries = Rate(5, gh.settings.login_code_minutes * 60)
-    if await gh.cache.hit(f"{purpose.replace('_', '-')}:{user.id}", tries) > 0:
+    tries = Rate(5, gatehouse.settings.login_code_minutes * 60)
+    if await gatehouse.cache.hit(f"{purpose.replace('_', '-')}:{user.id}", tries) > 0:
         return False
     try:
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             await _consume_action_token(db, token=f"{user.id}:{code.strip()}", purpose=purpose)
     except InvalidActionToken:
         return False
@@ -5142,7 +5144,7 @@ async def _spend_login_code(gh: Gatehouse, *, user: User, code: str, purpose: st
 
 
 async def _check_password(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     account: str,
     user: User | None,
@@ -5159,24 +5161,24 @@ async def _check_password(
     gives the slots back. Once others have filled the account-wide limit, the right password
     alone neither opens the account nor fails: it must come with a one-time code mailed to the
     address, and right and wrong passwords get the same answer, so the limit is no oracle."""
-    settings = gh.settings
+    settings = gatehouse.settings
     account_key, pair_key = _login_limit_keys(account, client)
-    await _check_rate(gh, pair_key, settings.rate_login_failures_account_ip)
-    protected = await gh.cache.hit(account_key, settings.rate_login_failures_account) > 0
+    await _check_rate(gatehouse, pair_key, settings.rate_login_failures_account_ip)
+    protected = await gatehouse.cache.hit(account_key, settings.rate_login_failures_account) > 0
     # "" is an account without a password (made by a provider): it costs a check like any other.
-    ok = await gh.hasher.verify(password, (user.password_hash or None) if user else None)
+    ok = await gatehouse.hasher.verify(password, (user.password_hash or None) if user else None)
     if ok and user is not None and user.is_active:
         if not protected:
-            await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
-            await gh.cache.hit(account_key, settings.rate_login_failures_account, -1)
+            await gatehouse.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
+            await gatehouse.cache.hit(account_key, settings.rate_login_failures_account, -1)
             return user
-        if code is not None and await _spend_login_code(gh, user=user, code=code):
-            await gh.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
+        if code is not None and await _spend_login_code(gatehouse, user=user, code=code):
+            await gatehouse.cache.hit(pair_key, settings.rate_login_failures_account_ip, -1)
             return user
         if code is None:
-            gh.spawn(_send_login_code(gh, user=user, client=client))
+            gatehouse.spawn(_send_login_code(gatehouse, user=user, client=client))
     detail = {"reason": "account_protected"} if protected else {}
-    gh.audit_later(_audit(event, client, subject=user.id if user else None, outcome="failure", **detail))
+    gatehouse.audit_later(_audit(event, client, subject=user.id if user else None, outcome="failure", **detail))
     log.info("password check failed event=%s ip=%s", event, client.ip)
     raise LoginCodeRequired() if protected else wrong()
 
@@ -5187,18 +5189,18 @@ async def _check_password(
 # listed for their owner; and the caller behind a token or key, read through the near cache.
 
 
-def _session_expiry(gh: Gatehouse, created_at: datetime, now: datetime) -> datetime:
+def _session_expiry(gatehouse: Gatehouse, created_at: datetime, now: datetime) -> datetime:
     """Sliding REFRESH_TOKEN_DAYS from now, never past SESSION_MAX_DAYS from the login."""
-    settings = gh.settings
+    settings = gatehouse.settings
     return min(
         now + timedelta(days=settings.refresh_token_days), created_at + timedelta(days=settings.session_max_days)
     )
 
 
-async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session: LoginSession) -> TokenPair:
-    key = await active_signing_key(gh)
+async def _token_pair(gatehouse: Gatehouse, *, user_id: uuid.UUID, role: str, session: LoginSession) -> TokenPair:
+    key = await active_signing_key(gatehouse)
     proved = session.authenticated_at or session.created_at
-    access = gh.tokens.issue_access(
+    access = gatehouse.tokens.issue_access(
         user_id=user_id,
         session_id=session.id,
         role=role,
@@ -5209,23 +5211,29 @@ async def _token_pair(gh: Gatehouse, *, user_id: uuid.UUID, role: str, session: 
     )
     return TokenPair(
         access_token=access,
-        refresh_token=gh.tokens.issue_refresh(session.id, session.generation),
-        expires_in=gh.tokens.access_ttl,
+        refresh_token=gatehouse.tokens.issue_refresh(session.id, session.generation),
+        expires_in=gatehouse.tokens.access_ttl,
     )
 
 
 async def _start_session(
-    gh: Gatehouse, user: User, client: Client, *, rehash: str | None, amr: tuple[str, ...] = ("pwd",), aal: int = 1
+    gatehouse: Gatehouse,
+    user: User,
+    client: Client,
+    *,
+    rehash: str | None,
+    amr: tuple[str, ...] = ("pwd",),
+    aal: int = 1,
 ) -> TokenPair:
     now = utcnow()
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         row = LoginSession(
             user_id=user.id,
             created_at=now,
             refreshed_at=now,
             generation=0,
             authenticated_at=now,
-            expires_at=_session_expiry(gh, now, now),
+            expires_at=_session_expiry(gatehouse, now, now),
             user_agent=client.user_agent[:300],
             ip=client.ip[:64],
             amr=" ".join(amr),
@@ -5237,23 +5245,23 @@ async def _start_session(
         db.add(_audit("auth.login", client, subject=user.id, amr=list(amr)))
         if rehash is not None:
             await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
-    await gh.cache.fill(f"s:{row.id}", *_session_entry(row), epoch=None)
-    gh.session_touches[row.id] = time.monotonic()  # signing in is a use: no touch write right after it
-    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
+    await gatehouse.cache.fill(f"s:{row.id}", *_session_entry(row), epoch=None)
+    gatehouse.session_touches[row.id] = time.monotonic()  # signing in is a use: no touch write right after it
+    return await _token_pair(gatehouse, user_id=user.id, role=user.role, session=row)
 
 
-async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client = CLI) -> TokenPair:
+async def refresh_session(gatehouse: Gatehouse, *, refresh_token: str, client: Client = CLI) -> TokenPair:
     """Rotate a refresh token; a rotated one replayed after the grace window ends the session."""
-    session_id, generation = gh.tokens.parse_refresh(refresh_token)
+    session_id, generation = gatehouse.tokens.parse_refresh(refresh_token)
     now = utcnow()
-    grace = timedelta(seconds=gh.settings.refresh_grace_seconds)
+    grace = timedelta(seconds=gatehouse.settings.refresh_grace_seconds)
     reused = False
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         # The row lock serialises racing refreshes of one token: exactly one rotates.
         row = await db.get(LoginSession, session_id, with_for_update=True)
         if row is None or row.revoked_at is not None:
             raise SessionRevoked()
-        if min(row.expires_at, _session_expiry(gh, row.created_at, now)) <= now:  # idle or SESSION_MAX_DAYS
+        if min(row.expires_at, _session_expiry(gatehouse, row.created_at, now)) <= now:  # idle or SESSION_MAX_DAYS
             raise TokenExpired("The session has expired.")
         user = await db.get(User, row.user_id)
         if user is None or not user.is_active:
@@ -5261,7 +5269,7 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client =
         if generation == row.generation:
             row.generation += 1
             row.rotated_at = row.refreshed_at = now
-            row.expires_at = _session_expiry(gh, row.created_at, now)
+            row.expires_at = _session_expiry(gatehouse, row.created_at, now)
         elif not (generation == row.generation - 1 and row.rotated_at and now - row.rotated_at <= grace):
             row.revoked_at, row.revoke_reason = now, "refresh_reuse"
             db.add(
@@ -5269,11 +5277,11 @@ async def refresh_session(gh: Gatehouse, *, refresh_token: str, client: Client =
             )
             reused = True
     if reused:
-        gh.metrics.refresh_reuse.inc()
-        await gh.cache.publish({f"s:{session_id}": _session_entry(None)})
+        gatehouse.metrics.refresh_reuse.inc()
+        await gatehouse.cache.publish({f"s:{session_id}": _session_entry(None)})
         log.warning("refresh token reuse: session %s revoked", session_id)
         raise RefreshTokenReused()
-    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
+    return await _token_pair(gatehouse, user_id=user.id, role=user.role, session=row)
 
 
 # Why sessions end on request, and the audit event each writes. (Sessions that end as part of
@@ -5289,7 +5297,7 @@ _SESSION_END_EVENTS = {
 
 
 async def _end_sessions(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     user_id: uuid.UUID,
     reason: str,
@@ -5302,7 +5310,7 @@ async def _end_sessions(
         stmt = stmt.where(LoginSession.id == session_id)
     if keep is not None:
         stmt = stmt.where(LoginSession.id != keep)
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         ended = list(
             await db.scalars(stmt.values(revoked_at=utcnow(), revoke_reason=reason).returning(LoginSession.id))
         )
@@ -5310,12 +5318,12 @@ async def _end_sessions(
             audit.detail = json.dumps({"sessions": len(ended)})
             db.add(audit)
     if ended:
-        await gh.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})
+        await gatehouse.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})
     return len(ended)
 
 
 async def revoke_sessions(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     user_id: uuid.UUID,
     reason: str,
@@ -5327,7 +5335,7 @@ async def revoke_sessions(
     if reason not in _SESSION_END_EVENTS:
         raise InvalidInput(f"reason must be one of: {', '.join(_SESSION_END_EVENTS)}")
     return await _end_sessions(
-        gh,
+        gatehouse,
         user_id=user_id,
         session_id=session_id,
         keep=keep,
@@ -5336,28 +5344,30 @@ async def revoke_sessions(
     )
 
 
-async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
+async def resolve_access_token(gatehouse: Gatehouse, token: str) -> Principal:
     """The caller behind an access token; its key, session and account must still be live."""
-    claims = gh.tokens.verified(token)
+    claims = gatehouse.tokens.verified(token)
     if claims is not None:  # verified before: only its key's retirement can have changed
-        if await _cached(gh, f"sk:{claims.kid}", lambda: _load_key_entry(gh, claims.kid)) is None:
+        if await _cached(gatehouse, f"sk:{claims.kid}", lambda: _load_key_entry(gatehouse, claims.kid)) is None:
             raise UnknownKey()
     else:
-        kid, algorithm = gh.tokens.read_header(token)
-        key = await _cached(gh, f"sk:{kid}", lambda: _load_key_entry(gh, kid))
+        kid, algorithm = gatehouse.tokens.read_header(token)
+        key = await _cached(gatehouse, f"sk:{kid}", lambda: _load_key_entry(gatehouse, kid))
         if key is None:
             raise UnknownKey()
         if key["alg"] != algorithm:  # e.g. HS256 "signed" with a published public key
             raise InvalidAlgorithm("The token's algorithm does not match its key.")
-        claims = gh.tokens.decode_access(token, kid=kid, algorithm=algorithm, public_key=key["public"])
-    session = await _cached(gh, f"s:{claims.session_id}", lambda: _load_session_entry(gh, claims.session_id))
+        claims = gatehouse.tokens.decode_access(token, kid=kid, algorithm=algorithm, public_key=key["public"])
+    session = await _cached(
+        gatehouse, f"s:{claims.session_id}", lambda: _load_session_entry(gatehouse, claims.session_id)
+    )
     if session is not None and session["exp"] <= time.time():
-        session = (await _load_session_entry(gh, claims.session_id))[1]  # cached copy predates a refresh?
+        session = (await _load_session_entry(gatehouse, claims.session_id))[1]  # cached copy predates a refresh?
         if session is not None and session["exp"] <= time.time():
             session = None
     if session is None or session["uid"] != str(claims.user_id):
         raise SessionRevoked()
-    user = await _live_user(gh, claims.user_id)
+    user = await _live_user(gatehouse, claims.user_id)
     if user is None:
         raise SessionRevoked("The account is not active.")
     return Principal(
@@ -5372,35 +5382,35 @@ async def resolve_access_token(gh: Gatehouse, token: str) -> Principal:
     )
 
 
-def remembered_principal(gh: Gatehouse, credential: str) -> Principal | None:
+def remembered_principal(gatehouse: Gatehouse, credential: str) -> Principal | None:
     """The caller behind a credential resolved before, from the memo, or None.
 
     The memo stands for exactly the near-cache reads it skips: an entry holds only while the
     near cache saw no invalidation at all (its epoch; every revocation, role change or
     deactivation is one), no longer than a near-cache entry lives, and never past the token's,
     session's or key's end. A plain function, not a coroutine: it is every request's path."""
-    memo = gh.principals.get(credential)
-    if memo is not None and memo[0] == gh.cache.epoch() and memo[1] > time.time():
-        gh.principals.move_to_end(credential)
+    memo = gatehouse.principals.get(credential)
+    if memo is not None and memo[0] == gatehouse.cache.epoch() and memo[1] > time.time():
+        gatehouse.principals.move_to_end(credential)
         return memo[2]
     return None
 
 
-async def resolve_credential(gh: Gatehouse, credential: str) -> Principal:
+async def resolve_credential(gatehouse: Gatehouse, credential: str) -> Principal:
     """The caller behind an access token or an API key, read through the near cache and
     remembered (see remembered_principal)."""
-    epoch, now, memos = gh.cache.epoch(), time.time(), gh.principals  # the epoch before the reads
+    epoch, now, memos = gatehouse.cache.epoch(), time.time(), gatehouse.principals  # the epoch before the reads
     if credential.startswith(API_KEY_PREFIX):
-        principal = await resolve_api_key(gh, credential)
+        principal = await resolve_api_key(gatehouse, credential)
     else:
-        principal = await resolve_access_token(gh, credential)
-    if "admin" in principal.scopes and principal.aal < 2 and gh.settings.require_mfa_for_admins:
+        principal = await resolve_access_token(gatehouse, credential)
+    if "admin" in principal.scopes and principal.aal < 2 and gatehouse.settings.require_mfa_for_admins:
         # Admin power needs a second factor behind the call (a key: behind its making). Withheld here,
         # where every caller is resolved, so no route that asks `"admin" in scopes` can forget the rule.
         principal = dataclasses.replace(principal, scopes=principal.scopes - {"admin"}, withheld=frozenset({"admin"}))
-    memos[credential] = (epoch, min(principal.valid_until, now + gh.settings.local_cache_seconds), principal)
+    memos[credential] = (epoch, min(principal.valid_until, now + gatehouse.settings.local_cache_seconds), principal)
     memos.move_to_end(credential)
-    if len(memos) > gh.principals_max:
+    if len(memos) > gatehouse.principals_max:
         memos.popitem(last=False)  # the least recently used
     return principal
 
@@ -5415,9 +5425,9 @@ class CredentialsEnded:
     factors_removed: tuple[str, ...] = ()
 
 
-async def list_sessions(gh: Gatehouse, *, user_id: uuid.UUID) -> list[LoginSession]:
+async def list_sessions(gatehouse: Gatehouse, *, user_id: uuid.UUID) -> list[LoginSession]:
     """A user's live sessions, newest first (at most 200)."""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         return list(
             await db.scalars(
                 sa.select(LoginSession)
@@ -5433,37 +5443,37 @@ async def list_sessions(gh: Gatehouse, *, user_id: uuid.UUID) -> list[LoginSessi
 
 
 async def end_session(
-    gh: Gatehouse, *, session_id: uuid.UUID, owner_id: uuid.UUID | None = None, client: Client = CLI
+    gatehouse: Gatehouse, *, session_id: uuid.UUID, owner_id: uuid.UUID | None = None, client: Client = CLI
 ) -> None:
     """End one session (only `owner_id`'s, when given); its tokens stop working on every instance."""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         row = await db.get(LoginSession, session_id)
     if row is None or row.revoked_at is not None or (owner_id is not None and row.user_id != owner_id):
         raise SessionNotFound()
-    if not await revoke_sessions(gh, user_id=row.user_id, session_id=session_id, reason="ended", client=client):
+    if not await revoke_sessions(gatehouse, user_id=row.user_id, session_id=session_id, reason="ended", client=client):
         raise SessionNotFound()
 
 
-def session_touch_due(gh: Gatehouse, session_id: uuid.UUID) -> bool:
+def session_touch_due(gatehouse: Gatehouse, session_id: uuid.UUID) -> bool:
     """True at most once per SESSION_TOUCH_SECONDS per session in this process (a dict lookup otherwise)."""
-    bound = gh.settings.local_cache_max_entries
-    return due_once_per(gh.settings.session_touch_seconds, gh.session_touches, session_id, bound)
+    bound = gatehouse.settings.local_cache_max_entries
+    return due_once_per(gatehouse.settings.session_touch_seconds, gatehouse.session_touches, session_id, bound)
 
 
-def touch_session(gh: Gatehouse, session_id: uuid.UUID, *, ip: str) -> None:
+def touch_session(gatehouse: Gatehouse, session_id: uuid.UUID, *, ip: str) -> None:
     """Record a session's last use and address off the request path, once per interval across instances."""
-    interval = gh.settings.session_touch_seconds
+    interval = gatehouse.settings.session_touch_seconds
 
     async def write() -> None:
-        if await gh.cache.claim(f"touch-s:{session_id}", interval):
-            async with gh.transaction(write=True) as db:
+        if await gatehouse.cache.claim(f"touch-s:{session_id}", interval):
+            async with gatehouse.transaction(write=True) as db:
                 await db.execute(
                     sa.update(LoginSession)
                     .where(LoginSession.id == session_id)
                     .values(last_used_at=utcnow(), last_ip=ip[:64])
                 )
 
-    gh.spawn(write())
+    gatehouse.spawn(write())
 
 
 # Service functions: second factors -------------------------------------------
@@ -5532,8 +5542,8 @@ async def _mfa_methods(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
     return methods + ["recovery_code"] if methods and codes else methods
 
 
-async def _has_second_factor(gh: Gatehouse, user_id: uuid.UUID) -> bool:
-    async with gh.transaction() as db:
+async def _has_second_factor(gatehouse: Gatehouse, user_id: uuid.UUID) -> bool:
+    async with gatehouse.transaction() as db:
         return bool(await _mfa_methods(db, user_id))
 
 
@@ -5550,15 +5560,15 @@ MFA_TOKEN_LIFETIME = timedelta(minutes=5)
 
 
 async def _mfa_challenge(
-    gh: Gatehouse, user: User, methods: list[str], *, rehash: str | None, client: Client, first: str = "pwd"
+    gatehouse: Gatehouse, user: User, methods: list[str], *, rehash: str | None, client: Client, first: str = "pwd"
 ) -> MfaChallenge:
     # The mfa_token is a random single-use action token bound to the user, stored hashed: not a JWT,
     # so no route that takes an access token can be fooled by it. A federated first factor is written
     # in front ("fed."); the stored hash covers it, so it cannot be added or removed.
     token = f"{first}.{secrets.token_urlsafe(32)}" if first != "pwd" else None
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         token = await _issue_action_token(
-            gh,
+            gatehouse,
             user=user,
             purpose="mfa",
             lifetime=MFA_TOKEN_LIFETIME,
@@ -5572,13 +5582,13 @@ async def _mfa_challenge(
     return MfaChallenge(token, methods, int(MFA_TOKEN_LIFETIME.total_seconds()))
 
 
-async def _mfa_token_user(gh: Gatehouse, mfa_token: str) -> User:
+async def _mfa_token_user(gatehouse: Gatehouse, mfa_token: str) -> User:
     """The active user an unspent mfa_token belongs to; InvalidMfaToken otherwise."""
     try:
-        row = await _peek_action_token(gh, token=mfa_token, purpose="mfa")
+        row = await _peek_action_token(gatehouse, token=mfa_token, purpose="mfa")
     except InvalidActionToken:
         raise InvalidMfaToken() from None
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         user = await db.get(User, row.user_id)
     if user is None or not user.is_active or user.email != row.email:
         raise InvalidMfaToken()
@@ -5586,7 +5596,7 @@ async def _mfa_token_user(gh: Gatehouse, mfa_token: str) -> User:
 
 
 async def _guarded_check(
-    gh: Gatehouse, *, user: User, method: str, event: str, client: Client, check: Callable[[], Awaitable[Any]]
+    gatehouse: Gatehouse, *, user: User, method: str, event: str, client: Client, check: Callable[[], Awaitable[Any]]
 ) -> Any:
     """Run one code check under RATE_MFA_FAILURES. The slot is reserved *before* the check and given
     back on success, so N parallel wrong codes get at most the limit's checks, on every instance.
@@ -5594,22 +5604,22 @@ async def _guarded_check(
     Only callers past the first factor get here (an mfa_token, or a session). Once they have spent the
     budget, the owner on an address they have signed in from still has a reserve of the same size that
     tries from elsewhere cannot spend."""
-    rate, key = gh.settings.rate_mfa_failures, f"mfa-fail:{user.id}"
-    if (wait := await gh.cache.hit(key, rate)) > 0:
-        if not await _is_known_address(gh, user.id, ip_group(client.ip)):
-            gh.metrics.rate_limited.labels("mfa-fail").inc()
+    rate, key = gatehouse.settings.rate_mfa_failures, f"mfa-fail:{user.id}"
+    if (wait := await gatehouse.cache.hit(key, rate)) > 0:
+        if not await _is_known_address(gatehouse, user.id, ip_group(client.ip)):
+            gatehouse.metrics.rate_limited.labels("mfa-fail").inc()
             raise RateLimited(wait)
         key = f"mfa-fail-known:{user.id}"
-        await _check_rate(gh, key, rate)
+        await _check_rate(gatehouse, key, rate)
     try:
         result = await check()
         failure: ServiceError = InvalidOtp()
     except (InvalidOtp, PasskeyRejected) as exc:
         result, failure = None, exc
     if result:
-        await gh.cache.hit(key, rate, -1)
+        await gatehouse.cache.hit(key, rate, -1)
         return result
-    gh.audit_later(_audit(event, client, subject=user.id, outcome="failure", method=method))
+    gatehouse.audit_later(_audit(event, client, subject=user.id, outcome="failure", method=method))
     log.info("second factor check failed event=%s method=%s ip=%s", event, method, client.ip)
     raise failure
 
@@ -5620,27 +5630,27 @@ async def _forget_codes_without_factor(db: AsyncSession, user_id: uuid.UUID) -> 
         await db.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
 
 
-async def _undo_link(gh: Gatehouse, db: AsyncSession, user: User, factor: str, client: Client) -> str:
+async def _undo_link(gatehouse: Gatehouse, db: AsyncSession, user: User, factor: str, client: Client) -> str:
     """The "this wasn't me" link for the mail announcing a new factor (`totp`, or a passkey's id)."""
     token = await _issue_action_token(
-        gh,
+        gatehouse,
         user=user,
         purpose="factor_undo",
-        lifetime=timedelta(days=gh.settings.factor_undo_days),
+        lifetime=timedelta(days=gatehouse.settings.factor_undo_days),
         event="mfa.undo_link_sent",
         client=client,
         token=f"{factor}.{secrets.token_urlsafe(32)}",
         db=db,
     )
-    return gh.settings.factor_undo_url.format(token=token)
+    return gatehouse.settings.factor_undo_url.format(token=token)
 
 
-async def undo_factor(gh: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
+async def undo_factor(gatehouse: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
     """ "This wasn't me", from the mail announcing a new second factor: that factor goes (with the recovery
     codes when no factor is left), every session ends and every API key is revoked. An authenticator
     app enrolled again after the link was sent is not the one it names, and stays."""
     factor = token.partition(".")[0]
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         spent = await _consume_action_token(db, token=token, purpose="factor_undo")  # the stored hash covers `factor`
         user = await db.get(User, spent.user_id, with_for_update=True)
         if user is None:
@@ -5655,8 +5665,8 @@ async def undo_factor(gh: Gatehouse, *, token: str, client: Client = CLI) -> Cre
         await _forget_codes_without_factor(db, user.id)
         revoked = await _revoke_user_keys(db, user.id)
         db.add(_audit("mfa.factor_undone", client, subject=user.id, factor=factor, removed=len(removed)))
-    await _publish_revoked_keys(gh, revoked)
-    ended = await _end_sessions(gh, user_id=user.id, reason="factor_undo")
+    await _publish_revoked_keys(gatehouse, revoked)
+    ended = await _end_sessions(gatehouse, user_id=user.id, reason="factor_undo")
     log.warning("second factor undone by its owner user=%s factor=%s sessions_ended=%d", user.id, factor, ended)
     return CredentialsEnded(user.id, ended, len(revoked), removed)
 
@@ -5672,10 +5682,10 @@ class FactorInfo:
     recent: bool  # added within FACTOR_UNDO_DAYS: account recovery removes it unless kept
 
 
-async def list_factors(gh: Gatehouse, *, user_id: uuid.UUID) -> list[FactorInfo]:
+async def list_factors(gatehouse: Gatehouse, *, user_id: uuid.UUID) -> list[FactorInfo]:
     """A user's second factors (an authenticator app, passkeys), oldest first."""
-    since = utcnow() - timedelta(days=gh.settings.factor_undo_days)
-    async with gh.transaction() as db:
+    since = utcnow() - timedelta(days=gatehouse.settings.factor_undo_days)
+    async with gatehouse.transaction() as db:
         totp = await db.scalar(
             sa.select(TotpFactor.confirmed_at).where(
                 TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)
@@ -5693,18 +5703,20 @@ async def list_factors(gh: Gatehouse, *, user_id: uuid.UUID) -> list[FactorInfo]
     return sorted(found, key=lambda f: f.added_at)
 
 
-async def reset_factors(gh: Gatehouse, *, token: str) -> list[FactorInfo]:
+async def reset_factors(gatehouse: Gatehouse, *, token: str) -> list[FactorInfo]:
     """The second factors of the account a reset link is for, so that its owner can choose which recent
     ones to keep (the link is not spent)."""
-    row = await _peek_action_token(gh, token=token, purpose="reset")
-    return await list_factors(gh, user_id=row.user_id)
+    row = await _peek_action_token(gatehouse, token=token, purpose="reset")
+    return await list_factors(gatehouse, user_id=row.user_id)
 
 
-async def _drop_recent_factors(gh: Gatehouse, db: AsyncSession, user_id: uuid.UUID, keep: frozenset[str]) -> list[str]:
+async def _drop_recent_factors(
+    gatehouse: Gatehouse, db: AsyncSession, user_id: uuid.UUID, keep: frozenset[str]
+) -> list[str]:
     """Account recovery by mailbox (inside its transaction): the factors added within FACTOR_UNDO_DAYS go,
     but for those the owner keeps (`keep`: "totp", passkey ids). Older ones stay: a mailbox alone never
     strips an established factor, which would make it a way around the second factor. The names removed."""
-    since = sa.literal(utcnow() - timedelta(days=gh.settings.factor_undo_days), UTCDateTime())
+    since = sa.literal(utcnow() - timedelta(days=gatehouse.settings.factor_undo_days), UTCDateTime())
     removed: list[str] = []
     if "totp" not in keep:
         recent = sa.or_(TotpFactor.confirmed_at.is_(None), TotpFactor.confirmed_at > since)
@@ -5729,13 +5741,13 @@ async def _remove_second_factors(db: AsyncSession, user_id: uuid.UUID) -> int:
     return removed
 
 
-async def reset_mfa(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> int:
+async def reset_mfa(gatehouse: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> int:
     """An admin removes every second factor of a user (lost device); the number removed. The user is told."""
-    user = await _load_user(gh, user_id)
-    async with gh.transaction(write=True) as db:
+    user = await _load_user(gatehouse, user_id)
+    async with gatehouse.transaction(write=True) as db:
         removed = await _remove_second_factors(db, user.id)
         db.add(_audit("mfa.reset", client, subject=user.id, removed=removed))
-    gh.spawn(send_mail(gh, kind="mfa_reset", email=user.email, client=client, budget=False))
+    gatehouse.spawn(send_mail(gatehouse, kind="mfa_reset", email=user.email, client=client, budget=False))
     log.warning("mfa reset user=%s removed=%d", user.id, removed)
     return removed
 
@@ -5746,23 +5758,23 @@ async def reset_mfa(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) 
 # step), and the recovery codes that stand in for them.
 
 
-def _totp_secret(gh: Gatehouse, row: TotpFactor) -> str:
-    return gh.sealer.unseal(row.secret, context=f"totp/{row.user_id}", what="a TOTP secret").decode()
+def _totp_secret(gatehouse: Gatehouse, row: TotpFactor) -> str:
+    return gatehouse.sealer.unseal(row.secret, context=f"totp/{row.user_id}", what="a TOTP secret").decode()
 
 
-async def _spend_totp(gh: Gatehouse, user_id: uuid.UUID, code: str, *, pending: bool = False) -> bool:
+async def _spend_totp(gatehouse: Gatehouse, user_id: uuid.UUID, code: str, *, pending: bool = False) -> bool:
     """Accept a code of the confirmed (or, `pending`, the unconfirmed) authenticator once: its time step
     must be newer than the last one accepted, a compare-and-set that holds across instances."""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         row = await db.get(TotpFactor, user_id)
     if row is None or (row.confirmed_at is None) != pending:
         return False
-    step = totp_step(code.strip(), _totp_secret(gh, row))
+    step = totp_step(code.strip(), _totp_secret(gatehouse, row))
     if step is None:
         return False
     state = TotpFactor.confirmed_at.is_(None) if pending else TotpFactor.confirmed_at.is_not(None)
     changes: dict[str, Any] = {"last_step": step} | ({"confirmed_at": utcnow()} if pending else {})
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         taken = await db.scalar(
             sa.update(TotpFactor)
             .where(TotpFactor.user_id == user_id, TotpFactor.last_step < step, state)
@@ -5772,11 +5784,11 @@ async def _spend_totp(gh: Gatehouse, user_id: uuid.UUID, code: str, *, pending: 
     return taken is not None
 
 
-async def _spend_recovery_code(gh: Gatehouse, user: User, code: str, *, client: Client) -> bool:
+async def _spend_recovery_code(gatehouse: Gatehouse, user: User, code: str, *, client: Client) -> bool:
     normalized = normalize_recovery_code(code)
     if not _RECOVERY_RE.match(normalized):
         return False
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         spent = await db.scalar(
             sa.update(RecoveryCode)
             .where(
@@ -5794,8 +5806,10 @@ async def _spend_recovery_code(gh: Gatehouse, user: User, code: str, *, client: 
         )
     if spent is None:
         return False
-    gh.spawn(
-        send_mail(gh, kind="recovery_code_used", email=user.email, client=client, budget=False, remaining=str(left))
+    gatehouse.spawn(
+        send_mail(
+            gatehouse, kind="recovery_code_used", email=user.email, client=client, budget=False, remaining=str(left)
+        )
     )
     return True
 
@@ -5814,15 +5828,15 @@ async def _store_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> list[st
     return codes
 
 
-async def enroll_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> tuple[str, str]:
+async def enroll_totp(gatehouse: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> tuple[str, str]:
     """Start enrolling an authenticator app: (secret, otpauth:// URI). It counts once confirmed."""
     import pyotp
 
-    user = await _load_user(gh, user_id)
+    user = await _load_user(gatehouse, user_id)
     secret = pyotp.random_base32()
-    sealed = gh.sealer.seal(secret.encode(), context=f"totp/{user.id}")
+    sealed = gatehouse.sealer.seal(secret.encode(), context=f"totp/{user.id}")
     try:
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             row = await db.get(TotpFactor, user.id, with_for_update=True)
             if row is not None and row.confirmed_at is not None:
                 raise TotpAlreadyEnabled()
@@ -5833,39 +5847,45 @@ async def enroll_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI
             db.add(_audit("mfa.totp_enroll", client, subject=user.id))
     except sa.exc.IntegrityError:
         raise TotpAlreadyEnabled("Another enrollment started at the same moment; start again.") from None
-    uri = pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=user.email, issuer_name=gh.settings.mfa_issuer)
+    uri = pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(
+        name=user.email, issuer_name=gatehouse.settings.mfa_issuer
+    )
     return secret, uri
 
 
-async def confirm_totp(gh: Gatehouse, *, user_id: uuid.UUID, code: str, client: Client = CLI) -> list[str]:
+async def confirm_totp(gatehouse: Gatehouse, *, user_id: uuid.UUID, code: str, client: Client = CLI) -> list[str]:
     """Activate the pending authenticator with one of its codes; the new recovery codes, shown once."""
-    user = await _load_user(gh, user_id)
-    async with gh.transaction() as db:
+    user = await _load_user(gatehouse, user_id)
+    async with gatehouse.transaction() as db:
         pending = await db.scalar(
             sa.select(TotpFactor.user_id).where(TotpFactor.user_id == user.id, TotpFactor.confirmed_at.is_(None))
         )
     if pending is None:
         raise MfaNotEnabled("No authenticator enrollment is pending: start with POST /mfa/totp.")
     await _guarded_check(
-        gh,
+        gatehouse,
         user=user,
         method="otp",
         event="mfa.totp_confirm",
         client=client,
-        check=lambda: _spend_totp(gh, user.id, code, pending=True),
+        check=lambda: _spend_totp(gatehouse, user.id, code, pending=True),
     )
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         codes = await _store_recovery_codes(db, user.id)
         db.add(_audit("mfa.totp_enabled", client, subject=user.id))
-        undo = await _undo_link(gh, db, user, "totp", client)
-    gh.spawn(send_mail(gh, kind="mfa_enabled", email=user.email, client=client, budget=False, method="totp", link=undo))
+        undo = await _undo_link(gatehouse, db, user, "totp", client)
+    gatehouse.spawn(
+        send_mail(
+            gatehouse, kind="mfa_enabled", email=user.email, client=client, budget=False, method="totp", link=undo
+        )
+    )
     return codes
 
 
-async def disable_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
+async def disable_totp(gatehouse: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
     """Remove the authenticator app (and the recovery codes, when no passkey is left)."""
-    user = await _load_user(gh, user_id)
-    async with gh.transaction(write=True) as db:
+    user = await _load_user(gatehouse, user_id)
+    async with gatehouse.transaction(write=True) as db:
         removed = await db.scalar(
             sa.delete(TotpFactor).where(TotpFactor.user_id == user.id).returning(TotpFactor.confirmed_at)
         )
@@ -5873,18 +5893,20 @@ async def disable_totp(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CL
             raise MfaNotEnabled("No authenticator app is enrolled.")
         await _forget_codes_without_factor(db, user.id)
         db.add(_audit("mfa.totp_disabled", client, subject=user.id))
-    gh.spawn(send_mail(gh, kind="mfa_disabled", email=user.email, client=client, budget=False, method="totp"))
+    gatehouse.spawn(
+        send_mail(gatehouse, kind="mfa_disabled", email=user.email, client=client, budget=False, method="totp")
+    )
 
 
-async def replace_recovery_codes(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> list[str]:
+async def replace_recovery_codes(gatehouse: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> list[str]:
     """A new set of recovery codes (the old ones stop working); needs a second factor to recover."""
-    user = await _load_user(gh, user_id)
-    async with gh.transaction(write=True) as db:
+    user = await _load_user(gatehouse, user_id)
+    async with gatehouse.transaction(write=True) as db:
         if not await _mfa_methods(db, user.id):
             raise MfaNotEnabled("Enroll an authenticator app or a passkey first.")
         codes = await _store_recovery_codes(db, user.id)
         db.add(_audit("mfa.recovery_codes_replaced", client, subject=user.id))
-    gh.spawn(send_mail(gh, kind="recovery_codes_replaced", email=user.email, client=client, budget=False))
+    gatehouse.spawn(send_mail(gatehouse, kind="recovery_codes_replaced", email=user.email, client=client, budget=False))
     return codes
 
 
@@ -5897,16 +5919,16 @@ async def replace_recovery_codes(gh: Gatehouse, *, user_id: uuid.UUID, client: C
 PASSKEY_CHALLENGE_SECONDS = 300
 
 
-def _rp_options(gh: Gatehouse) -> dict[str, Any]:
-    return {"expected_rp_id": gh.settings.webauthn_rp_id, "expected_origin": gh.settings.webauthn_origins}
+def _rp_options(gatehouse: Gatehouse) -> dict[str, Any]:
+    return {"expected_rp_id": gatehouse.settings.webauthn_rp_id, "expected_origin": gatehouse.settings.webauthn_origins}
 
 
-async def _passkey_ids(gh: Gatehouse, user_id: uuid.UUID) -> list[str]:
-    async with gh.transaction() as db:
+async def _passkey_ids(gatehouse: Gatehouse, user_id: uuid.UUID) -> list[str]:
+    async with gatehouse.transaction() as db:
         return list(await db.scalars(sa.select(Passkey.credential_id).where(Passkey.user_id == user_id)))
 
 
-async def passkey_registration_options(gh: Gatehouse, *, user_id: uuid.UUID) -> dict[str, Any]:
+async def passkey_registration_options(gatehouse: Gatehouse, *, user_id: uuid.UUID) -> dict[str, Any]:
     """Options for navigator.credentials.create(): a discoverable credential, bound to this user."""
     import webauthn
     from webauthn.helpers.structs import (
@@ -5916,32 +5938,33 @@ async def passkey_registration_options(gh: Gatehouse, *, user_id: uuid.UUID) -> 
         UserVerificationRequirement,
     )
 
-    user = await _load_user(gh, user_id)
+    user = await _load_user(gatehouse, user_id)
     options = webauthn.generate_registration_options(
-        rp_id=gh.settings.webauthn_rp_id,
-        rp_name=gh.settings.webauthn_rp_name,
+        rp_id=gatehouse.settings.webauthn_rp_id,
+        rp_name=gatehouse.settings.webauthn_rp_name,
         user_name=user.email,
         user_id=user.id.bytes,
         user_display_name=user.full_name or user.email,
-        challenge=gh.challenges.issue("register", user.id, PASSKEY_CHALLENGE_SECONDS),
+        challenge=gatehouse.challenges.issue("register", user.id, PASSKEY_CHALLENGE_SECONDS),
         timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.PREFERRED
         ),
         exclude_credentials=[
-            PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in await _passkey_ids(gh, user.id)
+            PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c))
+            for c in await _passkey_ids(gatehouse, user.id)
         ],
     )
     return json.loads(webauthn.options_to_json(options))
 
 
-def _request_options(gh: Gatehouse, purpose: str, user_id: uuid.UUID | None, ids: list[str]) -> dict[str, Any]:
+def _request_options(gatehouse: Gatehouse, purpose: str, user_id: uuid.UUID | None, ids: list[str]) -> dict[str, Any]:
     import webauthn
     from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
 
     options = webauthn.generate_authentication_options(
-        rp_id=gh.settings.webauthn_rp_id,
-        challenge=gh.challenges.issue(purpose, user_id, PASSKEY_CHALLENGE_SECONDS),
+        rp_id=gatehouse.settings.webauthn_rp_id,
+        challenge=gatehouse.challenges.issue(purpose, user_id, PASSKEY_CHALLENGE_SECONDS),
         timeout=PASSKEY_CHALLENGE_SECONDS * 1000,
         user_verification=UserVerificationRequirement.PREFERRED,
         allow_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in ids],
@@ -5949,28 +5972,30 @@ def _request_options(gh: Gatehouse, purpose: str, user_id: uuid.UUID | None, ids
     return json.loads(webauthn.options_to_json(options))
 
 
-async def passkey_login_options(gh: Gatehouse, *, mfa_token: str | None = None, client: Client = CLI) -> dict[str, Any]:
+async def passkey_login_options(
+    gatehouse: Gatehouse, *, mfa_token: str | None = None, client: Client = CLI
+) -> dict[str, Any]:
     """Options for navigator.credentials.get(): for a passkey-only sign-in (any discoverable passkey),
     or, with an mfa_token, for that user's passkeys as the second factor."""
-    await _check_auth_ip(gh, client)
+    await _check_auth_ip(gatehouse, client)
     if mfa_token is None:
-        return _request_options(gh, "login", None, [])
-    user = await _mfa_token_user(gh, mfa_token)
-    return _request_options(gh, "mfa", user.id, await _passkey_ids(gh, user.id))
+        return _request_options(gatehouse, "login", None, [])
+    user = await _mfa_token_user(gatehouse, mfa_token)
+    return _request_options(gatehouse, "mfa", user.id, await _passkey_ids(gatehouse, user.id))
 
 
-async def passkey_proof_options(gh: Gatehouse, *, principal: "Principal") -> dict[str, Any]:
+async def passkey_proof_options(gatehouse: Gatehouse, *, principal: "Principal") -> dict[str, Any]:
     """Options for proving a passkey in a step-up (sensitive action or POST /auth/reauthenticate)."""
     if principal.session_id is None:
         raise SessionRequired()
-    ids = await _passkey_ids(gh, principal.user_id)
+    ids = await _passkey_ids(gatehouse, principal.user_id)
     if not ids:
         raise MfaNotEnabled("This account has no passkey.")
-    return _request_options(gh, "proof", principal.user_id, ids)
+    return _request_options(gatehouse, "proof", principal.user_id, ids)
 
 
 def _client_challenge(
-    gh: Gatehouse, answer: PasskeyAnswer, purpose: str, user_id: uuid.UUID | None
+    gatehouse: Gatehouse, answer: PasskeyAnswer, purpose: str, user_id: uuid.UUID | None
 ) -> tuple[bytes, datetime]:
     """The challenge the browser signed, if this service issued it for this purpose and user and it is live."""
     import webauthn
@@ -5980,7 +6005,7 @@ def _client_challenge(
         challenge = webauthn.base64url_to_bytes(client_data["challenge"])
     except Exception:  # any shape of hostile input: one answer
         raise PasskeyRejected() from None
-    expires = gh.challenges.check(challenge, purpose, user_id)
+    expires = gatehouse.challenges.check(challenge, purpose, user_id)
     if expires is None:
         raise PasskeyRejected("The passkey challenge is not one this service issued for this, or it has expired.")
     return challenge, expires
@@ -6002,23 +6027,23 @@ def _spend_challenge(db: AsyncSession, user: User, challenge: bytes, expires: da
 
 
 async def register_passkey(
-    gh: Gatehouse, *, user_id: uuid.UUID, credential: PasskeyAnswer, name: str, client: Client = CLI
+    gatehouse: Gatehouse, *, user_id: uuid.UUID, credential: PasskeyAnswer, name: str, client: Client = CLI
 ) -> Passkey:
     """Verify navigator.credentials.create()'s answer to our options and keep the credential."""
     import webauthn
 
     name = _validated(_no_bad_text, name, "name").strip()[:100] or "passkey"
-    user = await _load_user(gh, user_id)
-    challenge, expires = _client_challenge(gh, credential, "register", user.id)
+    user = await _load_user(gatehouse, user_id)
+    challenge, expires = _client_challenge(gatehouse, credential, "register", user.id)
     try:
         verified = webauthn.verify_registration_response(
-            credential=credential.as_json(), expected_challenge=challenge, **_rp_options(gh)
+            credential=credential.as_json(), expected_challenge=challenge, **_rp_options(gatehouse)
         )
     except Exception as exc:
         log.info("passkey registration refused: %s", exc)
         raise PasskeyRejected() from None
     try:
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             _spend_challenge(db, user, challenge, expires)
             row = Passkey(
                 user_id=user.id,
@@ -6031,16 +6056,18 @@ async def register_passkey(
             db.add(row)
             await db.flush()  # the row's id, for the audit row and the undo link
             db.add(_audit("mfa.passkey_added", client, subject=user.id, passkey=str(row.id)))
-            undo = await _undo_link(gh, db, user, row.id.hex, client)
+            undo = await _undo_link(gatehouse, db, user, row.id.hex, client)
     except sa.exc.IntegrityError:
         raise PasskeyRejected("This passkey is already registered, or this answer was already used.") from None
-    gh.spawn(send_mail(gh, kind="passkey_added", email=user.email, client=client, budget=False, name=name, link=undo))
+    gatehouse.spawn(
+        send_mail(gatehouse, kind="passkey_added", email=user.email, client=client, budget=False, name=name, link=undo)
+    )
     return row
 
 
-async def list_passkeys(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Passkey]:
+async def list_passkeys(gatehouse: Gatehouse, *, user_id: uuid.UUID) -> list[Passkey]:
     """A user's passkeys, oldest first."""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         return list(
             await db.scalars(
                 sa.select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.created_at, Passkey.id)
@@ -6048,10 +6075,12 @@ async def list_passkeys(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Passkey]:
         )
 
 
-async def delete_passkey(gh: Gatehouse, *, user_id: uuid.UUID, passkey_id: uuid.UUID, client: Client = CLI) -> None:
+async def delete_passkey(
+    gatehouse: Gatehouse, *, user_id: uuid.UUID, passkey_id: uuid.UUID, client: Client = CLI
+) -> None:
     """Remove one of a user's passkeys (and the recovery codes, when no factor is left)."""
-    user = await _load_user(gh, user_id)
-    async with gh.transaction(write=True) as db:
+    user = await _load_user(gatehouse, user_id)
+    async with gatehouse.transaction(write=True) as db:
         locked = await _lock_user(db, user.id)
         if not await _other_ways_in(db, locked, passkey=passkey_id):
             exists = await db.scalar(sa.select(Passkey.id).where(Passkey.id == passkey_id, Passkey.user_id == user.id))
@@ -6063,11 +6092,13 @@ async def delete_passkey(gh: Gatehouse, *, user_id: uuid.UUID, passkey_id: uuid.
             raise PasskeyNotFound()
         await _forget_codes_without_factor(db, user.id)
         db.add(_audit("mfa.passkey_removed", client, subject=user.id, passkey=str(passkey_id)))
-    gh.spawn(send_mail(gh, kind="passkey_removed", email=user.email, client=client, budget=False, name=name))
+    gatehouse.spawn(
+        send_mail(gatehouse, kind="passkey_removed", email=user.email, client=client, budget=False, name=name)
+    )
 
 
-async def _find_passkey(gh: Gatehouse, answer: PasskeyAnswer) -> Passkey | None:
-    async with gh.transaction() as db:
+async def _find_passkey(gatehouse: Gatehouse, answer: PasskeyAnswer) -> Passkey | None:
+    async with gatehouse.transaction() as db:
         return await db.scalar(sa.select(Passkey).where(Passkey.credential_id == answer.id))
 
 
@@ -6075,8 +6106,8 @@ class _CounterWentBack(Exception):
     """Inside the spending transaction: the stored counter is not below the presented one."""
 
 
-async def _refuse_clone(gh: Gatehouse, passkey: Passkey, user: User, count: int, client: Client) -> None:
-    gh.audit_later(
+async def _refuse_clone(gatehouse: Gatehouse, passkey: Passkey, user: User, count: int, client: Client) -> None:
+    gatehouse.audit_later(
         _audit(
             "mfa.passkey_clone_detected",
             client,
@@ -6088,10 +6119,15 @@ async def _refuse_clone(gh: Gatehouse, passkey: Passkey, user: User, count: int,
         )
     )
     log.warning("passkey sign count went backwards: passkey=%s user=%s", passkey.id, user.id)
-    if await gh.cache.claim(f"clone-mail:{passkey.id}", 3600):  # told once an hour, however often the copy tries
-        gh.spawn(
+    if await gatehouse.cache.claim(f"clone-mail:{passkey.id}", 3600):  # told once an hour, however often the copy tries
+        gatehouse.spawn(
             send_mail(
-                gh, kind="passkey_clone_detected", email=user.email, client=client, budget=False, name=passkey.name
+                gatehouse,
+                kind="passkey_clone_detected",
+                email=user.email,
+                client=client,
+                budget=False,
+                name=passkey.name,
             )
         )
     raise PasskeyRejected(
@@ -6101,7 +6137,7 @@ async def _refuse_clone(gh: Gatehouse, passkey: Passkey, user: User, count: int,
 
 
 async def _check_assertion(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     passkey: Passkey,
     user: User,
     answer: PasskeyAnswer,
@@ -6127,14 +6163,14 @@ async def _check_assertion(
             expected_challenge=challenge,
             credential_current_sign_count=0,
             credential_public_key=webauthn.base64url_to_bytes(passkey.public_key),
-            **_rp_options(gh),
+            **_rp_options(gatehouse),
         )
     except Exception as exc:
         log.info("passkey assertion refused: %s", type(exc).__name__)
         raise PasskeyRejected() from None
     count = verified.new_sign_count
     try:
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             _spend_challenge(db, user, challenge, expires)
             await db.flush()  # a second submission of this answer stops here, on every instance
             grows = Passkey.sign_count < count if count else Passkey.sign_count == 0
@@ -6151,22 +6187,22 @@ async def _check_assertion(
     except sa.exc.IntegrityError:
         raise PasskeyRejected("This passkey answer was already used.") from None
     except _CounterWentBack:
-        await _refuse_clone(gh, passkey, user, count, client)
+        await _refuse_clone(gatehouse, passkey, user, count, client)
     return bool(verified.user_verified)
 
 
 async def _prove_passkey(
-    gh: Gatehouse, answer: PasskeyAnswer, *, purpose: str, user: User | None, event: str, client: Client
+    gatehouse: Gatehouse, answer: PasskeyAnswer, *, purpose: str, user: User | None, event: str, client: Client
 ) -> tuple[User, bool]:
     """Check a passkey answer for `purpose` (of `user`, or of whoever it is registered to): the challenge
     this service issued first, so junk costs no lookup; then the credential, its signature, the single use
     of the challenge and the counter. A failure is audited; there is no per-user budget to spend (a
     signature cannot be guessed). (The user it proves, whether the authenticator verified the user.)"""
-    challenge, expires = _client_challenge(gh, answer, purpose, user.id if user else None)
-    passkey = await _find_passkey(gh, answer)
+    challenge, expires = _client_challenge(gatehouse, answer, purpose, user.id if user else None)
+    passkey = await _find_passkey(gatehouse, answer)
     owner = user
     if passkey is not None and owner is None:
-        async with gh.transaction() as db:
+        async with gatehouse.transaction() as db:
             owner = await db.get(User, passkey.user_id)
     try:
         if passkey is None or owner is None or passkey.user_id != owner.id:
@@ -6174,26 +6210,28 @@ async def _prove_passkey(
         if not owner.is_active:
             raise PasskeyRejected()
         verified = await _check_assertion(
-            gh, passkey, owner, answer, challenge=challenge, expires=expires, client=client
+            gatehouse, passkey, owner, answer, challenge=challenge, expires=expires, client=client
         )
     except PasskeyRejected:
-        gh.audit_later(_audit(event, client, subject=owner.id if owner else None, outcome="failure", method="webauthn"))
+        gatehouse.audit_later(
+            _audit(event, client, subject=owner.id if owner else None, outcome="failure", method="webauthn")
+        )
         raise
     return owner, verified
 
 
-async def sign_in_with_passkey(gh: Gatehouse, *, credential: PasskeyAnswer, client: Client = CLI) -> TokenPair:
+async def sign_in_with_passkey(gatehouse: Gatehouse, *, credential: PasskeyAnswer, client: Client = CLI) -> TokenPair:
     """Passwordless sign-in with a discoverable passkey; aal2 when the authenticator verified the user."""
-    await _check_auth_ip(gh, client)
+    await _check_auth_ip(gatehouse, client)
     user, verified = await _prove_passkey(
-        gh, credential, purpose="login", user=None, event="auth.passkey_login", client=client
+        gatehouse, credential, purpose="login", user=None, event="auth.passkey_login", client=client
     )
-    if gh.settings.require_verified_email and user.email_verified_at is None:
+    if gatehouse.settings.require_verified_email and user.email_verified_at is None:
         raise EmailNotVerified()
     pair = await _start_session(
-        gh, user, client, rehash=None, amr=("webauthn",), aal=_aal(["webauthn"], verified_passkey=verified)
+        gatehouse, user, client, rehash=None, amr=("webauthn",), aal=_aal(["webauthn"], verified_passkey=verified)
     )
-    gh.metrics.logins.labels("success").inc()
+    gatehouse.metrics.logins.labels("success").inc()
     log.info("login user=%s passkey", user.id)
     return pair
 
@@ -6205,43 +6243,45 @@ async def sign_in_with_passkey(gh: Gatehouse, *, credential: PasskeyAnswer, clie
 
 
 async def authenticate(
-    gh: Gatehouse, *, email: str, password: str, code: str | None = None, client: Client = CLI
+    gatehouse: Gatehouse, *, email: str, password: str, code: str | None = None, client: Client = CLI
 ) -> TokenPair | MfaChallenge:
     """Log in: verify the password under the guessing limits and open a session, or, when the
     account has a second factor, answer with the challenge that `complete_mfa` finishes.
 
     Unknown email, wrong password and inactive account are one error, at one cost."""
-    settings = gh.settings
-    await _check_auth_ip(gh, client)
+    settings = gatehouse.settings
+    await _check_auth_ip(gatehouse, client)
     try:
         email = normalize_email(email)
     except ValueError:
         email = email.strip().lower()[:320]  # still costs a hash check below: no shortcut to tell apart
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         user = await _user_by_email(db, email)
     try:
         user = await _check_password(
-            gh, account=email, user=user, password=password, code=code, client=client, event="auth.login"
+            gatehouse, account=email, user=user, password=password, code=code, client=client, event="auth.login"
         )
     except NotAuthenticated:
-        gh.metrics.logins.labels("failure").inc()
+        gatehouse.metrics.logins.labels("failure").inc()
         raise
     if settings.require_verified_email and user.email_verified_at is None:
-        gh.audit_later(_audit("auth.login", client, subject=user.id, outcome="failure", reason="email_not_verified"))
+        gatehouse.audit_later(
+            _audit("auth.login", client, subject=user.id, outcome="failure", reason="email_not_verified")
+        )
         raise EmailNotVerified()
-    rehash = await gh.hasher.hash(password) if gh.hasher.needs_rehash(user.password_hash) else None
-    async with gh.transaction() as db:
+    rehash = await gatehouse.hasher.hash(password) if gatehouse.hasher.needs_rehash(user.password_hash) else None
+    async with gatehouse.transaction() as db:
         methods = await _mfa_methods(db, user.id)
     if methods:
-        return await _mfa_challenge(gh, user, methods, rehash=rehash, client=client)
-    pair = await _start_session(gh, user, client, rehash=rehash)
-    gh.metrics.logins.labels("success").inc()
+        return await _mfa_challenge(gatehouse, user, methods, rehash=rehash, client=client)
+    pair = await _start_session(gatehouse, user, client, rehash=rehash)
+    gatehouse.metrics.logins.labels("success").inc()
     log.info("login user=%s", user.id)
     return pair
 
 
 async def _second_factor(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     user: User,
     purpose: str,
@@ -6254,27 +6294,32 @@ async def _second_factor(
     """Check one second factor (codes under the per-user limit): (method used, passkey verified the user)."""
     if otp is not None:
         await _guarded_check(
-            gh, user=user, method="otp", event=event, client=client, check=lambda: _spend_totp(gh, user.id, otp)
+            gatehouse,
+            user=user,
+            method="otp",
+            event=event,
+            client=client,
+            check=lambda: _spend_totp(gatehouse, user.id, otp),
         )
         return "otp", False
     if recovery_code is not None:
         await _guarded_check(
-            gh,
+            gatehouse,
             user=user,
             method="recovery",
             event=event,
             client=client,
-            check=lambda: _spend_recovery_code(gh, user, recovery_code, client=client),
+            check=lambda: _spend_recovery_code(gatehouse, user, recovery_code, client=client),
         )
         return "recovery", False
     if passkey is not None:
-        _, verified = await _prove_passkey(gh, passkey, purpose=purpose, user=user, event=event, client=client)
+        _, verified = await _prove_passkey(gatehouse, passkey, purpose=purpose, user=user, event=event, client=client)
         return "webauthn", verified
     raise InvalidInput("send one of `code`, `recovery_code` or `webauthn`")
 
 
 async def reauthenticate(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     principal: "Principal",
     password: str | None = None,
@@ -6287,20 +6332,26 @@ async def reauthenticate(
     the same session. A second factor proved here joins the session's methods (and can raise it to aal2)."""
     if principal.session_id is None:
         raise SessionRequired()
-    await _check_auth_ip(gh, client)
-    user = await _load_user(gh, principal.user_id)
+    await _check_auth_ip(gatehouse, client)
+    user = await _load_user(gatehouse, principal.user_id)
     method, verified = "pwd", False
     if password is not None:
         await _check_password(
-            gh, account=user.email, user=user, password=password, code=code, client=client, event="auth.reauthenticate"
+            gatehouse,
+            account=user.email,
+            user=user,
+            password=password,
+            code=code,
+            client=client,
+            event="auth.reauthenticate",
         )
     elif otp is not None or passkey is not None:
         method, verified = await _second_factor(
-            gh, user=user, otp=otp, passkey=passkey, purpose="proof", event="auth.reauthenticate", client=client
+            gatehouse, user=user, otp=otp, passkey=passkey, purpose="proof", event="auth.reauthenticate", client=client
         )
     else:
         raise InvalidInput("send `password`, `otp` or `passkey`")
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         row = await db.get(LoginSession, principal.session_id, with_for_update=True)
         if row is None or row.revoked_at is not None:
             raise SessionRevoked()
@@ -6308,11 +6359,11 @@ async def reauthenticate(
         amr = row.amr.split() + [method] if method not in row.amr.split() else row.amr.split()
         row.amr, row.aal = " ".join(amr), max(row.aal, _aal(amr, verified_passkey=verified))
         db.add(_audit("auth.reauthenticate", client, subject=user.id, session=str(row.id), method=method))
-    return await _token_pair(gh, user_id=user.id, role=user.role, session=row)
+    return await _token_pair(gatehouse, user_id=user.id, role=user.role, session=row)
 
 
 async def _prove_now(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     user: User,
     *,
     client: Client,
@@ -6324,7 +6375,7 @@ async def _prove_now(
     """Check the proof a step-up carries: the password, or one second factor."""
     if password is not None:
         await _check_password(
-            gh,
+            gatehouse,
             account=user.email,
             user=user,
             password=password,
@@ -6335,7 +6386,7 @@ async def _prove_now(
         )
     else:
         await _second_factor(
-            gh,
+            gatehouse,
             user=user,
             otp=otp,
             recovery_code=recovery_code,
@@ -6347,7 +6398,7 @@ async def _prove_now(
 
 
 async def require_factor_proof(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     principal: "Principal",
     *,
     password: str | None = None,
@@ -6364,22 +6415,24 @@ async def require_factor_proof(
     else its password, else (an account made by a provider) a code mailed to its address."""
     if principal.session_id is None:
         raise SessionRequired()
-    user = await _load_user(gh, principal.user_id)
-    has_factor = await _has_second_factor(gh, user.id)
+    user = await _load_user(gatehouse, principal.user_id)
+    has_factor = await _has_second_factor(gatehouse, user.id)
     if has_factor and (otp or recovery_code or passkey):
-        await _prove_now(gh, user, otp=otp, recovery_code=recovery_code, passkey=passkey, client=client)
+        await _prove_now(gatehouse, user, otp=otp, recovery_code=recovery_code, passkey=passkey, client=client)
     elif not has_factor and password is not None and user.password_hash:
-        await _prove_now(gh, user, password=password, client=client)
+        await _prove_now(gatehouse, user, password=password, client=client)
     elif not has_factor and email_code is not None and not user.password_hash:
-        if not await _spend_login_code(gh, user=user, code=email_code, purpose="email_code"):
-            gh.audit_later(_audit("auth.step_up", client, subject=user.id, outcome="failure", method="email_code"))
+        if not await _spend_login_code(gatehouse, user=user, code=email_code, purpose="email_code"):
+            gatehouse.audit_later(
+                _audit("auth.step_up", client, subject=user.id, outcome="failure", method="email_code")
+            )
             raise InvalidOtp("The emailed code is wrong, expired or already used.")
     else:
         raise FactorProofRequired()
 
 
 async def require_recent_proof(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     principal: "Principal",
     *,
     password: str | None,
@@ -6394,17 +6447,17 @@ async def require_recent_proof(
     a stolen session with the password must not move the account, nor spend the owner's undo links)."""
     if principal.session_id is None:
         raise SessionRequired()
-    if factor_if_enrolled and await _has_second_factor(gh, principal.user_id):
-        await require_factor_proof(gh, principal, otp=otp, passkey=passkey, client=client)
+    if factor_if_enrolled and await _has_second_factor(gatehouse, principal.user_id):
+        await require_factor_proof(gatehouse, principal, otp=otp, passkey=passkey, client=client)
     elif password is not None or otp is not None or passkey is not None:
-        user = await _load_user(gh, principal.user_id)
-        await _prove_now(gh, user, password=password, otp=otp, passkey=passkey, client=client)
-    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:
+        user = await _load_user(gatehouse, principal.user_id)
+        await _prove_now(gatehouse, user, password=password, otp=otp, passkey=passkey, client=client)
+    elif time.time() - principal.auth_time > gatehouse.settings.reauth_minutes * 60:
         raise ReauthenticationRequired()
 
 
 async def complete_mfa(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     mfa_token: str,
     otp: str | None = None,
@@ -6413,10 +6466,10 @@ async def complete_mfa(
     client: Client = CLI,
 ) -> TokenPair:
     """Finish a sign-in that answered `mfa_required`: one second factor, then the session opens."""
-    await _check_auth_ip(gh, client)
-    user = await _mfa_token_user(gh, mfa_token)
+    await _check_auth_ip(gatehouse, client)
+    user = await _mfa_token_user(gatehouse, mfa_token)
     method, _ = await _second_factor(
-        gh,
+        gatehouse,
         user=user,
         otp=otp,
         recovery_code=recovery_code,
@@ -6426,24 +6479,24 @@ async def complete_mfa(
         client=client,
     )
     try:
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             await _consume_action_token(db, token=mfa_token, purpose="mfa")
     except InvalidActionToken:
         raise InvalidMfaToken() from None
     first = "fed" if mfa_token.startswith("fed.") else "pwd"
-    pair = await _start_session(gh, user, client, rehash=None, amr=(first, method), aal=2)
-    gh.metrics.logins.labels("success").inc()
+    pair = await _start_session(gatehouse, user, client, rehash=None, amr=(first, method), aal=2)
+    gatehouse.metrics.logins.labels("success").inc()
     log.info("login user=%s mfa=%s", user.id, method)
     return pair
 
 
-async def send_email_code(gh: Gatehouse, *, principal: "Principal", client: Client = CLI) -> None:
+async def send_email_code(gatehouse: Gatehouse, *, principal: "Principal", client: Client = CLI) -> None:
     """Mail the signed-in account's address a one-time code: the proof a factor change needs on an account
     with neither a password nor a second factor (one made by a provider)."""
     if principal.session_id is None:
         raise SessionRequired()
-    user = await _load_user(gh, principal.user_id)
-    gh.spawn(_send_login_code(gh, user=user, client=client, purpose="email_code"))
+    user = await _load_user(gatehouse, principal.user_id)
+    gatehouse.spawn(_send_login_code(gatehouse, user=user, client=client, purpose="email_code"))
 
 
 # Service functions: account lifecycle ----------------------------------------
@@ -6476,7 +6529,7 @@ def _bump(user: User) -> None:
 
 
 async def update_user(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     user_id: uuid.UUID,
     email: str | None = None,
@@ -6501,7 +6554,7 @@ async def update_user(
         changes["is_active"] = is_active
     revoked: list[ApiKey] = []
     try:
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             admins = await _lock_admins(db) if role == "user" or is_active is False else []
             user = await _lock_user(db, user_id)
             old_email = user.email
@@ -6522,13 +6575,15 @@ async def update_user(
         raise EmailTaken() from None
     if not changes:
         return UserPublic.model_validate(user)
-    public = await _publish_user(gh, user)
-    await _publish_revoked_keys(gh, revoked)
+    public = await _publish_user(gatehouse, user)
+    await _publish_revoked_keys(gatehouse, revoked)
     if changes.get("is_active") is False:
-        await _end_sessions(gh, user_id=user.id, reason="deactivated")
+        await _end_sessions(gatehouse, user_id=user.id, reason="deactivated")
     if "email" in changes:
-        gh.spawn(
-            send_mail(gh, kind="email_changed", email=old_email, client=client, budget=False, new_email=user.email)
+        gatehouse.spawn(
+            send_mail(
+                gatehouse, kind="email_changed", email=old_email, client=client, budget=False, new_email=user.email
+            )
         )
     log.info("user updated id=%s fields=%s", user.id, ",".join(sorted(changes)))
     return public
@@ -6547,17 +6602,17 @@ async def _store_password(
 
 
 async def _after_password_stored(
-    gh: Gatehouse, user: User, revoked: list[ApiKey], *, keep_session: uuid.UUID | None
+    gatehouse: Gatehouse, user: User, revoked: list[ApiKey], *, keep_session: uuid.UUID | None
 ) -> CredentialsEnded:
-    await _publish_user(gh, user)
-    await _publish_revoked_keys(gh, revoked)
-    ended = await _end_sessions(gh, user_id=user.id, keep=keep_session, reason="password_changed")
+    await _publish_user(gatehouse, user)
+    await _publish_revoked_keys(gatehouse, revoked)
+    ended = await _end_sessions(gatehouse, user_id=user.id, keep=keep_session, reason="password_changed")
     log.info("password changed user=%s sessions_ended=%d keys_revoked=%d", user.id, ended, len(revoked))
     return CredentialsEnded(user.id, ended, len(revoked))
 
 
 async def change_password(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     principal: "Principal",
     current_password: str,
@@ -6568,18 +6623,18 @@ async def change_password(
     """The owner changes their password (sensitive: a session and the current password); every other
     session ends, API keys stay unless `revoke_api_keys`."""
     new_password = _validated(check_password, new_password, "new_password")
-    await require_recent_proof(gh, principal, password=current_password, client=client)
-    new_hash = await gh.hasher.hash(new_password)
-    async with gh.transaction(write=True) as db:
+    await require_recent_proof(gatehouse, principal, password=current_password, client=client)
+    new_hash = await gatehouse.hasher.hash(new_password)
+    async with gatehouse.transaction(write=True) as db:
         user = await _lock_user(db, principal.user_id)
         revoked = await _store_password(
             db, user=user, new_hash=new_hash, event="user.password_change", client=client, revoke_keys=revoke_api_keys
         )
-    return await _after_password_stored(gh, user, revoked, keep_session=principal.session_id)
+    return await _after_password_stored(gatehouse, user, revoked, keep_session=principal.session_id)
 
 
 async def reset_password(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     token: str,
     new_password: str,
@@ -6590,10 +6645,10 @@ async def reset_password(
     every API key is revoked, second factors added within FACTOR_UNDO_DAYS go unless kept (see
     `list_factors`), and the account's failed-login and second-factor counters are cleared."""
     new_password = _validated(check_password, new_password, "new_password")
-    await _check_auth_ip(gh, client)
-    await _peek_action_token(gh, token=token, purpose="reset")  # a bogus token costs no bcrypt
-    new_hash = await gh.hasher.hash(new_password)
-    async with gh.transaction(write=True) as db:
+    await _check_auth_ip(gatehouse, client)
+    await _peek_action_token(gatehouse, token=token, purpose="reset")  # a bogus token costs no bcrypt
+    new_hash = await gatehouse.hasher.hash(new_password)
+    async with gatehouse.transaction(write=True) as db:
         row = await _consume_action_token(db, token=token, purpose="reset")
         user = await db.get(User, row.user_id, with_for_update=True)
         if user is None or not user.is_active or user.email != row.email:
@@ -6601,31 +6656,31 @@ async def reset_password(
         revoked = await _store_password(
             db, user=user, new_hash=new_hash, event="user.password_reset", client=client, revoke_keys=True
         )
-        removed = await _drop_recent_factors(gh, db, user.id, keep_factors)
-    await gh.cache.forget_limit(_login_limit_keys(user.email, client)[0])
-    await gh.cache.forget_limit(f"login-code:{user.id}")
-    await gh.cache.forget_limit(f"mfa-fail:{user.id}")  # those who spent it held the password now replaced
-    ended = await _after_password_stored(gh, user, revoked, keep_session=None)
+        removed = await _drop_recent_factors(gatehouse, db, user.id, keep_factors)
+    await gatehouse.cache.forget_limit(_login_limit_keys(user.email, client)[0])
+    await gatehouse.cache.forget_limit(f"login-code:{user.id}")
+    await gatehouse.cache.forget_limit(f"mfa-fail:{user.id}")  # those who spent it held the password now replaced
+    ended = await _after_password_stored(gatehouse, user, revoked, keep_session=None)
     return dataclasses.replace(ended, factors_removed=tuple(removed))
 
 
 async def set_password(
-    gh: Gatehouse, *, user_id: uuid.UUID, new_password: str, client: Client = CLI
+    gatehouse: Gatehouse, *, user_id: uuid.UUID, new_password: str, client: Client = CLI
 ) -> CredentialsEnded:
     """An admin sets a user's password: every session ends; API keys stay."""
     new_password = _validated(check_password, new_password, "new_password")
-    new_hash = await gh.hasher.hash(new_password)
-    async with gh.transaction(write=True) as db:
+    new_hash = await gatehouse.hasher.hash(new_password)
+    async with gatehouse.transaction(write=True) as db:
         user = await _lock_user(db, user_id)
         revoked = await _store_password(
             db, user=user, new_hash=new_hash, event="user.password_set", client=client, revoke_keys=False
         )
-    return await _after_password_stored(gh, user, revoked, keep_session=None)
+    return await _after_password_stored(gatehouse, user, revoked, keep_session=None)
 
 
-async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
+async def delete_user(gatehouse: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> None:
     """Delete a user and their sessions, keys and tokens; the audit log keeps only the id."""
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         admins = await _lock_admins(db)
         user = await _lock_user(db, user_id)
         _guard_last_admin(user, admins)
@@ -6638,73 +6693,73 @@ async def delete_user(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI
     entries = {f"s:{sid}": _session_entry(None) for sid in sessions}
     entries.update({f"k:{public_id}": _api_key_entry(None) for public_id in keys})
     entries[f"u:{user_id}"] = (user.version + 1, None)
-    await gh.cache.publish(entries)
+    await gatehouse.cache.publish(entries)
     log.info("user deleted id=%s", user_id)
 
 
-async def password_reset_link(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> str:
+async def password_reset_link(gatehouse: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> str:
     """A single-use, expiring password reset link for a user."""
-    user = await _load_user(gh, user_id)
+    user = await _load_user(gatehouse, user_id)
     token = await _issue_action_token(
-        gh,
+        gatehouse,
         user=user,
         purpose="reset",
         event="user.password_reset_request",
-        lifetime=timedelta(minutes=gh.settings.password_reset_minutes),
+        lifetime=timedelta(minutes=gatehouse.settings.password_reset_minutes),
         client=client,
     )
-    return gh.settings.password_reset_url.format(token=token)
+    return gatehouse.settings.password_reset_url.format(token=token)
 
 
-async def request_password_reset(gh: Gatehouse, *, email: str, client: Client = CLI) -> None:
+async def request_password_reset(gatehouse: Gatehouse, *, email: str, client: Client = CLI) -> None:
     """Start a reset. Returns at once whatever the email: the work happens off the request path,
     so neither the answer nor its timing tells whether the account exists."""
-    await _check_auth_ip(gh, client)
+    await _check_auth_ip(gatehouse, client)
 
     async def send() -> None:
         try:
             address = normalize_email(email)
         except ValueError:
             return
-        async with gh.transaction() as db:
+        async with gatehouse.transaction() as db:
             user = await _user_by_email(db, address)
-        if user is None or not user.is_active or not await _mail_allowed(gh, address, client, user.id):
+        if user is None or not user.is_active or not await _mail_allowed(gatehouse, address, client, user.id):
             return
-        link = await password_reset_link(gh, user_id=user.id, client=client)
-        await deliver(gh, kind="password_reset", email=user.email, link=link, user_id=user.id)
+        link = await password_reset_link(gatehouse, user_id=user.id, client=client)
+        await deliver(gatehouse, kind="password_reset", email=user.email, link=link, user_id=user.id)
 
-    gh.spawn(send())
+    gatehouse.spawn(send())
 
 
-async def request_email_verification(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> bool:
+async def request_email_verification(gatehouse: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> bool:
     """Send a verification link to the user's current address; False if already verified."""
-    user = await _load_user(gh, user_id)
+    user = await _load_user(gatehouse, user_id)
     if user.email_verified_at is not None:
         return False
-    await _check_rate(gh, f"verify:{user.id}", gh.settings.rate_reset_email_ip)
+    await _check_rate(gatehouse, f"verify:{user.id}", gatehouse.settings.rate_reset_email_ip)
     token = await _issue_action_token(
-        gh,
+        gatehouse,
         user=user,
         purpose="verify",
         event="user.email_verify_request",
-        lifetime=timedelta(hours=gh.settings.verify_email_hours),
+        lifetime=timedelta(hours=gatehouse.settings.verify_email_hours),
         client=client,
     )
-    gh.spawn(
+    gatehouse.spawn(
         deliver(
-            gh,
+            gatehouse,
             kind="email_verification",
             email=user.email,
             user_id=user.id,
-            link=gh.settings.verify_email_url.format(token=token),
+            link=gatehouse.settings.verify_email_url.format(token=token),
         )
     )
     return True
 
 
-async def confirm_email_verification(gh: Gatehouse, *, token: str, client: Client = CLI) -> UserPublic:
+async def confirm_email_verification(gatehouse: Gatehouse, *, token: str, client: Client = CLI) -> UserPublic:
     """Spend a verification token: the address it was sent to is now verified."""
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         row = await _consume_action_token(db, token=token, purpose="verify")
         user = await db.get(User, row.user_id, with_for_update=True)
         if user is None or user.email != row.email:
@@ -6712,25 +6767,25 @@ async def confirm_email_verification(gh: Gatehouse, *, token: str, client: Clien
         user.email_verified_at = utcnow()
         _bump(user)
         db.add(_audit("user.email_verified", client, subject=user.id))
-    return await _publish_user(gh, user)
+    return await _publish_user(gatehouse, user)
 
 
-async def request_email_change(gh: Gatehouse, *, user_id: uuid.UUID, email: str, client: Client = CLI) -> str:
+async def request_email_change(gatehouse: Gatehouse, *, user_id: uuid.UUID, email: str, client: Client = CLI) -> str:
     """The owner asks for a new address: it changes only when the link mailed there is used.
     The current address gets a notice whose link undoes the change (see `revert_email_change`).
     Until then login and reset use the current address. Returns the pending address."""
     new = _validated(normalize_email, email, "email")
-    user = await _load_user(gh, user_id)
+    user = await _load_user(gatehouse, user_id)
     if new == user.email:
         raise InvalidInput("email: this is already the account's address")
-    await _check_rate(gh, f"email-change:{user.id}", gh.settings.rate_reset_email_ip)
-    settings = gh.settings
-    async with gh.transaction(write=True) as db:
+    await _check_rate(gatehouse, f"email-change:{user.id}", gatehouse.settings.rate_reset_email_ip)
+    settings = gatehouse.settings
+    async with gatehouse.transaction(write=True) as db:
         if await _user_by_email(db, new) is not None:
             raise EmailTaken()
         await _spend_user_tokens(db, user.id, "email_change")  # one pending change at a time
         confirm = await _issue_action_token(
-            gh,
+            gatehouse,
             user=user,
             purpose="email_change",
             email=new,
@@ -6740,7 +6795,7 @@ async def request_email_change(gh: Gatehouse, *, user_id: uuid.UUID, email: str,
             lifetime=timedelta(hours=settings.email_change_hours),
         )
         revert = await _issue_action_token(
-            gh,
+            gatehouse,
             user=user,
             purpose="email_revert",
             db=db,
@@ -6748,9 +6803,9 @@ async def request_email_change(gh: Gatehouse, *, user_id: uuid.UUID, email: str,
             event="user.email_change_notice",
             lifetime=timedelta(days=settings.email_revert_days),
         )
-    gh.spawn(
+    gatehouse.spawn(
         send_mail(
-            gh,
+            gatehouse,
             kind="email_change_confirm",
             email=new,
             client=client,
@@ -6758,9 +6813,9 @@ async def request_email_change(gh: Gatehouse, *, user_id: uuid.UUID, email: str,
         )
     )
     # The notice is not under the strangers' mail budget: filling it must not hide a takeover.
-    gh.spawn(
+    gatehouse.spawn(
         send_mail(
-            gh,
+            gatehouse,
             kind="email_change_notice",
             email=user.email,
             client=client,
@@ -6772,10 +6827,10 @@ async def request_email_change(gh: Gatehouse, *, user_id: uuid.UUID, email: str,
     return new
 
 
-async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CLI) -> UserPublic:
+async def confirm_email_change(gatehouse: Gatehouse, *, token: str, client: Client = CLI) -> UserPublic:
     """Spend the link mailed to the new address: the account's address is now that one, verified."""
     try:
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             row = await _consume_action_token(db, token=token, purpose="email_change")
             user = await db.get(User, row.user_id, with_for_update=True)
             if user is None or not user.is_active:
@@ -6790,23 +6845,23 @@ async def confirm_email_change(gh: Gatehouse, *, token: str, client: Client = CL
     except sa.exc.IntegrityError:
         raise EmailTaken() from None
     log.info("email changed user=%s", user.id)
-    return await _publish_user(gh, user)
+    return await _publish_user(gatehouse, user)
 
 
-async def keep_email_change(gh: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> int:
+async def keep_email_change(gatehouse: Gatehouse, *, user_id: uuid.UUID, client: Client = CLI) -> int:
     """The owner vouches for their email changes: every outstanding "this wasn't me" link stops working
     (how many), so an address left behind cannot pull the account back. Audited."""
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         spent = await _spend_user_tokens(db, user_id, "email_revert")
         db.add(_audit("user.email_change_kept", client, subject=user_id, links=spent))
     return spent
 
 
-async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
+async def revert_email_change(gatehouse: Gatehouse, *, token: str, client: Client = CLI) -> CredentialsEnded:
     """ "This wasn't me", from the notice sent to the old address: cancel the pending change or undo a
     confirmed one, kill every outstanding link, end every session and revoke every API key."""
     try:
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             row = await _consume_action_token(db, token=token, purpose="email_revert")
             user = await db.get(User, row.user_id, with_for_update=True)
             if user is None:
@@ -6815,14 +6870,14 @@ async def revert_email_change(gh: Gatehouse, *, token: str, client: Client = CLI
             if user.email != row.email:
                 user.email, user.email_verified_at = row.email, utcnow()  # the link proves the old address
             _bump(user)
-            removed = await _drop_recent_factors(gh, db, user.id, frozenset())
+            removed = await _drop_recent_factors(gatehouse, db, user.id, frozenset())
             revoked = await _revoke_user_keys(db, user.id)
             db.add(_audit("user.email_change_revert", client, subject=user.id, keys_revoked=len(revoked)))
     except sa.exc.IntegrityError:
         raise EmailTaken("The old address now belongs to another account; ask an administrator.") from None
-    await _publish_user(gh, user)
-    await _publish_revoked_keys(gh, revoked)
-    ended = await _end_sessions(gh, user_id=user.id, reason="email_revert")
+    await _publish_user(gatehouse, user)
+    await _publish_revoked_keys(gatehouse, revoked)
+    ended = await _end_sessions(gatehouse, user_id=user.id, reason="email_revert")
     log.warning("email change reverted user=%s sessions_ended=%d keys_revoked=%d", user.id, ended, len(revoked))
     return CredentialsEnded(user.id, ended, len(revoked), tuple(removed))
 
@@ -6868,8 +6923,8 @@ class FederatedStart:
     max_age: int
 
 
-def _callback_url(gh: Gatehouse, provider: str) -> str:
-    return f"{gh.settings.public_url}/auth/oauth/{provider}/callback"
+def _callback_url(gatehouse: Gatehouse, provider: str) -> str:
+    return f"{gatehouse.settings.public_url}/auth/oauth/{provider}/callback"
 
 
 def allowed_redirect(settings: Settings, redirect_to: str | None) -> str:
@@ -6906,7 +6961,7 @@ def _with_param(url: str, name: str, value: str) -> str:
 
 
 async def start_federated_login(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     provider: str,
     redirect_to: str | None = None,
@@ -6915,12 +6970,12 @@ async def start_federated_login(
 ) -> FederatedStart:
     """Begin a sign-in at `provider` (with `link_to`, a link of it to that account): its authorization URL,
     and the sealed flow for the callback."""
-    await _check_auth_ip(gh, client)
-    found = gh.federation.provider(provider)
-    target = allowed_redirect(gh.settings, redirect_to)
+    await _check_auth_ip(gatehouse, client)
+    found = gatehouse.federation.provider(provider)
+    target = allowed_redirect(gatehouse.settings, redirect_to)
     state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48)
-    url = await gh.federation.authorization_url(
-        found, redirect_uri=_callback_url(gh, provider), state=state, nonce=nonce, verifier=verifier
+    url = await gatehouse.federation.authorization_url(
+        found, redirect_uri=_callback_url(gatehouse, provider), state=state, nonce=nonce, verifier=verifier
     )
     flow = {
         "p": provider,
@@ -6932,13 +6987,13 @@ async def start_federated_login(
     }
     if link_to is not None:
         flow["u"] = str(link_to)  # sealed: only this service wrote it, so the callback may act on this account
-    return FederatedStart(url, gh.sealer.seal(orjson.dumps(flow), context="oauth-flow"), OAUTH_FLOW_SECONDS)
+    return FederatedStart(url, gatehouse.sealer.seal(orjson.dumps(flow), context="oauth-flow"), OAUTH_FLOW_SECONDS)
 
 
-async def _open_flow(gh: Gatehouse, sealed: str | None, *, provider: str, state: str) -> dict[str, Any]:
+async def _open_flow(gatehouse: Gatehouse, sealed: str | None, *, provider: str, state: str) -> dict[str, Any]:
     """The flow this browser started, if the state matches and it is unexpired and unspent (on every instance)."""
     try:
-        flow = orjson.loads(gh.sealer.unseal(sealed or "", context="oauth-flow", what="oauth flow"))
+        flow = orjson.loads(gatehouse.sealer.unseal(sealed or "", context="oauth-flow", what="oauth flow"))
     except (ConfigError, ValueError, orjson.JSONDecodeError):
         raise OauthStateMismatch() from None
     if (
@@ -6948,18 +7003,18 @@ async def _open_flow(gh: Gatehouse, sealed: str | None, *, provider: str, state:
         or not hmac.compare_digest(str(flow.get("s", "")).encode(), state.encode())
     ):
         raise OauthStateMismatch()
-    if not await gh.cache.claim(f"oauth-state:{hash_secret(state)}", OAUTH_FLOW_SECONDS):
+    if not await gatehouse.cache.claim(f"oauth-state:{hash_secret(state)}", OAUTH_FLOW_SECONDS):
         raise OauthStateMismatch()  # this flow was already finished once
     return flow
 
 
 async def _attach_identity(
-    gh: Gatehouse, provider: str, seen: ProviderIdentity, user_id: uuid.UUID, client: Client
+    gatehouse: Gatehouse, provider: str, seen: ProviderIdentity, user_id: uuid.UUID, client: Client
 ) -> Identity:
     """Link what the provider said to the account that started the flow: a new identity, one already its own,
     or one waiting for proof of another account (its owner chose this one); never one linked elsewhere."""
     now = utcnow()
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         user = await db.get(User, user_id)
         if user is None or not user.is_active:
             raise InvalidCredentials("This account cannot link a sign-in.")
@@ -6986,12 +7041,12 @@ async def _attach_identity(
 
 
 async def _place_identity(
-    gh: Gatehouse, provider: str, seen: ProviderIdentity, client: Client
+    gatehouse: Gatehouse, provider: str, seen: ProviderIdentity, client: Client
 ) -> tuple[Identity, User]:
     """The identity row (and its user) for what the provider said: known, new with a new account,
     or new and unlinked because an account has the address (proof comes later)."""
     now = utcnow()
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         row = await db.scalar(
             sa.select(Identity).where(Identity.provider == provider, Identity.subject == seen.subject).with_for_update()
         )
@@ -7009,7 +7064,7 @@ async def _place_identity(
         user = await _user_by_email(db, email)
         linked_at = None
         if user is None:
-            if not gh.settings.signup_enabled:
+            if not gatehouse.settings.signup_enabled:
                 raise SignupDisabled()
             # No password ("" never verifies); the provider vouched for the address.
             user = User(id=uuid.uuid4(), email=email, password_hash="", full_name=seen.name, email_verified_at=now)
@@ -7030,7 +7085,7 @@ async def _place_identity(
 
 
 async def finish_federated_login(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     provider: str,
     flow: str | None,
@@ -7041,28 +7096,28 @@ async def finish_federated_login(
 ) -> str:
     """The provider sent the browser back: check the flow, spend the code, check who signed in, and
     answer where to send the browser: the front end's URL with a one-time `code` for the exchange."""
-    await _check_auth_ip(gh, client)
-    found = gh.federation.provider(provider)
-    started = await _open_flow(gh, flow, provider=provider, state=state)
+    await _check_auth_ip(gatehouse, client)
+    found = gatehouse.federation.provider(provider)
+    started = await _open_flow(gatehouse, flow, provider=provider, state=state)
     if error or not code:
         raise ProviderRejected(f"The identity provider answered {_oauth_error(error or 'no_code')}.")
-    seen = await gh.federation.identity(
-        found, code=code, redirect_uri=_callback_url(gh, provider), verifier=started["v"], nonce=started["n"]
+    seen = await gatehouse.federation.identity(
+        found, code=code, redirect_uri=_callback_url(gatehouse, provider), verifier=started["v"], nonce=started["n"]
     )
     if "u" in started:
         account = uuid.UUID(started["u"])
         try:
-            await _attach_identity(gh, provider, seen, account, client)
+            await _attach_identity(gatehouse, provider, seen, account, client)
         except sa.exc.IntegrityError:  # the same identity arrived twice at once: the first one won
-            await _attach_identity(gh, provider, seen, account, client)
+            await _attach_identity(gatehouse, provider, seen, account, client)
         return _with_param(started["r"], "linked", provider)
     try:
-        identity, user = await _place_identity(gh, provider, seen, client)
+        identity, user = await _place_identity(gatehouse, provider, seen, client)
     except sa.exc.IntegrityError:  # the same identity or address arrived twice at once: the first one won
-        identity, user = await _place_identity(gh, provider, seen, client)
+        identity, user = await _place_identity(gatehouse, provider, seen, client)
     one_time = f"{identity.id.hex}.{secrets.token_urlsafe(32)}"
     await _issue_action_token(
-        gh,
+        gatehouse,
         user=user,
         purpose="oauth_code",
         lifetime=timedelta(seconds=OAUTH_CODE_SECONDS),
@@ -7074,16 +7129,18 @@ async def finish_federated_login(
 
 
 async def start_identity_link(
-    gh: Gatehouse, *, user_id: uuid.UUID, provider: str, redirect_to: str | None = None, client: Client = CLI
+    gatehouse: Gatehouse, *, user_id: uuid.UUID, provider: str, redirect_to: str | None = None, client: Client = CLI
 ) -> FederatedStart:
     """A signed-in person links `provider` to their account (the caller proved the account just now): the
     browser goes to the provider, and the callback links whoever signs in there to this account."""
-    user = await _load_user(gh, user_id)
+    user = await _load_user(gatehouse, user_id)
     if user.email_verified_at is None:
         # Whoever registered an address they do not own must not leave a link behind: the owner's recovery
         # (a reset, a mailed identity link) ends passwords, sessions and keys, but a link made here would outlive it.
         raise EmailNotVerified("Verify the account's address before linking a sign-in to it.")
-    return await start_federated_login(gh, provider=provider, redirect_to=redirect_to, client=client, link_to=user.id)
+    return await start_federated_login(
+        gatehouse, provider=provider, redirect_to=redirect_to, client=client, link_to=user.id
+    )
 
 
 async def _identity_for(db: AsyncSession, token: str, spent: ActionToken) -> tuple[Identity, User]:
@@ -7105,32 +7162,34 @@ async def _identity_for(db: AsyncSession, token: str, spent: ActionToken) -> tup
     return identity, user
 
 
-async def _federated_session(gh: Gatehouse, user: User, identity: Identity, client: Client) -> TokenPair | MfaChallenge:
+async def _federated_session(
+    gatehouse: Gatehouse, user: User, identity: Identity, client: Client
+) -> TokenPair | MfaChallenge:
     """A session for a federated sign-in, through the same second-factor rule as a password's; amr `fed`."""
-    if gh.settings.require_verified_email and user.email_verified_at is None:
+    if gatehouse.settings.require_verified_email and user.email_verified_at is None:
         raise EmailNotVerified()
-    gh.audit_later(_audit("auth.federated_login", client, subject=user.id, provider=identity.provider))
-    async with gh.transaction() as db:
+    gatehouse.audit_later(_audit("auth.federated_login", client, subject=user.id, provider=identity.provider))
+    async with gatehouse.transaction() as db:
         methods = await _mfa_methods(db, user.id)
     if methods:
-        return await _mfa_challenge(gh, user, methods, rehash=None, client=client, first="fed")
-    pair = await _start_session(gh, user, client, rehash=None, amr=("fed",))
-    gh.metrics.logins.labels("success").inc()
+        return await _mfa_challenge(gatehouse, user, methods, rehash=None, client=client, first="fed")
+    pair = await _start_session(gatehouse, user, client, rehash=None, amr=("fed",))
+    gatehouse.metrics.logins.labels("success").inc()
     log.info("login user=%s federated=%s", user.id, identity.provider)
     return pair
 
 
-async def exchange_federated_code(gh: Gatehouse, *, code: str, client: Client = CLI) -> TokenPair | MfaChallenge:
+async def exchange_federated_code(gatehouse: Gatehouse, *, code: str, client: Client = CLI) -> TokenPair | MfaChallenge:
     """Trade the callback's one-time code for a session (or the MFA challenge); LinkRequired when the
     identity waits for proof of the account it would join."""
-    await _check_auth_ip(gh, client)
-    async with gh.transaction(write=True) as db:
+    await _check_auth_ip(gatehouse, client)
+    async with gatehouse.transaction(write=True) as db:
         spent = await _consume_action_token(db, token=code, purpose="oauth_code")
         identity, user = await _identity_for(db, code, spent)
         link_token = None
         if identity.linked_at is None:
             link_token = await _issue_action_token(
-                gh,
+                gatehouse,
                 user=user,
                 purpose="oauth_link",
                 lifetime=timedelta(seconds=OAUTH_LINK_SECONDS),
@@ -7143,7 +7202,7 @@ async def exchange_federated_code(gh: Gatehouse, *, code: str, client: Client = 
             identity.last_used_at = utcnow()
     if link_token is not None:
         raise LinkRequired(link_token, identity.provider, OAUTH_LINK_SECONDS)
-    return await _federated_session(gh, user, identity, client)
+    return await _federated_session(gatehouse, user, identity, client)
 
 
 async def _end_unverified_access(db: AsyncSession, user: User, *, keep: uuid.UUID, client: Client) -> list[ApiKey]:
@@ -7173,11 +7232,11 @@ async def _end_unverified_access(db: AsyncSession, user: User, *, keep: uuid.UUI
     return revoked
 
 
-async def _link(gh: Gatehouse, *, token: str, purpose: str, how: str, client: Client) -> tuple[Identity, User]:
+async def _link(gatehouse: Gatehouse, *, token: str, purpose: str, how: str, client: Client) -> tuple[Identity, User]:
     """Spend a link token or mailed link: the waiting identity joins its account; audited. An account whose
     address was never verified is verified now, and loses every way in that was set up before."""
     revoked: list[ApiKey] = []
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         spent = await _consume_action_token(db, token=token, purpose=purpose)
         # Locked before it is checked: a concurrent change of the account lands wholly before or after this.
         await db.get(User, spent.user_id, with_for_update=True)
@@ -7197,35 +7256,37 @@ async def _link(gh: Gatehouse, *, token: str, purpose: str, how: str, client: Cl
             )
         )
     if unverified:
-        await _publish_user(gh, user)
-        await _publish_revoked_keys(gh, revoked)
-        await _end_sessions(gh, user_id=user.id, reason="address_proved")
+        await _publish_user(gatehouse, user)
+        await _publish_revoked_keys(gatehouse, revoked)
+        await _end_sessions(gatehouse, user_id=user.id, reason="address_proved")
         # A session that was live until the line above could still mint a key after the first sweep.
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             late = await _revoke_user_keys(db, user.id)
-        await _publish_revoked_keys(gh, late)
+        await _publish_revoked_keys(gatehouse, late)
     log.info("identity linked user=%s provider=%s how=%s", user.id, identity.provider, how)
     return identity, user
 
 
 async def link_with_password(
-    gh: Gatehouse, *, link_token: str, password: str, client: Client = CLI
+    gatehouse: Gatehouse, *, link_token: str, password: str, client: Client = CLI
 ) -> TokenPair | MfaChallenge:
     """Prove the existing account with its password: the identity is linked and the sign-in goes on
     (with the account's second factor, if it has one)."""
-    await _check_auth_ip(gh, client)
-    waiting = await _peek_action_token(gh, token=link_token, purpose="oauth_link")
-    async with gh.transaction() as db:
+    await _check_auth_ip(gatehouse, client)
+    waiting = await _peek_action_token(gatehouse, token=link_token, purpose="oauth_link")
+    async with gatehouse.transaction() as db:
         user = await db.get(User, waiting.user_id)
     if user is None:
         raise InvalidActionToken()
     if user.email_verified_at is None:
         # The password proves only whoever set it, perhaps someone who registered an address they do not own;
         # the link token is kept for the mailed link, which proves the mailbox.
-        gh.audit_later(_audit("identity.link", client, subject=user.id, outcome="failure", reason="address_unverified"))
+        gatehouse.audit_later(
+            _audit("identity.link", client, subject=user.id, outcome="failure", reason="address_unverified")
+        )
         raise MailLinkRequired()
     await _check_password(
-        gh,
+        gatehouse,
         account=user.email,
         user=user,
         password=password,
@@ -7234,31 +7295,31 @@ async def link_with_password(
         event="identity.link",
         wrong=WrongPassword,
     )
-    identity, user = await _link(gh, token=link_token, purpose="oauth_link", how="password", client=client)
-    return await _federated_session(gh, user, identity, client)
+    identity, user = await _link(gatehouse, token=link_token, purpose="oauth_link", how="password", client=client)
+    return await _federated_session(gatehouse, user, identity, client)
 
 
-async def request_link_mail(gh: Gatehouse, *, link_token: str, client: Client = CLI) -> None:
+async def request_link_mail(gatehouse: Gatehouse, *, link_token: str, client: Client = CLI) -> None:
     """Mail the account's address a link that links the waiting identity when its owner presses it.
     The link token is spent; the mailed link is another secret, seen only in that mailbox."""
-    await _check_auth_ip(gh, client)
-    async with gh.transaction(write=True) as db:
+    await _check_auth_ip(gatehouse, client)
+    async with gatehouse.transaction(write=True) as db:
         spent = await _consume_action_token(db, token=link_token, purpose="oauth_link")
         identity, user = await _identity_for(db, link_token, spent)
         mailed = await _issue_action_token(
-            gh,
+            gatehouse,
             user=user,
             purpose="oauth_link_mail",
-            lifetime=timedelta(minutes=gh.settings.password_reset_minutes),
+            lifetime=timedelta(minutes=gatehouse.settings.password_reset_minutes),
             event="identity.link_mail",
             client=client,
             token=f"{identity.id.hex}.{secrets.token_urlsafe(32)}",
             db=db,
         )
-    link = gh.settings.identity_link_url.format(token=mailed)
-    gh.spawn(
+    link = gatehouse.settings.identity_link_url.format(token=mailed)
+    gatehouse.spawn(
         send_mail(
-            gh,
+            gatehouse,
             kind="identity_link",
             email=user.email,
             client=client,
@@ -7269,15 +7330,15 @@ async def request_link_mail(gh: Gatehouse, *, link_token: str, client: Client = 
     )
 
 
-async def confirm_identity_link(gh: Gatehouse, *, token: str, client: Client = CLI) -> Identity:
+async def confirm_identity_link(gatehouse: Gatehouse, *, token: str, client: Client = CLI) -> Identity:
     """The owner pressed the mailed link: the identity is linked (they sign in with it next time)."""
-    identity, _ = await _link(gh, token=token, purpose="oauth_link_mail", how="mail", client=client)
+    identity, _ = await _link(gatehouse, token=token, purpose="oauth_link_mail", how="mail", client=client)
     return identity
 
 
-async def list_identities(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Identity]:
+async def list_identities(gatehouse: Gatehouse, *, user_id: uuid.UUID) -> list[Identity]:
     """A user's linked identities, oldest first."""
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         return list(
             await db.scalars(
                 sa.select(Identity)
@@ -7287,9 +7348,11 @@ async def list_identities(gh: Gatehouse, *, user_id: uuid.UUID) -> list[Identity
         )
 
 
-async def unlink_identity(gh: Gatehouse, *, user_id: uuid.UUID, identity_id: uuid.UUID, client: Client = CLI) -> None:
+async def unlink_identity(
+    gatehouse: Gatehouse, *, user_id: uuid.UUID, identity_id: uuid.UUID, client: Client = CLI
+) -> None:
     """Remove a linked identity; never the account's last way to sign in."""
-    async with gh.transaction(write=True) as db:
+    async with gatehouse.transaction(write=True) as db:
         user = await _lock_user(db, user_id)  # two removals at once cannot each leave the other as the last
         identity = await db.scalar(
             sa.select(Identity).where(
@@ -7319,7 +7382,7 @@ def _utc_bound(at: datetime | None, name: str) -> datetime | None:
 
 
 async def list_audit(
-    gh: Gatehouse,
+    gatehouse: Gatehouse,
     *,
     user_id: uuid.UUID | None = None,
     event: str | None = None,
@@ -7330,7 +7393,7 @@ async def list_audit(
 ) -> tuple[list[AuditEvent], str | None]:
     """A page of audit events, newest first (this process's queue is written first)."""
     since, until = _utc_bound(since, "since"), _utc_bound(until, "until")
-    await gh.flush_audit()
+    await gatehouse.flush_audit()
     stmt = sa.select(AuditEvent)
     if event:
         stmt = stmt.where(AuditEvent.event == event)
@@ -7339,14 +7402,14 @@ async def list_audit(
     if until is not None:
         stmt = stmt.where(AuditEvent.at < sa.literal(until, UTCDateTime()))
     if user_id is None:
-        async with gh.transaction() as db:
+        async with gatehouse.transaction() as db:
             return await _keyset_page(
                 db, stmt, AuditEvent.at, AuditEvent.id, cursor=cursor, limit=limit, newest_first=True
             )
     # Subject or actor: two walks, each down its own (user, at, id) index, merged; an OR would
     # collect and sort every event the user ever had.
     pages = []
-    async with gh.transaction() as db:
+    async with gatehouse.transaction() as db:
         for column in (AuditEvent.subject_id, AuditEvent.actor_id):
             pages.append(
                 await _keyset_page(
@@ -7367,16 +7430,18 @@ async def list_audit(
     return merged, _encode_cursor(merged[-1].at, merged[-1].id) if more and merged else None
 
 
-async def iter_audit(gh: Gatehouse, *, until: datetime | None = None, batch: int = 200) -> AsyncIterator[AuditEvent]:
+async def iter_audit(
+    gatehouse: Gatehouse, *, until: datetime | None = None, batch: int = 200
+) -> AsyncIterator[AuditEvent]:
     """Every audit event before `until`, oldest first, read a page at a time (for archiving)."""
     until = _utc_bound(until, "until")
-    await gh.flush_audit()
+    await gatehouse.flush_audit()
     stmt = sa.select(AuditEvent)
     if until is not None:
         stmt = stmt.where(AuditEvent.at < sa.literal(until, UTCDateTime()))
     cursor: str | None = None
     while True:
-        async with gh.transaction() as db:
+        async with gatehouse.transaction() as db:
             rows, cursor = await _keyset_page(
                 db, stmt, AuditEvent.at, AuditEvent.id, cursor=cursor, limit=batch, newest_first=False
             )
@@ -7416,13 +7481,13 @@ def _purge_rules(settings: Settings, now: datetime) -> list[tuple[str, Any, Any]
 
 
 @asynccontextmanager
-async def _purge_lock(gh: Gatehouse) -> AsyncIterator[bool]:
+async def _purge_lock(gatehouse: Gatehouse) -> AsyncIterator[bool]:
     # PostgreSQL: one purging instance, by a session-level advisory lock on a connection that holds
     # no transaction open. SQLite: every batch takes the write lock, which serialises purges anyway.
-    if gh.engine.dialect.name != "postgresql":
+    if gatehouse.engine.dialect.name != "postgresql":
         yield True
         return
-    async with gh.engine.connect() as conn:
+    async with gatehouse.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         mine = bool(await conn.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _PURGE_LOCK_ID}))
         try:
@@ -7432,33 +7497,33 @@ async def _purge_lock(gh: Gatehouse) -> AsyncIterator[bool]:
                 await conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _PURGE_LOCK_ID})
 
 
-async def _purge_table(gh: Gatehouse, table: str, model: Any, condition: Any) -> int:
+async def _purge_table(gatehouse: Gatehouse, table: str, model: Any, condition: Any) -> int:
     # Batches by primary key in short transactions with a pause between: requests writing the
     # same tables wait at most one batch.
-    size = gh.settings.purge_batch_size
+    size = gatehouse.settings.purge_batch_size
     removed = 0
     while True:
-        async with gh.transaction(write=True) as db:
+        async with gatehouse.transaction(write=True) as db:
             batch = sa.select(model.id).where(condition).limit(size)
             result = await db.execute(
                 sa.delete(model).where(model.id.in_(batch)), execution_options={"synchronize_session": False}
             )
         done = result.rowcount or 0  # type: ignore[attr-defined]
         removed += done
-        gh.metrics.purged.labels(table).inc(done)
+        gatehouse.metrics.purged.labels(table).inc(done)
         if done < size:
             return removed
-        await asyncio.sleep(gh.settings.purge_pause_seconds)
+        await asyncio.sleep(gatehouse.settings.purge_pause_seconds)
 
 
-async def purge(gh: Gatehouse, *, dry_run: bool = False) -> dict[str, int | None]:
+async def purge(gatehouse: Gatehouse, *, dry_run: bool = False) -> dict[str, int | None]:
     """Delete what retention no longer keeps, in small batches; the rows removed per table (with
     `dry_run`, the rows that would be). None for a table: another instance is purging right now."""
     now = utcnow()
-    rules = _purge_rules(gh.settings, now)
+    rules = _purge_rules(gatehouse.settings, now)
     counts: dict[str, int | None] = {"sessions": 0, "action_tokens": 0, "identities": 0, "audit_events": 0}
     if dry_run:
-        async with gh.transaction() as db:
+        async with gatehouse.transaction() as db:
             for table in counts:
                 conditions = [condition for name, _, condition in rules if name == table]
                 model = next((model for name, model, _ in rules if name == table), None)
@@ -7466,22 +7531,22 @@ async def purge(gh: Gatehouse, *, dry_run: bool = False) -> dict[str, int | None
                     stmt = sa.select(sa.func.count()).select_from(model).where(sa.or_(*conditions))
                     counts[table] = await db.scalar(stmt) or 0
         return counts
-    async with _purge_lock(gh) as mine:
+    async with _purge_lock(gatehouse) as mine:
         if not mine:
             return dict.fromkeys(counts)
         for table, model, condition in rules:
-            counts[table] = (counts[table] or 0) + await _purge_table(gh, table, model, condition)
+            counts[table] = (counts[table] or 0) + await _purge_table(gatehouse, table, model, condition)
     return counts
 
 
-async def purge_periodically(gh: Gatehouse) -> None:
+async def purge_periodically(gatehouse: Gatehouse) -> None:
     """Purge every PURGE_INTERVAL_SECONDS, at a random point of each interval (instances that started
     together spread out); a failed round is logged and the next one tries again."""
-    interval = gh.settings.purge_interval_seconds
+    interval = gatehouse.settings.purge_interval_seconds
     while True:
         await asyncio.sleep(interval * (0.5 + secrets.randbelow(1000) / 2000))
         try:
-            counts = await purge(gh)
+            counts = await purge(gatehouse)
         except Exception as exc:
             log.warning("retention purge failed: %s", exc)
             continue
@@ -7509,43 +7574,47 @@ def describe_settings(settings: Settings) -> dict[str, str]:
     return shown
 
 
-async def check_health(gh: Gatehouse) -> tuple[bool, dict[str, Any]]:
+async def check_health(gatehouse: Gatehouse) -> tuple[bool, dict[str, Any]]:
     """Readiness: the database must answer; a degraded cache is reported but not fatal."""
     checks: dict[str, Any] = {}
     ready = True
     try:
-        async with asyncio.timeout(gh.settings.db_pool_timeout + 1):
-            async with gh.transaction() as db:
+        async with asyncio.timeout(gatehouse.settings.db_pool_timeout + 1):
+            async with gatehouse.transaction() as db:
                 await db.execute(sa.text("SELECT 1"))
         checks["database"] = {"status": "ok"}
     except Exception as exc:
         ready = False
         checks["database"] = {"status": "unavailable", "detail": type(exc).__name__}
-    checks["cache"] = await gh.cache.health()
+    checks["cache"] = await gatehouse.cache.health()
     return ready, checks
 
 
-async def check_config(gh: Gatehouse) -> list[str]:
+async def check_config(gatehouse: Gatehouse) -> list[str]:
     """What keeps this deployment from working: unreachable database or Redis, pending
     migrations that will not be applied, broken rules. One line each; empty when all is well."""
-    problems = [*gh.settings.problems(), *gh.templates.problems]
-    ready, checks = await check_health(gh)
+    problems = [*gatehouse.settings.problems(), *gatehouse.templates.problems]
+    ready, checks = await check_health(gatehouse)
     if not ready:
         problems.append(f"DATABASE_URL: the database does not answer ({checks['database'].get('detail', '')})")
     else:
-        status = await migration_status(gh.engine)
-        if status.pending and not gh.settings.auto_migrate:
+        status = await migration_status(gatehouse.engine)
+        if status.pending and not gatehouse.settings.auto_migrate:
             problems.append(f"{len(status.pending)} migration(s) pending and AUTO_MIGRATE is off: run `cli.py migrate`")
         problems += [f"schema drift: {diff}" for diff in status.drift]
-        if not status.pending and (kids := await sealed_keys_not_opened(gh)):
+        if not status.pending and (kids := await sealed_keys_not_opened(gatehouse)):
             problems.append(sealed_keys_problem(kids))
-        if not status.pending and gh.settings.require_mfa_for_admins and (keys := await unproven_admin_keys(gh)):
+        if (
+            not status.pending
+            and gatehouse.settings.require_mfa_for_admins
+            and (keys := await unproven_admin_keys(gatehouse))
+        ):
             problems.append(
                 f"REQUIRE_MFA_FOR_ADMINS: API key(s) {', '.join(API_KEY_PREFIX + k.public_id for k in keys)} hold the "
                 "admin scope but no second factor stood behind their making, so it is refused: make new ones from a "
                 "session signed in with one (or `cli.py create-key`) and revoke these"
             )
-    if gh.settings.redis_url and checks["cache"]["status"] != "ok":
+    if gatehouse.settings.redis_url and checks["cache"]["status"] != "ok":
         problems.append(f"REDIS_URL: Redis does not answer ({checks['cache'].get('detail', 'not subscribed')})")
     return problems
 
@@ -8046,22 +8115,24 @@ class Authenticated(OAuth2PasswordBearer):
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         return await self.guard(request.scope)
 
-    async def guard(self, scope: dict[str, Any], gh: Gatehouse | None = None) -> Principal:
+    async def guard(self, scope: dict[str, Any], gatehouse: Gatehouse | None = None) -> Principal:
         """The dependency's work on the request's ASGI scope: for FastAPI's solving, and for the
         host routes `mount_gatehouse` guards before they run (`_GuardedHostRoute`)."""
-        if gh is None:
-            gh = scope["app"].state.gatehouse
+        if gatehouse is None:
+            gatehouse = scope["app"].state.gatehouse
         authorization = api_key = ""
         for name, value in scope["headers"]:  # as the edge reads them: the last one of a name wins
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"x-api-key":
                 api_key = value.decode("latin-1")
-        principal = await self.admit(gh, authorization, api_key, lambda: request_ip(Request(scope), gh.settings))
+        principal = await self.admit(
+            gatehouse, authorization, api_key, lambda: request_ip(Request(scope), gatehouse.settings)
+        )
         scope.setdefault("state", {})["principal"] = principal  # request.state.principal, for the access line
         return principal
 
-    async def admit(self, gh: Gatehouse, authorization: str, api_key: str, ip: Callable[[], str]) -> Principal:
+    async def admit(self, gatehouse: Gatehouse, authorization: str, api_key: str, ip: Callable[[], str]) -> Principal:
         """The caller behind these headers, if this guard lets them through: the whole check, for
         the dependency and for the edge's hot reads alike. `ip` is asked only when a session is touched."""
         scheme, _, credential = authorization.partition(" ")
@@ -8070,12 +8141,12 @@ class Authenticated(OAuth2PasswordBearer):
         if not credential:
             raise NotAuthenticated()
         credential = credential.strip()
-        principal = remembered_principal(gh, credential) or await resolve_credential(gh, credential)
+        principal = remembered_principal(gatehouse, credential) or await resolve_credential(gatehouse, credential)
         if principal.session_id is not None:
-            if session_touch_due(gh, principal.session_id):
-                touch_session(gh, principal.session_id, ip=ip())
+            if session_touch_due(gatehouse, principal.session_id):
+                touch_session(gatehouse, principal.session_id, ip=ip())
         elif principal.key_id is not None:
-            _touch_api_key(gh, principal.key_id)
+            _touch_api_key(gatehouse, principal.key_id)
         if self.scopes and (missing := [scope for scope in self.scopes if scope not in principal.scopes]):
             raise _scope_error(principal, missing)
         if self.session and principal.session_id is None:
@@ -8142,11 +8213,13 @@ mfa_router = APIRouter(prefix="/mfa", tags=["second factors"], responses=_ERRORS
 ops_router = APIRouter()
 
 
-async def _prove_in_request(gh: Gatehouse, principal: Principal, body: FactorProofIn | None, client: Client) -> None:
+async def _prove_in_request(
+    gatehouse: Gatehouse, principal: Principal, body: FactorProofIn | None, client: Client
+) -> None:
     """The proof a second-factor change needs, from the body (never a recent sign-in alone)."""
     body = body or FactorProofIn()
     await require_factor_proof(
-        gh,
+        gatehouse,
         principal,
         password=body.password,
         otp=body.otp,
@@ -8157,10 +8230,10 @@ async def _prove_in_request(gh: Gatehouse, principal: Principal, body: FactorPro
     )
 
 
-async def _prove(gh: Gatehouse, principal: Principal, body: ProofIn | None, client: Client) -> None:
+async def _prove(gatehouse: Gatehouse, principal: Principal, body: ProofIn | None, client: Client) -> None:
     """The step-up rule for a sensitive route, with whatever proof the body carries."""
     await require_recent_proof(
-        gh,
+        gatehouse,
         principal,
         password=body.password if body else None,
         otp=body.otp if body else None,
@@ -8179,10 +8252,10 @@ def _acting_for(principal: Principal, user_id: uuid.UUID | None) -> uuid.UUID:
 
 
 @auth_router.post("/register", status_code=201, response_model=UserPublic)
-async def register(body: UserRegister, gh: GatehouseDep, client: ClientDep) -> UserPublic:
+async def register(body: UserRegister, gatehouse: GatehouseDep, client: ClientDep) -> UserPublic:
     """Create an account."""
     user = await create_user(
-        gh, email=body.email, password=body.password, full_name=body.full_name, self_signup=True, client=client
+        gatehouse, email=body.email, password=body.password, full_name=body.full_name, self_signup=True, client=client
     )
     return user
 
@@ -8228,21 +8301,21 @@ async def _read_login(request: Request) -> LoginIn:
 
 @auth_router.post("/login", response_model=TokenOut | MfaChallengeOut, openapi_extra=_LOGIN_BODY)
 async def login(
-    request: Request, response: Response, gh: GatehouseDep, client: ClientDep
+    request: Request, response: Response, gatehouse: GatehouseDep, client: ClientDep
 ) -> TokenOut | MfaChallengeOut:
     """Log in with email and password (JSON, or the OAuth2 form's username/password); with a second
     factor enrolled the answer is `mfa_required` and an `mfa_token` for POST /auth/mfa."""
     creds = await _read_login(request)
-    result = await authenticate(gh, email=creds.email, password=creds.password, code=creds.code, client=client)
+    result = await authenticate(gatehouse, email=creds.email, password=creds.password, code=creds.code, client=client)
     response.headers["Cache-Control"] = "no-store"
     return _login_out(result)
 
 
 @auth_router.post("/mfa", response_model=TokenOut)
-async def login_mfa(body: MfaIn, response: Response, gh: GatehouseDep, client: ClientDep) -> TokenOut:
+async def login_mfa(body: MfaIn, response: Response, gatehouse: GatehouseDep, client: ClientDep) -> TokenOut:
     """Finish a sign-in with a second factor: an authenticator `code`, a `recovery_code` or a passkey."""
     pair = await complete_mfa(
-        gh,
+        gatehouse,
         mfa_token=body.mfa_token,
         otp=body.code,
         recovery_code=body.recovery_code,
@@ -8254,29 +8327,31 @@ async def login_mfa(body: MfaIn, response: Response, gh: GatehouseDep, client: C
 
 
 @auth_router.post("/webauthn/options", response_model=dict[str, Any])
-async def webauthn_options(gh: GatehouseDep, client: ClientDep, body: WebauthnOptionsIn | None = None) -> Any:
+async def webauthn_options(gatehouse: GatehouseDep, client: ClientDep, body: WebauthnOptionsIn | None = None) -> Any:
     """Options for navigator.credentials.get(): a passkey-only sign-in, or with `mfa_token` the second factor."""
-    return await passkey_login_options(gh, mfa_token=body.mfa_token if body else None, client=client)
+    return await passkey_login_options(gatehouse, mfa_token=body.mfa_token if body else None, client=client)
 
 
 @auth_router.post("/webauthn", response_model=TokenOut)
-async def webauthn_login(body: PasskeyLoginIn, response: Response, gh: GatehouseDep, client: ClientDep) -> TokenOut:
+async def webauthn_login(
+    body: PasskeyLoginIn, response: Response, gatehouse: GatehouseDep, client: ClientDep
+) -> TokenOut:
     """Sign in with a passkey alone (no password)."""
-    pair = await sign_in_with_passkey(gh, credential=body.credential, client=client)
+    pair = await sign_in_with_passkey(gatehouse, credential=body.credential, client=client)
     response.headers["Cache-Control"] = "no-store"
     return _tokens_out(pair)
 
 
 @auth_router.get("/oauth/providers", response_model=ProvidersOut)
-async def oauth_providers(gh: GatehouseDep) -> ProvidersOut:
+async def oauth_providers(gatehouse: GatehouseDep) -> ProvidersOut:
     """The configured sign-in providers, by name (for /auth/oauth/{provider}/authorize)."""
-    return ProvidersOut(providers=sorted(gh.federation.providers))
+    return ProvidersOut(providers=sorted(gatehouse.federation.providers))
 
 
 ProviderName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
 
-def _set_flow_cookie(response: Response, gh: Gatehouse, start: FederatedStart, *, path: str) -> None:
+def _set_flow_cookie(response: Response, gatehouse: Gatehouse, start: FederatedStart, *, path: str) -> None:
     response.set_cookie(
         OAUTH_FLOW_COOKIE,
         start.flow,
@@ -8284,7 +8359,7 @@ def _set_flow_cookie(response: Response, gh: Gatehouse, start: FederatedStart, *
         path=path,  # the callback's: sent to it alone
         httponly=True,
         samesite="lax",  # sent on the provider's top-level redirect back, not on cross-site subrequests
-        secure=gh.settings.public_url.startswith("https://"),
+        secure=gatehouse.settings.public_url.startswith("https://"),
     )
 
 
@@ -8292,15 +8367,15 @@ def _set_flow_cookie(response: Response, gh: Gatehouse, start: FederatedStart, *
 async def oauth_authorize(
     provider: ProviderName,
     request: Request,
-    gh: GatehouseDep,
+    gatehouse: GatehouseDep,
     client: ClientDep,
     redirect_to: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> RedirectResponse:
     """Sign in at another provider: redirects there; `redirect_to` (from OAUTH_REDIRECT_ALLOWLIST) is
     where the browser lands afterwards, with a one-time `code` for POST /auth/oauth/exchange."""
-    start = await start_federated_login(gh, provider=provider, redirect_to=redirect_to, client=client)
+    start = await start_federated_login(gatehouse, provider=provider, redirect_to=redirect_to, client=client)
     response = RedirectResponse(start.url, status_code=302, headers={"Cache-Control": "no-store"})
-    _set_flow_cookie(response, gh, start, path=request.url.path.removesuffix("/authorize") + "/callback")
+    _set_flow_cookie(response, gatehouse, start, path=request.url.path.removesuffix("/authorize") + "/callback")
     return response
 
 
@@ -8308,7 +8383,7 @@ async def oauth_authorize(
 async def oauth_callback(
     provider: ProviderName,
     request: Request,
-    gh: GatehouseDep,
+    gatehouse: GatehouseDep,
     client: ClientDep,
     state: Annotated[str, Query(max_length=200)] = "",
     code: Annotated[str, Query(max_length=2000)] = "",
@@ -8317,7 +8392,7 @@ async def oauth_callback(
     """Where the provider sends the browser back; it goes on to `redirect_to` with a one-time `code` (or with
     `linked=<provider>`, for a link started at POST /users/me/identities)."""
     target = await finish_federated_login(
-        gh,
+        gatehouse,
         provider=provider,
         flow=request.cookies.get(OAUTH_FLOW_COOKIE),
         state=state,
@@ -8332,40 +8407,40 @@ async def oauth_callback(
 
 @auth_router.post("/oauth/exchange", response_model=TokenOut | MfaChallengeOut)
 async def oauth_exchange(
-    body: OauthExchangeIn, response: Response, gh: GatehouseDep, client: ClientDep
+    body: OauthExchangeIn, response: Response, gatehouse: GatehouseDep, client: ClientDep
 ) -> TokenOut | MfaChallengeOut:
     """Trade the callback's one-time code for a session (or `mfa_required`); 409 `link_required` with a
     `link_token` when an existing account must be proved first."""
-    result = await exchange_federated_code(gh, code=body.code, client=client)
+    result = await exchange_federated_code(gatehouse, code=body.code, client=client)
     response.headers["Cache-Control"] = "no-store"
     return _login_out(result)
 
 
 @auth_router.post("/oauth/link", response_model=TokenOut | MfaChallengeOut)
 async def oauth_link(
-    body: LinkPasswordIn, response: Response, gh: GatehouseDep, client: ClientDep
+    body: LinkPasswordIn, response: Response, gatehouse: GatehouseDep, client: ClientDep
 ) -> TokenOut | MfaChallengeOut:
     """Link the waiting identity by proving the existing account's password; then the sign-in goes on."""
-    result = await link_with_password(gh, link_token=body.link_token, password=body.password, client=client)
+    result = await link_with_password(gatehouse, link_token=body.link_token, password=body.password, client=client)
     response.headers["Cache-Control"] = "no-store"
     return _login_out(result)
 
 
 @auth_router.post("/oauth/link/mail", status_code=202, response_model=Accepted)
-async def oauth_link_mail(body: LinkMailIn, gh: GatehouseDep, client: ClientDep) -> Accepted:
+async def oauth_link_mail(body: LinkMailIn, gatehouse: GatehouseDep, client: ClientDep) -> Accepted:
     """Link the waiting identity through a link mailed to the existing account's address."""
-    await request_link_mail(gh, link_token=body.link_token, client=client)
+    await request_link_mail(gatehouse, link_token=body.link_token, client=client)
     return Accepted()
 
 
 @auth_router.post("/reauthenticate", response_model=TokenOut)
 async def reauthenticate_route(
-    body: ReauthIn, principal: CurrentUser, response: Response, gh: GatehouseDep, client: ClientDep
+    body: ReauthIn, principal: CurrentUser, response: Response, gatehouse: GatehouseDep, client: ClientDep
 ) -> TokenOut:
     """Prove your password (or an authenticator code, or a passkey) again: a fresh access token for this
     session (sensitive actions need one)."""
     pair = await reauthenticate(
-        gh,
+        gatehouse,
         principal=principal,
         password=body.password,
         code=body.code,
@@ -8378,34 +8453,38 @@ async def reauthenticate_route(
 
 
 @auth_router.post("/email-code", status_code=202, response_model=Accepted)
-async def email_code(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> Accepted:
+async def email_code(principal: SessionUser, gatehouse: GatehouseDep, client: ClientDep) -> Accepted:
     """Mail your address a one-time code, the proof a second-factor change needs on an account with
     neither a password nor a second factor."""
-    await send_email_code(gh, principal=principal, client=client.acting(principal))
+    await send_email_code(gatehouse, principal=principal, client=client.acting(principal))
     return Accepted()
 
 
 @auth_router.post("/refresh", response_model=TokenOut)
-async def refresh(body: RefreshIn, response: Response, gh: GatehouseDep, client: ClientDep) -> TokenOut:
+async def refresh(body: RefreshIn, response: Response, gatehouse: GatehouseDep, client: ClientDep) -> TokenOut:
     """Exchange a refresh token for a new pair (the old one is spent)."""
-    pair = await refresh_session(gh, refresh_token=body.refresh_token, client=client)
+    pair = await refresh_session(gatehouse, refresh_token=body.refresh_token, client=client)
     response.headers["Cache-Control"] = "no-store"
     return _tokens_out(pair)
 
 
 @auth_router.post("/logout", status_code=204)
-async def logout(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
+async def logout(principal: SessionUser, gatehouse: GatehouseDep, client: ClientDep) -> None:
     """End this session; its tokens stop working at once."""
     await revoke_sessions(
-        gh, user_id=principal.user_id, session_id=principal.session_id, reason="logout", client=client.acting(principal)
+        gatehouse,
+        user_id=principal.user_id,
+        session_id=principal.session_id,
+        reason="logout",
+        client=client.acting(principal),
     )
 
 
 @auth_router.post("/logout-others", status_code=204)
-async def logout_others(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
+async def logout_others(principal: SessionUser, gatehouse: GatehouseDep, client: ClientDep) -> None:
     """End every session of the current user but this one."""
     await revoke_sessions(
-        gh,
+        gatehouse,
         user_id=principal.user_id,
         keep=principal.session_id,
         reason="logout_others",
@@ -8414,9 +8493,9 @@ async def logout_others(principal: SessionUser, gh: GatehouseDep, client: Client
 
 
 @auth_router.post("/logout-all", status_code=204)
-async def logout_all(principal: SessionUser, gh: GatehouseDep, client: ClientDep) -> None:
+async def logout_all(principal: SessionUser, gatehouse: GatehouseDep, client: ClientDep) -> None:
     """End every session of the current user."""
-    await revoke_sessions(gh, user_id=principal.user_id, reason="logout_all", client=client.acting(principal))
+    await revoke_sessions(gatehouse, user_id=principal.user_id, reason="logout_all", client=client.acting(principal))
 
 
 def me_body(principal: Principal) -> bytes:
@@ -8431,14 +8510,14 @@ async def read_me(principal: Reader) -> Response:
 
 
 @users_router.patch("/me", response_model=UserMeUpdated)
-async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep, client: ClientDep) -> UserMeUpdated:
+async def update_me(body: UserUpdateMe, principal: Writer, gatehouse: GatehouseDep, client: ClientDep) -> UserMeUpdated:
     """Change your name; or ask for a new email address (sensitive: a session and a recent sign-in or
     `password`), which changes once the link mailed to it is used."""
     client = client.acting(principal)
     pending = None
     if body.email is not None:
         await require_recent_proof(
-            gh,
+            gatehouse,
             principal,
             password=body.password,
             otp=body.otp,
@@ -8446,25 +8525,27 @@ async def update_me(body: UserUpdateMe, principal: Writer, gh: GatehouseDep, cli
             client=client,
             factor_if_enrolled=True,
         )
-        pending = await request_email_change(gh, user_id=principal.user_id, email=body.email, client=client)
-    user = await update_user(gh, user_id=principal.user_id, full_name=body.full_name, client=client)
+        pending = await request_email_change(gatehouse, user_id=principal.user_id, email=body.email, client=client)
+    user = await update_user(gatehouse, user_id=principal.user_id, full_name=body.full_name, client=client)
     return UserMeUpdated(**user.model_dump(), pending_email=pending)
 
 
 @users_router.delete("/me", status_code=204)
-async def delete_me(principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None) -> None:
+async def delete_me(principal: Writer, gatehouse: GatehouseDep, client: ClientDep, body: ProofIn | None = None) -> None:
     """Delete your account with its sessions, keys and links (sensitive; the last admin stays)."""
     client = client.acting(principal)
-    await _prove(gh, principal, body, client)
-    await delete_user(gh, user_id=principal.user_id, client=client)
+    await _prove(gatehouse, principal, body, client)
+    await delete_user(gatehouse, user_id=principal.user_id, client=client)
 
 
 @users_router.post("/me/password", status_code=204)
-async def change_password_route(body: PasswordChange, principal: Writer, gh: GatehouseDep, client: ClientDep) -> None:
+async def change_password_route(
+    body: PasswordChange, principal: Writer, gatehouse: GatehouseDep, client: ClientDep
+) -> None:
     """Change your password (sessions only); every other session ends, API keys stay unless
     `revoke_api_keys`."""
     await change_password(
-        gh,
+        gatehouse,
         principal=principal,
         current_password=body.current_password,
         new_password=body.new_password,
@@ -8475,69 +8556,73 @@ async def change_password_route(body: PasswordChange, principal: Writer, gh: Gat
 
 @users_router.post("/me/email-change/keep", status_code=204)
 async def keep_email_change_route(
-    principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
+    principal: Writer, gatehouse: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
 ) -> None:
     """Vouch for your email changes (a proof in the body: a second factor when the account has one): the
     "this wasn't me" links sent to earlier addresses stop working."""
     client = client.acting(principal)
-    await _prove_in_request(gh, principal, body, client)
-    await keep_email_change(gh, user_id=principal.user_id, client=client)
+    await _prove_in_request(gatehouse, principal, body, client)
+    await keep_email_change(gatehouse, user_id=principal.user_id, client=client)
 
 
 @auth_router.post("/password-reset/request", status_code=202, response_model=Accepted)
-async def password_reset_request(body: ResetRequest, gh: GatehouseDep, client: ClientDep) -> Accepted:
+async def password_reset_request(body: ResetRequest, gatehouse: GatehouseDep, client: ClientDep) -> Accepted:
     """Send a reset link if the account exists; the answer is the same either way."""
-    await request_password_reset(gh, email=body.email, client=client)
+    await request_password_reset(gatehouse, email=body.email, client=client)
     return Accepted()
 
 
 @auth_router.post("/password-reset/confirm", response_model=CredentialsEndedOut)
-async def password_reset_confirm(body: ResetConfirm, gh: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
+async def password_reset_confirm(body: ResetConfirm, gatehouse: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
     """Set a new password with a reset token; every session ends, every API key is revoked, and second
     factors added within FACTOR_UNDO_DAYS are removed unless listed in `keep_factors`."""
     ended = await reset_password(
-        gh, token=body.token, new_password=body.new_password, keep_factors=frozenset(body.keep_factors), client=client
+        gatehouse,
+        token=body.token,
+        new_password=body.new_password,
+        keep_factors=frozenset(body.keep_factors),
+        client=client,
     )
     return CredentialsEndedOut.of(ended)
 
 
 @auth_router.post("/password-reset/factors", response_model=list[FactorPublic])
-async def password_reset_factors(body: TokenIn, gh: GatehouseDep) -> list[FactorPublic]:
+async def password_reset_factors(body: TokenIn, gatehouse: GatehouseDep) -> list[FactorPublic]:
     """The account's second factors, for the owner holding a reset token (it is not spent)."""
-    return [FactorPublic(**dataclasses.asdict(f)) for f in await reset_factors(gh, token=body.token)]
+    return [FactorPublic(**dataclasses.asdict(f)) for f in await reset_factors(gatehouse, token=body.token)]
 
 
 @auth_router.post("/email-change/confirm", response_model=UserPublic)
-async def email_change_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> UserPublic:
+async def email_change_confirm(body: TokenIn, gatehouse: GatehouseDep, client: ClientDep) -> UserPublic:
     """Use the link mailed to the new address: it becomes the account's address."""
-    return await confirm_email_change(gh, token=body.token, client=client)
+    return await confirm_email_change(gatehouse, token=body.token, client=client)
 
 
 @auth_router.post("/email-change/revert", response_model=CredentialsEndedOut)
-async def email_change_revert(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
+async def email_change_revert(body: TokenIn, gatehouse: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
     """ "This wasn't me" from the notice sent to the old address: the change is undone, every session
     ends and every API key is revoked."""
-    ended = await revert_email_change(gh, token=body.token, client=client)
+    ended = await revert_email_change(gatehouse, token=body.token, client=client)
     return CredentialsEndedOut.of(ended)
 
 
 @auth_router.post("/verify/request", status_code=202, response_model=Accepted)
-async def verify_request(principal: Writer, gh: GatehouseDep, client: ClientDep) -> Accepted:
+async def verify_request(principal: Writer, gatehouse: GatehouseDep, client: ClientDep) -> Accepted:
     """Send a verification link to your current email address."""
-    await request_email_verification(gh, user_id=principal.user_id, client=client.acting(principal))
+    await request_email_verification(gatehouse, user_id=principal.user_id, client=client.acting(principal))
     return Accepted()
 
 
 @auth_router.post("/verify/confirm", response_model=UserPublic)
-async def verify_confirm(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> UserPublic:
+async def verify_confirm(body: TokenIn, gatehouse: GatehouseDep, client: ClientDep) -> UserPublic:
     """Mark an email address verified with the token sent to it."""
-    return await confirm_email_verification(gh, token=body.token, client=client)
+    return await confirm_email_verification(gatehouse, token=body.token, client=client)
 
 
 @users_router.get("", response_model=UserPage)
 async def admin_list_users(
     principal: AdminUser,
-    gh: GatehouseDep,
+    gatehouse: GatehouseDep,
     email: Annotated[
         str | None, Query(max_length=320, pattern=_NO_NUL, description="The email, or part of it.")
     ] = None,
@@ -8551,16 +8636,18 @@ async def admin_list_users(
 ) -> UserPage:
     """Users, oldest first, a page at a time (`next_cursor` until the last page); the page says how `email` matched."""
     rows, next_cursor = await list_users(
-        gh, email=email, match=match, role=role, active=active, cursor=cursor, limit=limit
+        gatehouse, email=email, match=match, role=role, active=active, cursor=cursor, limit=limit
     )
     return UserPage(items=rows, next_cursor=next_cursor, match=match if email else None)
 
 
 @users_router.post("", status_code=201, response_model=UserPublic)
-async def admin_create_user(body: UserCreate, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> UserPublic:
+async def admin_create_user(
+    body: UserCreate, principal: AdminUser, gatehouse: GatehouseDep, client: ClientDep
+) -> UserPublic:
     """Create a user with a role."""
     return await create_user(
-        gh,
+        gatehouse,
         email=body.email,
         password=body.password,
         full_name=body.full_name,
@@ -8570,18 +8657,18 @@ async def admin_create_user(body: UserCreate, principal: AdminUser, gh: Gatehous
 
 
 @users_router.get("/{user_id:uuid}", response_model=UserPublic)
-async def admin_get_user(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep) -> UserPublic:
+async def admin_get_user(user_id: uuid.UUID, principal: AdminUser, gatehouse: GatehouseDep) -> UserPublic:
     """One user."""
-    return await get_user(gh, user_id=user_id)
+    return await get_user(gatehouse, user_id=user_id)
 
 
 @users_router.patch("/{user_id:uuid}", response_model=UserPublic)
 async def admin_update_user(
-    user_id: uuid.UUID, body: UserUpdate, principal: AdminUser, gh: GatehouseDep, client: ClientDep
+    user_id: uuid.UUID, body: UserUpdate, principal: AdminUser, gatehouse: GatehouseDep, client: ClientDep
 ) -> UserPublic:
     """Change a user's email, name, role or active flag (never removing the last admin)."""
     return await update_user(
-        gh,
+        gatehouse,
         user_id=user_id,
         email=body.email,
         full_name=body.full_name,
@@ -8592,29 +8679,33 @@ async def admin_update_user(
 
 
 @users_router.delete("/{user_id:uuid}", status_code=204)
-async def admin_delete_user(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> None:
+async def admin_delete_user(
+    user_id: uuid.UUID, principal: AdminUser, gatehouse: GatehouseDep, client: ClientDep
+) -> None:
     """Delete a user and their sessions, keys and tokens."""
-    await delete_user(gh, user_id=user_id, client=client.acting(principal))
+    await delete_user(gatehouse, user_id=user_id, client=client.acting(principal))
 
 
 @users_router.delete("/{user_id:uuid}/sessions", status_code=204)
-async def admin_revoke_sessions(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> None:
+async def admin_revoke_sessions(
+    user_id: uuid.UUID, principal: AdminUser, gatehouse: GatehouseDep, client: ClientDep
+) -> None:
     """End every session of a user (force logout)."""
-    await get_user(gh, user_id=user_id)
-    await revoke_sessions(gh, user_id=user_id, reason="admin", client=client.acting(principal))
+    await get_user(gatehouse, user_id=user_id)
+    await revoke_sessions(gatehouse, user_id=user_id, reason="admin", client=client.acting(principal))
 
 
 @users_router.get("/{user_id:uuid}/sessions", response_model=list[SessionPublic])
-async def admin_list_sessions(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep) -> list[SessionPublic]:
+async def admin_list_sessions(user_id: uuid.UUID, principal: AdminUser, gatehouse: GatehouseDep) -> list[SessionPublic]:
     """A user's live sessions, newest first."""
-    await get_user(gh, user_id=user_id)
-    return [SessionPublic.of(row, principal.session_id) for row in await list_sessions(gh, user_id=user_id)]
+    await get_user(gatehouse, user_id=user_id)
+    return [SessionPublic.of(row, principal.session_id) for row in await list_sessions(gatehouse, user_id=user_id)]
 
 
 @users_router.get("/me/identities", response_model=list[IdentityPublic])
-async def my_identities(principal: Reader, gh: GatehouseDep) -> list[IdentityPublic]:
+async def my_identities(principal: Reader, gatehouse: GatehouseDep) -> list[IdentityPublic]:
     """Your linked sign-ins at other providers."""
-    return [IdentityPublic.model_validate(row) for row in await list_identities(gh, user_id=principal.user_id)]
+    return [IdentityPublic.model_validate(row) for row in await list_identities(gatehouse, user_id=principal.user_id)]
 
 
 @users_router.post("/me/identities", response_model=IdentityLinkStart)
@@ -8622,164 +8713,180 @@ async def link_my_identity(
     body: IdentityLinkIn,
     response: Response,
     principal: Writer,
-    gh: GatehouseDep,
+    gatehouse: GatehouseDep,
     client: ClientDep,
 ) -> IdentityLinkStart:
     """Link a sign-in at a provider to your account (a proof in this request, as for a second factor: a link
     outlives every session, so a recent sign-in, perhaps a stolen token's, is not enough): send the browser
     to `authorization_url`; the callback links whoever signs in there, then lands on `redirect_to?linked=…`."""
     client = client.acting(principal)
-    await _prove_in_request(gh, principal, body, client)
+    await _prove_in_request(gatehouse, principal, body, client)
     start = await start_identity_link(
-        gh, user_id=principal.user_id, provider=body.provider, redirect_to=body.redirect_to, client=client
+        gatehouse, user_id=principal.user_id, provider=body.provider, redirect_to=body.redirect_to, client=client
     )
-    _set_flow_cookie(response, gh, start, path=urlsplit(_callback_url(gh, body.provider)).path)
+    _set_flow_cookie(response, gatehouse, start, path=urlsplit(_callback_url(gatehouse, body.provider)).path)
     response.headers["Cache-Control"] = "no-store"
     return IdentityLinkStart(authorization_url=start.url)
 
 
 @users_router.delete("/me/identities/{identity_id:uuid}", status_code=204)
 async def unlink_my_identity(
-    identity_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep, body: ProofIn | None = None
+    identity_id: uuid.UUID, principal: Writer, gatehouse: GatehouseDep, client: ClientDep, body: ProofIn | None = None
 ) -> None:
     """Remove one of your linked sign-ins (sensitive; never your last way to sign in)."""
     client = client.acting(principal)
-    await _prove(gh, principal, body, client)
-    await unlink_identity(gh, user_id=principal.user_id, identity_id=identity_id, client=client)
+    await _prove(gatehouse, principal, body, client)
+    await unlink_identity(gatehouse, user_id=principal.user_id, identity_id=identity_id, client=client)
 
 
 @users_router.get("/{user_id:uuid}/identities", response_model=list[IdentityPublic])
-async def admin_list_identities(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep) -> list[IdentityPublic]:
+async def admin_list_identities(
+    user_id: uuid.UUID, principal: AdminUser, gatehouse: GatehouseDep
+) -> list[IdentityPublic]:
     """A user's linked sign-ins at other providers."""
-    await get_user(gh, user_id=user_id)
-    return [IdentityPublic.model_validate(row) for row in await list_identities(gh, user_id=user_id)]
+    await get_user(gatehouse, user_id=user_id)
+    return [IdentityPublic.model_validate(row) for row in await list_identities(gatehouse, user_id=user_id)]
 
 
 @users_router.delete("/{user_id:uuid}/identities/{identity_id:uuid}", status_code=204)
 async def admin_unlink_identity(
-    user_id: uuid.UUID, identity_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep, client: ClientDep
+    user_id: uuid.UUID, identity_id: uuid.UUID, principal: AdminUser, gatehouse: GatehouseDep, client: ClientDep
 ) -> None:
     """Remove a user's linked sign-in (never their last way to sign in)."""
-    await unlink_identity(gh, user_id=user_id, identity_id=identity_id, client=client.acting(principal))
+    await unlink_identity(gatehouse, user_id=user_id, identity_id=identity_id, client=client.acting(principal))
 
 
 @users_router.delete("/{user_id:uuid}/mfa", status_code=204)
-async def admin_reset_mfa(user_id: uuid.UUID, principal: AdminUser, gh: GatehouseDep, client: ClientDep) -> None:
+async def admin_reset_mfa(user_id: uuid.UUID, principal: AdminUser, gatehouse: GatehouseDep, client: ClientDep) -> None:
     """Remove every second factor of a user (a lost device); the user is notified."""
-    await reset_mfa(gh, user_id=user_id, client=client.acting(principal))
+    await reset_mfa(gatehouse, user_id=user_id, client=client.acting(principal))
 
 
 @sessions_router.get("", response_model=list[SessionPublic])
-async def my_sessions(principal: SessionReader, gh: GatehouseDep) -> list[SessionPublic]:
+async def my_sessions(principal: SessionReader, gatehouse: GatehouseDep) -> list[SessionPublic]:
     """Your live sessions, newest first; `current` marks the one making this call (a session, never an
     API key: like logout, a key does not see or end the sessions of the person who made it)."""
-    return [SessionPublic.of(row, principal.session_id) for row in await list_sessions(gh, user_id=principal.user_id)]
+    return [
+        SessionPublic.of(row, principal.session_id) for row in await list_sessions(gatehouse, user_id=principal.user_id)
+    ]
 
 
 @sessions_router.delete("/{session_id:uuid}", status_code=204)
-async def delete_session(session_id: uuid.UUID, principal: SessionWriter, gh: GatehouseDep, client: ClientDep) -> None:
+async def delete_session(
+    session_id: uuid.UUID, principal: SessionWriter, gatehouse: GatehouseDep, client: ClientDep
+) -> None:
     """End one of your sessions (anyone's with the admin scope; API keys: `DELETE /users/{id}/sessions`);
     404 for another user's."""
     owner = None if "admin" in principal.scopes else principal.user_id
-    await end_session(gh, session_id=session_id, owner_id=owner, client=client.acting(principal))
+    await end_session(gatehouse, session_id=session_id, owner_id=owner, client=client.acting(principal))
 
 
 @mfa_router.post("/totp", response_model=TotpEnrollOut)
 async def totp_enroll(
     principal: Writer,
-    gh: GatehouseDep,
+    gatehouse: GatehouseDep,
     client: ClientDep,
     body: FactorProofIn | None = None,
 ) -> TotpEnrollOut:
     """Start enrolling an authenticator app (needs a proof in the body); confirm with a code to switch it on."""
     client = client.acting(principal)
-    await _prove_in_request(gh, principal, body, client)
-    secret, uri = await enroll_totp(gh, user_id=principal.user_id, client=client)
+    await _prove_in_request(gatehouse, principal, body, client)
+    secret, uri = await enroll_totp(gatehouse, user_id=principal.user_id, client=client)
     return TotpEnrollOut(secret=secret, otpauth_uri=uri)
 
 
 @mfa_router.post("/totp/confirm", response_model=RecoveryCodesOut)
 async def totp_confirm(
-    body: TotpConfirmIn, principal: SessionWriter, gh: GatehouseDep, client: ClientDep
+    body: TotpConfirmIn, principal: SessionWriter, gatehouse: GatehouseDep, client: ClientDep
 ) -> RecoveryCodesOut:
     """Switch the enrolled authenticator on with one of its codes; returns 10 recovery codes, shown once."""
-    codes = await confirm_totp(gh, user_id=principal.user_id, code=body.code, client=client.acting(principal))
+    codes = await confirm_totp(gatehouse, user_id=principal.user_id, code=body.code, client=client.acting(principal))
     return RecoveryCodesOut(recovery_codes=codes)
 
 
 @mfa_router.delete("/totp", status_code=204)
 async def totp_disable(
-    principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
+    principal: Writer, gatehouse: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
 ) -> None:
     """Remove the authenticator app (needs a proof in the body)."""
     client = client.acting(principal)
-    await _prove_in_request(gh, principal, body, client)
-    await disable_totp(gh, user_id=principal.user_id, client=client)
+    await _prove_in_request(gatehouse, principal, body, client)
+    await disable_totp(gatehouse, user_id=principal.user_id, client=client)
 
 
 @mfa_router.post("/recovery-codes", response_model=RecoveryCodesOut)
 async def recovery_codes_replace(
-    principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
+    principal: Writer, gatehouse: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
 ) -> RecoveryCodesOut:
     """Replace your recovery codes (needs a proof in the body); the old ones stop working."""
     client = client.acting(principal)
-    await _prove_in_request(gh, principal, body, client)
-    return RecoveryCodesOut(recovery_codes=await replace_recovery_codes(gh, user_id=principal.user_id, client=client))
+    await _prove_in_request(gatehouse, principal, body, client)
+    return RecoveryCodesOut(
+        recovery_codes=await replace_recovery_codes(gatehouse, user_id=principal.user_id, client=client)
+    )
 
 
 @mfa_router.post("/passkeys/options", response_model=dict[str, Any])
 async def passkey_options(
-    principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
+    principal: Writer, gatehouse: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
 ) -> Any:
     """Options for navigator.credentials.create() to register a passkey (needs a proof in the body)."""
-    await _prove_in_request(gh, principal, body, client.acting(principal))
-    return await passkey_registration_options(gh, user_id=principal.user_id)
+    await _prove_in_request(gatehouse, principal, body, client.acting(principal))
+    return await passkey_registration_options(gatehouse, user_id=principal.user_id)
 
 
 @mfa_router.post("/passkeys", status_code=201, response_model=PasskeyPublic)
 async def passkey_register(
-    body: PasskeyRegisterIn, principal: SessionWriter, gh: GatehouseDep, client: ClientDep
+    body: PasskeyRegisterIn, principal: SessionWriter, gatehouse: GatehouseDep, client: ClientDep
 ) -> PasskeyPublic:
     """Register the passkey the browser created from /mfa/passkeys/options."""
     row = await register_passkey(
-        gh, user_id=principal.user_id, credential=body.credential, name=body.name, client=client.acting(principal)
+        gatehouse,
+        user_id=principal.user_id,
+        credential=body.credential,
+        name=body.name,
+        client=client.acting(principal),
     )
     return PasskeyPublic.of(row)
 
 
 @mfa_router.get("/passkeys", response_model=list[PasskeyPublic])
-async def passkey_list(principal: Reader, gh: GatehouseDep) -> list[PasskeyPublic]:
+async def passkey_list(principal: Reader, gatehouse: GatehouseDep) -> list[PasskeyPublic]:
     """Your passkeys."""
-    return [PasskeyPublic.of(row) for row in await list_passkeys(gh, user_id=principal.user_id)]
+    return [PasskeyPublic.of(row) for row in await list_passkeys(gatehouse, user_id=principal.user_id)]
 
 
 @mfa_router.delete("/passkeys/{passkey_id:uuid}", status_code=204)
 async def passkey_delete(
-    passkey_id: uuid.UUID, principal: Writer, gh: GatehouseDep, client: ClientDep, body: FactorProofIn | None = None
+    passkey_id: uuid.UUID,
+    principal: Writer,
+    gatehouse: GatehouseDep,
+    client: ClientDep,
+    body: FactorProofIn | None = None,
 ) -> None:
     """Remove one of your passkeys (needs a proof in the body)."""
     client = client.acting(principal)
-    await _prove_in_request(gh, principal, body, client)
-    await delete_passkey(gh, user_id=principal.user_id, passkey_id=passkey_id, client=client)
+    await _prove_in_request(gatehouse, principal, body, client)
+    await delete_passkey(gatehouse, user_id=principal.user_id, passkey_id=passkey_id, client=client)
 
 
 @mfa_router.post("/undo", response_model=CredentialsEndedOut)
-async def factor_undo(body: TokenIn, gh: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
+async def factor_undo(body: TokenIn, gatehouse: GatehouseDep, client: ClientDep) -> CredentialsEndedOut:
     """ "This wasn't me" from the mail announcing a new second factor: it is removed, every session ends
     and every API key is revoked."""
-    return CredentialsEndedOut.of(await undo_factor(gh, token=body.token, client=client))
+    return CredentialsEndedOut.of(await undo_factor(gatehouse, token=body.token, client=client))
 
 
 @mfa_router.post("/passkeys/challenge", response_model=dict[str, Any])
-async def passkey_challenge(principal: SessionUser, gh: GatehouseDep) -> Any:
+async def passkey_challenge(principal: SessionUser, gatehouse: GatehouseDep) -> Any:
     """Options for navigator.credentials.get() to prove a passkey in a step-up (`passkey` in a proof)."""
-    return await passkey_proof_options(gh, principal=principal)
+    return await passkey_proof_options(gatehouse, principal=principal)
 
 
 @audit_router.get("", response_model=AuditPage)
 async def audit_log(
     principal: AdminUser,
-    gh: GatehouseDep,
+    gatehouse: GatehouseDep,
     user_id: uuid.UUID | None = None,
     event: Annotated[str | None, Query(max_length=40, pattern=_NO_NUL)] = None,
     since: IsoTime | None = None,
@@ -8789,24 +8896,26 @@ async def audit_log(
 ) -> AuditPage:
     """Security events, newest first, filtered by user (subject or actor), type and time."""
     rows, next_cursor = await list_audit(
-        gh, user_id=user_id, event=event, since=since, until=until, cursor=cursor, limit=limit
+        gatehouse, user_id=user_id, event=event, since=since, until=until, cursor=cursor, limit=limit
     )
     return AuditPage(items=[AuditPublic.of(row) for row in rows], next_cursor=next_cursor)
 
 
 @keys_router.post("", status_code=201, response_model=ApiKeyCreated)
-async def create_key(body: ApiKeyCreate, principal: KeyWriter, gh: GatehouseDep, client: ClientDep) -> ApiKeyCreated:
+async def create_key(
+    body: ApiKeyCreate, principal: KeyWriter, gatehouse: GatehouseDep, client: ClientDep
+) -> ApiKeyCreated:
     """Create an API key (for yourself, or with the admin scope for anyone); the key is shown once.
     From a session this is sensitive (a recent sign-in or `password`); a key made by a key holds no
     more scopes, expires no later, and is revoked with it."""
     owner = _acting_for(principal, body.user_id)
     client = client.acting(principal)
     if principal.key_id is None:
-        await _prove(gh, principal, body, client)
+        await _prove(gatehouse, principal, body, client)
     if missing := sorted(set(body.scopes) & principal.withheld):
         raise _scope_error(principal, missing)
     row, key = await create_api_key(
-        gh,
+        gatehouse,
         user_id=owner,
         name=body.name,
         scopes=list(body.scopes),
@@ -8820,30 +8929,32 @@ async def create_key(body: ApiKeyCreate, principal: KeyWriter, gh: GatehouseDep,
 
 
 @keys_router.get("", response_model=list[ApiKeyPublic])
-async def list_keys(principal: KeyReader, gh: GatehouseDep, user_id: uuid.UUID | None = None) -> list[ApiKeyPublic]:
+async def list_keys(
+    principal: KeyReader, gatehouse: GatehouseDep, user_id: uuid.UUID | None = None
+) -> list[ApiKeyPublic]:
     """Your API keys (admin scope: another user's with ?user_id=)."""
-    rows = await list_api_keys(gh, user_id=_acting_for(principal, user_id))
+    rows = await list_api_keys(gatehouse, user_id=_acting_for(principal, user_id))
     return [ApiKeyPublic.of(row) for row in rows]
 
 
 @keys_router.delete("/{key_id:uuid}", status_code=204)
-async def revoke_key(key_id: uuid.UUID, principal: KeyWriter, gh: GatehouseDep, client: ClientDep) -> None:
+async def revoke_key(key_id: uuid.UUID, principal: KeyWriter, gatehouse: GatehouseDep, client: ClientDep) -> None:
     """Revoke an API key (yours, or anyone's with the admin scope)."""
     owner = None if "admin" in principal.scopes else principal.user_id
-    await revoke_api_key(gh, key_id=key_id, owner_id=owner, client=client.acting(principal))
+    await revoke_api_key(gatehouse, key_id=key_id, owner_id=owner, client=client.acting(principal))
 
 
 @wellknown_router.get("/jwks.json", response_model=Jwks)
-async def jwks(gh: GatehouseDep, response: Response) -> Jwks:
+async def jwks(gatehouse: GatehouseDep, response: Response) -> Jwks:
     """Public keys that verify access tokens (asymmetric algorithms only)."""
     response.headers["Cache-Control"] = "public, max-age=300"
-    return Jwks(**await public_jwks(gh))
+    return Jwks(**await public_jwks(gatehouse))
 
 
 @ops_router.get("/metrics", include_in_schema=False)
-async def metrics_endpoint(request: Request, gh: GatehouseDep) -> Response:
+async def metrics_endpoint(request: Request, gatehouse: GatehouseDep) -> Response:
     """Prometheus metrics (METRICS_ENABLED; with METRICS_TOKEN, only for `Authorization: Bearer <token>`)."""
-    settings = gh.settings
+    settings = gatehouse.settings
     if not settings.metrics_enabled:
         raise NotFound()
     if settings.metrics_token is not None:
@@ -8876,9 +8987,9 @@ EDGE_READS: dict[str, tuple[Authenticated | None, Callable[[Principal | None], b
 
 
 @health_router.get("/ready", response_model=HealthOut, responses={503: {"model": HealthOut}})
-async def ready(gh: GatehouseDep) -> JSONResponse:
+async def ready(gatehouse: GatehouseDep) -> JSONResponse:
     """The database answers (503 otherwise); the cache's state is reported."""
-    ok, checks = await check_health(gh)
+    ok, checks = await check_health(gatehouse)
     body = HealthOut(status="ok" if ok else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
@@ -8915,9 +9026,9 @@ async def _read_form(request: Request) -> dict[str, str]:
 
 
 @pages_router.get("/pages/gatehouse.css")
-async def page_style(gh: GatehouseDep) -> Response:
+async def page_style(gatehouse: GatehouseDep) -> Response:
     """The pages' one style sheet (a file: the CSP allows no inline style)."""
-    css = gh.templates.texts["pages/gatehouse.css"]
+    css = gatehouse.templates.texts["pages/gatehouse.css"]
     return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
@@ -8927,7 +9038,7 @@ async def favicon() -> Response:
     return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
 
 
-def _factor_choices(gh: Gatehouse, factors: list[FactorInfo]) -> dict[str, str]:
+def _factor_choices(gatehouse: Gatehouse, factors: list[FactorInfo]) -> dict[str, str]:
     """The reset form's list of second factors: recent ones are removed unless ticked, older ones stay."""
     if not factors:
         return {"factors": ""}
@@ -8942,7 +9053,7 @@ def _factor_choices(gh: Gatehouse, factors: list[FactorInfo]) -> dict[str, str]:
             )
         else:
             items.append(f"<li>{label}: stays</li>")
-    days = gh.settings.factor_undo_days
+    days = gatehouse.settings.factor_undo_days
     return {
         "factors": f"<p>Your second factors. Those added in the last {days} days are removed unless you tick "
         f'them: keep only those you added yourself.</p><ul class="factors">{"".join(items)}</ul>'
@@ -8950,10 +9061,10 @@ def _factor_choices(gh: Gatehouse, factors: list[FactorInfo]) -> dict[str, str]:
 
 
 async def _reset_form(
-    request: Request, gh: Gatehouse, token: str, *, status: int = 200, error: str = ""
+    request: Request, gatehouse: Gatehouse, token: str, *, status: int = 200, error: str = ""
 ) -> HTMLResponse:
     try:
-        factors = await reset_factors(gh, token=token)
+        factors = await reset_factors(gatehouse, token=token)
     except ServiceError:
         factors = []  # a bad link says so when it is posted
     return _page(
@@ -8964,34 +9075,34 @@ async def _reset_form(
         action="reset-password",
         token=token,
         error=error,
-        markup=_factor_choices(gh, factors),
+        markup=_factor_choices(gatehouse, factors),
     )
 
 
 @pages_router.get("/reset-password")
 async def reset_password_page(
-    request: Request, gh: GatehouseDep, token: Annotated[str, Query(max_length=200)] = ""
+    request: Request, gatehouse: GatehouseDep, token: Annotated[str, Query(max_length=200)] = ""
 ) -> HTMLResponse:
     """The page PASSWORD_RESET_URL opens: a form for the new password, and the account's second factors."""
     if not token:
         return _page(request, "Reset your password", "done.html", status=400, outcome="error", message=_INCOMPLETE_LINK)
-    return await _reset_form(request, gh, token)
+    return await _reset_form(request, gatehouse, token)
 
 
 @pages_router.post("/reset-password")
-async def reset_password_form(request: Request, gh: GatehouseDep, client: ClientDep) -> HTMLResponse:
+async def reset_password_form(request: Request, gatehouse: GatehouseDep, client: ClientDep) -> HTMLResponse:
     """The reset form, posted: the password changes and every session ends."""
     form = await _read_form(request)
     token, password = form.get("token", ""), form.get("new_password", "")
     keep = frozenset(k for k in (await request.form()).getlist("keep") if isinstance(k, str))
     if password != form.get("confirm_password", password):
         return await _reset_form(
-            request, gh, token, status=422, error="The two passwords differ; type the same one twice."
+            request, gatehouse, token, status=422, error="The two passwords differ; type the same one twice."
         )
     try:
-        ended = await reset_password(gh, token=token, new_password=password, keep_factors=keep, client=client)
+        ended = await reset_password(gatehouse, token=token, new_password=password, keep_factors=keep, client=client)
     except ServiceError as exc:
-        page = await _reset_form(request, gh, token, status=exc.status_code, error=exc.message)
+        page = await _reset_form(request, gatehouse, token, status=exc.status_code, error=exc.message)
         page.headers.update(exc.headers)
         return page
     removed = f" Second factors removed: {', '.join(ended.factors_removed)}." if ended.factors_removed else ""
@@ -9031,9 +9142,9 @@ def _add_link_page(page: _LinkPage) -> None:
             button=page.button,
         )
 
-    async def spend(request: Request, gh: GatehouseDep, client: ClientDep) -> HTMLResponse:
+    async def spend(request: Request, gatehouse: GatehouseDep, client: ClientDep) -> HTMLResponse:
         try:
-            await page.spend(gh, token=(await _read_form(request)).get("token", ""), client=client)
+            await page.spend(gatehouse, token=(await _read_form(request)).get("token", ""), client=client)
         except ServiceError as exc:
             return _page(
                 request,
@@ -9101,11 +9212,11 @@ for _link_page in (
 
 
 @ops_router.get("/", include_in_schema=False)
-async def root(request: Request, gh: GatehouseDep) -> dict[str, str]:
+async def root(request: Request, gatehouse: GatehouseDep) -> dict[str, str]:
     """Where to go from here: the API docs (when on) and the health check."""
     base = request.scope.get("root_path", "").rstrip("/")
     answer = {"service": "gatehouse", "health": f"{base}/health/ready"}
-    if gh.settings.show_docs:
+    if gatehouse.settings.show_docs:
         answer["docs"] = f"{base}/docs"
     return answer
 
@@ -9232,23 +9343,23 @@ async def open_for_serving(settings: Settings) -> Gatehouse:
     """A Gatehouse ready to serve HTTP, refusing to start when a template in MAIL_TEMPLATES_DIR cannot
     be used (better than a page or a mail failing later) or when SECRET_KEY cannot unseal a signing
     key: every login would fail to sign. (The CLI still starts, so an operator can retire the keys.)"""
-    gh = await Gatehouse.open(settings)
-    if gh.templates.problems:
-        await gh.close()
-        problems = "\n".join(gh.templates.problems)
+    gatehouse = await Gatehouse.open(settings)
+    if gatehouse.templates.problems:
+        await gatehouse.close()
+        problems = "\n".join(gatehouse.templates.problems)
         log.error("%s", problems)
         raise ConfigError(problems)
     if settings.purge_interval_seconds > 0:
-        gh.start_purger(purge_periodically)
+        gatehouse.start_purger(purge_periodically)
     try:
-        kids = await sealed_keys_not_opened(gh)
+        kids = await sealed_keys_not_opened(gatehouse)
     except (ServiceError, sa.exc.DBAPIError):
-        return gh  # no database or no schema yet is not this check's business: requests will say so
+        return gatehouse  # no database or no schema yet is not this check's business: requests will say so
     if kids:
-        await gh.close()
+        await gatehouse.close()
         log.error("%s", sealed_keys_problem(kids))
         raise ConfigError(sealed_keys_problem(kids))
-    return gh
+    return gatehouse
 
 
 class EdgeMiddleware:
@@ -9273,7 +9384,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        gh = getattr(scope["app"].state, "gatehouse", None) or await self._start_lazily(scope["app"])
+        gatehouse = getattr(scope["app"].state, "gatehouse", None) or await self._start_lazily(scope["app"])
         header = dict(scope["headers"])  # the last of a repeated header wins, which is fine for these
         incoming = header.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else f"{self._id_prefix}{next(self._ids):08x}"
@@ -9321,11 +9432,11 @@ class EdgeMiddleware:
                 await _error_response(
                     413, "payload_too_large", f"The request body is larger than {self.max_body} bytes."
                 )(scope, receive, send_with_headers)
-            elif (wait := await self._general_limit(gh, path, ip)) > 0:
+            elif (wait := await self._general_limit(gatehouse, path, ip)) > 0:
                 self.metrics.rate_limited.labels("ip").inc()
                 await service_error_response(RateLimited(wait))(scope, receive, send_with_headers)
             elif scope["method"] == "GET" and path in EDGE_READS and not (self.cors and b"origin" in header):
-                await self._read(gh, path, header, ip, scope, receive, send_with_headers)
+                await self._read(gatehouse, path, header, ip, scope, receive, send_with_headers)
             else:
                 if scope["method"] in _BODY_METHODS:
                     receive = self._limited(receive)
@@ -9355,14 +9466,14 @@ class EdgeMiddleware:
                 app.state.gatehouse = await open_for_serving(self.settings)
         return app.state.gatehouse
 
-    async def _general_limit(self, gh: "Gatehouse", path: str, ip: str) -> float:
-        if not gh.settings.rate_general_ip.limit or path.startswith(_UNLIMITED_PATHS):
+    async def _general_limit(self, gatehouse: "Gatehouse", path: str, ip: str) -> float:
+        if not gatehouse.settings.rate_general_ip.limit or path.startswith(_UNLIMITED_PATHS):
             return 0.0
-        return await gh.cache.hit_general(f"ip:{ip_group(ip)}", gh.settings.rate_general_ip)
+        return await gatehouse.cache.hit_general(f"ip:{ip_group(ip)}", gatehouse.settings.rate_general_ip)
 
     async def _read(
         self,
-        gh: "Gatehouse",
+        gatehouse: "Gatehouse",
         path: str,
         header: dict[bytes, bytes],
         ip: str,
@@ -9377,7 +9488,7 @@ class EdgeMiddleware:
         if guard is not None:
             try:
                 principal = await guard.admit(
-                    gh,
+                    gatehouse,
                     header.get(b"authorization", b"").decode("latin-1"),
                     header.get(b"x-api-key", b"").decode("latin-1"),
                     lambda: ip,
