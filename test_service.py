@@ -5567,14 +5567,15 @@ async def test_attack_expired_reused_or_misused_mfa_token_is_refused(client: htt
         )
     r = await client.post("/auth/mfa", json={"mfa_token": stale, "code": next_code(totp)})
     assert r.status_code == 401 and error_code(r) == "invalid_mfa_token"
-    for body in (
-        {"mfa_token": "made-up", "code": "123456"},
-        {"mfa_token": token},
-        {"mfa_token": token, "code": "12345"},
-        {"mfa_token": token, "code": "123456", "scope": "admin"},
+    for body, status, code in (  # each with a live token of its own, refused for its own reason
+        ({"mfa_token": "made-up", "code": "123456"}, 401, "invalid_mfa_token"),
+        ({}, 422, "invalid_input"),
+        ({"code": "12345"}, 422, "validation_error"),
+        ({"code": "123456", "scope": "admin"}, 422, "validation_error"),
     ):
-        r = await client.post("/auth/mfa", json=body)
-        assert r.status_code in (401, 422), (body, r.text)
+        live = (await mfa_login(client, user["email"]))["mfa_token"]
+        r = await client.post("/auth/mfa", json={"mfa_token": live, **body})
+        assert r.status_code == status and error_code(r) == code, (body, r.text)
 
 
 async def test_attack_fifty_parallel_wrong_codes_get_no_more_checks_than_the_limit(make_settings: Any) -> None:
@@ -5854,6 +5855,113 @@ async def test_attack_login_code_path_still_asks_for_the_second_factor(
         assert r.status_code == 200 and r.json()["mfa_required"] is True and "access_token" not in r.json()
         r = await client.post("/auth/mfa", json={"mfa_token": r.json()["mfa_token"], "code": next_code(totp)})
         assert r.status_code == 200 and claims(r.json()["access_token"])["amr"] == ["pwd", "otp"]
+
+
+async def test_mfa_token_is_stored_to_expire_at_its_own_lifetime(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client)
+    await enroll_totp(client, tokens["access_token"])
+    challenge = await mfa_login(client, user["email"])
+    async with client.gatehouse.transaction() as db:
+        row = await db.scalar(
+            sa.select(service.ActionToken).where(
+                service.ActionToken.token_hash == service.hash_secret(challenge["mfa_token"])
+            )
+        )
+    # The stored expiry is what refuses the token; the answer's `expires_in` only reports it.
+    assert row.purpose == "mfa" and row.expires_at - row.created_at == service.MFA_TOKEN_LIFETIME
+    assert challenge["expires_in"] == service.MFA_TOKEN_LIFETIME.total_seconds() == 300
+
+
+async def test_attack_expired_session_is_left_out_of_the_session_list(client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    here, elsewhere = await login(client, user["email"]), await login(client, user["email"])
+    async with client.gatehouse.transaction(write=True) as db:  # ended by time, never revoked
+        await db.execute(
+            sa.update(service.LoginSession)
+            .where(service.LoginSession.id == uuid.UUID(claims(elsewhere["access_token"])["sid"]))
+            .values(expires_at=service.utcnow() - service.timedelta(seconds=1))
+        )
+    r = await client.get("/sessions", headers=bearer(here["access_token"]))
+    assert r.status_code == 200 and [s["id"] for s in r.json()] == [claims(here["access_token"])["sid"]]
+    assert (await session_row(client.gatehouse, claims(elsewhere["access_token"])["sid"])).revoked_at is None
+
+
+class CounterlessAuthenticator(SoftAuthenticator):
+    """A passkey that keeps no signature counter (as many platform passkeys): every answer says 0."""
+
+    sign_count = property(lambda self: 0, lambda self, value: None)
+
+
+async def test_attack_replayed_answer_of_a_counterless_passkey_is_a_spent_challenge(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    key = CounterlessAuthenticator()
+    assert (await add_passkey(client, tokens["access_token"], key)).status_code == 201
+    for _ in range(2):  # a counter that stays 0 is no clone: accepted every time
+        assert (await passkey_sign_in(client, key)).status_code == 200
+    answer = key.get((await client.post("/auth/webauthn/options")).json())
+    assert (await client.post("/auth/webauthn", json={"credential": answer})).status_code == 200
+    r = await client.post("/auth/webauthn", json={"credential": answer})  # the counter cannot tell: the challenge does
+    assert r.status_code == 401 and error_code(r) == "passkey_rejected" and "already used" in r.text, r.text
+    assert await audit_rows(client.gatehouse, "mfa.passkey_clone_detected") == []
+    assert len(await audit_rows(client.gatehouse, "auth.login", "success")) == 1 + 3  # the password, the passkey
+    async with client.gatehouse.transaction() as db:
+        assert (await db.scalar(sa.select(service.Passkey.sign_count))) == 0
+
+
+async def test_attack_a_genuine_and_a_cloned_passkey_answering_at_once_with_one_count_get_one_session(
+    client: httpx.AsyncClient,
+) -> None:
+    import copy
+
+    _, tokens = await new_user(client)
+    genuine = SoftAuthenticator()
+    assert (await add_passkey(client, tokens["access_token"], genuine)).status_code == 201
+    clone = copy.copy(genuine)  # same key and counter: both next answer with the same count
+    for count in (1, 2, 3):
+        answers = [key.get((await client.post("/auth/webauthn/options")).json()) for key in (genuine, clone)]
+        racing = await asyncio.gather(*(client.post("/auth/webauthn", json={"credential": a}) for a in answers))
+        assert sorted(r.status_code for r in racing) == [200, 401], [r.text for r in racing]
+        async with client.gatehouse.transaction() as db:
+            assert (await db.scalar(sa.select(service.Passkey.sign_count))) == count
+    assert len(await audit_rows(client.gatehouse, "mfa.passkey_clone_detected", "failure")) == 3
+
+
+async def test_attack_passkey_challenge_for_one_purpose_is_refused_for_another_of_the_same_user(
+    client: httpx.AsyncClient,
+) -> None:
+    user, tokens = await new_user(client)
+    auth = bearer(tokens["access_token"])
+    spare = await client.post("/mfa/passkeys/options", headers=auth, json={"password": PASSWORD})
+    register_options = spare.json()  # a registration challenge of this user, never used
+    key = SoftAuthenticator()
+    assert (await add_passkey(client, tokens["access_token"], key)).status_code == 201
+    mfa_token = (await mfa_login(client, user["email"]))["mfa_token"]
+    challenges = {
+        "register": register_options,
+        "mfa": (await client.post("/auth/webauthn/options", json={"mfa_token": mfa_token})).json(),
+        "proof": (await client.post("/mfa/passkeys/challenge", headers=auth)).json(),
+    }
+    uses = {
+        "mfa": lambda answer: client.post("/auth/mfa", json={"mfa_token": mfa_token, "webauthn": answer}),
+        "proof": lambda answer: client.post("/auth/reauthenticate", headers=auth, json={"passkey": answer}),
+        "login": lambda answer: client.post("/auth/webauthn", json={"credential": answer}),
+    }
+    for issued, options in challenges.items():
+        for purpose, use in uses.items():
+            if purpose != issued:
+                r = await use(key.get(options))
+                assert r.status_code == 401 and error_code(r) == "passkey_rejected", (issued, purpose, r.text)
+                assert "not one this service issued for this" in r.text, (issued, purpose, r.text)
+    other = SoftAuthenticator()  # and a sign-in or step-up challenge registers nothing
+    for issued in ("mfa", "proof"):
+        options = {**challenges[issued], "rp": {"id": "localhost"}, "user": {"id": key.user_handle}}
+        r = await client.post("/mfa/passkeys", headers=auth, json={"credential": other.create(options), "name": "x"})
+        assert r.status_code == 401 and error_code(r) == "passkey_rejected", (issued, r.text)
+    assert len((await client.get("/mfa/passkeys", headers=auth)).json()) == 1
+    for purpose in ("mfa", "proof"):  # each challenge still works for what it was issued for
+        r = await uses[purpose](key.get(challenges[purpose]))
+        assert r.status_code == 200, (purpose, r.text)
+
 
 
 # Second factors that cannot be turned against the owner (issue 25)
