@@ -5963,7 +5963,6 @@ async def test_attack_passkey_challenge_for_one_purpose_is_refused_for_another_o
         assert r.status_code == 200, (purpose, r.text)
 
 
-
 # Second factors that cannot be turned against the owner (issue 25)
 
 BAD_SIGNATURE = b"\x30\x06\x02\x01\x01\x02\x01\x01"
