@@ -2528,6 +2528,138 @@ async def test_a_flush_waits_for_the_flush_already_under_way(client: httpx.Async
     assert written == 3
 
 
+def _asserted_strings(source: str) -> set[str]:
+    """Strings the tests check: in an assert, in the list a loop of asserts walks, or the event a query for
+    audit rows names."""
+    import ast
+
+    found: set[str] = set()
+
+    def strings(node: ast.AST) -> set[str]:
+        return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assert):
+            found |= strings(node)
+        elif isinstance(node, ast.For | ast.AsyncFor) and any(isinstance(n, ast.Assert) for n in ast.walk(node)):
+            found |= strings(node.iter)
+        elif isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in ("audit_rows", "list_audit", "audited"):
+                found |= strings(node)
+            found |= {s for kw in node.keywords if kw.arg == "params" for s in strings(kw.value)}
+    return found
+
+
+def test_every_audit_event_is_asserted_by_some_test() -> None:
+    with open(__file__) as fh:
+        assert sorted(service.AUDIT_EVENTS - _asserted_strings(fh.read())) == []
+
+
+async def test_each_account_security_action_writes_its_audit_row(make_settings: Any, receiver: "Receiver") -> None:
+    import pyotp
+
+    settings = make_settings(webhook_url=receiver.url, refresh_grace_seconds=0)
+    async with running(settings) as client:
+        user, tokens = await new_user(client)
+        uid, auth = uuid.UUID(user["id"]), bearer(tokens["access_token"])
+
+        async def audited(event: str, outcome: str = "success") -> dict[str, Any]:
+            await settle(client.gatehouse)
+            [row] = await audit_rows(client.gatehouse, event, outcome)
+            assert row.subject_id == uid, event
+            return json_detail(row)
+
+        assert (await client.post("/auth/verify/request", headers=auth)).status_code == 202
+        await audited("user.email_verify_request")
+        [mail] = await messages_of(receiver, "email_verification")
+        assert (await client.post("/auth/verify/confirm", json={"token": token_of(mail["link"])})).status_code == 200
+        await audited("user.email_verified")
+        r = await client.patch("/users/me", headers=auth, json={"email": "moved@example.com"})
+        assert r.status_code == 200, r.text
+        await audited("user.email_change_request")
+        await audited("user.email_change_notice")
+        assert (await client.post("/auth/password-reset/request", json={"email": user["email"]})).status_code == 202
+        await audited("user.password_reset_request")
+
+        others = await login(client, user["email"])
+        assert (await client.post("/auth/logout-others", headers=auth)).status_code == 204
+        assert (await audited("auth.logout_others"))["sessions"] == 1
+        assert (await client.get("/users/me", headers=bearer(others["access_token"]))).status_code == 401
+        assert (await client.post("/auth/logout-all", headers=auth)).status_code == 204
+        await audited("auth.logout_all")
+
+        tokens = await login(client, user["email"])
+        rotated = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        await asyncio.sleep(0.01)
+        r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 401 and error_code(r) == "refresh_token_reused"
+        reused = await audited("auth.refresh_reuse", "failure")
+        assert reused["session"] == claims(rotated.json()["access_token"])["sid"]
+
+        result = await run_cli(settings, "set-password", user["email"], "--password-stdin", input=PASSWORD)
+        assert result.exit_code == 0, result.output
+        await audited("user.password_set")
+
+        tokens = await login(client, user["email"])
+        access = tokens["access_token"]
+        r = await client.post("/mfa/totp", headers=bearer(access), json={"password": PASSWORD})
+        assert r.status_code == 200, r.text
+        await audited("mfa.totp_enroll")
+        totp = pyotp.TOTP(r.json()["secret"])
+        wrong = f"{(int(totp.now()) + 1) % 10**6:06d}"
+        r = await client.post("/mfa/totp/confirm", headers=bearer(access), json={"code": wrong})
+        assert r.status_code == 401 and error_code(r) == "invalid_otp"
+        await audited("mfa.totp_confirm", "failure")  # a success is mfa.totp_enabled
+        r = await client.post("/mfa/totp/confirm", headers=bearer(access), json={"code": totp.now()})
+        assert r.status_code == 200, r.text
+        codes = r.json()["recovery_codes"]
+        await audited("mfa.totp_enabled")
+        await audited("mfa.undo_link_sent")
+        r = await client.post("/mfa/recovery-codes", headers=bearer(access), json={"recovery_code": codes[0]})
+        assert r.status_code == 200, r.text
+        await audited("mfa.recovery_codes_replaced")
+        key = SoftAuthenticator()
+        r = await add_passkey(client, access, key, proof={"recovery_code": r.json()["recovery_codes"][0]})
+        assert r.status_code == 201, r.text
+        passkey_id = r.json()["id"]
+        assert (await audited("mfa.passkey_added"))["passkey"] == passkey_id
+        proof = await passkey_proof(client, access, key)
+        r = await client.request("DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(access), json=proof)
+        assert r.status_code == 204, r.text
+        assert (await audited("mfa.passkey_removed"))["passkey"] == passkey_id
+
+        kid = jwt.get_unverified_header(access)["kid"]
+        assert (await run_cli(settings, "signing-keys", "rotate")).exit_code == 0
+        result = await run_cli(settings, "signing-keys", "retire", kid)
+        assert result.exit_code == 0, result.output
+        [retired] = await audit_rows(client.gatehouse, "signing_key.retire")
+        assert json_detail(retired) == {"kid": kid}
+        assert (await client.get("/users/me", headers=bearer(access))).status_code == 401
+
+
+async def test_each_federated_action_writes_its_audit_row(
+    make_settings: Any, provider: "OidcProvider", receiver: "Receiver"
+) -> None:
+    async with running(fed_settings(make_settings, provider, webhook_url=receiver.url)) as client:
+        tokens = (await fed_sign_in(client)).json()
+        uid = uuid.UUID(claims(tokens["access_token"])["sub"])
+        [callback] = await audit_rows(client.gatehouse, "auth.oauth_callback")
+        assert callback.subject_id == uid
+        assert (await client.post("/auth/email-code", headers=bearer(tokens["access_token"]))).status_code == 202
+        await settle(client.gatehouse)
+        [sent] = await audit_rows(client.gatehouse, "auth.email_code_sent")
+        assert sent.subject_id == uid
+
+        victim = await register(client)
+        provider.user.update(sub="another-subject", email=victim["email"], email_verified=True)
+        link_token = (await fed_sign_in(client)).json()["error"]["details"][0]["link_token"]
+        assert (await client.post("/auth/oauth/link/mail", json={"link_token": link_token})).status_code == 202
+        await settle(client.gatehouse)
+        [mailed] = await audit_rows(client.gatehouse, "identity.link_mail")
+        assert str(mailed.subject_id) == victim["id"]
+
+
 # Operations ##################################################################
 
 
@@ -4193,6 +4325,107 @@ async def test_passkey_sign_in_from_a_new_address_is_not_held_by_a_full_password
             assert r.status_code == 200, r.text
             assert claims(r.json()["access_token"])["sub"] == user["id"]
             assert (await session_row(client.gatehouse, claims(r.json()["access_token"])["sid"])).ip == "203.0.113.81"
+
+
+async def test_attack_a_session_holder_cannot_flood_addresses_with_email_change_requests(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    async with running(make_settings(webhook_url=receiver.url, rate_reset_email_ip="2/h")) as client:
+        user, tokens = await new_user(client)
+        auth = bearer(tokens["access_token"])
+        for n in (1, 2):
+            r = await client.patch("/users/me", headers=auth, json={"email": f"new{n}@example.com"})
+            assert r.status_code == 200, r.text
+        r = await client.patch("/users/me", headers=auth, json={"email": "new3@example.com", "password": PASSWORD})
+        assert r.status_code == 429 and error_code(r) == "rate_limited" and int(r.headers["retry-after"]) > 0
+        await settle(client.gatehouse)
+        confirms = [m["email"] for m in receiver.messages if m["type"] == "email_change_confirm"]
+        assert confirms == ["new1@example.com", "new2@example.com"]
+        assert len(await audit_rows(client.gatehouse, "user.email_change_request")) == 2
+        assert (await user_row(client.gatehouse, user["email"])).email == user["email"]
+
+
+async def test_attack_a_mailed_login_code_is_refused_after_its_allowed_wrong_tries(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    settings = make_settings(
+        webhook_url=receiver.url, rate_login_failures_account="3/h", rate_login_failures_account_ip="50/h"
+    )
+    async with running(settings) as client:
+        user = await register(client)
+        wrong, right = (
+            {"email": user["email"], "password": "a wrong guess"},
+            {"email": user["email"], "password": PASSWORD},
+        )
+        async with from_address(client, "198.51.100.1") as stranger:  # fills the account-wide limit
+            for _ in range(3):
+                await stranger.post("/auth/login", json=wrong)
+        async with from_address(client, "203.0.113.50") as holder:  # holds the password, not the mailbox
+            r = await holder.post("/auth/login", json=right)
+            assert r.status_code == 401 and error_code(r) == "login_code_required"
+            [mail] = await messages_of(receiver, "login_code")
+            guesses = [f"{(int(mail['code']) + n) % 10**8:08d}" for n in range(1, 6)]
+            for guess in guesses:  # five wrong tries per code lifetime
+                r = await holder.post("/auth/login", json={**right, "code": guess})
+                assert r.status_code == 401 and error_code(r) == "login_code_required"
+            r = await holder.post("/auth/login", json={**right, "code": mail["code"]})
+            assert r.status_code == 401 and error_code(r) == "login_code_required"  # the right code, too late
+        async with client.gatehouse.transaction() as db:
+            [row] = await db.scalars(sa.select(service.ActionToken).where(service.ActionToken.purpose == "login_code"))
+        assert row.used_at is None
+        assert len(await audit_rows(client.gatehouse, "auth.login", "success")) == 0
+
+
+async def age_proof_by(gh: service.Gatehouse, session_id: str, seconds: float) -> None:
+    async with gh.transaction(write=True) as db:
+        await db.execute(
+            sa.update(service.LoginSession)
+            .where(service.LoginSession.id == uuid.UUID(session_id))
+            .values(authenticated_at=service.utcnow() - service.timedelta(seconds=seconds))
+        )
+
+
+async def test_attack_a_sign_in_just_past_reauth_minutes_is_stale_and_just_before_is_fresh(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    _, tokens = await new_user(client)
+    sid, window = claims(tokens["access_token"])["sid"], settings.reauth_minutes * 60
+    for age, status in ((window + 30, 401), (window - 30, 201)):
+        await age_proof_by(client.gatehouse, sid, age)
+        r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        tokens = r.json()
+        assert abs(time.time() - claims(tokens["access_token"])["auth_time"] - age) < 5
+        r = await client.post(
+            "/api-keys", headers=bearer(tokens["access_token"]), json={"name": "k", "scopes": ["users:read"]}
+        )
+        assert r.status_code == status, (age, r.text)
+        if status == 401:
+            assert error_code(r) == "reauthentication_required"
+    assert len((await client.get("/api-keys", headers=bearer(tokens["access_token"]))).json()) == 1
+
+
+async def test_attack_strangers_cannot_spend_the_owners_mail_reserve_and_it_is_capped_across_addresses(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    settings = make_settings(webhook_url=receiver.url, rate_reset_email="2/h", rate_reset_email_ip="2/h")
+    async with running(settings) as client:
+        user = await register(client)
+        for ip in ("198.51.100.1", "198.51.100.2"):  # the owner's two known addresses
+            async with from_address(client, ip) as owner:
+                await login(owner, user["email"])
+
+        async def resets(ip: str, n: int) -> int:
+            async with from_address(client, ip) as caller:
+                for _ in range(n):
+                    r = await caller.post("/auth/password-reset/request", json={"email": user["email"]})
+                    assert r.status_code == 202
+            await settle(client.gatehouse)
+            return len([m for m in receiver.messages if m["type"] == "password_reset"])
+
+        assert await resets("203.0.113.1", 3) == 2  # strangers spend the mailbox's budget
+        assert await resets("198.51.100.1", 3) == 4  # the owner's reserve: RATE_RESET_EMAIL_IP more
+        assert await resets("198.51.100.2", 2) == 4  # one reserve for the mailbox, not one per known address
+        assert await resets("203.0.113.2", 1) == 4
 
 
 # Takeover resistance: edge and input #########################################
