@@ -1944,6 +1944,56 @@ async def test_cli_keys(settings: Settings, client: httpx.AsyncClient) -> None:
     assert result.exit_code == 1
 
 
+async def test_attack_children_of_a_revoked_key_stop_even_when_a_shared_cache_holds_them(
+    make_settings: Any, backend: str, request: pytest.FixtureRequest
+) -> None:
+    # On SQLite alone each publish empties the in-process cache (the signal file), which would hide a child
+    # left in it; a shared cache keeps entries across publishes, so SQLite runs with Redis here too.
+    shared = {}
+    if backend == "sqlite":
+        shared = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": f"gh-test-{secrets.token_hex(4)}:"}
+    try:
+        async with running(make_settings(**shared)) as client:
+            _, tokens = await new_user(client)
+            parent = await make_key(client, tokens["access_token"], scopes=["keys:write", "users:read"])
+            child = await make_key(client, parent["key"], scopes=["keys:write", "users:read"])
+            grandchild = await make_key(client, child["key"], scopes=["users:read"])
+            for key in (parent, child, grandchild):  # each resolved, so each is in the cache
+                assert (await client.get("/users/me", headers=bearer(key["key"]))).status_code == 200
+            r = await client.delete(f"/api-keys/{parent['id']}", headers=bearer(tokens["access_token"]))
+            assert r.status_code == 204
+            for key in (parent, child, grandchild):
+                r = await client.get("/users/me", headers=bearer(key["key"]))
+                assert r.status_code == 401 and error_code(r) == "invalid_api_key", key["name"]
+            [row] = await audit_rows(client.gatehouse, "key.revoke")
+            assert json_detail(row)["with_children"] == 2
+    finally:
+        if shared:
+            _drop_prefix(shared["redis_url"], shared["redis_prefix"])
+
+
+async def test_attack_a_memoised_key_or_token_stops_at_its_own_expiry(make_settings: Any) -> None:
+    settings = make_settings(local_cache_seconds=3600)  # a memo window far longer than either credential lives
+    async with running(settings) as client:
+        _, tokens = await new_user(client)
+        key = await make_key(client, tokens["access_token"], scopes=["users:read"], expires_in_days=1)
+        ends = service.utcnow().replace(microsecond=0) + service.timedelta(seconds=2)
+        async with client.gatehouse.transaction(write=True) as db:
+            await db.execute(
+                sa.update(service.ApiKey).where(service.ApiKey.id == uuid.UUID(key["id"])).values(expires_at=ends)
+            )
+        token = _forge(settings, tokens["access_token"], exp=int(ends.timestamp()))
+        for credential in (key["key"], token):
+            assert (await client.get("/users/me", headers=bearer(credential))).status_code == 200
+            assert (await client.get("/users/me", headers=bearer(credential))).status_code == 200
+            assert credential in client.gatehouse.principals  # answered from the memo
+        await asyncio.sleep(ends.timestamp() + 6 - time.time())  # past both ends (the token's with its 5 s leeway)
+        r = await client.get("/users/me", headers=bearer(key["key"]))
+        assert r.status_code == 401 and error_code(r) == "api_key_expired"
+        r = await client.get("/users/me", headers=bearer(token))
+        assert r.status_code == 401 and error_code(r) == "token_expired"
+
+
 # Signing keys and JWKS #######################################################
 
 
@@ -7685,6 +7735,25 @@ async def test_attack_linking_an_identity_of_another_account_from_inside_is_refu
         assert (await client.get("/users/me/identities", headers=bearer(tokens["access_token"]))).json() == []
         r = await fed_sign_in(client)
         assert r.status_code == 200 and claims(r.json()["access_token"])["sub"] == owner
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://app.example.com.evil.test/signed-in",
+        "https://app.example.comevil.test/",
+        "https://app.example.com-evil.test/",
+        "https://app.example.com:8443/signed-in",
+        "http://app.example.com/signed-in",
+    ],
+)
+async def test_attack_look_alike_of_an_allowed_origin_is_refused_as_redirect_to(
+    make_settings: Any, provider: OidcProvider, target: str
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:  # lists the origin https://app.example.com
+        r = await client.get("/auth/oauth/acme/authorize", params={"redirect_to": target})
+        assert r.status_code == 400 and error_code(r) == "redirect_not_allowed", target
+        assert "set-cookie" not in r.headers
 
 
 # Retention and search at scale ###############################################
