@@ -1977,7 +1977,7 @@ async def test_attack_a_memoised_key_or_token_stops_at_its_own_expiry(make_setti
     async with running(settings) as client:
         _, tokens = await new_user(client)
         key = await make_key(client, tokens["access_token"], scopes=["users:read"], expires_in_days=1)
-        ends = service.utcnow().replace(microsecond=0) + service.timedelta(seconds=2)
+        ends = service.utcnow().replace(microsecond=0) + service.timedelta(seconds=3)
         async with client.gatehouse.transaction(write=True) as db:
             await db.execute(
                 sa.update(service.ApiKey).where(service.ApiKey.id == uuid.UUID(key["id"])).values(expires_at=ends)
