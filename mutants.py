@@ -42,6 +42,124 @@ class Mutant:
 
 
 MUTANTS = [
+    # What the suite missed (issue 26)
+    Mutant(
+        "second factor: the failure limit is per address, not per user",
+        'rate, key = gh.settings.rate_mfa_failures, f"mfa-fail:{user.id}"',
+        'rate, key = gh.settings.rate_mfa_failures, f"mfa-fail:{user.id}|{ip_group(client.ip)}"',
+        "test_attack_password_holders_guessing_codes_from_elsewhere_cannot_lock_the_owner_out",
+    ),
+    Mutant(
+        "mfa_token: outlives its own lifetime",
+        '            purpose="mfa",\n            lifetime=MFA_TOKEN_LIFETIME,',
+        '            purpose="mfa",\n            lifetime=MFA_TOKEN_LIFETIME * 12,',
+        "test_mfa_token_is_stored_to_expire_at_its_own_lifetime",
+    ),
+    Mutant(
+        "passkey: a sign count that stays 0 is taken for a clone",
+        "grows = Passkey.sign_count < count if count else Passkey.sign_count == 0",
+        "grows = Passkey.sign_count < count",
+        "test_attack_replayed_answer_of_a_counterless_passkey_is_a_spent_challenge",
+    ),
+    Mutant(
+        "passkey: a zero-count answer does not spend its challenge",
+        "            _spend_challenge(db, user, challenge, expires)\n            await db.flush()  # a second",
+        "            if count:\n                _spend_challenge(db, user, challenge, expires)\n            await db.flush()  # a second",
+        "test_attack_replayed_answer_of_a_counterless_passkey_is_a_spent_challenge",
+    ),
+    Mutant(
+        "passkey: the counter is compared on the row read before, not in the update",
+        "grows = Passkey.sign_count < count if count else Passkey.sign_count == 0",
+        "grows = sa.true() if (passkey.sign_count < count if count else passkey.sign_count == 0) else sa.false()",
+        "test_attack_a_genuine_and_a_cloned_passkey_answering_at_once_with_one_count_get_one_session",
+    ),
+    Mutant(
+        "passkey challenge: the purpose is not bound",
+        "bound = f\"{purpose}|{user_id.hex if user_id else '-'}|\".encode() + body",
+        "bound = f\"{user_id.hex if user_id else '-'}|\".encode() + body",
+        "test_attack_passkey_challenge_for_one_purpose_is_refused_for_another_of_the_same_user",
+    ),
+    Mutant(
+        "sessions: an expired session is listed",
+        "                    LoginSession.expires_at > sa.literal(utcnow(), UTCDateTime()),\n                )\n"
+        "                .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())",
+        "                )\n                .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())",
+        "test_attack_expired_session_is_left_out_of_the_session_list",
+    ),
+    Mutant(
+        "email change: requests are not rate limited",
+        '    await _check_rate(gh, f"email-change:{user.id}", gh.settings.rate_reset_email_ip)\n',
+        "",
+        "test_attack_a_session_holder_cannot_flood_addresses_with_email_change_requests",
+    ),
+    Mutant(
+        "login code: no limit on wrong tries",
+        "    tries = Rate(5, gh.settings.login_code_minutes * 60)",
+        "    tries = Rate(500, gh.settings.login_code_minutes * 60)",
+        "test_attack_a_mailed_login_code_is_refused_after_its_allowed_wrong_tries",
+    ),
+    Mutant(
+        "federated: a verified address links a verified account by itself",
+        "        linked_at = None\n        if user is None:",
+        "        linked_at = now if user is not None and user.email_verified_at else None\n        if user is None:",
+        "test_attack_verified_email_match_does_not_auto_link",
+    ),
+    Mutant(
+        "redirect allowlist: a look-alike host passes for a listed origin",
+        'and origin == f"{listed.scheme}://{listed.netloc}".lower():',
+        'and origin.startswith(f"{listed.scheme}://{listed.netloc}".lower()):',
+        "test_attack_look_alike_of_an_allowed_origin_is_refused_as_redirect_to",
+    ),
+    Mutant(
+        "step-up: the window is longer than REAUTH_MINUTES",
+        "    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:",
+        "    elif time.time() - principal.auth_time > (gh.settings.reauth_minutes + 1) * 60:",
+        "test_attack_a_sign_in_just_past_reauth_minutes_is_stale_and_just_before_is_fresh",
+    ),
+    Mutant(
+        "step-up: the window is shorter than REAUTH_MINUTES",
+        "    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:",
+        "    elif time.time() - principal.auth_time > (gh.settings.reauth_minutes - 1) * 60:",
+        "test_attack_a_sign_in_just_past_reauth_minutes_is_stale_and_just_before_is_fresh",
+    ),
+    Mutant(
+        "caller memo: outlives the credential's own expiry",
+        "memos[credential] = (epoch, min(principal.valid_until, now + gh.settings.local_cache_seconds), principal)",
+        "memos[credential] = (epoch, now + gh.settings.local_cache_seconds, principal)",
+        "test_attack_a_memoised_key_or_token_stops_at_its_own_expiry",
+    ),
+    Mutant(
+        "mail budget: the owner's reserve is per known address, not per mailbox",
+        'await gh.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0',
+        'await gh.cache.hit(f"mail-known:{address}|{group}", settings.rate_reset_email_ip) == 0',
+        "test_attack_strangers_cannot_spend_the_owners_mail_reserve_and_it_is_capped_across_addresses",
+    ),
+    Mutant(
+        "audit: a passkey removal is not audited",
+        '        db.add(_audit("mfa.passkey_removed", client, subject=user.id, passkey=str(passkey_id)))\n',
+        "",
+        "test_each_account_security_action_writes_its_audit_row",
+    ),
+    Mutant(
+        "audit: a refresh-token reuse is not audited",
+        '            db.add(\n                _audit("auth.refresh_reuse", client, subject=row.user_id, outcome="failure", '
+        "session=str(session_id))\n            )\n",
+        "",
+        "test_each_account_security_action_writes_its_audit_row",
+    ),
+    Mutant(
+        "api keys: revoking a key leaves its children's cache entries",
+        '    await _publish_revoked_keys(gh, revoked)\n    log.info("api key revoked',
+        '    await _publish_revoked_keys(gh, revoked[:1])\n    log.info("api key revoked',
+        "test_attack_children_of_a_revoked_key_stop_even_when_a_shared_cache_holds_them",
+    ),
+    Mutant(
+        "user search: LIKE wildcards in a prefix are wildcards",
+        "stmt = stmt.where(User.email.startswith(key, autoescape=True))",
+        "stmt = stmt.where(User.email.startswith(key))",
+        "test_admin_email_search_kinds_say_which_match_ran",
+        backend="postgres",  # on SQLite the index range beside the LIKE bounds the match to the literal prefix
+    ),
     # Login
     Mutant(
         "login: no dummy hash for an unknown email",

@@ -2090,6 +2090,56 @@ async def test_cli_keys(settings: Settings, client: httpx.AsyncClient) -> None:
     assert result.exit_code == 1
 
 
+async def test_attack_children_of_a_revoked_key_stop_even_when_a_shared_cache_holds_them(
+    make_settings: Any, backend: str, request: pytest.FixtureRequest
+) -> None:
+    # On SQLite alone each publish empties the in-process cache (the signal file), which would hide a child
+    # left in it; a shared cache keeps entries across publishes, so SQLite runs with Redis here too.
+    shared = {}
+    if backend == "sqlite":
+        shared = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": f"gh-test-{secrets.token_hex(4)}:"}
+    try:
+        async with running(make_settings(**shared)) as client:
+            _, tokens = await new_user(client)
+            parent = await make_key(client, tokens["access_token"], scopes=["keys:write", "users:read"])
+            child = await make_key(client, parent["key"], scopes=["keys:write", "users:read"])
+            grandchild = await make_key(client, child["key"], scopes=["users:read"])
+            for key in (parent, child, grandchild):  # each resolved, so each is in the cache
+                assert (await client.get("/users/me", headers=bearer(key["key"]))).status_code == 200
+            r = await client.delete(f"/api-keys/{parent['id']}", headers=bearer(tokens["access_token"]))
+            assert r.status_code == 204
+            for key in (parent, child, grandchild):
+                r = await client.get("/users/me", headers=bearer(key["key"]))
+                assert r.status_code == 401 and error_code(r) == "invalid_api_key", key["name"]
+            [row] = await audit_rows(client.gatehouse, "key.revoke")
+            assert json_detail(row)["with_children"] == 2
+    finally:
+        if shared:
+            _drop_prefix(shared["redis_url"], shared["redis_prefix"])
+
+
+async def test_attack_a_memoised_key_or_token_stops_at_its_own_expiry(make_settings: Any) -> None:
+    settings = make_settings(local_cache_seconds=3600)  # a memo window far longer than either credential lives
+    async with running(settings) as client:
+        _, tokens = await new_user(client)
+        key = await make_key(client, tokens["access_token"], scopes=["users:read"], expires_in_days=1)
+        ends = service.utcnow().replace(microsecond=0) + service.timedelta(seconds=3)
+        async with client.gatehouse.transaction(write=True) as db:
+            await db.execute(
+                sa.update(service.ApiKey).where(service.ApiKey.id == uuid.UUID(key["id"])).values(expires_at=ends)
+            )
+        token = _forge(settings, tokens["access_token"], exp=int(ends.timestamp()))
+        for credential in (key["key"], token):
+            assert (await client.get("/users/me", headers=bearer(credential))).status_code == 200
+            assert (await client.get("/users/me", headers=bearer(credential))).status_code == 200
+            assert credential in client.gatehouse.principals  # answered from the memo
+        await asyncio.sleep(ends.timestamp() + 6 - time.time())  # past both ends (the token's with its 5 s leeway)
+        r = await client.get("/users/me", headers=bearer(key["key"]))
+        assert r.status_code == 401 and error_code(r) == "api_key_expired"
+        r = await client.get("/users/me", headers=bearer(token))
+        assert r.status_code == 401 and error_code(r) == "token_expired"
+
+
 # Signing keys and JWKS #######################################################
 
 
@@ -2672,6 +2722,138 @@ async def test_a_flush_waits_for_the_flush_already_under_way(client: httpx.Async
         )
     await background
     assert written == 3
+
+
+def _asserted_strings(source: str) -> set[str]:
+    """Strings the tests check: in an assert, in the list a loop of asserts walks, or the event a query for
+    audit rows names."""
+    import ast
+
+    found: set[str] = set()
+
+    def strings(node: ast.AST) -> set[str]:
+        return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assert):
+            found |= strings(node)
+        elif isinstance(node, ast.For | ast.AsyncFor) and any(isinstance(n, ast.Assert) for n in ast.walk(node)):
+            found |= strings(node.iter)
+        elif isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in ("audit_rows", "list_audit", "audited"):
+                found |= strings(node)
+            found |= {s for kw in node.keywords if kw.arg == "params" for s in strings(kw.value)}
+    return found
+
+
+def test_every_audit_event_is_asserted_by_some_test() -> None:
+    with open(__file__) as fh:
+        assert sorted(service.AUDIT_EVENTS - _asserted_strings(fh.read())) == []
+
+
+async def test_each_account_security_action_writes_its_audit_row(make_settings: Any, receiver: "Receiver") -> None:
+    import pyotp
+
+    settings = make_settings(webhook_url=receiver.url, refresh_grace_seconds=0)
+    async with running(settings) as client:
+        user, tokens = await new_user(client)
+        uid, auth = uuid.UUID(user["id"]), bearer(tokens["access_token"])
+
+        async def audited(event: str, outcome: str = "success") -> dict[str, Any]:
+            await settle(client.gatehouse)
+            [row] = await audit_rows(client.gatehouse, event, outcome)
+            assert row.subject_id == uid, event
+            return json_detail(row)
+
+        assert (await client.post("/auth/verify/request", headers=auth)).status_code == 202
+        await audited("user.email_verify_request")
+        [mail] = await messages_of(receiver, "email_verification")
+        assert (await client.post("/auth/verify/confirm", json={"token": token_of(mail["link"])})).status_code == 200
+        await audited("user.email_verified")
+        r = await client.patch("/users/me", headers=auth, json={"email": "moved@example.com"})
+        assert r.status_code == 200, r.text
+        await audited("user.email_change_request")
+        await audited("user.email_change_notice")
+        assert (await client.post("/auth/password-reset/request", json={"email": user["email"]})).status_code == 202
+        await audited("user.password_reset_request")
+
+        others = await login(client, user["email"])
+        assert (await client.post("/auth/logout-others", headers=auth)).status_code == 204
+        assert (await audited("auth.logout_others"))["sessions"] == 1
+        assert (await client.get("/users/me", headers=bearer(others["access_token"]))).status_code == 401
+        assert (await client.post("/auth/logout-all", headers=auth)).status_code == 204
+        await audited("auth.logout_all")
+
+        tokens = await login(client, user["email"])
+        rotated = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        await asyncio.sleep(0.01)
+        r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 401 and error_code(r) == "refresh_token_reused"
+        reused = await audited("auth.refresh_reuse", "failure")
+        assert reused["session"] == claims(rotated.json()["access_token"])["sid"]
+
+        result = await run_cli(settings, "set-password", user["email"], "--password-stdin", input=PASSWORD)
+        assert result.exit_code == 0, result.output
+        await audited("user.password_set")
+
+        tokens = await login(client, user["email"])
+        access = tokens["access_token"]
+        r = await client.post("/mfa/totp", headers=bearer(access), json={"password": PASSWORD})
+        assert r.status_code == 200, r.text
+        await audited("mfa.totp_enroll")
+        totp = pyotp.TOTP(r.json()["secret"])
+        wrong = f"{(int(totp.now()) + 1) % 10**6:06d}"
+        r = await client.post("/mfa/totp/confirm", headers=bearer(access), json={"code": wrong})
+        assert r.status_code == 401 and error_code(r) == "invalid_otp"
+        await audited("mfa.totp_confirm", "failure")  # a success is mfa.totp_enabled
+        r = await client.post("/mfa/totp/confirm", headers=bearer(access), json={"code": totp.now()})
+        assert r.status_code == 200, r.text
+        codes = r.json()["recovery_codes"]
+        await audited("mfa.totp_enabled")
+        await audited("mfa.undo_link_sent")
+        r = await client.post("/mfa/recovery-codes", headers=bearer(access), json={"recovery_code": codes[0]})
+        assert r.status_code == 200, r.text
+        await audited("mfa.recovery_codes_replaced")
+        key = SoftAuthenticator()
+        r = await add_passkey(client, access, key, proof={"recovery_code": r.json()["recovery_codes"][0]})
+        assert r.status_code == 201, r.text
+        passkey_id = r.json()["id"]
+        assert (await audited("mfa.passkey_added"))["passkey"] == passkey_id
+        proof = await passkey_proof(client, access, key)
+        r = await client.request("DELETE", f"/mfa/passkeys/{passkey_id}", headers=bearer(access), json=proof)
+        assert r.status_code == 204, r.text
+        assert (await audited("mfa.passkey_removed"))["passkey"] == passkey_id
+
+        kid = jwt.get_unverified_header(access)["kid"]
+        assert (await run_cli(settings, "signing-keys", "rotate")).exit_code == 0
+        result = await run_cli(settings, "signing-keys", "retire", kid)
+        assert result.exit_code == 0, result.output
+        [retired] = await audit_rows(client.gatehouse, "signing_key.retire")
+        assert json_detail(retired) == {"kid": kid}
+        assert (await client.get("/users/me", headers=bearer(access))).status_code == 401
+
+
+async def test_each_federated_action_writes_its_audit_row(
+    make_settings: Any, provider: "OidcProvider", receiver: "Receiver"
+) -> None:
+    async with running(fed_settings(make_settings, provider, webhook_url=receiver.url)) as client:
+        tokens = (await fed_sign_in(client)).json()
+        uid = uuid.UUID(claims(tokens["access_token"])["sub"])
+        [callback] = await audit_rows(client.gatehouse, "auth.oauth_callback")
+        assert callback.subject_id == uid
+        assert (await client.post("/auth/email-code", headers=bearer(tokens["access_token"]))).status_code == 202
+        await settle(client.gatehouse)
+        [sent] = await audit_rows(client.gatehouse, "auth.email_code_sent")
+        assert sent.subject_id == uid
+
+        victim = await register(client)
+        provider.user.update(sub="another-subject", email=victim["email"], email_verified=True)
+        link_token = (await fed_sign_in(client)).json()["error"]["details"][0]["link_token"]
+        assert (await client.post("/auth/oauth/link/mail", json={"link_token": link_token})).status_code == 202
+        await settle(client.gatehouse)
+        [mailed] = await audit_rows(client.gatehouse, "identity.link_mail")
+        assert str(mailed.subject_id) == victim["id"]
 
 
 # Operations ##################################################################
@@ -4343,6 +4525,107 @@ async def test_passkey_sign_in_from_a_new_address_is_not_held_by_a_full_password
             assert (await session_row(client.gatehouse, claims(r.json()["access_token"])["sid"])).ip == "203.0.113.81"
 
 
+async def test_attack_a_session_holder_cannot_flood_addresses_with_email_change_requests(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    async with running(make_settings(webhook_url=receiver.url, rate_reset_email_ip="2/h")) as client:
+        user, tokens = await new_user(client)
+        auth = bearer(tokens["access_token"])
+        for n in (1, 2):
+            r = await client.patch("/users/me", headers=auth, json={"email": f"new{n}@example.com"})
+            assert r.status_code == 200, r.text
+        r = await client.patch("/users/me", headers=auth, json={"email": "new3@example.com", "password": PASSWORD})
+        assert r.status_code == 429 and error_code(r) == "rate_limited" and int(r.headers["retry-after"]) > 0
+        await settle(client.gatehouse)
+        confirms = [m["email"] for m in receiver.messages if m["type"] == "email_change_confirm"]
+        assert confirms == ["new1@example.com", "new2@example.com"]
+        assert len(await audit_rows(client.gatehouse, "user.email_change_request")) == 2
+        assert (await user_row(client.gatehouse, user["email"])).email == user["email"]
+
+
+async def test_attack_a_mailed_login_code_is_refused_after_its_allowed_wrong_tries(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    settings = make_settings(
+        webhook_url=receiver.url, rate_login_failures_account="3/h", rate_login_failures_account_ip="50/h"
+    )
+    async with running(settings) as client:
+        user = await register(client)
+        wrong, right = (
+            {"email": user["email"], "password": "a wrong guess"},
+            {"email": user["email"], "password": PASSWORD},
+        )
+        async with from_address(client, "198.51.100.1") as stranger:  # fills the account-wide limit
+            for _ in range(3):
+                await stranger.post("/auth/login", json=wrong)
+        async with from_address(client, "203.0.113.50") as holder:  # holds the password, not the mailbox
+            r = await holder.post("/auth/login", json=right)
+            assert r.status_code == 401 and error_code(r) == "login_code_required"
+            [mail] = await messages_of(receiver, "login_code")
+            guesses = [f"{(int(mail['code']) + n) % 10**8:08d}" for n in range(1, 6)]
+            for guess in guesses:  # five wrong tries per code lifetime
+                r = await holder.post("/auth/login", json={**right, "code": guess})
+                assert r.status_code == 401 and error_code(r) == "login_code_required"
+            r = await holder.post("/auth/login", json={**right, "code": mail["code"]})
+            assert r.status_code == 401 and error_code(r) == "login_code_required"  # the right code, too late
+        async with client.gatehouse.transaction() as db:
+            [row] = await db.scalars(sa.select(service.ActionToken).where(service.ActionToken.purpose == "login_code"))
+        assert row.used_at is None
+        assert len(await audit_rows(client.gatehouse, "auth.login", "success")) == 0
+
+
+async def age_proof_by(gh: service.Gatehouse, session_id: str, seconds: float) -> None:
+    async with gh.transaction(write=True) as db:
+        await db.execute(
+            sa.update(service.LoginSession)
+            .where(service.LoginSession.id == uuid.UUID(session_id))
+            .values(authenticated_at=service.utcnow() - service.timedelta(seconds=seconds))
+        )
+
+
+async def test_attack_a_sign_in_just_past_reauth_minutes_is_stale_and_just_before_is_fresh(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    _, tokens = await new_user(client)
+    sid, window = claims(tokens["access_token"])["sid"], settings.reauth_minutes * 60
+    for age, status in ((window + 30, 401), (window - 30, 201)):
+        await age_proof_by(client.gatehouse, sid, age)
+        r = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        tokens = r.json()
+        assert abs(time.time() - claims(tokens["access_token"])["auth_time"] - age) < 5
+        r = await client.post(
+            "/api-keys", headers=bearer(tokens["access_token"]), json={"name": "k", "scopes": ["users:read"]}
+        )
+        assert r.status_code == status, (age, r.text)
+        if status == 401:
+            assert error_code(r) == "reauthentication_required"
+    assert len((await client.get("/api-keys", headers=bearer(tokens["access_token"]))).json()) == 1
+
+
+async def test_attack_strangers_cannot_spend_the_owners_mail_reserve_and_it_is_capped_across_addresses(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    settings = make_settings(webhook_url=receiver.url, rate_reset_email="2/h", rate_reset_email_ip="2/h")
+    async with running(settings) as client:
+        user = await register(client)
+        for ip in ("198.51.100.1", "198.51.100.2"):  # the owner's two known addresses
+            async with from_address(client, ip) as owner:
+                await login(owner, user["email"])
+
+        async def resets(ip: str, n: int) -> int:
+            async with from_address(client, ip) as caller:
+                for _ in range(n):
+                    r = await caller.post("/auth/password-reset/request", json={"email": user["email"]})
+                    assert r.status_code == 202
+            await settle(client.gatehouse)
+            return len([m for m in receiver.messages if m["type"] == "password_reset"])
+
+        assert await resets("203.0.113.1", 3) == 2  # strangers spend the mailbox's budget
+        assert await resets("198.51.100.1", 3) == 4  # the owner's reserve: RATE_RESET_EMAIL_IP more
+        assert await resets("198.51.100.2", 2) == 4  # one reserve for the mailbox, not one per known address
+        assert await resets("203.0.113.2", 1) == 4
+
+
 # Takeover resistance: edge and input #########################################
 
 # Hostile or malformed input gets a clear 4xx JSON answer, never a 500 or a leaky log line,
@@ -5820,14 +6103,15 @@ async def test_attack_expired_reused_or_misused_mfa_token_is_refused(client: htt
         )
     r = await client.post("/auth/mfa", json={"mfa_token": stale, "code": next_code(totp)})
     assert r.status_code == 401 and error_code(r) == "invalid_mfa_token"
-    for body in (
-        {"mfa_token": "made-up", "code": "123456"},
-        {"mfa_token": token},
-        {"mfa_token": token, "code": "12345"},
-        {"mfa_token": token, "code": "123456", "scope": "admin"},
+    for body, status, code in (  # each with a live token of its own, refused for its own reason
+        ({"mfa_token": "made-up", "code": "123456"}, 401, "invalid_mfa_token"),
+        ({}, 422, "invalid_input"),
+        ({"code": "12345"}, 422, "validation_error"),
+        ({"code": "123456", "scope": "admin"}, 422, "validation_error"),
     ):
-        r = await client.post("/auth/mfa", json=body)
-        assert r.status_code in (401, 422), (body, r.text)
+        live = (await mfa_login(client, user["email"]))["mfa_token"]
+        r = await client.post("/auth/mfa", json={"mfa_token": live, **body})
+        assert r.status_code == status and error_code(r) == code, (body, r.text)
 
 
 async def test_attack_fifty_parallel_wrong_codes_get_no_more_checks_than_the_limit(make_settings: Any) -> None:
@@ -6111,6 +6395,112 @@ async def test_attack_login_code_path_still_asks_for_the_second_factor(
         assert r.status_code == 200 and r.json()["mfa_required"] is True and "access_token" not in r.json()
         r = await client.post("/auth/mfa", json={"mfa_token": r.json()["mfa_token"], "code": next_code(totp)})
         assert r.status_code == 200 and claims(r.json()["access_token"])["amr"] == ["pwd", "otp"]
+
+
+async def test_mfa_token_is_stored_to_expire_at_its_own_lifetime(client: httpx.AsyncClient) -> None:
+    user, tokens = await new_user(client)
+    await enroll_totp(client, tokens["access_token"])
+    challenge = await mfa_login(client, user["email"])
+    async with client.gatehouse.transaction() as db:
+        row = await db.scalar(
+            sa.select(service.ActionToken).where(
+                service.ActionToken.token_hash == service.hash_secret(challenge["mfa_token"])
+            )
+        )
+    # The stored expiry is what refuses the token; the answer's `expires_in` only reports it.
+    assert row.purpose == "mfa" and row.expires_at - row.created_at == service.MFA_TOKEN_LIFETIME
+    assert challenge["expires_in"] == service.MFA_TOKEN_LIFETIME.total_seconds() == 300
+
+
+async def test_attack_expired_session_is_left_out_of_the_session_list(client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    here, elsewhere = await login(client, user["email"]), await login(client, user["email"])
+    async with client.gatehouse.transaction(write=True) as db:  # ended by time, never revoked
+        await db.execute(
+            sa.update(service.LoginSession)
+            .where(service.LoginSession.id == uuid.UUID(claims(elsewhere["access_token"])["sid"]))
+            .values(expires_at=service.utcnow() - service.timedelta(seconds=1))
+        )
+    r = await client.get("/sessions", headers=bearer(here["access_token"]))
+    assert r.status_code == 200 and [s["id"] for s in r.json()] == [claims(here["access_token"])["sid"]]
+    assert (await session_row(client.gatehouse, claims(elsewhere["access_token"])["sid"])).revoked_at is None
+
+
+class CounterlessAuthenticator(SoftAuthenticator):
+    """A passkey that keeps no signature counter (as many platform passkeys): every answer says 0."""
+
+    sign_count = property(lambda self: 0, lambda self, value: None)
+
+
+async def test_attack_replayed_answer_of_a_counterless_passkey_is_a_spent_challenge(client: httpx.AsyncClient) -> None:
+    _, tokens = await new_user(client)
+    key = CounterlessAuthenticator()
+    assert (await add_passkey(client, tokens["access_token"], key)).status_code == 201
+    for _ in range(2):  # a counter that stays 0 is no clone: accepted every time
+        assert (await passkey_sign_in(client, key)).status_code == 200
+    answer = key.get((await client.post("/auth/webauthn/options")).json())
+    assert (await client.post("/auth/webauthn", json={"credential": answer})).status_code == 200
+    r = await client.post("/auth/webauthn", json={"credential": answer})  # the counter cannot tell: the challenge does
+    assert r.status_code == 401 and error_code(r) == "passkey_rejected" and "already used" in r.text, r.text
+    assert await audit_rows(client.gatehouse, "mfa.passkey_clone_detected") == []
+    assert len(await audit_rows(client.gatehouse, "auth.login", "success")) == 1 + 3  # the password, the passkey
+    async with client.gatehouse.transaction() as db:
+        assert (await db.scalar(sa.select(service.Passkey.sign_count))) == 0
+
+
+async def test_attack_a_genuine_and_a_cloned_passkey_answering_at_once_with_one_count_get_one_session(
+    client: httpx.AsyncClient,
+) -> None:
+    import copy
+
+    _, tokens = await new_user(client)
+    genuine = SoftAuthenticator()
+    assert (await add_passkey(client, tokens["access_token"], genuine)).status_code == 201
+    clone = copy.copy(genuine)  # same key and counter: both next answer with the same count
+    for count in (1, 2, 3):
+        answers = [key.get((await client.post("/auth/webauthn/options")).json()) for key in (genuine, clone)]
+        racing = await asyncio.gather(*(client.post("/auth/webauthn", json={"credential": a}) for a in answers))
+        assert sorted(r.status_code for r in racing) == [200, 401], [r.text for r in racing]
+        async with client.gatehouse.transaction() as db:
+            assert (await db.scalar(sa.select(service.Passkey.sign_count))) == count
+    assert len(await audit_rows(client.gatehouse, "mfa.passkey_clone_detected", "failure")) == 3
+
+
+async def test_attack_passkey_challenge_for_one_purpose_is_refused_for_another_of_the_same_user(
+    client: httpx.AsyncClient,
+) -> None:
+    user, tokens = await new_user(client)
+    auth = bearer(tokens["access_token"])
+    spare = await client.post("/mfa/passkeys/options", headers=auth, json={"password": PASSWORD})
+    register_options = spare.json()  # a registration challenge of this user, never used
+    key = SoftAuthenticator()
+    assert (await add_passkey(client, tokens["access_token"], key)).status_code == 201
+    mfa_token = (await mfa_login(client, user["email"]))["mfa_token"]
+    challenges = {
+        "register": register_options,
+        "mfa": (await client.post("/auth/webauthn/options", json={"mfa_token": mfa_token})).json(),
+        "proof": (await client.post("/mfa/passkeys/challenge", headers=auth)).json(),
+    }
+    uses = {
+        "mfa": lambda answer: client.post("/auth/mfa", json={"mfa_token": mfa_token, "webauthn": answer}),
+        "proof": lambda answer: client.post("/auth/reauthenticate", headers=auth, json={"passkey": answer}),
+        "login": lambda answer: client.post("/auth/webauthn", json={"credential": answer}),
+    }
+    for issued, options in challenges.items():
+        for purpose, use in uses.items():
+            if purpose != issued:
+                r = await use(key.get(options))
+                assert r.status_code == 401 and error_code(r) == "passkey_rejected", (issued, purpose, r.text)
+                assert "not one this service issued for this" in r.text, (issued, purpose, r.text)
+    other = SoftAuthenticator()  # and a sign-in or step-up challenge registers nothing
+    for issued in ("mfa", "proof"):
+        options = {**challenges[issued], "rp": {"id": "localhost"}, "user": {"id": key.user_handle}}
+        r = await client.post("/mfa/passkeys", headers=auth, json={"credential": other.create(options), "name": "x"})
+        assert r.status_code == 401 and error_code(r) == "passkey_rejected", (issued, r.text)
+    assert len((await client.get("/mfa/passkeys", headers=auth)).json()) == 1
+    for purpose in ("mfa", "proof"):  # each challenge still works for what it was issued for
+        r = await uses[purpose](key.get(challenges[purpose]))
+        assert r.status_code == 200, (purpose, r.text)
 
 
 # Second factors that cannot be turned against the owner (issue 25)
@@ -7602,6 +7992,25 @@ async def test_attack_linking_an_identity_of_another_account_from_inside_is_refu
         assert (await client.get("/users/me/identities", headers=bearer(tokens["access_token"]))).json() == []
         r = await fed_sign_in(client)
         assert r.status_code == 200 and claims(r.json()["access_token"])["sub"] == owner
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://app.example.com.evil.test/signed-in",
+        "https://app.example.comevil.test/",
+        "https://app.example.com-evil.test/",
+        "https://app.example.com:8443/signed-in",
+        "http://app.example.com/signed-in",
+    ],
+)
+async def test_attack_look_alike_of_an_allowed_origin_is_refused_as_redirect_to(
+    make_settings: Any, provider: OidcProvider, target: str
+) -> None:
+    async with running(fed_settings(make_settings, provider)) as client:  # lists the origin https://app.example.com
+        r = await client.get("/auth/oauth/acme/authorize", params={"redirect_to": target})
+        assert r.status_code == 400 and error_code(r) == "redirect_not_allowed", target
+        assert "set-cookie" not in r.headers
 
 
 # Retention and search at scale ###############################################
