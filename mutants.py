@@ -45,8 +45,8 @@ MUTANTS = [
     # What the suite missed (issue 26)
     Mutant(
         "second factor: the failure limit is per address, not per user",
-        'rate, key = gh.settings.rate_mfa_failures, f"mfa-fail:{user.id}"',
-        'rate, key = gh.settings.rate_mfa_failures, f"mfa-fail:{user.id}|{ip_group(client.ip)}"',
+        'rate, key = gatehouse.settings.rate_mfa_failures, f"mfa-fail:{user.id}"',
+        'rate, key = gatehouse.settings.rate_mfa_failures, f"mfa-fail:{user.id}|{ip_group(client.ip)}"',
         "test_attack_password_holders_guessing_codes_from_elsewhere_cannot_lock_the_owner_out",
     ),
     Mutant(
@@ -88,14 +88,14 @@ MUTANTS = [
     ),
     Mutant(
         "email change: requests are not rate limited",
-        '    await _check_rate(gh, f"email-change:{user.id}", gh.settings.rate_reset_email_ip)\n',
+        '    await _check_rate(gatehouse, f"email-change:{user.id}", gatehouse.settings.rate_reset_email_ip)\n',
         "",
         "test_attack_a_session_holder_cannot_flood_addresses_with_email_change_requests",
     ),
     Mutant(
         "login code: no limit on wrong tries",
-        "    tries = Rate(5, gh.settings.login_code_minutes * 60)",
-        "    tries = Rate(500, gh.settings.login_code_minutes * 60)",
+        "    tries = Rate(5, gatehouse.settings.login_code_minutes * 60)",
+        "    tries = Rate(500, gatehouse.settings.login_code_minutes * 60)",
         "test_attack_a_mailed_login_code_is_refused_after_its_allowed_wrong_tries",
     ),
     Mutant(
@@ -112,26 +112,26 @@ MUTANTS = [
     ),
     Mutant(
         "step-up: the window is longer than REAUTH_MINUTES",
-        "    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:",
-        "    elif time.time() - principal.auth_time > (gh.settings.reauth_minutes + 1) * 60:",
+        "    elif time.time() - principal.auth_time > gatehouse.settings.reauth_minutes * 60:",
+        "    elif time.time() - principal.auth_time > (gatehouse.settings.reauth_minutes + 1) * 60:",
         "test_attack_a_sign_in_just_past_reauth_minutes_is_stale_and_just_before_is_fresh",
     ),
     Mutant(
         "step-up: the window is shorter than REAUTH_MINUTES",
-        "    elif time.time() - principal.auth_time > gh.settings.reauth_minutes * 60:",
-        "    elif time.time() - principal.auth_time > (gh.settings.reauth_minutes - 1) * 60:",
+        "    elif time.time() - principal.auth_time > gatehouse.settings.reauth_minutes * 60:",
+        "    elif time.time() - principal.auth_time > (gatehouse.settings.reauth_minutes - 1) * 60:",
         "test_attack_a_sign_in_just_past_reauth_minutes_is_stale_and_just_before_is_fresh",
     ),
     Mutant(
         "caller memo: outlives the credential's own expiry",
-        "memos[credential] = (epoch, min(principal.valid_until, now + gh.settings.local_cache_seconds), principal)",
-        "memos[credential] = (epoch, now + gh.settings.local_cache_seconds, principal)",
+        "memos[credential] = (epoch, min(principal.valid_until, now + gatehouse.settings.local_cache_seconds), principal)",
+        "memos[credential] = (epoch, now + gatehouse.settings.local_cache_seconds, principal)",
         "test_attack_a_memoised_key_or_token_stops_at_its_own_expiry",
     ),
     Mutant(
         "mail budget: the owner's reserve is per known address, not per mailbox",
-        'await gh.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0',
-        'await gh.cache.hit(f"mail-known:{address}|{group}", settings.rate_reset_email_ip) == 0',
+        'await gatehouse.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0',
+        'await gatehouse.cache.hit(f"mail-known:{address}|{group}", settings.rate_reset_email_ip) == 0',
         "test_attack_strangers_cannot_spend_the_owners_mail_reserve_and_it_is_capped_across_addresses",
     ),
     Mutant(
@@ -149,8 +149,8 @@ MUTANTS = [
     ),
     Mutant(
         "api keys: revoking a key leaves its children's cache entries",
-        '    await _publish_revoked_keys(gh, revoked)\n    log.info("api key revoked',
-        '    await _publish_revoked_keys(gh, revoked[:1])\n    log.info("api key revoked',
+        '    await _publish_revoked_keys(gatehouse, revoked)\n    log.info("api key revoked',
+        '    await _publish_revoked_keys(gatehouse, revoked[:1])\n    log.info("api key revoked',
         "test_attack_children_of_a_revoked_key_stop_even_when_a_shared_cache_holds_them",
     ),
     Mutant(
