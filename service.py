@@ -8095,6 +8095,16 @@ def _scope_error(principal: Principal, missing: list[str], message: str | None =
     return InsufficientScope(message or f"This needs the scope(s): {', '.join(missing)}.")
 
 
+def credential_from(headers: dict[bytes, bytes]) -> str:
+    """The credential a request carries (its raw headers as a dict: the last of a repeated name wins):
+    `Authorization: Bearer <access token or API key>`, else `X-API-Key`; "" when there is none. The one
+    reading of these headers, for the dependency and the edge alike."""
+    scheme, _, credential = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not credential:
+        credential = headers.get(b"x-api-key", b"").decode("latin-1")
+    return credential.strip()
+
+
 class Authenticated(OAuth2PasswordBearer):
     """The caller, from `Authorization: Bearer <access token or API key>` or `X-API-Key`,
     holding every scope in `scopes` (403 insufficient_scope) and, with `session=True`,
@@ -8120,27 +8130,17 @@ class Authenticated(OAuth2PasswordBearer):
         host routes `mount_gatehouse` guards before they run (`_GuardedHostRoute`)."""
         if gatehouse is None:
             gatehouse = scope["app"].state.gatehouse
-        authorization = api_key = ""
-        for name, value in scope["headers"]:  # as the edge reads them: the last one of a name wins
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"x-api-key":
-                api_key = value.decode("latin-1")
         principal = await self.admit(
-            gatehouse, authorization, api_key, lambda: request_ip(Request(scope), gatehouse.settings)
+            gatehouse, credential_from(dict(scope["headers"])), lambda: request_ip(Request(scope), gatehouse.settings)
         )
         scope.setdefault("state", {})["principal"] = principal  # request.state.principal, for the access line
         return principal
 
-    async def admit(self, gatehouse: Gatehouse, authorization: str, api_key: str, ip: Callable[[], str]) -> Principal:
-        """The caller behind these headers, if this guard lets them through: the whole check, for
-        the dependency and for the edge's hot reads alike. `ip` is asked only when a session is touched."""
-        scheme, _, credential = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not credential:
-            credential = api_key
+    async def admit(self, gatehouse: Gatehouse, credential: str, ip: Callable[[], str]) -> Principal:
+        """The caller behind a credential (see `credential_from`), if this guard lets them through: the whole
+        check, for the dependency and for the edge's hot reads alike. `ip` is asked only when a session is touched."""
         if not credential:
             raise NotAuthenticated()
-        credential = credential.strip()
         principal = remembered_principal(gatehouse, credential) or await resolve_credential(gatehouse, credential)
         if principal.session_id is not None:
             if session_touch_due(gatehouse, principal.session_id):
@@ -9487,12 +9487,7 @@ class EdgeMiddleware:
         principal = None
         if guard is not None:
             try:
-                principal = await guard.admit(
-                    gatehouse,
-                    header.get(b"authorization", b"").decode("latin-1"),
-                    header.get(b"x-api-key", b"").decode("latin-1"),
-                    lambda: ip,
-                )
+                principal = await guard.admit(gatehouse, credential_from(header), lambda: ip)
             except ServiceError as exc:
                 await service_error_response(exc)(scope, receive, send)
                 return
