@@ -45,7 +45,7 @@ MUTANTS = [
     # What the suite missed (issue 26)
     Mutant(
         "second factor: the failure limit is per address, not per user",
-        'rate, key = gatehouse.settings.rate_mfa_failures, f"mfa-fail:{user.id}"',
+        "rate, key = gatehouse.settings.rate_mfa_failures, Keys.mfa_failures(user.id)",
         'rate, key = gatehouse.settings.rate_mfa_failures, f"mfa-fail:{user.id}|{ip_group(client.ip)}"',
         "test_attack_password_holders_guessing_codes_from_elsewhere_cannot_lock_the_owner_out",
     ),
@@ -88,7 +88,7 @@ MUTANTS = [
     ),
     Mutant(
         "email change: requests are not rate limited",
-        '    await _check_rate(gatehouse, f"email-change:{user.id}", gatehouse.settings.rate_reset_email_ip)\n',
+        "    await _check_rate(gatehouse, Keys.email_change(user.id), gatehouse.settings.rate_reset_email_ip)\n",
         "",
         "test_attack_a_session_holder_cannot_flood_addresses_with_email_change_requests",
     ),
@@ -130,7 +130,7 @@ MUTANTS = [
     ),
     Mutant(
         "mail budget: the owner's reserve is per known address, not per mailbox",
-        'await gatehouse.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0',
+        "await gatehouse.cache.hit(Keys.mail_known(address), settings.rate_reset_email_ip) == 0",
         'await gatehouse.cache.hit(f"mail-known:{address}|{group}", settings.rate_reset_email_ip) == 0',
         "test_attack_strangers_cannot_spend_the_owners_mail_reserve_and_it_is_capped_across_addresses",
     ),
@@ -324,8 +324,8 @@ MUTANTS = [
     ),
     Mutant(
         "access: key retirement not checked for a token verified before",
-        '        if await _cached(gatehouse, f"sk:{claims.kid}", lambda: _load_key_entry(gatehouse, claims.kid)) is None:',
-        "        if False:",
+        "        if known is None:\n            raise UnknownKey()\n    else:",
+        "        if False:\n            raise UnknownKey()\n    else:",
         "test_rotate_and_retire_signing_keys_under_a_running_service",
     ),
     Mutant(
@@ -360,8 +360,8 @@ MUTANTS = [
     ),
     Mutant(
         "access: logout not announced to the caches",
-        '    if ended:\n        await gatehouse.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})',
-        '    if False:\n        await gatehouse.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})',
+        "    if ended:\n        await gatehouse.cache.publish({Keys.session(sid): _session_entry(None) for sid in ended})",
+        "    if False:\n        await gatehouse.cache.publish({Keys.session(sid): _session_entry(None) for sid in ended})",
         "test_logout_revokes_this_session_only",
     ),
     Mutant(
@@ -477,7 +477,7 @@ MUTANTS = [
     ),
     Mutant(
         "api key: last_used_at not claimed across instances",
-        '        if await gatehouse.cache.claim(f"touch:{key_id}", interval):',
+        "        if await gatehouse.cache.claim(Keys.api_key_touch(key_id), interval):",
         "        if True:",
         "test_api_key_last_used_is_recorded_without_a_write_per_request",
         backend="postgres",
@@ -622,14 +622,14 @@ MUTANTS = [
     # The owner on a new network
     Mutant(
         "new network: a login code spends the mailbox's budget, which strangers can empty",
-        '    if await gatehouse.cache.hit(f"mail-code:{user.id}", gatehouse.settings.rate_reset_email_ip) > 0:',
+        "    if await gatehouse.cache.hit(Keys.mail_code(user.id), gatehouse.settings.rate_reset_email_ip) > 0:",
         "    if not await _mail_allowed(gatehouse, user.email, client, user.id):",
         "test_attack_strangers_on_sixteen_addresses_cannot_keep_the_owner_out_of_a_new_address",
     ),
     Mutant(
         "new network: the login code budget never refuses, so a password holder floods the mailbox",
-        '    if await gatehouse.cache.hit(f"mail-code:{user.id}", gatehouse.settings.rate_reset_email_ip) > 0:',
-        '    if await gatehouse.cache.hit(f"mail-code:{user.id}", gatehouse.settings.rate_reset_email_ip) > 3600:',
+        "    if await gatehouse.cache.hit(Keys.mail_code(user.id), gatehouse.settings.rate_reset_email_ip) > 0:",
+        "    if await gatehouse.cache.hit(Keys.mail_code(user.id), gatehouse.settings.rate_reset_email_ip) > 3600:",
         "test_attack_strangers_on_sixteen_addresses_cannot_keep_the_owner_out_of_a_new_address",
     ),
     Mutant(
@@ -796,7 +796,7 @@ MUTANTS = [
     ),
     Mutant(
         "mail: no per-requester budget",
-        '    allowed = await gatehouse.cache.hit(f"mail-ip:{address}|{group}", settings.rate_reset_email_ip) == 0 and (',
+        "    allowed = await gatehouse.cache.hit(Keys.mail_from(address, group), settings.rate_reset_email_ip) == 0 and (",
         "    allowed = True or (",
         "test_attack_strangers_cannot_spend_the_owners_reset_mail",
     ),
@@ -843,7 +843,7 @@ MUTANTS = [
         "    passkey = await _find_passkey(gatehouse, answer)",
         "    passkey = await _find_passkey(gatehouse, answer)\n"
         "    if passkey is not None:\n"
-        '        await _check_rate(gatehouse, f"mfa-fail:{passkey.user_id}", gatehouse.settings.rate_mfa_failures)\n'
+        "        await _check_rate(gatehouse, Keys.mfa_failures(passkey.user_id), gatehouse.settings.rate_mfa_failures)\n"
         "    challenge, expires = _client_challenge(gatehouse, answer, purpose, user.id if user else None)",
         "test_attack_strangers_junk_passkey_answers_never_spend_the_owners_second_factor_budget",
     ),
@@ -855,7 +855,7 @@ MUTANTS = [
     ),
     Mutant(
         "codes: no reserve for the owner",
-        '        key = f"mfa-fail-known:{user.id}"\n        await _check_rate(gatehouse, key, rate)',
+        "        key = Keys.mfa_failures_known(user.id)\n        await _check_rate(gatehouse, key, rate)",
         "        raise RateLimited(wait)",
         "test_attack_password_holders_guessing_codes_from_elsewhere_cannot_lock_the_owner_out",
     ),
@@ -936,13 +936,13 @@ MUTANTS = [
     ),
     Mutant(
         "passkey clone: not mailed",
-        '    if await gatehouse.cache.claim(f"clone-mail:{passkey.id}", 3600):',
+        "    if await gatehouse.cache.claim(Keys.clone_mail(passkey.id), 3600):",
         "    if False:",
         "test_attack_a_cloned_passkey_is_mailed_to_the_owner",
     ),
     Mutant(
         "passkey clone: mailed on every try",
-        '    if await gatehouse.cache.claim(f"clone-mail:{passkey.id}", 3600):',
+        "    if await gatehouse.cache.claim(Keys.clone_mail(passkey.id), 3600):",
         "    if True:",
         "test_attack_a_cloned_passkey_is_mailed_to_the_owner",
     ),

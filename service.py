@@ -2646,6 +2646,104 @@ def device_label(user_agent: str) -> str:
 Entry = tuple[int, Any]  # (version, payload); payload None = known not to exist / revoked
 
 
+class Keys:
+    """Every near-cache entry and limit key, by what it holds: the whole key space in one place (in Redis
+    each also carries REDIS_PREFIX). A limit's metric label is the part before the first colon."""
+
+    # Cached entries: each is published to every process when what it holds changes.
+    @staticmethod
+    def user(user_id: object) -> str:
+        return f"u:{user_id}"
+
+    @staticmethod
+    def session(session_id: object) -> str:
+        return f"s:{session_id}"
+
+    @staticmethod
+    def api_key(public_id: str) -> str:
+        return f"k:{public_id}"
+
+    @staticmethod
+    def signing_key(kid: str) -> str:
+        return f"sk:{kid}"
+
+    @staticmethod
+    def active_signing_key(algorithm: str) -> str:
+        return f"sk:active:{algorithm}"
+
+    # Rate limits: per client address (a /64 for IPv6) ...
+    @staticmethod
+    def general_ip(group: str) -> str:
+        return f"ip:{group}"
+
+    @staticmethod
+    def auth_ip(group: str) -> str:
+        return f"auth-ip:{group}"
+
+    # ... per account and per account and address ...
+    @staticmethod
+    def login_failures(account: str) -> str:
+        return f"login-fail:{account}"
+
+    @staticmethod
+    def login_failures_from(account: str, group: str) -> str:
+        return f"login-fail:{account}|{group}"
+
+    @staticmethod
+    def mfa_failures(user_id: object) -> str:
+        return f"mfa-fail:{user_id}"
+
+    @staticmethod
+    def mfa_failures_known(user_id: object) -> str:
+        return f"mfa-fail-known:{user_id}"
+
+    @staticmethod
+    def code_tries(purpose: str, user_id: object) -> str:
+        return f"{purpose.replace('_', '-')}:{user_id}"
+
+    @staticmethod
+    def verification_mail(user_id: object) -> str:
+        return f"verify:{user_id}"
+
+    @staticmethod
+    def email_change(user_id: object) -> str:
+        return f"email-change:{user_id}"
+
+    # ... and per mailbox: the mail budget.
+    @staticmethod
+    def mail(address: str) -> str:
+        return f"mail:{address}"
+
+    @staticmethod
+    def mail_from(address: str, group: str) -> str:
+        return f"mail-ip:{address}|{group}"
+
+    @staticmethod
+    def mail_known(address: str) -> str:
+        return f"mail-known:{address}"
+
+    @staticmethod
+    def mail_code(user_id: object) -> str:
+        return f"mail-code:{user_id}"
+
+    # Claims: the first caller in a window does the work, on every instance.
+    @staticmethod
+    def api_key_touch(key_id: object) -> str:
+        return f"touch:{key_id}"
+
+    @staticmethod
+    def session_touch(session_id: object) -> str:
+        return f"touch-s:{session_id}"
+
+    @staticmethod
+    def clone_mail(passkey_id: object) -> str:
+        return f"clone-mail:{passkey_id}"
+
+    @staticmethod
+    def oauth_state(state_hash: str) -> str:
+        return f"oauth-state:{state_hash}"
+
+
 class LocalCache:
     """Bounded LRU of versioned entries with a TTL and an invalidation epoch (the version and
     epoch rules are ours; cachetools keeps the bound)."""
@@ -4311,7 +4409,7 @@ def _user_entry(user: User) -> Entry:
 async def _publish_user(gatehouse: Gatehouse, user: User) -> UserPublic:
     """After a user's write commits: every instance drops its copy; the public shape."""
     version, payload = _user_entry(user)
-    await gatehouse.cache.publish({f"u:{user.id}": (version, payload)})
+    await gatehouse.cache.publish({Keys.user(user.id): (version, payload)})
     return UserPublic.model_validate(payload)
 
 
@@ -4373,7 +4471,7 @@ async def _check_rate(gatehouse: Gatehouse, key: str, rate: Rate, cost: int = 1)
 
 async def _check_auth_ip(gatehouse: Gatehouse, client: Client) -> None:
     """The per-address limit on unauthenticated auth work (register, login, reset; IPv6 per /64)."""
-    await _check_rate(gatehouse, f"auth-ip:{ip_group(client.ip)}", gatehouse.settings.rate_auth_ip)
+    await _check_rate(gatehouse, Keys.auth_ip(ip_group(client.ip)), gatehouse.settings.rate_auth_ip)
 
 
 # Service functions: users ----------------------------------------------------
@@ -4412,7 +4510,7 @@ async def find_user(gatehouse: Gatehouse, *, email: str) -> UserPublic:
 
 async def _user_payload(gatehouse: Gatehouse, user_id: uuid.UUID | str) -> dict[str, Any] | None:
     """A user's cached public fields (None if there is no such user); `user_id` as UUID or its text."""
-    return await _cached(gatehouse, f"u:{user_id}", lambda: _load_user_entry(gatehouse, uuid.UUID(str(user_id))))
+    return await _cached(gatehouse, Keys.user(user_id), lambda: _load_user_entry(gatehouse, uuid.UUID(str(user_id))))
 
 
 async def get_user(gatehouse: Gatehouse, *, user_id: uuid.UUID) -> UserPublic:
@@ -4658,7 +4756,9 @@ async def rotate_signing_key(gatehouse: Gatehouse, *, algorithm: str | None = No
         )
         db.add(row)
         db.add(_audit("signing_key.rotate", client, kid=row.kid, algorithm=algorithm))
-    await gatehouse.cache.publish({f"sk:active:{algorithm}": _active_entry(row), f"sk:{row.kid}": _key_entry(row)})
+    await gatehouse.cache.publish(
+        {Keys.active_signing_key(algorithm): _active_entry(row), Keys.signing_key(row.kid): _key_entry(row)}
+    )
     log.info("signing key rotated kid=%s alg=%s", row.kid, algorithm)
     return row
 
@@ -4672,7 +4772,7 @@ async def active_signing_key(gatehouse: Gatehouse) -> KeyMaterial:
             row = await _newest_key(db, algorithm)
         return 0, None if row is None else dataclasses.asdict(_material(row))
 
-    active = await _cached(gatehouse, f"sk:active:{algorithm}", load)
+    active = await _cached(gatehouse, Keys.active_signing_key(algorithm), load)
     if active is None:
         return _material(await rotate_signing_key(gatehouse, client=SERVICE))
     return KeyMaterial(**active)
@@ -4689,7 +4789,7 @@ async def retire_signing_key(gatehouse: Gatehouse, *, kid: str, client: Client =
         await db.flush()
         successor = await _newest_key(db, row.algorithm)
     await gatehouse.cache.publish(
-        {f"sk:{kid}": _key_entry(None), f"sk:active:{row.algorithm}": _active_entry(successor)}
+        {Keys.signing_key(kid): _key_entry(None), Keys.active_signing_key(row.algorithm): _active_entry(successor)}
     )
     log.warning("signing key retired kid=%s", kid)
     return row
@@ -4763,7 +4863,7 @@ async def resolve_api_key(gatehouse: Gatehouse, key: str) -> Principal:
     match = _API_KEY_RE.match(key)
     if not match:
         raise InvalidApiKey("The API key is malformed.")
-    entry = await _cached(gatehouse, f"k:{match[1]}", lambda: _load_api_key_entry(gatehouse, match[1]))
+    entry = await _cached(gatehouse, Keys.api_key(match[1]), lambda: _load_api_key_entry(gatehouse, match[1]))
     if not hmac.compare_digest(hash_secret(match[2]), entry["hash"] if entry else _NO_KEY_HASH) or not entry:
         raise InvalidApiKey()
     if entry["exp"] is not None and entry["exp"] <= time.time():
@@ -4797,7 +4897,7 @@ def _touch_api_key(gatehouse: Gatehouse, key_id: uuid.UUID) -> None:
         return
 
     async def write() -> None:
-        if await gatehouse.cache.claim(f"touch:{key_id}", interval):
+        if await gatehouse.cache.claim(Keys.api_key_touch(key_id), interval):
             async with gatehouse.transaction(write=True) as db:
                 await db.execute(sa.update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
 
@@ -4932,7 +5032,7 @@ async def _revoke_key_rows(db: AsyncSession, key_ids: list[uuid.UUID]) -> list[A
 
 async def _publish_revoked_keys(gatehouse: Gatehouse, rows: list[ApiKey]) -> None:
     if rows:
-        await gatehouse.cache.publish({f"k:{r.public_id}": _api_key_entry(None) for r in rows})
+        await gatehouse.cache.publish({Keys.api_key(r.public_id): _api_key_entry(None) for r in rows})
 
 
 async def revoke_api_key(
@@ -5057,12 +5157,12 @@ async def _mail_allowed(gatehouse: Gatehouse, address: str, client: Client, user
     per mailbox from anyone; once strangers have spent that, the owner still gets RATE_RESET_EMAIL_IP
     more from an address they have signed in from before, which strangers cannot spend."""
     settings, group = gatehouse.settings, ip_group(client.ip)
-    allowed = await gatehouse.cache.hit(f"mail-ip:{address}|{group}", settings.rate_reset_email_ip) == 0 and (
-        await gatehouse.cache.hit(f"mail:{address}", settings.rate_reset_email) == 0
+    allowed = await gatehouse.cache.hit(Keys.mail_from(address, group), settings.rate_reset_email_ip) == 0 and (
+        await gatehouse.cache.hit(Keys.mail(address), settings.rate_reset_email) == 0
         or (
             user_id is not None
             and await _is_known_address(gatehouse, user_id, group)
-            and await gatehouse.cache.hit(f"mail-known:{address}", settings.rate_reset_email_ip) == 0
+            and await gatehouse.cache.hit(Keys.mail_known(address), settings.rate_reset_email_ip) == 0
         )
     )
     if not allowed:
@@ -5105,7 +5205,7 @@ async def send_mail(
 
 def _login_limit_keys(account: str, client: Client) -> tuple[str, str]:
     """(account-wide, account+address) keys of the failed-password limits."""
-    return f"login-fail:{account}", f"login-fail:{account}|{ip_group(client.ip)}"
+    return Keys.login_failures(account), Keys.login_failures_from(account, ip_group(client.ip))
 
 
 async def _send_login_code(gatehouse: Gatehouse, *, user: User, client: Client, purpose: str = "login_code") -> None:
@@ -5113,7 +5213,7 @@ async def _send_login_code(gatehouse: Gatehouse, *, user: User, client: Client, 
     # codes have a per-account budget of their own instead of the mailbox's: strangers spending that with
     # reset requests cannot keep the owner's code from a new address, and whoever holds the password
     # still cannot flood the mailbox.
-    if await gatehouse.cache.hit(f"mail-code:{user.id}", gatehouse.settings.rate_reset_email_ip) > 0:
+    if await gatehouse.cache.hit(Keys.mail_code(user.id), gatehouse.settings.rate_reset_email_ip) > 0:
         gatehouse.metrics.rate_limited.labels("mail").inc()
         log.warning("login code not sent: over the hourly budget of this account's codes ip=%s", client.ip)
         return
@@ -5133,7 +5233,7 @@ async def _send_login_code(gatehouse: Gatehouse, *, user: User, client: Client, 
 async def _spend_login_code(gatehouse: Gatehouse, *, user: User, code: str, purpose: str = "login_code") -> bool:
     # Codes are bound to the user and tried at most five times per code lifetime.
     tries = Rate(5, gatehouse.settings.login_code_minutes * 60)
-    if await gatehouse.cache.hit(f"{purpose.replace('_', '-')}:{user.id}", tries) > 0:
+    if await gatehouse.cache.hit(Keys.code_tries(purpose, user.id), tries) > 0:
         return False
     try:
         async with gatehouse.transaction(write=True) as db:
@@ -5245,7 +5345,7 @@ async def _start_session(
         db.add(_audit("auth.login", client, subject=user.id, amr=list(amr)))
         if rehash is not None:
             await db.execute(sa.update(User).where(User.id == user.id).values(password_hash=rehash))
-    await gatehouse.cache.fill(f"s:{row.id}", *_session_entry(row), epoch=None)
+    await gatehouse.cache.fill(Keys.session(row.id), *_session_entry(row), epoch=None)
     gatehouse.session_touches[row.id] = time.monotonic()  # signing in is a use: no touch write right after it
     return await _token_pair(gatehouse, user_id=user.id, role=user.role, session=row)
 
@@ -5278,7 +5378,7 @@ async def refresh_session(gatehouse: Gatehouse, *, refresh_token: str, client: C
             reused = True
     if reused:
         gatehouse.metrics.refresh_reuse.inc()
-        await gatehouse.cache.publish({f"s:{session_id}": _session_entry(None)})
+        await gatehouse.cache.publish({Keys.session(session_id): _session_entry(None)})
         log.warning("refresh token reuse: session %s revoked", session_id)
         raise RefreshTokenReused()
     return await _token_pair(gatehouse, user_id=user.id, role=user.role, session=row)
@@ -5318,7 +5418,7 @@ async def _end_sessions(
             audit.detail = json.dumps({"sessions": len(ended)})
             db.add(audit)
     if ended:
-        await gatehouse.cache.publish({f"s:{sid}": _session_entry(None) for sid in ended})
+        await gatehouse.cache.publish({Keys.session(sid): _session_entry(None) for sid in ended})
     return len(ended)
 
 
@@ -5348,18 +5448,19 @@ async def resolve_access_token(gatehouse: Gatehouse, token: str) -> Principal:
     """The caller behind an access token; its key, session and account must still be live."""
     claims = gatehouse.tokens.verified(token)
     if claims is not None:  # verified before: only its key's retirement can have changed
-        if await _cached(gatehouse, f"sk:{claims.kid}", lambda: _load_key_entry(gatehouse, claims.kid)) is None:
+        known = await _cached(gatehouse, Keys.signing_key(claims.kid), lambda: _load_key_entry(gatehouse, claims.kid))
+        if known is None:
             raise UnknownKey()
     else:
         kid, algorithm = gatehouse.tokens.read_header(token)
-        key = await _cached(gatehouse, f"sk:{kid}", lambda: _load_key_entry(gatehouse, kid))
+        key = await _cached(gatehouse, Keys.signing_key(kid), lambda: _load_key_entry(gatehouse, kid))
         if key is None:
             raise UnknownKey()
         if key["alg"] != algorithm:  # e.g. HS256 "signed" with a published public key
             raise InvalidAlgorithm("The token's algorithm does not match its key.")
         claims = gatehouse.tokens.decode_access(token, kid=kid, algorithm=algorithm, public_key=key["public"])
     session = await _cached(
-        gatehouse, f"s:{claims.session_id}", lambda: _load_session_entry(gatehouse, claims.session_id)
+        gatehouse, Keys.session(claims.session_id), lambda: _load_session_entry(gatehouse, claims.session_id)
     )
     if session is not None and session["exp"] <= time.time():
         session = (await _load_session_entry(gatehouse, claims.session_id))[1]  # cached copy predates a refresh?
@@ -5465,7 +5566,7 @@ def touch_session(gatehouse: Gatehouse, session_id: uuid.UUID, *, ip: str) -> No
     interval = gatehouse.settings.session_touch_seconds
 
     async def write() -> None:
-        if await gatehouse.cache.claim(f"touch-s:{session_id}", interval):
+        if await gatehouse.cache.claim(Keys.session_touch(session_id), interval):
             async with gatehouse.transaction(write=True) as db:
                 await db.execute(
                     sa.update(LoginSession)
@@ -5604,12 +5705,12 @@ async def _guarded_check(
     Only callers past the first factor get here (an mfa_token, or a session). Once they have spent the
     budget, the owner on an address they have signed in from still has a reserve of the same size that
     tries from elsewhere cannot spend."""
-    rate, key = gatehouse.settings.rate_mfa_failures, f"mfa-fail:{user.id}"
+    rate, key = gatehouse.settings.rate_mfa_failures, Keys.mfa_failures(user.id)
     if (wait := await gatehouse.cache.hit(key, rate)) > 0:
         if not await _is_known_address(gatehouse, user.id, ip_group(client.ip)):
             gatehouse.metrics.rate_limited.labels("mfa-fail").inc()
             raise RateLimited(wait)
-        key = f"mfa-fail-known:{user.id}"
+        key = Keys.mfa_failures_known(user.id)
         await _check_rate(gatehouse, key, rate)
     try:
         result = await check()
@@ -6119,7 +6220,8 @@ async def _refuse_clone(gatehouse: Gatehouse, passkey: Passkey, user: User, coun
         )
     )
     log.warning("passkey sign count went backwards: passkey=%s user=%s", passkey.id, user.id)
-    if await gatehouse.cache.claim(f"clone-mail:{passkey.id}", 3600):  # told once an hour, however often the copy tries
+    # The owner is told once an hour, however often the copy tries.
+    if await gatehouse.cache.claim(Keys.clone_mail(passkey.id), 3600):
         gatehouse.spawn(
             send_mail(
                 gatehouse,
@@ -6658,8 +6760,8 @@ async def reset_password(
         )
         removed = await _drop_recent_factors(gatehouse, db, user.id, keep_factors)
     await gatehouse.cache.forget_limit(_login_limit_keys(user.email, client)[0])
-    await gatehouse.cache.forget_limit(f"login-code:{user.id}")
-    await gatehouse.cache.forget_limit(f"mfa-fail:{user.id}")  # those who spent it held the password now replaced
+    await gatehouse.cache.forget_limit(Keys.code_tries("login_code", user.id))
+    await gatehouse.cache.forget_limit(Keys.mfa_failures(user.id))  # those who spent it held the password now replaced
     ended = await _after_password_stored(gatehouse, user, revoked, keep_session=None)
     return dataclasses.replace(ended, factors_removed=tuple(removed))
 
@@ -6690,9 +6792,9 @@ async def delete_user(gatehouse: Gatehouse, *, user_id: uuid.UUID, client: Clien
             await db.execute(sa.delete(model).where(model.user_id == user_id))
         await db.delete(user)
         db.add(_audit("user.delete", client, subject=user_id))
-    entries = {f"s:{sid}": _session_entry(None) for sid in sessions}
-    entries.update({f"k:{public_id}": _api_key_entry(None) for public_id in keys})
-    entries[f"u:{user_id}"] = (user.version + 1, None)
+    entries = {Keys.session(sid): _session_entry(None) for sid in sessions}
+    entries.update({Keys.api_key(public_id): _api_key_entry(None) for public_id in keys})
+    entries[Keys.user(user_id)] = (user.version + 1, None)
     await gatehouse.cache.publish(entries)
     log.info("user deleted id=%s", user_id)
 
@@ -6736,7 +6838,7 @@ async def request_email_verification(gatehouse: Gatehouse, *, user_id: uuid.UUID
     user = await _load_user(gatehouse, user_id)
     if user.email_verified_at is not None:
         return False
-    await _check_rate(gatehouse, f"verify:{user.id}", gatehouse.settings.rate_reset_email_ip)
+    await _check_rate(gatehouse, Keys.verification_mail(user.id), gatehouse.settings.rate_reset_email_ip)
     token = await _issue_action_token(
         gatehouse,
         user=user,
@@ -6778,7 +6880,7 @@ async def request_email_change(gatehouse: Gatehouse, *, user_id: uuid.UUID, emai
     user = await _load_user(gatehouse, user_id)
     if new == user.email:
         raise InvalidInput("email: this is already the account's address")
-    await _check_rate(gatehouse, f"email-change:{user.id}", gatehouse.settings.rate_reset_email_ip)
+    await _check_rate(gatehouse, Keys.email_change(user.id), gatehouse.settings.rate_reset_email_ip)
     settings = gatehouse.settings
     async with gatehouse.transaction(write=True) as db:
         if await _user_by_email(db, new) is not None:
@@ -7003,7 +7105,7 @@ async def _open_flow(gatehouse: Gatehouse, sealed: str | None, *, provider: str,
         or not hmac.compare_digest(str(flow.get("s", "")).encode(), state.encode())
     ):
         raise OauthStateMismatch()
-    if not await gatehouse.cache.claim(f"oauth-state:{hash_secret(state)}", OAUTH_FLOW_SECONDS):
+    if not await gatehouse.cache.claim(Keys.oauth_state(hash_secret(state)), OAUTH_FLOW_SECONDS):
         raise OauthStateMismatch()  # this flow was already finished once
     return flow
 
@@ -9469,7 +9571,7 @@ class EdgeMiddleware:
     async def _general_limit(self, gatehouse: "Gatehouse", path: str, ip: str) -> float:
         if not gatehouse.settings.rate_general_ip.limit or path.startswith(_UNLIMITED_PATHS):
             return 0.0
-        return await gatehouse.cache.hit_general(f"ip:{ip_group(ip)}", gatehouse.settings.rate_general_ip)
+        return await gatehouse.cache.hit_general(Keys.general_ip(ip_group(ip)), gatehouse.settings.rate_general_ip)
 
     async def _read(
         self,
