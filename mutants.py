@@ -470,12 +470,6 @@ MUTANTS = [
         "test_api_key_lifecycle",
     ),
     Mutant(
-        "api key: last_used_at written on every request (no throttle)",
-        "    if not due_once_per(interval, gatehouse.key_touches, key_id, gatehouse.settings.local_cache_max_entries):\n        return",
-        "    if False:\n        return",
-        "test_api_key_last_used_is_recorded_without_a_write_per_request",
-    ),
-    Mutant(
         "api key: last_used_at not claimed across instances",
         "        if await gatehouse.cache.claim(Keys.api_key_touch(key_id), interval):",
         "        if True:",
