@@ -3557,7 +3557,7 @@ def test_load_500_connections(make_settings: Any) -> None:
             out = subprocess.run(
                 [
                     sys.executable,
-                    "bench.py",
+                    "dev/bench.py",
                     "--_load",
                     f"{server.url}/users/me",
                     "--_connections",
