@@ -102,9 +102,11 @@ def redis_url() -> str:
 
 
 def _truncate(url: str) -> None:
-    tables = ", ".join(t.name for t in service.Base.metadata.sorted_tables)
+    # DELETE, children first: on tables this small it takes milliseconds where TRUNCATE takes ~300 ms (new files
+    # for every table), and it runs after every PostgreSQL test.
+    tables = reversed(service.Base.metadata.sorted_tables)
     try:
-        asyncio.run(_pg_admin(f"TRUNCATE {tables} CASCADE", url))
+        asyncio.run(_pg_admin("; ".join(f"DELETE FROM {t.name}" for t in tables), url))
     except Exception as exc:
         if "does not exist" not in str(exc):
             raise
@@ -1481,11 +1483,13 @@ class PrivateRedis:
 
 
 async def _until(predicate: Callable[[], Any], what: str, attempts: int = 100) -> None:
-    for _ in range(attempts):
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
+    """Wait up to `attempts` tenths of a second; the first looks come sooner, as most things happen in ms."""
+    delay, waited = 0.005, 0.0
+    while not await predicate():
+        if waited >= attempts * 0.1:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(delay)
+        waited, delay = waited + delay, min(2 * delay, 0.1)
 
 
 @pytest.mark.live
