@@ -1,10 +1,10 @@
 """Gatehouse benchmark: figures as ratios against a floor measured in the same run.
 
-    python bench.py                 # every scenario, SQLite + memory and PostgreSQL + Redis
-    python bench.py --backend sqlite --duration 5
-    python bench.py --markdown      # also print the results as a Markdown table
-    python bench.py --scale         # only the scale scenario: 1M users, 10M audit events and sessions
-    python bench.py --scale --scale-users 100000 --scale-rows 1000000 --scale-expired 100000
+    python dev/bench.py                 # every scenario, SQLite + memory and PostgreSQL + Redis
+    python dev/bench.py --backend sqlite --duration 5
+    python dev/bench.py --markdown      # also print the results as a Markdown table
+    python dev/bench.py --scale         # only the scale scenario: 1M users, 10M audit events and sessions
+    python dev/bench.py --scale --scale-users 100000 --scale-rows 1000000 --scale-expired 100000
 
 Gatehouse runs as one uvicorn worker; the floor is a bare FastAPI app on the same uvicorn
 settings whose endpoint returns the same user JSON with no auth. Compared figures are taken in
@@ -39,6 +39,8 @@ import orjson
 from fastapi import Depends, FastAPI, Response
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent  # service.py and cli.py live there; every process the bench starts runs there
+sys.path.insert(0, str(REPO))  # `import service` when run as `python dev/bench.py`
 PASSWORD = "bench password 123"
 FLOOR_USER = {
     "id": "8573e5db-ae6e-4198-9b7c-2cb3757037e7",
@@ -468,8 +470,13 @@ class Server:
                 *(["--workers", str(self.workers)] if self.workers > 1 else []),
                 *(["--factory"] if self.factory else []),
             ],
-            cwd=HERE,
-            env={**os.environ, **self.env},
+            cwd=REPO,
+            # `bench:floor_app` and `bench:host_app` are found next to this file, `service:app` in the repo
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+                **self.env,
+            },
             stdout=log,
             stderr=log,
         )
@@ -1212,7 +1219,7 @@ class Scale:
             started = time.perf_counter()
             purge = subprocess.Popen(
                 [sys.executable, "cli.py", "purge"],
-                cwd=HERE,
+                cwd=REPO,
                 env={**os.environ, **env},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
