@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import secrets
-import sys
 import tempfile
 import time
 import uuid
@@ -3610,14 +3609,15 @@ class FuzzProgress:
     def __init__(self, name: str, every: int = 500) -> None:
         self.name, self.every, self.cases, self.operations, self.started = name, every, 0, set[str](), 0.0
 
-    def __call__(self, case: Any) -> None:
+    def __call__(self, case: Any, config: pytest.Config) -> None:
         self.started = self.started or time.perf_counter()
         self.cases += 1
         self.operations.add(case.operation.label)
         if self.cases % self.every == 0:
             seconds = time.perf_counter() - self.started
             line = f"{self.name}: {self.cases} cases, {len(self.operations)} operations, {seconds:.0f} s"
-            print(f"\n{line}", file=sys.__stderr__, flush=True)
+            with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+                print(f"\n{line}", flush=True)
 
 
 FUZZ_AS_USER, FUZZ_AS_ADMIN = FuzzProgress("fuzz as user"), FuzzProgress("fuzz as admin")
@@ -3625,17 +3625,17 @@ FUZZ_AS_USER, FUZZ_AS_ADMIN = FuzzProgress("fuzz as user"), FuzzProgress("fuzz a
 
 @pytest.mark.live
 @fuzz.parametrize()
-def test_fuzz_every_operation_as_user(case: Any, fuzz_target: Any) -> None:
+def test_fuzz_every_operation_as_user(case: Any, fuzz_target: Any, pytestconfig: pytest.Config) -> None:
     """Schema-driven inputs for every operation as a user: no 5xx, nothing off-schema."""
-    FUZZ_AS_USER(case)
+    FUZZ_AS_USER(case, pytestconfig)
     case.call_and_validate(headers={"X-API-Key": fuzz_target[1]["user"]})
 
 
 @pytest.mark.live
 @fuzz.parametrize()
-def test_fuzz_every_operation_as_admin(case: Any, fuzz_target: Any) -> None:
+def test_fuzz_every_operation_as_admin(case: Any, fuzz_target: Any, pytestconfig: pytest.Config) -> None:
     """The same as an admin, who reaches the admin operations."""
-    FUZZ_AS_ADMIN(case)
+    FUZZ_AS_ADMIN(case, pytestconfig)
     case.call_and_validate(headers={"X-API-Key": fuzz_target[1]["admin"]})
 
 
