@@ -7298,6 +7298,12 @@ async def test_attack_provider_down_is_a_502_envelope(make_settings: Any, provid
         "http://app.test/signed-in#x",
         "https://app.example.com\\@evil.test",
         "http://evil.test/?https://app.example.com",
+        # Login CSRF: the attacker's own code planted where the victim's is added.
+        "https://app.example.com/cb?code=attackers-code",
+        "https://app.example.com/cb?x=1&code=attackers-code",
+        "https://app.example.com/cb?%63ode=attackers-code",
+        "https://app.example.com/cb?code",
+        "https://app.example.com/cb?linked=acme",
     ],
 )
 async def test_attack_open_redirect_via_redirect_to_is_refused(
@@ -7892,23 +7898,9 @@ async def test_attack_password_link_to_an_unverified_account_is_refused(
         assert r.status_code == 202  # the link token still serves the way that proves the mailbox
 
 
-@pytest.mark.parametrize(
-    "target",
-    [
-        "https://app.example.com/cb?code=attackers-code",
-        "https://app.example.com/cb?x=1&code=attackers-code",
-        "https://app.example.com/cb?%63ode=attackers-code",
-        "https://app.example.com/cb?code",
-        "https://app.example.com/cb?linked=acme",
-    ],
-)
-async def test_attack_login_csrf_through_redirect_to_is_refused(
-    make_settings: Any, provider: OidcProvider, target: str
-) -> None:
+async def test_attack_login_csrf_through_redirect_to_is_refused(make_settings: Any, provider: OidcProvider) -> None:
+    # The refused targets (a query already holding `code` or `linked`) are in the open-redirect table above.
     async with running(fed_settings(make_settings, provider)) as client:
-        r = await client.get("/auth/oauth/acme/authorize", params={"redirect_to": target})
-        assert r.status_code == 400 and error_code(r) == "redirect_not_allowed", target
-        assert "set-cookie" not in r.headers
         r = await fed_callback(client, redirect_to="https://app.example.com/cb?next=%2Fhome")
         assert r.status_code == 303 and list(query_of(r.headers["location"])) == ["next", "code"]
 

@@ -429,7 +429,7 @@ MUTANTS = [
         "federated redirect: redirect_to may already hold code",
         "    if _ADDED_QUERY_NAMES.intersection(",
         "    if False and _ADDED_QUERY_NAMES.intersection(",
-        "test_attack_login_csrf_through_redirect_to_is_refused",
+        "test_attack_open_redirect_via_redirect_to_is_refused",
         function="allowed_redirect",
     ),
     Mutant(
