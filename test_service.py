@@ -969,6 +969,69 @@ def test_error_codes_match_the_readme() -> None:
     assert documented == {code: str(status) for code, status in service.error_codes().items()}
 
 
+def _markdown_outside_code(text: str) -> list[str]:
+    """The lines of a Markdown file outside fenced code blocks, with inline code spans removed: a `#` or a
+    `[x](y)` inside code is neither a heading nor a link."""
+    import re
+
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(re.sub(r"`[^`]*`", "", line))
+    return lines
+
+
+def _heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors for a file's headings: lower-case, spaces to `-`, punctuation but `-` and `_` dropped,
+    a repeated heading suffixed `-1`, `-2`, …"""
+    import re
+
+    anchors: set[str] = set()
+    for line in _markdown_outside_code(text):
+        if m := re.match(r"#{1,6} (.+?)\s*#*\s*$", line):
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            unique, n = slug, 0
+            while unique in anchors:
+                n += 1
+                unique = f"{slug}-{n}"
+            anchors.add(unique)
+    return anchors
+
+
+def test_docs_links_resolve() -> None:
+    """Every relative link in the top-level pages (README.md, SECURITY.md, …) and docs/*.md points at a file
+    that exists, and its `#anchor` at a heading of that file: moving a section must not leave a reader at a
+    dead link."""
+    import glob
+    import re
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    pages = sorted(glob.glob(os.path.join(here, "*.md"))) + sorted(glob.glob(os.path.join(here, "docs", "*.md")))
+    broken, checked = [], 0
+    for page in pages:
+        with open(page, encoding="utf-8") as fh:
+            text = fh.read()
+        for line in _markdown_outside_code(text):
+            for target in re.findall(r"\]\(([^)\s]+)\)", line):
+                if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto: are not ours to check
+                    continue
+                checked += 1
+                path, _, anchor = target.partition("#")
+                linked = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+                where = f"{os.path.relpath(page, here)}: ({target})"
+                if not os.path.isfile(linked):
+                    broken.append(f"{where}: no such file")
+                    continue
+                if anchor:
+                    with open(linked, encoding="utf-8") as fh:
+                        if anchor not in _heading_anchors(fh.read()):
+                            broken.append(f"{where}: no such heading")
+    assert checked > 20  # the README links every page of docs/
+    assert not broken, broken
+
+
 async def test_health(client: httpx.AsyncClient, backend: str) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok", "checks": {}}
     r = await client.get("/health/ready")
