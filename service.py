@@ -2650,98 +2650,36 @@ class Keys:
     """Every near-cache entry and limit key, by what it holds: the whole key space in one place (in Redis
     each also carries REDIS_PREFIX). A limit's metric label is the part before the first colon."""
 
-    # Cached entries: each is published to every process when what it holds changes.
-    @staticmethod
-    def user(user_id: object) -> str:
-        return f"u:{user_id}"
-
-    @staticmethod
-    def session(session_id: object) -> str:
-        return f"s:{session_id}"
-
-    @staticmethod
-    def api_key(public_id: str) -> str:
-        return f"k:{public_id}"
-
-    @staticmethod
-    def signing_key(kid: str) -> str:
-        return f"sk:{kid}"
-
-    @staticmethod
-    def active_signing_key(algorithm: str) -> str:
-        return f"sk:active:{algorithm}"
-
-    # Rate limits: per client address (a /64 for IPv6) ...
-    @staticmethod
-    def general_ip(group: str) -> str:
-        return f"ip:{group}"
-
-    @staticmethod
-    def auth_ip(group: str) -> str:
-        return f"auth-ip:{group}"
-
-    # ... per account and per account and address ...
-    @staticmethod
-    def login_failures(account: str) -> str:
-        return f"login-fail:{account}"
-
-    @staticmethod
-    def login_failures_from(account: str, group: str) -> str:
-        return f"login-fail:{account}|{group}"
-
-    @staticmethod
-    def mfa_failures(user_id: object) -> str:
-        return f"mfa-fail:{user_id}"
-
-    @staticmethod
-    def mfa_failures_known(user_id: object) -> str:
-        return f"mfa-fail-known:{user_id}"
+    # Cached entries, each published to every process when what it holds changes.
+    user = "u:{}".format
+    session = "s:{}".format
+    api_key = "k:{}".format  # by the key's public id
+    signing_key = "sk:{}".format  # by kid
+    active_signing_key = "sk:active:{}".format  # by algorithm
+    # Rate limits per client address (a /64 for IPv6), per account, per account and address ...
+    general_ip = "ip:{}".format
+    auth_ip = "auth-ip:{}".format
+    login_failures = "login-fail:{}".format
+    login_failures_from = "login-fail:{}|{}".format
+    mfa_failures = "mfa-fail:{}".format
+    mfa_failures_known = "mfa-fail-known:{}".format  # the owner's reserve, from addresses signed in from
+    verification_mail = "verify:{}".format
+    email_change = "email-change:{}".format
+    # ... and per mailbox: the mail budget.
+    mail = "mail:{}".format
+    mail_from = "mail-ip:{}|{}".format  # mailbox, requesting address
+    mail_known = "mail-known:{}".format
+    mail_code = "mail-code:{}".format  # login and email codes of one account
+    # Claims: the first caller in a window does the work, on every instance.
+    api_key_touch = "touch:{}".format
+    session_touch = "touch-s:{}".format
+    clone_mail = "clone-mail:{}".format
+    oauth_state = "oauth-state:{}".format
 
     @staticmethod
     def code_tries(purpose: str, user_id: object) -> str:
+        """Wrong tries of one mailed code (`login_code`: "login-code:…")."""
         return f"{purpose.replace('_', '-')}:{user_id}"
-
-    @staticmethod
-    def verification_mail(user_id: object) -> str:
-        return f"verify:{user_id}"
-
-    @staticmethod
-    def email_change(user_id: object) -> str:
-        return f"email-change:{user_id}"
-
-    # ... and per mailbox: the mail budget.
-    @staticmethod
-    def mail(address: str) -> str:
-        return f"mail:{address}"
-
-    @staticmethod
-    def mail_from(address: str, group: str) -> str:
-        return f"mail-ip:{address}|{group}"
-
-    @staticmethod
-    def mail_known(address: str) -> str:
-        return f"mail-known:{address}"
-
-    @staticmethod
-    def mail_code(user_id: object) -> str:
-        return f"mail-code:{user_id}"
-
-    # Claims: the first caller in a window does the work, on every instance.
-    @staticmethod
-    def api_key_touch(key_id: object) -> str:
-        return f"touch:{key_id}"
-
-    @staticmethod
-    def session_touch(session_id: object) -> str:
-        return f"touch-s:{session_id}"
-
-    @staticmethod
-    def clone_mail(passkey_id: object) -> str:
-        return f"clone-mail:{passkey_id}"
-
-    @staticmethod
-    def oauth_state(state_hash: str) -> str:
-        return f"oauth-state:{state_hash}"
 
 
 class LocalCache:
