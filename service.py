@@ -3645,7 +3645,8 @@ class Mailer:
         return True
 
     async def _work(self) -> None:
-        assert self._queue is not None
+        if self._queue is None:  # started only by `start`, which makes the queue first
+            raise RuntimeError("the mail worker has no queue")
         while True:
             mail = await self._queue.get()
             self._sending += 1
@@ -3659,7 +3660,8 @@ class Mailer:
                 self.metrics.mail_queue.set(self._queue.qsize())
 
     async def _send(self, mail: Mail) -> None:
-        assert self.transport is not None
+        if self.transport is None:  # only queued when a transport is set (see submit)
+            raise RuntimeError("no mail transport to send with")
         attempts, error = self.settings.mail_attempts, ""
         for attempt in range(1, attempts + 1):
             try:
@@ -9318,8 +9320,7 @@ async def _on_service_error(_request: Request, exc: Exception) -> JSONResponse:
     return _error_response(500, "internal_error", "An internal error occurred.")
 
 
-async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+async def _on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return _error_response(400, "malformed_json", "The body is not valid JSON.")
@@ -9345,8 +9346,7 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
-async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "HTTP error."
     headers = dict(exc.headers or {})
