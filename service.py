@@ -7887,7 +7887,8 @@ class ResetRequest(_Input):
     email: Annotated[CleanStr, Field(max_length=320)]
 
 
-FactorRef = Annotated[str, Field(pattern=r"^(totp|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")]
+_FACTOR_REF = r"^(totp|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+FactorRef = Annotated[str, Field(pattern=_FACTOR_REF)]
 
 
 class ResetConfirm(_Input):
@@ -9136,7 +9137,10 @@ async def reset_password_form(request: Request, gatehouse: GatehouseDep, client:
     """The reset form, posted: the password changes and every session ends."""
     form = await _read_form(request)
     token, password = form.get("token", ""), form.get("new_password", "")
-    keep = frozenset(k for k in (await request.form()).getlist("keep") if isinstance(k, str))
+    # A posted form is not validated like a JSON body: what is not a factor reference keeps nothing.
+    keep = frozenset(
+        k for k in (await request.form()).getlist("keep") if isinstance(k, str) and re.match(_FACTOR_REF, k)
+    )
     if password != form.get("confirm_password", password):
         return await _reset_form(
             request, gatehouse, token, status=422, error="The two passwords differ; type the same one twice."

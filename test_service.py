@@ -6794,6 +6794,24 @@ async def test_attack_a_planted_passkey_does_not_survive_a_password_reset(
         assert len(await audit_rows(gh, "mfa.recovery_removed")) == 1
 
 
+async def test_attack_junk_keep_values_in_the_reset_form_are_ignored_not_a_500(
+    make_settings: Any, receiver: "Receiver"
+) -> None:
+    async with running(make_settings(webhook_url=receiver.url)) as client:
+        user = await register(client)
+        await client.post("/auth/password-reset/request", json={"email": user["email"]})
+        [mail] = await messages_of(receiver, "password_reset")
+        form = {
+            "token": token_of(mail["link"]),
+            "new_password": "a new pass phrase",
+            "confirm_password": "a new pass phrase",
+            "keep": ["not-a-factor", "zqx\u00e9", "' OR 1=1 --"],
+        }
+        r = await client.post("/reset-password", data=form)
+        assert r.status_code == 200 and "Your password is changed" in r.text, r.text
+        assert "access_token" in await login(client, user["email"], "a new pass phrase")
+
+
 async def test_attack_a_double_submitted_passkey_answer_is_a_spent_challenge_not_a_clone(
     make_settings: Any, receiver: "Receiver"
 ) -> None:
